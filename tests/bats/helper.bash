@@ -1,0 +1,30 @@
+# Shared set-up for the bats tests: the tools under test come first on
+# PATH ($VM_BUILD/bin, set by tests/run-all; o/rel by default), each test
+# has its own scratch folder $T, and a missing peer skips with a reason.
+top=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+VM_BUILD=${VM_BUILD:-$top/o/rel}
+export PATH="$VM_BUILD/bin:$PATH"
+export VM_TOP="$top"
+
+if [ -d /usr/lib/bats/bats-support ]; then
+	load /usr/lib/bats/bats-support/load
+	load /usr/lib/bats/bats-assert/load
+	load /usr/lib/bats/bats-file/load
+fi
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+}
+
+# require CMD...: skip this test unless every command is installed.
+require() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
+	done
+}
+
+# The first line of stderr+stdout of the last `run`, for one-line error checks.
+one_line_error() {
+	[ "${#lines[@]}" -eq 1 ] || { echo "expected one line, got:"; printf '%s\n' "${lines[@]}"; return 1; }
+}
