@@ -33,7 +33,7 @@ else
 Q := @
 endif
 
-PKGS      := zlib libzstd libsodium jansson slirp libpcap
+PKGS      := zlib libzstd libsodium jansson slirp libpcap libedit
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
