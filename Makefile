@@ -60,14 +60,23 @@ endef
 $(foreach l,$(LIBS),$(eval $(call lib_rule,$(l))))
 LIB_ARCHIVES := $(foreach l,$(LIBS),$(O)/lib/$(l).a)
 
-# cmd/TOOL/*.c -> $(O)/bin/TOOL
+# cmd/TOOL/*.c -> $(O)/bin/TOOL, linked with only the libraries it uses
+# (in link order), so a tool never waits on a library it does not need.
+vm-img_LIBS  := fmt common
+vm-nbd_LIBS  := fmt common
+vm-run_LIBS  := hw jit fmt common
+vm-net_LIBS  := common
+vm-mon_LIBS  := common
+vm-snap_LIBS := fmt common
+lib_archives = $(foreach l,$(1),$(O)/lib/$(l).a)
+
 define tool_rule
 $(1)_SRCS := $$(wildcard cmd/$(1)/*.c)
 $(1)_OBJS := $$(patsubst %.c,$(O)/%.o,$$($(1)_SRCS))
-$(O)/bin/$(1): $$($(1)_OBJS) $(LIB_ARCHIVES)
+$(O)/bin/$(1): $$($(1)_OBJS) $$(call lib_archives,$$($(1)_LIBS))
 	@mkdir -p $$(@D)
 	$$(if $(Q),@echo "  LD      $$@")
-	$(Q)$(CC) $(LDFLAGS) -o $$@ $$($(1)_OBJS) $(LIB_ARCHIVES) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$($(1)_OBJS) $$(call lib_archives,$$($(1)_LIBS)) $(LDLIBS)
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 BINS := $(foreach t,$(TOOLS),$(O)/bin/$(t))
@@ -79,7 +88,7 @@ $(O)/%.o: %.c
 
 include $(wildcard */*.mk */*/*.mk)
 
-all: $(BINS) $(UNIT_BINS) $(GUEST_BINS)
+all: $(BINS) $(UNIT_BINS) $(FUZZ_BINS) $(GUEST_BINS)
 	@mkdir -p bin && for t in $(TOOLS); do ln -sf ../$(O)/bin/$$t bin/$$t; done
 
 # Debian packages to build and test; apt-get update runs only when
@@ -106,10 +115,15 @@ install: all
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	$(if $(wildcard man/*.7),install -m 644 $(wildcard man/*.7) $(DESTDIR)$(PREFIX)/share/man/man7/)
 
+# Side-by-side benchmarks against QEMU's tools (long; never part of check).
+bench: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) all
+	@for b in bench/*.sh; do [ -x "$$b" ] || continue; echo "== $$b"; VM_BUILD=$(CURDIR)/$(O) "$$b" || exit 1; done
+
 clean:
 	rm -rf o bin
 
-.PHONY: all deps check install clean run
+.PHONY: all deps check install clean run bench
 
 ALL_OBJS := $(foreach l,$(LIBS),$($(l)_OBJS)) $(foreach t,$(TOOLS),$($(t)_OBJS)) $(UNIT_OBJS)
 -include $(ALL_OBJS:.o=.d)

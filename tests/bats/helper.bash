@@ -1,4 +1,5 @@
 # Shared set-up for the bats tests: the tools under test come first on
+bats_require_minimum_version 1.5.0
 # PATH ($VM_BUILD/bin, set by tests/run-all; o/rel by default), each test
 # has its own scratch folder $T, and a missing peer skips with a reason.
 top=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)

@@ -64,3 +64,15 @@ help_options() {
 	page=$(mandoc -T ascii "$VM_TOP/man/vm-snap.1" | col -b)
 	! grep -qwF -- "--frobnicate" <<<"$page"
 }
+
+@test "make install puts every tool and man page under DESTDIR/PREFIX" {
+	case "$VM_BUILD" in */o/san) san=1 ;; *) san= ;; esac
+	run make -C "$VM_TOP" --no-print-directory -s install SAN="$san" DESTDIR="$T/root" PREFIX=/usr
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	for t in $TOOLS; do
+		[ -x "$T/root/usr/bin/$t" ] || { echo "missing bin/$t"; return 1; }
+		[ -f "$T/root/usr/share/man/man1/$t.1" ] || { echo "missing man1/$t.1"; return 1; }
+	done
+	run "$T/root/usr/bin/vm-snap" --version
+	[ "$status" -eq 0 ]
+}
