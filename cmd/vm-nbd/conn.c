@@ -1,0 +1,215 @@
+/*
+ * One client connection of vm-nbd: its two threads and its lifetime.
+ *
+ * The reader thread runs the handshake (handshake.c), then reads requests
+ * (transmit.c) until the client sends NBD_CMD_DISC, goes away, or breaks
+ * the protocol.  The writer thread sends replies as workers finish them.
+ * Pool workers never touch the socket, so a client that stops reading
+ * only ever blocks its own writer, never the other clients.  When the
+ * reader stops, the connection waits for its requests in flight, lets the
+ * writer drain, closes the socket and tells the accept loop.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "vm-nbd.h"
+
+#define WRITE_BATCH 256   /* iovecs per writev() */
+
+uint16_t conn_tflags(const struct conn *c)
+{
+	const struct export *e = c->srv->exp;
+	const struct nbd_config *cfg = c->srv->cfg;
+	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+		     NBD_FLAG_SEND_CACHE;
+
+	if (c->structured)
+		f |= NBD_FLAG_SEND_DF;
+	if (!e->writable)
+		f |= NBD_FLAG_READ_ONLY;
+	else
+		f |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
+		     NBD_FLAG_SEND_FAST_ZERO;
+	/* Every connection shares one image and a flush reaches all of it,
+	 * so what one client flushes is stable for all: multi-conn is safe
+	 * whenever several clients may connect (or nobody writes). */
+	if (!e->writable || cfg->shared != 1)
+		f |= NBD_FLAG_CAN_MULTI_CONN;
+	return f;
+}
+
+/* ---- the writer ---- */
+
+static int writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t k = writev(fd, iov, MIN(n, IOV_MAX));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -EIO;
+		while (n > 0 && (size_t)k >= iov->iov_len) {
+			k -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + k;
+			iov->iov_len -= k;
+		}
+	}
+	return 0;
+}
+
+void conn_queue_reply(struct conn *c, struct nbd_req *r)
+{
+	r->next = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->replies_tail)
+		c->replies_tail->next = r;
+	else
+		c->replies = r;
+	c->replies_tail = r;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Send a batch of finished replies; free them and release their slots. */
+static void send_batch(struct conn *c, struct nbd_req *list)
+{
+	struct iovec iov[WRITE_BATCH];
+	struct nbd_req *r = list, *done;
+	bool dead = c->dead;   /* only this thread sets it */
+
+	while (r) {
+		int n = 0;
+
+		done = r;
+		while (r && (n == 0 || n + r->niov <= WRITE_BATCH)) {
+			if (r->niov > WRITE_BATCH) {   /* a big reply on its own */
+				if (!dead && writev_all(c->fd, r->iov, r->niov) < 0)
+					dead = true;
+				r = r->next;
+				break;
+			}
+			memcpy(iov + n, r->iov, sizeof(*iov) * r->niov);
+			n += r->niov;
+			r = r->next;
+		}
+		if (n && !dead && writev_all(c->fd, iov, n) < 0)
+			dead = true;
+		if (dead)
+			shutdown(c->fd, SHUT_RDWR);
+		pthread_mutex_lock(&c->lock);
+		c->dead = dead;
+		while (done != r) {
+			struct nbd_req *next = done->next;
+
+			c->inflight--;
+			if (done->type == NBD_CMD_READ || done->type == NBD_CMD_WRITE)
+				c->inflight_bytes -= done->len;
+			req_free(done);
+			done = next;
+		}
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+static void *writer_main(void *opaque)
+{
+	struct conn *c = opaque;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct nbd_req *list;
+
+		while (!c->replies && !(c->reading_done && !c->inflight))
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (!c->replies)
+			break;
+		list = c->replies;
+		c->replies = c->replies_tail = NULL;
+		pthread_mutex_unlock(&c->lock);
+		send_batch(c, list);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* ---- the reader and the lifetime ---- */
+
+static void conn_end(struct conn *c)
+{
+	struct server *s = c->srv;
+	struct conn **pp;
+	char b = 1;
+
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	s->nconns--;
+	pthread_mutex_unlock(&s->lock);
+	close(c->fd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c->meta_export);
+	free(c);
+	if (write(s->notify[1], &b, 1) < 0)
+		LOG(LOG_NBD, "cannot wake the accept loop");
+}
+
+static void *reader_main(void *opaque)
+{
+	struct conn *c = opaque;
+	int r = handshake_run(c);
+
+	if (r < 0)
+		LOG(LOG_NBD, "handshake failed: %s", err_msg());
+	if (r == 0 && pthread_create(&c->writer, NULL, writer_main, c) == 0) {
+		LOG(LOG_NBD, "transmission phase, flags 0x%x", c->tflags);
+		transmit_run(c);
+		pthread_mutex_lock(&c->lock);
+		c->reading_done = true;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->writer, NULL);
+	}
+	conn_end(c);
+	return NULL;
+}
+
+void conn_start(struct server *s, int fd)
+{
+	struct conn *c = xzalloc(sizeof(*c));
+	pthread_attr_t attr;
+
+	c->srv = s;
+	c->fd = fd;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	pthread_mutex_lock(&s->lock);
+	c->next = s->conns;
+	s->conns = c;
+	s->nconns++;
+	s->served++;
+	pthread_mutex_unlock(&s->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&c->reader, &attr, reader_main, c)) {
+		log_warn("cannot start a connection thread");
+		conn_end(c);
+	}
+	pthread_attr_destroy(&attr);
+}
