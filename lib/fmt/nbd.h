@@ -275,15 +275,28 @@ struct nbd_extent {
 int nbd_client_block_status(struct nbd_client *c, uint64_t offset,
 			    uint64_t len, struct nbd_extent *ext, int max);
 
-/* ---- listing (nbd-client-list.c): what `nbdinfo --list` shows ---- */
+/* ---- the handshake of the client (nbd-client-handshake.c) ----
+ * What nbd_client_open_* negotiates before transmission starts; exposed
+ * for tests and for listing tools. */
 
-struct nbd_export_info {
-	char *name;
-	char *description;
+struct nbd_negotiated {
+	uint64_t size;
+	uint16_t flags;                 /* transmission flags */
+	uint32_t min_block, pref_block, max_payload;
+	bool structured;
+	uint32_t ctx_alloc, ctx_depth;  /* context ids */
+	bool has_alloc, has_depth;
 };
-/* NBD_OPT_LIST on a fresh connection to uri; *out is malloc'd (free with
- * nbd_export_list_free). */
-int nbd_client_list(const char *uri, struct nbd_export_info **out, size_t *n);
-void nbd_export_list_free(struct nbd_export_info *l, size_t n);
+/* Run the client handshake on fd (blocking) up to transmission. */
+int nbd_client_handshake(int fd, const struct nbd_client_opts *o,
+			 struct nbd_negotiated *n);
+/* Connect to the server an NBD URI names; returns the socket.  *export
+ * (if non-NULL) gets the URI's export name, malloc'd. */
+int nbd_client_connect_uri(const char *uri, char **export);
+
+/* ---- the block-layer driver (nbd-driver.c) ----
+ * The `nbd` entry of lib/fmt's driver table: claims NBD URIs. */
+struct fmt_driver;
+extern const struct fmt_driver fmt_nbd_driver;
 
 #endif

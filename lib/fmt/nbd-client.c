@@ -1,0 +1,600 @@
+/*
+ * The NBD client's transmission phase (proto.md "Transmission",
+ * "Structured reply chunk message", "Request types").
+ *
+ * Many requests in flight from many threads: a caller registers its
+ * request (a `struct pending` on its own stack) under the lock, sends
+ * the 28-byte header (and payload) under the send lock, and sleeps on its
+ * own condition variable.  One reader thread takes replies off the socket
+ * and matches them to pending requests by cookie; read data and hole
+ * chunks land straight in the caller's buffer, block status descriptors
+ * in the caller's arrays.  A reply the protocol does not allow (unknown
+ * cookie, chunk outside the request, bad lengths) breaks the connection:
+ * every pending and later request fails with EIO.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "fmt/nbd.h"
+
+#define BS_PAYLOAD_MAX (4u + 8u * (1u << 20))   /* 2^20 descriptors */
+#define ZEROES_STEP (1u << 30)                  /* write_zeroes/trim/bs split */
+
+struct pending {
+	uint64_t cookie;
+	uint16_t type;
+	uint64_t offset;
+	uint32_t len;
+	uint8_t *buf;                /* READ: where data goes */
+	uint8_t *bs[2];              /* BLOCK_STATUS: alloc, depth descriptors */
+	uint32_t bs_len[2];
+	int err;                     /* positive errno */
+	bool done;
+	pthread_cond_t cond;
+	struct pending *next;
+};
+
+struct nbd_client {
+	int fd;
+	struct nbd_negotiated n;
+	pthread_mutex_t lock;        /* pending, next_cookie, broken */
+	pthread_mutex_t send_lock;
+	pthread_t reader;
+	bool reader_started;
+	struct pending *pending;
+	uint64_t next_cookie;
+	int broken;                  /* errno once the connection is unusable */
+};
+
+/* ---- the reader thread ---- */
+
+static struct pending *find_locked(struct nbd_client *c, uint64_t cookie)
+{
+	for (struct pending *p = c->pending; p; p = p->next)
+		if (p->cookie == cookie)
+			return p;
+	return NULL;
+}
+
+static void complete_locked(struct nbd_client *c, struct pending *p)
+{
+	struct pending **pp;
+
+	for (pp = &c->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	p->done = true;
+	pthread_cond_signal(&p->cond);
+}
+
+static void break_connection(struct nbd_client *c, int err)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->broken)
+		c->broken = err;
+	while (c->pending) {
+		struct pending *p = c->pending;
+
+		if (!p->err)
+			p->err = c->broken;
+		complete_locked(c, p);
+	}
+	pthread_mutex_unlock(&c->lock);
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Look up the pending request of a reply (the reader is the only thread
+ * that completes requests, so it stays valid until we complete it). */
+static struct pending *lookup(struct nbd_client *c, uint64_t cookie)
+{
+	struct pending *p;
+
+	pthread_mutex_lock(&c->lock);
+	p = find_locked(c, cookie);
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
+static void finish(struct nbd_client *c, struct pending *p, uint32_t wire_err)
+{
+	pthread_mutex_lock(&c->lock);
+	if (wire_err && !p->err)
+		p->err = nbd_wire_to_errno(wire_err);
+	complete_locked(c, p);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int simple_reply(struct nbd_client *c, const uint8_t *h)
+{
+	uint8_t rest[12];
+	struct pending *p;
+	uint32_t err;
+
+	if (read_full(c->fd, rest, sizeof(rest)) < 0)
+		return -EIO;
+	err = nbd_get32(rest);
+	p = lookup(c, nbd_get64(rest + 4));
+	if (!p || (c->n.structured && p->type == NBD_CMD_READ))
+		return -EPROTO;
+	if (p->type == NBD_CMD_READ && !err && read_full(c->fd, p->buf, p->len) < 0)
+		return -EIO;
+	finish(c, p, err);
+	return 0;
+}
+
+/* OFFSET_DATA and OFFSET_HOLE: into the caller's buffer, inside its range. */
+static int chunk_content(struct nbd_client *c, struct pending *p, uint16_t type,
+			 uint32_t len)
+{
+	uint8_t b[12];
+	uint64_t off, n;
+
+	if (p->type != NBD_CMD_READ || len < (type == NBD_REPLY_TYPE_OFFSET_HOLE ? 12u : 9u) ||
+	    (type == NBD_REPLY_TYPE_OFFSET_HOLE && len != 12))
+		return -EPROTO;
+	if (read_full(c->fd, b, type == NBD_REPLY_TYPE_OFFSET_HOLE ? 12 : 8) < 0)
+		return -EIO;
+	off = nbd_get64(b);
+	n = type == NBD_REPLY_TYPE_OFFSET_HOLE ? nbd_get32(b + 8) : len - 8;
+	if (off < p->offset || off - p->offset > p->len || n > p->len - (off - p->offset))
+		return -EPROTO;
+	if (type == NBD_REPLY_TYPE_OFFSET_HOLE) {
+		memset(p->buf + (off - p->offset), 0, n);
+		return 0;
+	}
+	return read_full(c->fd, p->buf + (off - p->offset), n) < 0 ? -EIO : 0;
+}
+
+static int chunk_block_status(struct nbd_client *c, struct pending *p, uint32_t len)
+{
+	uint8_t *buf;
+	uint32_t id;
+	int k;
+
+	if (p->type != NBD_CMD_BLOCK_STATUS || len < 12 || (len - 4) % 8 ||
+	    len > BS_PAYLOAD_MAX)
+		return -EPROTO;
+	buf = xmalloc(len);
+	if (read_full(c->fd, buf, len) < 0) {
+		free(buf);
+		return -EIO;
+	}
+	id = nbd_get32(buf);
+	k = c->n.has_alloc && id == c->n.ctx_alloc ? 0 :
+	    c->n.has_depth && id == c->n.ctx_depth ? 1 : -1;
+	if (k < 0 || p->bs[k]) {
+		free(buf);
+		return -EPROTO;
+	}
+	p->bs[k] = buf;
+	p->bs_len[k] = (len - 4) / 8;
+	return 0;
+}
+
+static int chunk_error(struct nbd_client *c, struct pending *p, uint32_t len)
+{
+	uint8_t *buf;
+	uint32_t err;
+
+	if (len < 6 || len > NBD_MAX_STRING + 64)
+		return -EPROTO;
+	buf = xmalloc(len);
+	if (read_full(c->fd, buf, len) < 0) {
+		free(buf);
+		return -EIO;
+	}
+	err = nbd_get32(buf);
+	if (nbd_get16(buf + 4) && nbd_get16(buf + 4) <= len - 6)
+		LOG(LOG_NBD, "client: server error %u: %.*s", err, nbd_get16(buf + 4),
+		    (const char *)buf + 6);
+	if (!p->err)
+		p->err = nbd_wire_to_errno(err ? err : NBD_EINVAL);
+	free(buf);
+	return 0;
+}
+
+static int structured_reply(struct nbd_client *c)
+{
+	uint8_t h[16];
+	struct pending *p;
+	uint16_t flags, type;
+	uint32_t len;
+	int r;
+
+	if (read_full(c->fd, h, sizeof(h)) < 0)
+		return -EIO;
+	flags = nbd_get16(h);
+	type = nbd_get16(h + 2);
+	len = nbd_get32(h + 12);
+	p = lookup(c, nbd_get64(h + 4));
+	if (!p || !c->n.structured)
+		return -EPROTO;
+	if (type == NBD_REPLY_TYPE_NONE)
+		r = len ? -EPROTO : 0;
+	else if (type == NBD_REPLY_TYPE_OFFSET_DATA || type == NBD_REPLY_TYPE_OFFSET_HOLE)
+		r = chunk_content(c, p, type, len);
+	else if (type == NBD_REPLY_TYPE_BLOCK_STATUS)
+		r = chunk_block_status(c, p, len);
+	else if (NBD_REPLY_TYPE_IS_ERR(type))
+		r = chunk_error(c, p, len);
+	else
+		r = -EPROTO;
+	if (r == 0 && (flags & NBD_REPLY_FLAG_DONE))
+		finish(c, p, 0);
+	return r;
+}
+
+static void *reader_main(void *opaque)
+{
+	struct nbd_client *c = opaque;
+	uint8_t m[4];
+	int r = 0;
+
+	while (r == 0) {
+		if (read_full(c->fd, m, 4) < 0) {
+			r = -EIO;
+			break;
+		}
+		if (nbd_get32(m) == NBD_SIMPLE_REPLY_MAGIC)
+			r = simple_reply(c, m);
+		else if (nbd_get32(m) == NBD_STRUCTURED_REPLY_MAGIC)
+			r = structured_reply(c);
+		else
+			r = -EPROTO;
+	}
+	if (r == -EPROTO)
+		LOG(LOG_NBD, "client: protocol error from the server, disconnecting");
+	break_connection(c, EIO);
+	return NULL;
+}
+
+/* ---- issuing requests ---- */
+
+static int send_request(struct nbd_client *c, struct pending *p, uint16_t flags,
+			const void *payload)
+{
+	uint8_t h[NBD_REQUEST_SIZE];
+	struct iovec iov[2] = { { h, sizeof(h) }, { (void *)payload, p->len } };
+	int r = 0;
+
+	nbd_put32(h, NBD_REQUEST_MAGIC);
+	nbd_put16(h + 4, flags);
+	nbd_put16(h + 6, p->type);
+	nbd_put64(h + 8, p->cookie);
+	nbd_put64(h + 16, p->offset);
+	nbd_put32(h + 24, p->len);
+	pthread_mutex_lock(&c->send_lock);
+	for (int i = 0, n = payload && p->len ? 2 : 1; i < n && r == 0; ) {
+		ssize_t k = writev(c->fd, iov + i, n - i);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			r = -EIO;
+			break;
+		}
+		while (i < n && (size_t)k >= iov[i].iov_len)
+			k -= iov[i++].iov_len;
+		if (i < n) {
+			iov[i].iov_base = (uint8_t *)iov[i].iov_base + k;
+			iov[i].iov_len -= k;
+		}
+	}
+	pthread_mutex_unlock(&c->send_lock);
+	return r;
+}
+
+/* Send one request and wait for its reply; 0 or -errno. */
+static int request(struct nbd_client *c, struct pending *p, uint16_t flags,
+		   const void *payload)
+{
+	int r;
+
+	pthread_cond_init(&p->cond, NULL);
+	pthread_mutex_lock(&c->lock);
+	if (c->broken) {
+		r = c->broken;
+		pthread_mutex_unlock(&c->lock);
+		pthread_cond_destroy(&p->cond);
+		return err_set(-r, "NBD connection lost");
+	}
+	p->cookie = c->next_cookie++;
+	p->next = c->pending;
+	c->pending = p;
+	pthread_mutex_unlock(&c->lock);
+	/* On a failed send only the reader completes requests (it may be
+	 * writing into one): hang up so that it notices. */
+	if (send_request(c, p, flags, payload) < 0)
+		shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_lock(&c->lock);
+	while (!p->done)
+		pthread_cond_wait(&p->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	pthread_cond_destroy(&p->cond);
+	if (p->err)
+		return err_set_errno(p->err, "NBD %s at offset %llu",
+				     nbd_cmd_name(p->type), (unsigned long long)p->offset);
+	return 0;
+}
+
+static int check_range(const struct nbd_client *c, uint64_t off, uint64_t len)
+{
+	if (off > c->n.size || len > c->n.size - off)
+		return err_set(-EINVAL, "NBD request beyond the end of the export");
+	return 0;
+}
+
+int nbd_client_read(struct nbd_client *c, void *buf, uint64_t offset, size_t len)
+{
+	int r = check_range(c, offset, len);
+
+	for (size_t done = 0; r == 0 && done < len; ) {
+		struct pending p = { .type = NBD_CMD_READ, .offset = offset + done,
+				     .len = (uint32_t)MIN(len - done, (size_t)c->n.max_payload),
+				     .buf = (uint8_t *)buf + done };
+
+		r = request(c, &p, 0, NULL);
+		done += p.len;
+	}
+	return r;
+}
+
+int nbd_client_write(struct nbd_client *c, const void *buf, uint64_t offset,
+		     size_t len, uint32_t flags)
+{
+	int r = check_range(c, offset, len);
+
+	if (r == 0 && (c->n.flags & NBD_FLAG_READ_ONLY))
+		return err_set(-EPERM, "NBD export is read-only");
+	if (!(c->n.flags & NBD_FLAG_SEND_FUA))
+		flags &= ~NBD_CMD_FLAG_FUA;
+	for (size_t done = 0; r == 0 && done < len; ) {
+		struct pending p = { .type = NBD_CMD_WRITE, .offset = offset + done,
+				     .len = (uint32_t)MIN(len - done, (size_t)c->n.max_payload) };
+
+		r = request(c, &p, (uint16_t)(flags & NBD_CMD_FLAG_FUA), (const uint8_t *)buf + done);
+		done += p.len;
+	}
+	return r;
+}
+
+/* Commands without payload, split into pieces a u32 length can carry. */
+static int ranged(struct nbd_client *c, uint16_t type, uint64_t offset,
+		  uint64_t len, uint32_t flags)
+{
+	int r = check_range(c, offset, len);
+
+	for (uint64_t done = 0; r == 0 && done < len; ) {
+		struct pending p = { .type = type, .offset = offset + done,
+				     .len = (uint32_t)MIN(len - done, (uint64_t)ZEROES_STEP) };
+
+		r = request(c, &p, (uint16_t)flags, NULL);
+		done += p.len;
+	}
+	return r;
+}
+
+int nbd_client_write_zeroes(struct nbd_client *c, uint64_t offset, uint64_t len,
+			    uint32_t flags)
+{
+	if (!(c->n.flags & NBD_FLAG_SEND_WRITE_ZEROES)) {
+		if (flags & NBD_CMD_FLAG_FAST_ZERO)
+			return err_set(-ENOTSUP, "NBD server cannot write zeroes fast");
+		return err_set(-ENOTSUP, "NBD server cannot write zeroes");
+	}
+	if ((flags & NBD_CMD_FLAG_FAST_ZERO) && !(c->n.flags & NBD_FLAG_SEND_FAST_ZERO))
+		return err_set(-ENOTSUP, "NBD server cannot write zeroes fast");
+	if (!(c->n.flags & NBD_FLAG_SEND_FUA))
+		flags &= ~NBD_CMD_FLAG_FUA;
+	return ranged(c, NBD_CMD_WRITE_ZEROES, offset, len,
+		      flags & (NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO));
+}
+
+int nbd_client_trim(struct nbd_client *c, uint64_t offset, uint64_t len, uint32_t flags)
+{
+	if (!(c->n.flags & NBD_FLAG_SEND_TRIM))
+		return 0;   /* a hint the server does not take */
+	if (!(c->n.flags & NBD_FLAG_SEND_FUA))
+		flags &= ~NBD_CMD_FLAG_FUA;
+	return ranged(c, NBD_CMD_TRIM, offset, len, flags & NBD_CMD_FLAG_FUA);
+}
+
+int nbd_client_cache(struct nbd_client *c, uint64_t offset, uint64_t len)
+{
+	if (!(c->n.flags & NBD_FLAG_SEND_CACHE))
+		return 0;
+	return ranged(c, NBD_CMD_CACHE, offset, len, 0);
+}
+
+int nbd_client_flush(struct nbd_client *c)
+{
+	struct pending p = { .type = NBD_CMD_FLUSH };
+
+	if (!(c->n.flags & NBD_FLAG_SEND_FLUSH))
+		return 0;
+	return request(c, &p, 0, NULL);
+}
+
+/* ---- block status ---- */
+
+/* Merge the two contexts' descriptors into extents starting at offset. */
+static int bs_merge(const struct pending *p, struct nbd_extent *ext, int max,
+		    bool has_alloc, bool has_depth)
+{
+	uint32_t i[2] = { 0, 0 }, used[2] = { 0, 0 };
+	uint64_t pos = p->offset;
+	int n = 0;
+
+	while (n < max) {
+		uint64_t len = UINT64_MAX;
+		bool more = true;
+
+		for (int k = 0; k < 2; k++) {
+			if (!p->bs[k])
+				continue;
+			if (i[k] >= p->bs_len[k]) {
+				more = false;
+				break;
+			}
+			len = MIN(len, (uint64_t)nbd_get32(p->bs[k] + 4 + 8 * i[k]) - used[k]);
+		}
+		if (!more || len == 0 || len == UINT64_MAX)
+			break;
+		ext[n] = (struct nbd_extent){
+			.offset = pos, .length = len,
+			.flags = has_alloc ? nbd_get32(p->bs[0] + 8 + 8 * i[0]) : 0,
+			.depth = has_depth ? nbd_get32(p->bs[1] + 8 + 8 * i[1]) : 1,
+		};
+		n++;
+		pos += len;
+		for (int k = 0; k < 2; k++) {
+			if (!p->bs[k])
+				continue;
+			used[k] += (uint32_t)len;
+			if (used[k] == nbd_get32(p->bs[k] + 4 + 8 * i[k])) {
+				i[k]++;
+				used[k] = 0;
+			}
+		}
+	}
+	return n;
+}
+
+int nbd_client_block_status(struct nbd_client *c, uint64_t offset,
+			    uint64_t len, struct nbd_extent *ext, int max)
+{
+	bool ha = c->n.has_alloc, hd = c->n.has_depth;
+	struct pending p = { .type = NBD_CMD_BLOCK_STATUS, .offset = offset,
+			     .len = (uint32_t)MIN(len, (uint64_t)ZEROES_STEP) };
+	int r = check_range(c, offset, len), n;
+
+	if (r < 0 || max < 1)
+		return r < 0 ? r : err_set(-EINVAL, "no room for extents");
+	if (!len)
+		return err_set(-EINVAL, "block status of an empty range");
+	if (!ha && !hd) {
+		ext[0] = (struct nbd_extent){ offset, len, 0, 1 };
+		return 1;
+	}
+	r = request(c, &p, 0, NULL);
+	if (r == 0 && ((ha && !p.bs[0]) || (hd && !p.bs[1])))
+		r = err_set(-EIO, "NBD server sent no block status");
+	n = r == 0 ? bs_merge(&p, ext, max, ha, hd) : 0;
+	if (r == 0 && n == 0)
+		r = err_set(-EIO, "NBD server sent empty block status");
+	/* the last extent may reach past the request: clip it */
+	if (r == 0 && ext[n - 1].offset + ext[n - 1].length > offset + len)
+		ext[n - 1].length = offset + len - ext[n - 1].offset;
+	free(p.bs[0]);
+	free(p.bs[1]);
+	return r < 0 ? r : n;
+}
+
+/* ---- open, close, properties ---- */
+
+int nbd_client_open_fd(int fd, const struct nbd_client_opts *opts,
+		       struct nbd_client **out)
+{
+	struct nbd_client *c = xzalloc(sizeof(*c));
+	int r;
+
+	c->fd = fd;
+	r = nbd_client_handshake(fd, opts, &c->n);
+	if (r < 0) {
+		close(fd);
+		free(c);
+		return r;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->send_lock, NULL);
+	c->next_cookie = 1;
+	if (pthread_create(&c->reader, NULL, reader_main, c)) {
+		nbd_client_close(c);
+		return err_set(-EAGAIN, "cannot start the NBD reader thread");
+	}
+	c->reader_started = true;
+	*out = c;
+	return 0;
+}
+
+int nbd_client_open_uri(const char *uri, const struct nbd_client_opts *opts,
+			struct nbd_client **out)
+{
+	struct nbd_client_opts o = { 0 };
+	char *export = NULL;
+	int fd, r;
+
+	if (opts)
+		o = *opts;
+	fd = nbd_client_connect_uri(uri, &export);
+	if (fd < 0)
+		return fd;
+	o.export = export;
+	r = nbd_client_open_fd(fd, &o, out);
+	if (r < 0)
+		err_prefix("%s", uri);
+	free(export);
+	return r;
+}
+
+void nbd_client_close(struct nbd_client *c)
+{
+	struct pending p = { .type = NBD_CMD_DISC };
+
+	if (!c)
+		return;
+	if (c->reader_started) {
+		pthread_mutex_lock(&c->lock);
+		p.cookie = c->next_cookie++;
+		pthread_mutex_unlock(&c->lock);
+		if (!c->broken)
+			send_request(c, &p, 0, NULL);
+		shutdown(c->fd, SHUT_WR);
+		pthread_join(c->reader, NULL);
+	}
+	close(c->fd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->send_lock);
+	free(c);
+}
+
+uint64_t nbd_client_size(const struct nbd_client *c)
+{
+	return c->n.size;
+}
+
+uint16_t nbd_client_flags(const struct nbd_client *c)
+{
+	return c->n.flags;
+}
+
+bool nbd_client_read_only(const struct nbd_client *c)
+{
+	return c->n.flags & NBD_FLAG_READ_ONLY;
+}
+
+void nbd_client_block_size(const struct nbd_client *c, uint32_t *min,
+			   uint32_t *preferred, uint32_t *max_payload)
+{
+	*min = c->n.min_block;
+	*preferred = c->n.pref_block;
+	*max_payload = c->n.max_payload;
+}
+
+bool nbd_client_has_block_status(const struct nbd_client *c)
+{
+	return c->n.has_alloc;
+}
+
+bool nbd_client_has_depth(const struct nbd_client *c)
+{
+	return c->n.has_depth;
+}
