@@ -21,7 +21,8 @@ fuzz: deps
 	@mkdir -p o/fuzz
 	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 		echo "  FUZZ    $$n"; \
-		clang $(LIBFUZZER_CFLAGS) -o o/fuzz/$$n $$f $(foreach l,$(LIBS),lib/$(l)/*.c) $(PKG_LIBS) -lm || exit 1; \
+		case $$n in fuzz-common-*) srcs="lib/common/*.c" ;; *) srcs="lib/*/*.c" ;; esac; \
+		clang $(LIBFUZZER_CFLAGS) -o o/fuzz/$$n $$f $$srcs $(PKG_LIBS) -lm || exit 1; \
 		mkdir -p o/fuzz/corpus-$$n; \
 		o/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) o/fuzz/corpus-$$n fuzz/corpus/$${n#fuzz-} || exit 1; \
 	done
