@@ -1,0 +1,266 @@
+/*
+ * The vCPU: creation, power-on reset (Intel SDM vol. 3, 10.1), register
+ * and MSR access for the machine, raising exceptions, and the signals
+ * other threads send.  The run loop is in run.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "jit/internal.h"
+
+static bool has_error_code(int v)
+{
+	return v == EXC_DF || (v >= EXC_TS && v <= EXC_PF) || v == EXC_AC;
+}
+
+_Noreturn void jit_raise(struct jit_cpu *cpu, int vector, uint32_t code)
+{
+	cpu->exc_vector = vector;
+	cpu->exc_code = code;
+	cpu->exc_has_code = has_error_code(vector);
+	longjmp(cpu->unwind, 1);
+}
+
+_Noreturn void jit_raise_nocode(struct jit_cpu *cpu, int vector)
+{
+	jit_raise(cpu, vector, 0);
+}
+
+void jit_log(struct jit_cpu *cpu, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	if (!cpu->bus.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	cpu->bus.log(cpu->bus.opaque, cpu->index, buf);
+}
+
+_Noreturn void jit_ud(struct jit_cpu *cpu, const struct jit_insn *in)
+{
+	jit_log(cpu, "#UD at %#llx: map %d opcode %#x /%d", (unsigned long long)cpu->rip,
+		in->map, in->op, in->reg & 7);
+	jit_raise(cpu, EXC_UD, 0);
+}
+
+void jit_update_mode(struct jit_cpu *cpu)
+{
+	cpu->pm = cpu->cr0 & CR0_PE;
+	cpu->lma = cpu->efer & EFER_LMA;
+	cpu->mode64 = cpu->lma && cpu->seg[SEG_CS].l;
+	cpu->code_size = cpu->mode64 ? 8 : cpu->seg[SEG_CS].db ? 4 : 2;
+	cpu->stack_size = cpu->mode64 ? 8 : cpu->seg[SEG_SS].db ? 4 : 2;
+	if (!cpu->pm)
+		cpu->cpl = 0;
+	else if (cpu->rflags & F_VM)
+		cpu->cpl = 3;
+}
+
+static void seg_reset(struct jit_segment *s, uint16_t sel, uint64_t base, uint8_t type, bool sys)
+{
+	memset(s, 0, sizeof(*s));
+	s->selector = sel;
+	s->base = base;
+	s->limit = 0xffff;
+	s->type = type;
+	s->present = 1;
+	s->s = !sys;
+}
+
+/* Power-on state: SDM vol. 3, 10.1.1, table 10-1. */
+void jit_cpu_reset(struct jit_cpu *cpu, bool ap_wait)
+{
+	memset(cpu->gpr, 0, sizeof(cpu->gpr));
+	cpu->gpr[JIT_RDX] = 0x6f1;
+	cpu->rip = 0xfff0;
+	cpu->rflags = 2;
+	for (int i = 0; i < 6; i++)
+		seg_reset(&cpu->seg[i], 0, 0, 3, false);
+	seg_reset(&cpu->seg[SEG_CS], 0xf000, 0xffff0000, 0xb, false);
+	seg_reset(&cpu->seg[SEG_LDTR], 0, 0, 2, true);
+	seg_reset(&cpu->seg[SEG_TR], 0, 0, 0xb, true);
+	cpu->gdt = (struct jit_dtable){ 0, 0xffff };
+	cpu->idt = (struct jit_dtable){ 0, 0xffff };
+	cpu->cr0 = CR0_CD | CR0_NW | CR0_ET;
+	cpu->cr2 = cpu->cr3 = cpu->cr4 = cpu->cr8 = cpu->efer = 0;
+	memset(cpu->dr, 0, sizeof(cpu->dr));
+	cpu->dr[6] = 0xffff0ff0;
+	cpu->dr[7] = 0x400;
+	cpu->star = cpu->lstar = cpu->cstar = cpu->sfmask = cpu->kernel_gs_base = 0;
+	cpu->sysenter_cs = cpu->sysenter_esp = cpu->sysenter_eip = 0;
+	cpu->pat = 0x0007040600070406ull;
+	cpu->misc_enable = 1;
+	cpu->apic_base = 0xfee00000 | (cpu->index == 0 ? 0x100 : 0) | 0x800;
+	cpu->mtrr_def_type = 0;
+	memset(cpu->mtrr_fixed, 0, sizeof(cpu->mtrr_fixed));
+	memset(cpu->mtrr_var, 0, sizeof(cpu->mtrr_var));
+	jit_fpu_reset(cpu);
+	cpu->cpl = 0;
+	cpu->delivering = -1;
+	cpu->halted = false;
+	cpu->wait_sipi = ap_wait && cpu->index > 0;
+	cpu->shadow = cpu->nmi_blocked = cpu->shutdown = false;
+	jit_update_mode(cpu);
+	jit_tlb_flush(cpu, true);
+}
+
+struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index)
+{
+	struct jit_cpu *cpu;
+
+	if (!bus || !bus->ram || !bus->mmio_read || !bus->mmio_write || !bus->pio_in ||
+	    !bus->pio_out) {
+		errno = EINVAL;
+		return NULL;
+	}
+	cpu = calloc(1, sizeof(*cpu));
+	if (!cpu)
+		return NULL;
+	cpu->bus = *bus;
+	cpu->index = index;
+	atomic_init(&cpu->sipi_vector, -1);
+	jit_cpu_reset(cpu, true);
+	return cpu;
+}
+
+void jit_cpu_free(struct jit_cpu *cpu)
+{
+	free(cpu);
+}
+
+void jit_cpu_get_regs(const struct jit_cpu *cpu, struct jit_regs *regs)
+{
+	memcpy(regs->gpr, cpu->gpr, sizeof(regs->gpr));
+	regs->rip = cpu->rip;
+	regs->rflags = cpu->rflags;
+}
+
+void jit_cpu_set_regs(struct jit_cpu *cpu, const struct jit_regs *regs)
+{
+	memcpy(cpu->gpr, regs->gpr, sizeof(cpu->gpr));
+	cpu->rip = regs->rip;
+	cpu->rflags = (regs->rflags & 0x3f7fd7) | 2;
+	jit_update_mode(cpu);
+}
+
+void jit_cpu_get_sregs(const struct jit_cpu *cpu, struct jit_sregs *s)
+{
+	s->es = cpu->seg[SEG_ES];
+	s->cs = cpu->seg[SEG_CS];
+	s->ss = cpu->seg[SEG_SS];
+	s->ds = cpu->seg[SEG_DS];
+	s->fs = cpu->seg[SEG_FS];
+	s->gs = cpu->seg[SEG_GS];
+	s->ldt = cpu->seg[SEG_LDTR];
+	s->tr = cpu->seg[SEG_TR];
+	s->gdt = cpu->gdt;
+	s->idt = cpu->idt;
+	s->cr0 = cpu->cr0;
+	s->cr2 = cpu->cr2;
+	s->cr3 = cpu->cr3;
+	s->cr4 = cpu->cr4;
+	s->cr8 = cpu->cr8;
+	s->efer = cpu->efer;
+	s->apic_base = cpu->apic_base;
+}
+
+int jit_cpu_set_sregs(struct jit_cpu *cpu, const struct jit_sregs *s)
+{
+	if (((s->cr0 & CR0_PG) && !(s->cr0 & CR0_PE)) ||
+	    ((s->efer & EFER_LMA) && (!(s->cr0 & CR0_PG) || !(s->cr4 & CR4_PAE))) ||
+	    (s->cs.l && s->cs.db))
+		return -EINVAL;
+	cpu->seg[SEG_ES] = s->es;
+	cpu->seg[SEG_CS] = s->cs;
+	cpu->seg[SEG_SS] = s->ss;
+	cpu->seg[SEG_DS] = s->ds;
+	cpu->seg[SEG_FS] = s->fs;
+	cpu->seg[SEG_GS] = s->gs;
+	cpu->seg[SEG_LDTR] = s->ldt;
+	cpu->seg[SEG_TR] = s->tr;
+	cpu->gdt = s->gdt;
+	cpu->idt = s->idt;
+	cpu->cr0 = s->cr0 | CR0_ET;
+	cpu->cr2 = s->cr2;
+	cpu->cr3 = s->cr3;
+	cpu->cr4 = s->cr4;
+	cpu->cr8 = s->cr8;
+	cpu->efer = s->efer;
+	cpu->apic_base = s->apic_base;
+	cpu->cpl = (s->cr0 & CR0_PE) ? s->cs.selector & 3 : 0;
+	cpu->wait_sipi = false;
+	jit_update_mode(cpu);
+	jit_tlb_flush(cpu, true);
+	return 0;
+}
+
+int jit_cpu_get_msr(struct jit_cpu *cpu, uint32_t msr, uint64_t *val)
+{
+	return jit_msr_read(cpu, msr, val) < 0 ? -ENOENT : 0;
+}
+
+int jit_cpu_set_msr(struct jit_cpu *cpu, uint32_t msr, uint64_t val)
+{
+	return jit_msr_write(cpu, msr, val) < 0 ? -ENOENT : 0;
+}
+
+uint64_t jit_cpu_icount(const struct jit_cpu *cpu)
+{
+	return cpu->icount;
+}
+
+bool jit_cpu_halted(const struct jit_cpu *cpu)
+{
+	return cpu->halted || cpu->wait_sipi;
+}
+
+void jit_cpu_invalidate(struct jit_cpu *cpu, uint64_t gpa, uint64_t len)
+{
+	(void)cpu;
+	(void)gpa;
+	(void)len;
+}
+
+void jit_cpu_flush_tlb(struct jit_cpu *cpu)
+{
+	jit_tlb_flush(cpu, true);
+}
+
+static void signal_event(struct jit_cpu *cpu)
+{
+	atomic_store_explicit(&cpu->events, 1, memory_order_release);
+}
+
+void jit_cpu_irq(struct jit_cpu *cpu, bool level)
+{
+	atomic_store_explicit(&cpu->irq_level, level, memory_order_release);
+}
+
+void jit_cpu_nmi(struct jit_cpu *cpu)
+{
+	atomic_store(&cpu->nmi_pending, true);
+	signal_event(cpu);
+}
+
+void jit_cpu_init(struct jit_cpu *cpu)
+{
+	atomic_store(&cpu->init_pending, true);
+	signal_event(cpu);
+}
+
+void jit_cpu_sipi(struct jit_cpu *cpu, uint8_t vector)
+{
+	atomic_store(&cpu->sipi_vector, vector);
+	signal_event(cpu);
+}
+
+void jit_cpu_stop(struct jit_cpu *cpu)
+{
+	atomic_store(&cpu->stop, true);
+	signal_event(cpu);
+}

@@ -1,0 +1,611 @@
+/*
+ * lib/jit private definitions: the vCPU structure, the decoded-instruction
+ * form shared by the interpreter and (later) the translator, and the
+ * inline fast paths of register and memory access.
+ *
+ * Conventions used throughout the library:
+ *  - cpu->rip holds the address of the instruction being executed until it
+ *    completes; handlers that branch set cpu->next_rip.  A fault raised
+ *    with jit_raise() unwinds (longjmp) to the run loop with cpu->rip still
+ *    at the faulting instruction, so handlers must do every access that can
+ *    fault before they change architectural state (precise exceptions).
+ *  - Arithmetic flags come from the host ALU (the host is x86-64): see the
+ *    essay in alu.c.
+ */
+#ifndef JIT_INTERNAL_H
+#define JIT_INTERNAL_H
+
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "jit/jit.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* RFLAGS (Intel SDM vol. 1, 3.4.3) */
+#define F_CF 0x1u
+#define F_PF 0x4u
+#define F_AF 0x10u
+#define F_ZF 0x40u
+#define F_SF 0x80u
+#define F_TF 0x100u
+#define F_IF 0x200u
+#define F_DF 0x400u
+#define F_OF 0x800u
+#define F_IOPL 0x3000u
+#define F_NT 0x4000u
+#define F_RF 0x10000u
+#define F_VM 0x20000u
+#define F_AC 0x40000u
+#define F_VIF 0x80000u
+#define F_VIP 0x100000u
+#define F_ID 0x200000u
+#define F_ARITH (F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF)
+
+/* Control registers and EFER (SDM vol. 3, 2.5 and 2.2.1) */
+#define CR0_PE 0x1u
+#define CR0_MP 0x2u
+#define CR0_EM 0x4u
+#define CR0_TS 0x8u
+#define CR0_ET 0x10u
+#define CR0_NE 0x20u
+#define CR0_WP 0x10000u
+#define CR0_AM 0x40000u
+#define CR0_NW 0x20000000u
+#define CR0_CD 0x40000000u
+#define CR0_PG 0x80000000u
+#define CR4_VME 0x1u
+#define CR4_PVI 0x2u
+#define CR4_TSD 0x4u
+#define CR4_DE 0x8u
+#define CR4_PSE 0x10u
+#define CR4_PAE 0x20u
+#define CR4_MCE 0x40u
+#define CR4_PGE 0x80u
+#define CR4_PCE 0x100u
+#define CR4_OSFXSR 0x200u
+#define CR4_OSXMMEXCPT 0x400u
+#define CR4_FSGSBASE 0x10000u
+#define EFER_SCE 0x1u
+#define EFER_LME 0x100u
+#define EFER_LMA 0x400u
+#define EFER_NXE 0x800u
+
+/* Exception vectors (SDM vol. 3, 6.3.1) */
+enum {
+	EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5,
+	EXC_UD = 6, EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11,
+	EXC_SS = 12, EXC_GP = 13, EXC_PF = 14, EXC_MF = 16, EXC_AC = 17,
+	EXC_MC = 18, EXC_XM = 19,
+};
+
+/* Page-fault error code bits */
+#define PF_P 0x1u
+#define PF_W 0x2u
+#define PF_U 0x4u
+#define PF_RSVD 0x8u
+#define PF_I 0x10u
+
+/* Segment register numbers: the encoding order of sreg fields. */
+enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR };
+#define SEG_NONE 0xff
+
+/* Memory access kinds; the TLB permission bits are these shifted by 3
+ * for user-mode accesses. */
+#define ACC_R 1u
+#define ACC_W 2u
+#define ACC_X 4u
+#define ACC_USER 8u	/* flag: check with user privilege */
+#define ACC_SYS 16u	/* flag: implicit supervisor access (descriptor tables) */
+
+/* Decoded instruction: produced by jit_decode() (decode.c). */
+enum { MAP_1B, MAP_0F, MAP_0F38, MAP_0F3A };
+#define REG_NONE 0xff
+
+struct jit_insn {
+	uint8_t len;
+	uint8_t map;		/* MAP_* */
+	uint8_t op;		/* opcode byte within its map */
+	uint8_t opsize;		/* operand size in bytes: 1, 2, 4 or 8 */
+	uint8_t addrsize;	/* address size in bytes: 2, 4 or 8 */
+	uint8_t seg;		/* segment of the memory operand (override or default) */
+	uint8_t seg_override;	/* SEG_NONE when no override prefix */
+	uint8_t rep;		/* 0, 0xf2 or 0xf3: the last of them seen */
+	uint8_t lock;		/* LOCK prefix present */
+	uint8_t pfx66;		/* operand-size prefix present (SSE mandatory prefix) */
+	uint8_t rex;		/* REX byte, 0 when absent */
+	uint8_t has_modrm;
+	uint8_t mod;		/* ModRM.mod: 3 means a register operand */
+	uint8_t reg;		/* ModRM.reg extended by REX.R (or the opcode's low 3 bits + REX.B) */
+	uint8_t rm;		/* ModRM.rm extended by REX.B when mod == 3 */
+	uint8_t base;		/* memory base register or REG_NONE */
+	uint8_t index;		/* memory index register or REG_NONE */
+	uint8_t scale;		/* log2 of the index scale */
+	uint8_t rip_rel;	/* RIP-relative memory operand */
+	uint8_t mode64;		/* decoded in 64-bit mode */
+	int32_t disp;
+	uint64_t imm;		/* first immediate (sign-extended where the ISA says so) */
+	uint16_t imm2;		/* second immediate: ENTER's level, far pointer selector */
+};
+
+/* Decoder results other than a length */
+#define DEC_MORE (-1)	/* the instruction continues past the bytes given */
+#define DEC_UD (-2)	/* invalid opcode */
+#define DEC_LONG (-3)	/* longer than 15 bytes: #GP(0) */
+
+int jit_decode(const uint8_t *p, unsigned avail, unsigned code_size, struct jit_insn *in);
+
+/* Soft TLB: direct-mapped by linear page number. */
+#define TLB_SIZE 512
+#define TLB_NONE (~0ull)
+#define P_R ACC_R
+#define P_W ACC_W
+#define P_X ACC_X
+
+struct jit_tlb_entry {
+	uint64_t tag;		/* linear page number, TLB_NONE when empty */
+	uint8_t *host_r;	/* host address of the page for reads/fetches, NULL: slow path */
+	uint8_t *host_w;	/* same for writes (NULL until a write walk set D) */
+	uint64_t gpa;		/* guest-physical page address */
+	uint8_t perm;		/* P_* for supervisor, P_* << 3 for user */
+	uint8_t global;
+};
+
+/* x87 register: the 80-bit format, which is the host's long double. */
+union jit_fpreg {
+	long double f;
+	struct {
+		uint64_t mant;
+		uint16_t exp;
+	} r;
+};
+
+union jit_xmm {
+	uint8_t b[16];
+	uint16_t w[8];
+	uint32_t d[4];
+	uint64_t q[2];
+	int8_t sb[16];
+	int16_t sw[8];
+	int32_t sd[4];
+	int64_t sq[2];
+	float f[4];
+	double g[2];
+};
+
+struct jit_fpu {
+	union jit_fpreg st[8];	/* physical registers R0..R7 */
+	uint16_t fcw, fsw;	/* fsw holds TOP in bits 11..13 */
+	uint8_t ftw;		/* abridged tag: bit i set when Ri is valid */
+	uint16_t fop;
+	uint64_t fip, fdp;
+	uint32_t mxcsr;
+	union jit_xmm xmm[16];
+};
+
+struct jit_cpu {
+	uint64_t gpr[16];
+	uint64_t rip;
+	uint64_t rflags;
+	struct jit_segment seg[8];	/* SEG_ES .. SEG_TR */
+	struct jit_dtable gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, cr8, efer;
+	uint64_t dr[8];
+	uint64_t xcr0;
+
+	/* derived from the above by jit_update_mode() */
+	int cpl;
+	unsigned code_size;	/* 2, 4 or 8: default operand/address size of CS */
+	unsigned stack_size;	/* 2, 4 or 8: stack pointer width */
+	bool pm;		/* CR0.PE */
+	bool lma;		/* long mode active */
+	bool mode64;		/* 64-bit sub-mode (LMA and CS.L) */
+
+	/* MSRs the CPU owns */
+	uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
+	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+	uint64_t pat, tsc_offset, misc_enable, tsc_aux, apic_base;
+	uint64_t mtrr_def_type, mtrr_fixed[11], mtrr_var[16];
+
+	struct jit_fpu fpu;
+
+	struct jit_tlb_entry tlb[TLB_SIZE];
+	bool tlb_large;		/* the TLB holds pieces of a large page */
+
+	/* execution state */
+	uint64_t next_rip;	/* where the current instruction continues */
+	uint64_t icount;
+	int exc_vector;		/* the fault being raised */
+	uint32_t exc_code;
+	bool exc_has_code;
+	int delivering;		/* vector being delivered, -1 when none */
+	bool halted;
+	bool wait_sipi;
+	bool shadow;		/* interrupts blocked for one instruction (STI, MOV SS) */
+	bool nmi_blocked;	/* between NMI delivery and IRET */
+	bool shutdown;
+	jmp_buf unwind;
+
+	/* signals from other threads */
+	atomic_bool irq_level;
+	atomic_bool nmi_pending;
+	atomic_bool init_pending;
+	atomic_int sipi_vector;	/* -1 when none */
+	atomic_bool stop;
+	atomic_uint events;	/* any of the above changed: check them */
+
+	struct jit_bus bus;
+	int index;
+};
+
+/* Operation handler: executes one decoded instruction. */
+typedef void jit_op_fn(struct jit_cpu *cpu, const struct jit_insn *in);
+extern jit_op_fn *const jit_ops_1b[256];
+extern jit_op_fn *const jit_ops_0f[256];
+extern jit_op_fn *const jit_ops_0f38[256];
+extern jit_op_fn *const jit_ops_0f3a[256];
+
+
+/* Instruction handlers, by group (see dispatch.c). */
+jit_op_fn jit_op_alu, jit_op_grp1, jit_op_test, jit_op_incdec_r, jit_op_grp4;
+jit_op_fn jit_op_grp3, jit_op_imul, jit_op_grp2, jit_op_shxd, jit_op_bt, jit_op_grp8;
+jit_op_fn jit_op_bitscan, jit_op_bswap, jit_op_movbe, jit_op_mov, jit_op_mov_imm;
+jit_op_fn jit_op_mov_r_imm, jit_op_mov_moffs, jit_op_movx, jit_op_lea, jit_op_xchg;
+jit_op_fn jit_op_cmpxchg, jit_op_xadd, jit_op_grp9, jit_op_cmov, jit_op_setcc;
+jit_op_fn jit_op_cbw, jit_op_xlat, jit_op_lahf, jit_op_flagbit, jit_op_nop, jit_op_ud;
+jit_op_fn jit_op_jcc, jit_op_jmp, jit_op_call, jit_op_ret, jit_op_loop, jit_op_grp5;
+jit_op_fn jit_op_push_r, jit_op_pop_r, jit_op_push_imm, jit_op_pop_rm, jit_op_push_seg;
+jit_op_fn jit_op_pop_seg, jit_op_pusha, jit_op_popa, jit_op_pushf, jit_op_popf;
+jit_op_fn jit_op_enter, jit_op_leave, jit_op_string, jit_op_mov_to_seg;
+jit_op_fn jit_op_mov_from_seg, jit_op_lxs, jit_op_far_direct, jit_op_far_indirect;
+jit_op_fn jit_op_retf, jit_op_iret, jit_op_int, jit_op_syscall, jit_op_sysret;
+jit_op_fn jit_op_sysenter, jit_op_sysexit, jit_op_mov_cr, jit_op_mov_dr, jit_op_grp6;
+jit_op_fn jit_op_lar, jit_op_grp7, jit_op_clts, jit_op_invd, jit_op_hlt, jit_op_cli;
+jit_op_fn jit_op_io, jit_op_msr, jit_op_rdtsc, jit_op_rdpmc, jit_op_cpuid, jit_op_bcd;
+jit_op_fn jit_op_bound, jit_op_arpl, jit_op_x87, jit_op_fwait, jit_op_sse, jit_op_emms;
+jit_op_fn jit_op_grp15, jit_op_movnti, jit_op_ssse3;
+
+/* cpu.c */
+_Noreturn void jit_raise(struct jit_cpu *cpu, int vector, uint32_t code);
+_Noreturn void jit_raise_nocode(struct jit_cpu *cpu, int vector);
+void jit_update_mode(struct jit_cpu *cpu);
+void jit_log(struct jit_cpu *cpu, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+_Noreturn void jit_ud(struct jit_cpu *cpu, const struct jit_insn *in);
+
+/* mem.c: linear and segmented memory access; may raise #PF/#GP/#SS */
+uint64_t jit_lin_read_slow(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned acc);
+void jit_lin_write_slow(struct jit_cpu *cpu, uint64_t lin, unsigned size, uint64_t val, unsigned acc);
+uint8_t *jit_lin_ptr(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned acc);
+uint64_t jit_seg_lin(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, unsigned acc);
+void jit_read_bytes(struct jit_cpu *cpu, uint64_t lin, void *buf, unsigned len, unsigned acc);
+void jit_write_bytes(struct jit_cpu *cpu, uint64_t lin, const void *buf, unsigned len, unsigned acc);
+void jit_tlb_flush(struct jit_cpu *cpu, bool global);
+void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin);
+
+/* paging.c: translate lin for acc, filling the TLB entry; raises #PF */
+struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned acc);
+/* physical access for page walks and slow paths */
+uint64_t jit_phys_read(struct jit_cpu *cpu, uint64_t gpa, unsigned size);
+void jit_phys_write(struct jit_cpu *cpu, uint64_t gpa, unsigned size, uint64_t val);
+
+/* seg.c */
+void jit_load_seg(struct jit_cpu *cpu, int sreg, uint16_t sel);
+void jit_seg_from_desc(struct jit_segment *s, uint16_t sel, uint64_t desc);
+uint64_t jit_read_desc(struct jit_cpu *cpu, uint16_t sel, int vec);
+void jit_write_desc_hi(struct jit_cpu *cpu, uint16_t sel, uint32_t hi);
+void jit_load_cs(struct jit_cpu *cpu, uint16_t sel, uint64_t desc, int cpl);
+void jit_seg_real(struct jit_segment *s, uint16_t sel);
+void jit_seg_null(struct jit_segment *s, uint16_t sel);
+void jit_fix_data_segs(struct jit_cpu *cpu);
+uint64_t jit_read_desc_sys(struct jit_cpu *cpu, uint16_t sel, uint64_t *hi, int vec);
+
+/* intr.c */
+enum { INT_EXC, INT_SOFT, INT_EXT, INT_NMI, INT_ICEBP };
+void jit_deliver(struct jit_cpu *cpu, int vector, int kind, bool has_code,
+		 uint32_t code, uint64_t ret_rip);
+
+/* cpuid.c / msr.c */
+void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+int jit_msr_read(struct jit_cpu *cpu, uint32_t msr, uint64_t *val);
+int jit_msr_write(struct jit_cpu *cpu, uint32_t msr, uint64_t val);
+uint64_t jit_rdtsc(struct jit_cpu *cpu);
+
+/* system.c */
+void jit_set_cr0(struct jit_cpu *cpu, uint64_t val);
+void jit_set_cr4(struct jit_cpu *cpu, uint64_t val);
+void jit_set_cr3(struct jit_cpu *cpu, uint64_t val);
+bool jit_io_allowed(struct jit_cpu *cpu, uint16_t port, unsigned size);
+
+/* fpu */
+void jit_fpu_reset(struct jit_cpu *cpu);
+void jit_fxsave(struct jit_cpu *cpu, uint8_t *buf);
+void jit_fxrstor(struct jit_cpu *cpu, const uint8_t *buf);
+
+/* alu.c: two-operand integer ALU with host flags */
+enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
+uint64_t jit_alu(struct jit_cpu *cpu, int op, unsigned size, uint64_t d, uint64_t s);
+
+/* ---- register access ---- */
+
+static inline uint64_t size_mask(unsigned size)
+{
+	return size == 8 ? ~0ull : (1ull << (size * 8)) - 1;
+}
+
+static inline int64_t sext(uint64_t v, unsigned size)
+{
+	unsigned sh = 64 - size * 8;
+
+	return (int64_t)(v << sh) >> sh;
+}
+
+/* Byte register r: AH..BH when there is no REX and r is 4..7. */
+static inline uint64_t reg_read(const struct jit_cpu *cpu, const struct jit_insn *in,
+				unsigned r, unsigned size)
+{
+	if (size == 1) {
+		if (!in->rex && r >= 4 && r < 8)
+			return (cpu->gpr[r - 4] >> 8) & 0xff;
+		return cpu->gpr[r] & 0xff;
+	}
+	return cpu->gpr[r] & size_mask(size);
+}
+
+static inline void reg_write(struct jit_cpu *cpu, const struct jit_insn *in,
+			     unsigned r, unsigned size, uint64_t v)
+{
+	switch (size) {
+	case 1:
+		if (!in->rex && r >= 4 && r < 8)
+			cpu->gpr[r - 4] = (cpu->gpr[r - 4] & ~0xff00ull) | ((v & 0xff) << 8);
+		else
+			cpu->gpr[r] = (cpu->gpr[r] & ~0xffull) | (v & 0xff);
+		break;
+	case 2:
+		cpu->gpr[r] = (cpu->gpr[r] & ~0xffffull) | (v & 0xffff);
+		break;
+	case 4:
+		cpu->gpr[r] = (uint32_t)v;
+		break;
+	default:
+		cpu->gpr[r] = v;
+	}
+}
+
+/* ---- memory access ---- */
+
+static inline struct jit_tlb_entry *tlb_hit(struct jit_cpu *cpu, uint64_t lin, unsigned acc)
+{
+	struct jit_tlb_entry *e = &cpu->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+	unsigned need = (acc & ACC_USER) ? (acc & 7) << 3 : (acc & 7);
+
+	if (likely(e->tag == lin >> 12 && (e->perm & need) == need))
+		return e;
+	return NULL;
+}
+
+static inline unsigned acc_user(const struct jit_cpu *cpu, unsigned acc)
+{
+	return cpu->cpl == 3 ? acc | ACC_USER : acc;
+}
+
+static inline uint64_t lin_read(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned acc)
+{
+	struct jit_tlb_entry *e = tlb_hit(cpu, lin, acc);
+
+	if (likely(e && e->host_r && (lin & 0xfff) + size <= 0x1000)) {
+		const uint8_t *p = e->host_r + (lin & 0xfff);
+
+		switch (size) {
+		case 1: return *p;
+		case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+		case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+		default: { uint64_t v; memcpy(&v, p, 8); return v; }
+		}
+	}
+	return jit_lin_read_slow(cpu, lin, size, acc);
+}
+
+static inline void lin_write(struct jit_cpu *cpu, uint64_t lin, unsigned size, uint64_t v,
+			     unsigned acc)
+{
+	struct jit_tlb_entry *e = tlb_hit(cpu, lin, acc | ACC_W);
+
+	if (likely(e && e->host_w && (lin & 0xfff) + size <= 0x1000)) {
+		uint8_t *p = e->host_w + (lin & 0xfff);
+
+		switch (size) {
+		case 1: *p = (uint8_t)v; return;
+		case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); return; }
+		case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); return; }
+		default: memcpy(p, &v, 8); return;
+		}
+	}
+	jit_lin_write_slow(cpu, lin, size, v, acc | ACC_W);
+}
+
+/* Segment-relative access with the current privilege. */
+static inline uint64_t mem_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	uint64_t lin = jit_seg_lin(cpu, seg, off, size, ACC_R);
+
+	return lin_read(cpu, lin, size, acc_user(cpu, ACC_R));
+}
+
+static inline void mem_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size,
+			     uint64_t v)
+{
+	uint64_t lin = jit_seg_lin(cpu, seg, off, size, ACC_W);
+
+	lin_write(cpu, lin, size, v, acc_user(cpu, ACC_W));
+}
+
+/* Effective address of the memory operand (before segmentation). */
+static inline uint64_t insn_ea(const struct jit_cpu *cpu, const struct jit_insn *in)
+{
+	uint64_t ea = (uint64_t)(int64_t)in->disp;
+
+	if (in->rip_rel)
+		ea += cpu->rip + in->len;
+	if (in->base != REG_NONE)
+		ea += cpu->gpr[in->base];
+	if (in->index != REG_NONE)
+		ea += cpu->gpr[in->index] << in->scale;
+	return ea & size_mask(in->addrsize);
+}
+
+/* The r/m operand as a register or memory value. */
+static inline uint64_t rm_read(struct jit_cpu *cpu, const struct jit_insn *in, unsigned size)
+{
+	if (in->mod == 3)
+		return reg_read(cpu, in, in->rm, size);
+	return mem_read(cpu, in->seg, insn_ea(cpu, in), size);
+}
+
+static inline void rm_write(struct jit_cpu *cpu, const struct jit_insn *in, unsigned size,
+			    uint64_t v)
+{
+	if (in->mod == 3)
+		reg_write(cpu, in, in->rm, size, v);
+	else
+		mem_write(cpu, in->seg, insn_ea(cpu, in), size, v);
+}
+
+
+/* ---- read-modify-write of the r/m operand (atomic under LOCK) ---- */
+
+struct rmw {
+	uint8_t *p;		/* host address, NULL for a register or MMIO */
+	uint64_t lin;
+	unsigned size, acc;
+	int reg;		/* register operand, -1 for memory */
+	bool lock;
+};
+
+static inline uint64_t host_load(const uint8_t *p, unsigned size)
+{
+	switch (size) {
+	case 1: return *p;
+	case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+	case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+	default: { uint64_t v; memcpy(&v, p, 8); return v; }
+	}
+}
+
+static inline void host_store(uint8_t *p, unsigned size, uint64_t v)
+{
+	switch (size) {
+	case 1: *p = (uint8_t)v; break;
+	case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+	case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+	default: memcpy(p, &v, 8);
+	}
+}
+
+bool jit_host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t val);
+
+/* Start an RMW: translates for writing (faults happen here) and loads. */
+static inline uint64_t rmw_load(struct jit_cpu *cpu, const struct jit_insn *in,
+				unsigned size, struct rmw *m)
+{
+	m->size = size;
+	m->lock = in->lock;
+	if (in->mod == 3) {
+		m->reg = in->rm;
+		return reg_read(cpu, in, in->rm, size);
+	}
+	m->reg = -1;
+	m->lin = jit_seg_lin(cpu, in->seg, insn_ea(cpu, in), size, ACC_W);
+	m->acc = acc_user(cpu, ACC_W);
+	m->p = jit_lin_ptr(cpu, m->lin, size, m->acc);
+	if (m->p)
+		return host_load(m->p, size);
+	return jit_lin_read_slow(cpu, m->lin, size, m->acc & ~ACC_W);
+}
+
+/* Finish an RMW.  Under LOCK, false means another CPU changed the value
+ * (now in *old): compute again and retry. */
+static inline bool rmw_store(struct jit_cpu *cpu, const struct jit_insn *in,
+			     struct rmw *m, uint64_t *old, uint64_t val)
+{
+	if (m->reg >= 0)
+		reg_write(cpu, in, (unsigned)m->reg, m->size, val);
+	else if (m->p && m->lock)
+		return jit_host_cas(m->p, m->size, old, val);
+	else if (m->p)
+		host_store(m->p, m->size, val);
+	else
+		jit_lin_write_slow(cpu, m->lin, m->size, val, m->acc);
+	return true;
+}
+
+/* ---- stack ---- */
+
+static inline uint64_t sp_mask(const struct jit_cpu *cpu)
+{
+	return size_mask(cpu->stack_size);
+}
+
+static inline uint64_t sp_add(const struct jit_cpu *cpu, int64_t delta)
+{
+	uint64_t m = sp_mask(cpu);
+
+	return (cpu->gpr[JIT_RSP] & ~m) | ((cpu->gpr[JIT_RSP] + delta) & m);
+}
+
+/* Push without committing RSP: returns the new RSP value. */
+static inline uint64_t push_at(struct jit_cpu *cpu, uint64_t rsp, unsigned size, uint64_t v)
+{
+	uint64_t m = sp_mask(cpu);
+
+	rsp = (rsp & ~m) | ((rsp - size) & m);
+	mem_write(cpu, SEG_SS, rsp & m, size, v);
+	return rsp;
+}
+
+static inline void push(struct jit_cpu *cpu, unsigned size, uint64_t v)
+{
+	cpu->gpr[JIT_RSP] = push_at(cpu, cpu->gpr[JIT_RSP], size, v);
+}
+
+static inline uint64_t pop_peek(struct jit_cpu *cpu, unsigned off, unsigned size)
+{
+	uint64_t m = sp_mask(cpu);
+
+	return mem_read(cpu, SEG_SS, (cpu->gpr[JIT_RSP] + off) & m, size);
+}
+
+/* ---- flags ---- */
+
+static inline void set_arith(struct jit_cpu *cpu, uint64_t f)
+{
+	cpu->rflags = (cpu->rflags & ~(uint64_t)F_ARITH) | (f & F_ARITH);
+}
+
+bool jit_cond(const struct jit_cpu *cpu, unsigned cc);
+
+/* Operand size of near branches and stack ops. */
+static inline unsigned stack_opsize(const struct jit_insn *in)
+{
+	return in->opsize == 1 ? 8 : in->opsize;
+}
+
+static inline void set_rip(struct jit_cpu *cpu, const struct jit_insn *in, uint64_t target)
+{
+	if (in->opsize == 2)
+		target &= 0xffff;
+	else if (in->opsize == 4 || !cpu->mode64)
+		target &= 0xffffffff;
+	cpu->next_rip = target;
+}
+
+static inline bool canonical(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * Guest memory access: segmentation (logical to linear, Intel SDM vol. 3,
+ * 3.4 and 5.3 for limit and type checks, 3.3.7.1 for canonical addresses
+ * in 64-bit mode), the slow paths behind the inline TLB hits in
+ * internal.h (page-crossing accesses, MMIO), and TLB invalidation.
+ */
+#include "jit/internal.h"
+
+static _Noreturn void seg_fault(struct jit_cpu *cpu, int seg)
+{
+	jit_raise(cpu, seg == SEG_SS ? EXC_SS : EXC_GP, 0);
+}
+
+/* Is [off, off+size) inside segment s?  Expand-down data segments hold
+ * the offsets above the limit (SDM vol. 3, 5.3). */
+static bool in_limit(const struct jit_segment *s, uint64_t off, unsigned size)
+{
+	uint64_t last = off + size - 1;
+
+	if (s->s && (s->type & 0xc) == 0x4) {
+		uint64_t top = s->db ? 0xffffffffull : 0xffffull;
+
+		return off > s->limit && last <= top && last >= off;
+	}
+	return last <= s->limit && last >= off;
+}
+
+uint64_t jit_seg_lin(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, unsigned acc)
+{
+	const struct jit_segment *s = &cpu->seg[seg];
+
+	if (cpu->mode64) {
+		uint64_t lin = off + (seg >= SEG_FS ? s->base : 0);
+
+		if (unlikely(!canonical(lin) || !canonical(lin + size - 1)))
+			seg_fault(cpu, seg);
+		return lin;
+	}
+	if (cpu->pm && !(cpu->rflags & F_VM)) {
+		if (unlikely(s->unusable))
+			seg_fault(cpu, seg);
+		if ((acc & ACC_W) && (!s->s || (s->type & 0xa) != 0x2))
+			jit_raise(cpu, EXC_GP, 0);
+		if ((acc & ACC_R) && s->s && (s->type & 0xa) == 0x8)
+			jit_raise(cpu, EXC_GP, 0);
+	}
+	if (unlikely(!in_limit(s, off, size)))
+		seg_fault(cpu, seg);
+	return (uint32_t)(s->base + off);
+}
+
+static struct jit_tlb_entry *translate(struct jit_cpu *cpu, uint64_t lin, unsigned acc)
+{
+	struct jit_tlb_entry *e = tlb_hit(cpu, lin, acc);
+
+	return e ? e : jit_tlb_fill(cpu, lin, acc);
+}
+
+static uint64_t read_in_page(struct jit_cpu *cpu, struct jit_tlb_entry *e, uint64_t lin,
+			     unsigned size)
+{
+	if (e->host_r)
+		return host_load(e->host_r + (lin & 0xfff), size);
+	return cpu->bus.mmio_read(cpu->bus.opaque, e->gpa | (lin & 0xfff), size);
+}
+
+static void write_in_page(struct jit_cpu *cpu, struct jit_tlb_entry *e, uint64_t lin,
+			  unsigned size, uint64_t v)
+{
+	if (e->host_w)
+		host_store(e->host_w + (lin & 0xfff), size, v);
+	else
+		cpu->bus.mmio_write(cpu->bus.opaque, e->gpa | (lin & 0xfff), v, size);
+}
+
+static uint64_t trunc_lin(const struct jit_cpu *cpu, uint64_t lin)
+{
+	return cpu->lma ? lin : (uint32_t)lin;
+}
+
+uint64_t jit_lin_read_slow(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned acc)
+{
+	unsigned n1 = 0x1000 - (lin & 0xfff);
+	struct jit_tlb_entry *e;
+	uint64_t v = 0;
+
+	if (n1 >= size)
+		return read_in_page(cpu, translate(cpu, lin, acc), lin, size);
+	/* crosses a page: translate both before reading either */
+	translate(cpu, lin, acc);
+	translate(cpu, trunc_lin(cpu, lin + n1), acc);
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t a = trunc_lin(cpu, lin + i);
+
+		e = translate(cpu, a, acc);
+		v |= read_in_page(cpu, e, a, 1) << (8 * i);
+	}
+	return v;
+}
+
+void jit_lin_write_slow(struct jit_cpu *cpu, uint64_t lin, unsigned size, uint64_t v,
+			unsigned acc)
+{
+	unsigned n1 = 0x1000 - (lin & 0xfff);
+
+	if (n1 >= size) {
+		write_in_page(cpu, translate(cpu, lin, acc), lin, size, v);
+		return;
+	}
+	translate(cpu, lin, acc);
+	translate(cpu, trunc_lin(cpu, lin + n1), acc);
+	for (unsigned i = 0; i < size; i++) {
+		uint64_t a = trunc_lin(cpu, lin + i);
+
+		write_in_page(cpu, translate(cpu, a, acc), a, 1, v >> (8 * i));
+	}
+}
+
+uint8_t *jit_lin_ptr(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned acc)
+{
+	unsigned n1 = 0x1000 - (lin & 0xfff);
+	struct jit_tlb_entry *e = translate(cpu, lin, acc);
+
+	if (n1 < size) {
+		translate(cpu, trunc_lin(cpu, lin + n1), acc);
+		return NULL;
+	}
+	if (acc & ACC_W)
+		return e->host_w ? e->host_w + (lin & 0xfff) : NULL;
+	return e->host_r ? e->host_r + (lin & 0xfff) : NULL;
+}
+
+void jit_read_bytes(struct jit_cpu *cpu, uint64_t lin, void *buf, unsigned len, unsigned acc)
+{
+	uint8_t *b = buf;
+
+	for (unsigned i = 0; i < len; i++)
+		b[i] = (uint8_t)jit_lin_read_slow(cpu, trunc_lin(cpu, lin + i), 1, acc);
+}
+
+void jit_write_bytes(struct jit_cpu *cpu, uint64_t lin, const void *buf, unsigned len,
+		     unsigned acc)
+{
+	const uint8_t *b = buf;
+
+	for (unsigned i = 0; i < len; i += 0x1000 - ((lin + i) & 0xfff))
+		translate(cpu, trunc_lin(cpu, lin + i), acc | ACC_W);
+	for (unsigned i = 0; i < len; i++)
+		jit_lin_write_slow(cpu, trunc_lin(cpu, lin + i), 1, b[i], acc | ACC_W);
+}
+
+bool jit_host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t val)
+{
+	bool ok;
+
+	switch (size) {
+	case 1: {
+		uint8_t o = (uint8_t)*old;
+
+		ok = __atomic_compare_exchange_n(p, &o, (uint8_t)val, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		*old = o;
+		break;
+	}
+	case 2: {
+		uint16_t o = (uint16_t)*old;
+
+		ok = __atomic_compare_exchange_n((uint16_t *)(void *)p, &o, (uint16_t)val, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		*old = o;
+		break;
+	}
+	case 4: {
+		uint32_t o = (uint32_t)*old;
+
+		ok = __atomic_compare_exchange_n((uint32_t *)(void *)p, &o, (uint32_t)val, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		*old = o;
+		break;
+	}
+	default:
+		ok = __atomic_compare_exchange_n((uint64_t *)(void *)p, old, val, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	return ok;
+}
+
+void jit_tlb_flush(struct jit_cpu *cpu, bool global)
+{
+	for (unsigned i = 0; i < TLB_SIZE; i++)
+		if (global || !cpu->tlb[i].global)
+			cpu->tlb[i].tag = TLB_NONE;
+	if (global)
+		cpu->tlb_large = false;
+}
+
+void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
+{
+	struct jit_tlb_entry *e = &cpu->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+
+	if (cpu->tlb_large) {
+		jit_tlb_flush(cpu, true);
+		return;
+	}
+	if (e->tag == lin >> 12)
+		e->tag = TLB_NONE;
+}

@@ -1,0 +1,217 @@
+/*
+ * The run loop.
+ *
+ * jit_cpu_run() arms a setjmp point once and then fetches, decodes and
+ * executes one instruction at a time.  An instruction that faults calls
+ * jit_raise(), which records the vector and error code and longjmps back
+ * here.  Every handler makes the accesses that can fault before it writes
+ * registers, and cpu->rip moves to cpu->next_rip only after the handler
+ * returns, so the state at that point is exactly the state before the
+ * faulting instruction (precise exceptions).  The loop then delivers the
+ * exception through the IDT (intr.c); a fault during that delivery
+ * unwinds to the same point again, where the double-fault rules apply,
+ * and a fault while delivering #DF is a shutdown (triple fault).
+ *
+ * Between instructions the loop polls the signals other threads set: one
+ * relaxed load of the INTR line and one of the event word (stop, INIT,
+ * SIPI, NMI).  External interrupts are taken when RFLAGS.IF is set and no
+ * STI/MOV SS shadow covers the boundary (SDM vol. 3, 7.8 on priorities:
+ * NMI before INTR).  A halted CPU returns JIT_EXIT_HLT until an event can
+ * wake it.  The budget counts retired instructions (a slice of a REP
+ * string instruction counts as one).
+ *
+ * Fetch: the TLB gives a host pointer to the code page; the decoder sees
+ * the bytes up to the page end and asks for more only when the
+ * instruction really crosses into the next page, so a #PF on the next
+ * page is genuine.  Nothing decoded is cached, so self-modifying code
+ * needs no special care in the interpreter.
+ */
+#include "jit/internal.h"
+
+static jit_op_fn *const *const maps[4] = {
+	jit_ops_1b, jit_ops_0f, jit_ops_0f38, jit_ops_0f3a,
+};
+
+/* LOCK is allowed only on these read-modify-write forms with a memory
+ * destination (SDM vol. 2, "LOCK"). */
+static bool lock_ok(const struct jit_insn *in)
+{
+	if (in->mod == 3)
+		return false;
+	if (in->map == MAP_1B) {
+		uint8_t op = in->op;
+
+		if (op < 0x40 && (op & 7) < 2 && (op & 0x38) != 0x38)
+			return true;
+		if (op >= 0x80 && op <= 0x83)
+			return (in->reg & 7) != 7;
+		if (op == 0x86 || op == 0x87)
+			return true;
+		if (op == 0xf6 || op == 0xf7)
+			return (in->reg & 7) == 2 || (in->reg & 7) == 3;
+		if (op == 0xfe || op == 0xff)
+			return (in->reg & 7) < 2;
+		return false;
+	}
+	if (in->map != MAP_0F)
+		return false;
+	switch (in->op) {
+	case 0xab: case 0xb3: case 0xbb: case 0xb0: case 0xb1: case 0xc0: case 0xc1:
+		return true;
+	case 0xba:
+		return (in->reg & 7) >= 5;
+	case 0xc7:
+		return (in->reg & 7) == 1;
+	}
+	return false;
+}
+
+/* Decode the instruction at CS:RIP into *in. */
+static void fetch(struct jit_cpu *cpu, struct jit_insn *in)
+{
+	uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
+	unsigned acc = acc_user(cpu, ACC_X), avail;
+	struct jit_tlb_entry *e;
+	uint8_t buf[16];
+	const uint8_t *p;
+	int n;
+
+	if (cpu->mode64) {
+		lin = cpu->rip;
+		if (!canonical(lin))
+			jit_raise(cpu, EXC_GP, 0);
+	} else {
+		if (cpu->rip > cpu->seg[SEG_CS].limit)
+			jit_raise(cpu, EXC_GP, 0);
+		lin = (uint32_t)lin;
+	}
+	e = tlb_hit(cpu, lin, acc);
+	if (!e)
+		e = jit_tlb_fill(cpu, lin, acc);
+	avail = 0x1000 - (lin & 0xfff);
+	if (e->host_r) {
+		p = e->host_r + (lin & 0xfff);
+	} else {
+		jit_read_bytes(cpu, lin, buf, avail < 15 ? avail : 15, acc);
+		p = buf;
+	}
+	n = jit_decode(p, avail, cpu->code_size, in);
+	if (n == DEC_MORE) {
+		memcpy(buf, p, avail);
+		jit_read_bytes(cpu, cpu->lma ? lin + avail : (uint32_t)(lin + avail),
+			       buf + avail, 15 - avail, acc);
+		n = jit_decode(buf, 15, cpu->code_size, in);
+	}
+	if (n == DEC_UD)
+		jit_raise(cpu, EXC_UD, 0);
+	if (n < 0)
+		jit_raise(cpu, EXC_GP, 0);
+}
+
+static void step(struct jit_cpu *cpu)
+{
+	struct jit_insn in;
+	jit_op_fn *fn;
+	bool tf = cpu->rflags & F_TF;
+
+	fetch(cpu, &in);
+	cpu->shadow = false;
+	cpu->next_rip = (cpu->rip + in.len) & size_mask(cpu->code_size);
+	if (in.lock && !lock_ok(&in))
+		jit_raise(cpu, EXC_UD, 0);
+	fn = maps[in.map][in.op];
+	if (!fn)
+		jit_ud(cpu, &in);
+	fn(cpu, &in);
+	cpu->rip = cpu->next_rip;
+	cpu->icount++;
+	if (unlikely(tf)) {
+		cpu->dr[6] |= 0x4000;
+		jit_deliver(cpu, EXC_DB, INT_EXC, false, 0, cpu->rip);
+	}
+}
+
+/* INIT: processor 0 resets; others wait for SIPI (SDM vol. 3, 10.4). */
+static void do_init(struct jit_cpu *cpu)
+{
+	jit_cpu_reset(cpu, true);
+	if (cpu->index > 0)
+		cpu->wait_sipi = true;
+}
+
+static void do_sipi(struct jit_cpu *cpu, int vector)
+{
+	if (!cpu->wait_sipi)
+		return;
+	cpu->wait_sipi = false;
+	cpu->halted = false;
+	jit_seg_real(&cpu->seg[SEG_CS], (uint16_t)(vector << 8));
+	cpu->rip = 0;
+	jit_update_mode(cpu);
+}
+
+/* Handle signals; returns an exit reason or -1 to go on running. */
+static int events(struct jit_cpu *cpu)
+{
+	int v;
+
+	if (atomic_exchange_explicit(&cpu->events, 0, memory_order_acq_rel)) {
+		if (atomic_exchange(&cpu->stop, false))
+			return JIT_EXIT_STOP;
+		if (atomic_exchange(&cpu->init_pending, false))
+			do_init(cpu);
+		v = atomic_exchange(&cpu->sipi_vector, -1);
+		if (v >= 0)
+			do_sipi(cpu, v);
+		if (!cpu->wait_sipi && !cpu->nmi_blocked &&
+		    atomic_exchange(&cpu->nmi_pending, false)) {
+			jit_deliver(cpu, EXC_NMI, INT_NMI, false, 0, cpu->rip);
+			if (cpu->shutdown)
+				return JIT_EXIT_SHUTDOWN;
+		}
+		if (atomic_load(&cpu->nmi_pending))
+			atomic_store(&cpu->events, 1);	/* blocked: look again after IRET */
+	}
+	if (cpu->wait_sipi)
+		return JIT_EXIT_HLT;
+	if (atomic_load_explicit(&cpu->irq_level, memory_order_acquire) &&
+	    (cpu->rflags & F_IF) && !cpu->shadow && cpu->bus.irq_ack) {
+		v = cpu->bus.irq_ack(cpu->bus.opaque, cpu->index);
+		if (v >= 0) {
+			jit_deliver(cpu, v & 0xff, INT_EXT, false, 0, cpu->rip);
+			if (cpu->shutdown)
+				return JIT_EXIT_SHUTDOWN;
+		}
+	}
+	return cpu->halted ? JIT_EXIT_HLT : -1;
+}
+
+static void deliver_fault(struct jit_cpu *cpu)
+{
+	jit_deliver(cpu, cpu->exc_vector, INT_EXC, cpu->exc_has_code, cpu->exc_code, cpu->rip);
+}
+
+enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget)
+{
+	uint64_t end = cpu->icount + budget;
+	int r;
+
+	if (setjmp(cpu->unwind)) {
+		if (!cpu->shutdown)
+			deliver_fault(cpu);
+		if (cpu->shutdown)
+			return JIT_EXIT_SHUTDOWN;
+	}
+	for (;;) {
+		if (unlikely(atomic_load_explicit(&cpu->events, memory_order_relaxed) ||
+			     atomic_load_explicit(&cpu->irq_level, memory_order_relaxed) ||
+			     cpu->halted || cpu->wait_sipi)) {
+			r = events(cpu);
+			if (r >= 0)
+				return (enum jit_exit)r;
+		}
+		if (cpu->icount >= end)
+			return JIT_EXIT_BUDGET;
+		step(cpu);
+	}
+}
