@@ -91,7 +91,6 @@ static int image_open_backing(struct fmt_image *img, const struct fmt_open_opts 
 	struct stat st;
 	int r;
 
-	img->backing_path = fmt_resolve_backing(img->filename, img->backing_name);
 	if (stat(img->backing_path, &st) == 0) {
 		for (s = seen; s; s = s->up)
 			if (s->dev == st.st_dev && s->ino == st.st_ino)
@@ -142,6 +141,8 @@ static int image_open(const char *filename, const struct fmt_open_opts *o,
 		free(img);
 		return r;
 	}
+	if (img->backing_name && img->backing_name[0])
+		img->backing_path = fmt_resolve_backing(img->filename, img->backing_name);
 	if (img->backing_name && img->backing_name[0] &&
 	    !(o->flags & FMT_O_NO_BACKING)) {
 		r = image_open_backing(img, o, &seen);

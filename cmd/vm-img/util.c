@@ -1,0 +1,176 @@
+/*
+ * Helpers shared by the vm-img subcommands: the common options
+ * (--object, --image-opts, -U, -q), opening images, cache modes, output
+ * formats, and printing creation options and snapshot tables as qemu-img
+ * does.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "fmt/fmt.h"
+#include "img.h"
+
+int img_common_opt(struct img_ctx *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case OPT_OBJECT:
+		if (!c->secrets)
+			c->secrets = secret_store_new();
+		if (secret_add_object(c->secrets, arg) < 0) {
+			report_err();
+			return -1;
+		}
+		return 1;
+	case OPT_IMAGE_OPTS:
+		c->image_opts = true;
+		return 1;
+	case 'U':
+		c->share = true;
+		return 1;
+	case 'q':
+		c->quiet = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void img_ctx_free(struct img_ctx *c)
+{
+	if (c->secrets)
+		secret_store_free(c->secrets);
+}
+
+int img_open(const struct img_ctx *c, const char *name, const char *fmt,
+	     unsigned flags, struct fmt_image **out)
+{
+	struct fmt_open_opts o = { .format = fmt, .secrets = c->secrets };
+	int r;
+
+	flags |= c->cache | (c->share ? FMT_O_SHARE : 0);
+	if (c->share && (flags & FMT_O_RDWR)) {
+		report("force-share=on can only be used with read-only images");
+		return -1;
+	}
+	o.flags = flags;
+	if (c->image_opts)
+		r = fmt_open_image_opts(name, flags, c->secrets, out);
+	else
+		r = fmt_open(name, &o, out);
+	if (r < 0) {
+		report_err();
+		return -1;
+	}
+	return 0;
+}
+
+int img_cache_flags(const char *mode, unsigned *flags)
+{
+	if (!strcmp(mode, "none") || !strcmp(mode, "directsync"))
+		*flags |= FMT_O_NOCACHE;
+	else if (strcmp(mode, "writeback") && strcmp(mode, "unsafe") &&
+		 strcmp(mode, "writethrough")) {
+		report("Invalid cache option: %s", mode);
+		return -1;
+	}
+	return 0;
+}
+
+int img_output(const char *s, bool *json)
+{
+	if (!strcmp(s, "json"))
+		*json = true;
+	else if (!strcmp(s, "human"))
+		*json = false;
+	else {
+		report("--output must be used with human or json as argument.");
+		return -1;
+	}
+	return 0;
+}
+
+int img_bad_option(const char *cmd, int opt, char **argv)
+{
+	if (opt && opt < 256)
+		report("%s: invalid option or missing argument -- '%c'", cmd, opt);
+	else
+		report("%s: unrecognized option or missing argument '%s'", cmd,
+		       argv[optind - 1]);
+	return 1;
+}
+
+void img_add_opts(char **acc, const char *more)
+{
+	char *n = *acc ? xasprintf("%s,%s", *acc, more) : xstrdup(more);
+
+	free(*acc);
+	*acc = n;
+}
+
+static int opt_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct fmt_create_opt *)a)->name,
+		      ((const struct fmt_create_opt *)b)->name);
+}
+
+int img_print_create_opts(const char *fmt)
+{
+	const struct fmt_create_opt *o = fmt_create_options(fmt);
+	static const char *const types[] = { "str", "size", "bool (on/off)", "num" };
+	struct fmt_create_opt *v;
+	size_t n = 0, i;
+
+	if (!o) {
+		report("Unknown file format '%s'", fmt);
+		return 1;
+	}
+	while (o[n].name)
+		n++;
+	v = xmalloc(sizeof(*v) * (n + 1));
+	memcpy(v, o, sizeof(*v) * n);
+	qsort(v, n, sizeof(*v), opt_cmp);
+	printf("Supported options:\n");
+	for (i = 0; i < n; i++) {
+		char *k = xasprintf("%s=<%s>", v[i].name, types[v[i].type]);
+
+		printf("  %-22s - %s\n", k, v[i].help);
+		free(k);
+	}
+	free(v);
+	return 0;
+}
+
+void img_print_snapshots(struct fmt_image *img)
+{
+	struct fmt_snapshot *l;
+	size_t n, i;
+
+	if (fmt_snapshot_list(img, &l, &n) < 0)
+		return;
+	printf("%-9s %-17s %7s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE",
+	       "VM CLOCK", "ICOUNT");
+	for (i = 0; i < n; i++) {
+		char sz[SIZE_STR_LEN], date[32], clk[48], ic[24] = "";
+		time_t t = l[i].date_sec;
+		struct tm tm;
+		uint64_t ms = l[i].vm_clock_nsec / 1000000;
+
+		localtime_r(&t, &tm);
+		strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+		snprintf(clk, sizeof(clk), "%02llu:%02llu:%02llu.%03llu",
+			 (unsigned long long)(ms / 3600000),
+			 (unsigned long long)(ms / 60000 % 60),
+			 (unsigned long long)(ms / 1000 % 60),
+			 (unsigned long long)(ms % 1000));
+		if (l[i].icount != UINT64_MAX)
+			snprintf(ic, sizeof(ic), "%llu", (unsigned long long)l[i].icount);
+		printf("%-9s %-17s %7s%20s%13s%11s\n", l[i].id, l[i].name,
+		       size_to_str(l[i].vm_state_size, sz), date, clk, ic);
+	}
+	fmt_snapshots_free(l, n);
+}
