@@ -202,7 +202,9 @@ void jit_op_bitscan(struct jit_cpu *cpu, const struct jit_insn *in)
 	else
 		BIT2("bsr", d, s, f);
 	set_arith(cpu, f);
-	reg_write(cpu, in, in->reg, size, d);
+	/* BSF/BSR of zero leave the destination alone, not even zero-extended */
+	if (in->rep == 0xf3 || in->op == 0xb8 || (s & size_mask(size)))
+		reg_write(cpu, in, in->reg, size, d);
 }
 
 /* 0F C8+r: BSWAP (16-bit operand size: undefined, zeroes the register

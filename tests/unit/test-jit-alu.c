@@ -180,10 +180,12 @@ static void fix_div(struct hcase *c, const struct enc *e)
 	bool sign = (e->reg & 7) == 7;
 	uint64_t d, a = c->in.gpr[0];
 
-	memcpy(&d, dp, 8);
+	if (size == 1 && !e->mem && !e->rex40 && e->rm >= 4 && e->rm < 8)
+		dp = (uint8_t *)&c->in.gpr[e->rm - 4] + 1;	/* AH..BH */
+	memcpy(&d, dp, size);
 	if ((d & m) == 0 || (d & m) == m)
 		d = (d & ~m) | 3;
-	memcpy(dp, &d, 8);
+	memcpy(dp, &d, size);
 	if (size == 1) {
 		uint64_t ah = sign && (a & 0x80) ? 0xff : 0;
 
@@ -272,8 +274,6 @@ static void fix_bt(struct hcase *c, const struct enc *e)
 {
 	if (e->mem && e->reg != 3)
 		c->in.gpr[e->reg] = (uint64_t)((int64_t)(rnd(&rng) % 2048) - 1024);
-	if (e->mem && (e->reg == 1))
-		c->in.gpr[1] &= 0xffff;
 }
 
 static void test_bits(void)
@@ -547,7 +547,7 @@ static void test_lock(void)
 	{
 		static const struct { uint8_t a, b; int reg; } f[] = {
 			{ 0xff, 0, 0 }, { 0xff, 0, 1 }, { 0xf7, 0, 2 }, { 0xf7, 0, 3 },
-			{ 0x0f, 0xb1, -1 }, { 0x0f, 0xc1, -1 }, { 0x0f, 0xab, -1 }, { 0x87, 0, -1 },
+			{ 0x0f, 0xb1, -1 }, { 0x0f, 0xc1, -1 }, { 0x0f, 0xab, 1 }, { 0x87, 0, -1 },
 		};
 
 		for (unsigned k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
