@@ -13,7 +13,6 @@ static int img_not_yet(const char *name)
 int cmd_amend(int argc, char **argv) { return img_not_yet("amend"); }
 int cmd_bench(int argc, char **argv) { return img_not_yet("bench"); }
 int cmd_commit(int argc, char **argv) { return img_not_yet("commit"); }
-int cmd_convert(int argc, char **argv) { return img_not_yet("convert"); }
 int cmd_dd(int argc, char **argv) { return img_not_yet("dd"); }
 int cmd_measure(int argc, char **argv) { return img_not_yet("measure"); }
 int cmd_rebase(int argc, char **argv) { return img_not_yet("rebase"); }

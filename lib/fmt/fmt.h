@@ -92,6 +92,8 @@ int fmt_write_zeroes(struct fmt_image *img, uint64_t off, uint64_t len,
 		     unsigned flags);
 int fmt_discard(struct fmt_image *img, uint64_t off, uint64_t len);
 int fmt_flush(struct fmt_image *img);
+/* True if the buffer holds only zero bytes. */
+bool fmt_is_zero(const void *buf, size_t len);
 
 /* Block status of one extent.  ALLOCATED: this layer decides the content
  * (else it comes from the backing file); DATA: bytes are stored; ZERO:

@@ -162,7 +162,6 @@ extern const struct fmt_driver fmt_qcow2_driver;
 extern const struct fmt_driver fmt_nbd_driver;
 
 /* Helpers shared by drivers (image.c, create.c). */
-bool fmt_is_zero(const void *buf, size_t len);
 /* Resolve a backing name relative to the directory of `image`. */
 char *fmt_resolve_backing(const char *image, const char *backing);
 /* Parse -o values shared by drivers: "preallocation". */
