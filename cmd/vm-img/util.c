@@ -97,7 +97,12 @@ int img_output(const char *s, bool *json)
 int img_bad_option(const char *cmd, int opt, char **argv)
 {
 	if (opt && opt < 256)
+		if (!strcmp(cmd, "vm-img"))
+		report("invalid option or missing argument -- '%c'", opt);
+	else
 		report("%s: invalid option or missing argument -- '%c'", cmd, opt);
+	else if (!strcmp(cmd, "vm-img"))
+		report("unrecognized option '%s'", argv[optind - 1]);
 	else
 		report("%s: unrecognized option or missing argument '%s'", cmd,
 		       argv[optind - 1]);

@@ -294,8 +294,10 @@ int qcow2_parse_open(struct qcow2 *s, const uint8_t *h, size_t len, bool check)
 	struct fmt_image *img = s->img;
 	int r;
 
-	if (len < 72 || be32_get(h) != QCOW2_MAGIC)
+	if (len < 4 || be32_get(h) != QCOW2_MAGIC)
 		return err_set(-EINVAL, "Image is not in qcow2 format");
+	if (len < 72)
+		return err_set(-EINVAL, "qcow2 header is truncated");
 	s->version = be32_get(h + 4);
 	if (s->version != 2 && s->version != 3)
 		return err_set(-ENOTSUP, "Unsupported qcow2 version %u", s->version);
