@@ -105,8 +105,8 @@ int cmd_dd(int argc, char **argv)
 		return 1;
 	from = MIN(a.skip * a.bs, fmt_size(in));
 	len = fmt_size(in) - from;
-	if (a.has_count)
-		len = MIN(len, a.count * a.bs);
+	if (a.has_count)   /* qemu-img: count counts from the start, skip included */
+		len = MIN(len, a.count * a.bs > from ? a.count * a.bs - from : 0);
 	r = 1;
 	if (fmt_create(ofmt, a.out, len, NULL, NULL, NULL) < 0) {
 		report_err();

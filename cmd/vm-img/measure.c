@@ -105,7 +105,8 @@ int cmd_measure(int argc, char **argv)
 		report_err();
 		goto out;
 	}
-	measure_print(&m, json, src && !strcmp(ofmt, "qcow2"));
+	measure_print(&m, json, src && !strcmp(ofmt, "qcow2") &&
+		      !strcmp(fmt_format(src), "qcow2"));
 	r = 0;
 out:
 	fmt_close(src);

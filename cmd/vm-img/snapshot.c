@@ -25,9 +25,17 @@ static int snap_do(struct fmt_image *img, int action, const char *name)
 	int r;
 
 	switch (action) {
-	case 'l':
-		img_print_snapshots(img);
+	case 'l': {
+		struct fmt_snapshot *l;
+		size_t n;
+
+		if (fmt_snapshot_list(img, &l, &n) == 0 && n) {
+			printf("Snapshot list:\n");
+			img_print_snapshots(img);
+		}
+		fmt_snapshots_free(l, n);
 		return 0;
+	}
 	case 'c':
 		clock_gettime(CLOCK_REALTIME, &ts);
 		sn.name = (char *)name;

@@ -82,9 +82,12 @@ int fmt_create(const char *format, const char *filename, uint64_t size,
 	       char **summary)
 {
 	const struct fmt_driver *d = fmt_driver_find(format);
+	static const struct kvlist none;
 	const char *v;
 	int r;
 
+	if (!opts)
+		opts = &none;
 	if (summary)
 		*summary = NULL;
 	if (!d)
@@ -116,8 +119,11 @@ int fmt_measure(const char *format, const struct kvlist *opts, uint64_t size,
 		struct fmt_image *src, struct fmt_measure *m)
 {
 	const struct fmt_driver *d = fmt_driver_find(format);
+	static const struct kvlist none;
 	int r;
 
+	if (!opts)
+		opts = &none;
 	memset(m, 0, sizeof(*m));
 	if (!d)
 		return err_set(-EINVAL, "Unknown file format '%s'", format);

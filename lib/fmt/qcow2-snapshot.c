@@ -45,7 +45,7 @@ static int snap_parse(struct qcow2 *s, const uint8_t *p, uint64_t avail,
 	el = be32_get(p + 36);
 	sn->extra_len = el;
 	*used = ALIGN_UP(40ull + el + idl + nl, 8);
-	if (el > 1024 || *used > avail)
+	if (el > 1024 || 40ull + el + idl + nl > avail)
 		return err_set(-EINVAL, "Snapshot table entry is invalid");
 	sn->disk_size = s->img->size;
 	sn->icount = UINT64_MAX;
@@ -91,9 +91,9 @@ int qcow2_snapshots_read(struct qcow2 *s)
 	s->snaps = xzalloc(sizeof(*s->snaps) * s->n_snaps);
 	for (i = 0; i < s->n_snaps && r == 0; i++) {
 		r = snap_parse(s, t + pos, max - pos, &s->snaps[i], &used);
-		pos += used;
+		s->snaps_bytes = pos + used;
+		pos = MIN(pos + used, max);
 	}
-	s->snaps_bytes = pos;
 	free(t);
 	if (r < 0)
 		s->n_snaps = (uint32_t)i;
