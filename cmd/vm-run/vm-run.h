@@ -1,0 +1,57 @@
+/*
+ * vm-run: the pieces of the command, around lib/hw.  main.c parses the
+ * command line into struct vmrun (then acts); chardev.c holds the serial
+ * back-ends and the stdio console with its Ctrl-a escapes; disk.c the
+ * block back-ends (NBD clients, vm-nbd children); net.c the NIC cable.
+ */
+#ifndef VM_RUN_H
+#define VM_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hw/hw.h"
+
+struct machine;
+
+struct vmrun_drive {
+	char *file;
+	const char *format;
+	enum hw_disk_if iface;
+	bool readonly, cdrom, snapshot;
+	const char *cache;
+	int index;
+};
+
+struct vmrun {
+	struct hw_config hw;
+	const char *serial[HW_MAX_SERIAL];
+	int nserial;
+	struct vmrun_drive drives[HW_MAX_DISKS];
+	int ndrives;
+	const char *nics[HW_MAX_NICS];
+	int nnics;
+	bool nographic, nodefaults, snapshot, daemonize, accel_auto, watchdog;
+	const char *name, *pidfile, *virtcon;
+	const char *vm_nbd;	/* path of vm-nbd for -drive file=IMAGE */
+};
+
+/* chardev.c */
+struct vmrun_io;
+struct vmrun_io *io_new(void);
+/* Open serial back-end spec ("stdio", "file:P", "unix:P[,server]", "pty",
+ * "none") for serial port idx (-1: the virtio console) into *be. */
+int chardev_open(struct vmrun_io *io, const char *spec, int idx, struct hw_char_backend *be);
+int net_open(struct vmrun_io *io, const char *spec, int idx, struct hw_nic *nic);
+/* Start the I/O thread that feeds input to m, and the watchdog that
+ * stops m when the accelerator shows no progress for `secs` (0: none). */
+int io_start(struct vmrun_io *io, struct machine *m, int watchdog_secs);
+void io_stop(struct vmrun_io *io);
+bool io_watchdog_fired(struct vmrun_io *io);
+void io_restore_tty(struct vmrun_io *io);
+
+/* disk.c */
+int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out);
+void disk_close_all(void);
+
+#endif

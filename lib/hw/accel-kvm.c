@@ -1,0 +1,477 @@
+/*
+ * The KVM accelerator (Linux KVM API, Documentation/virt/kvm/api.rst)
+ * with the interrupt controllers in user space: the machine's PIC, IOAPIC
+ * and local APICs decide what to inject, and this file injects it with
+ * KVM_INTERRUPT when the guest opens an interrupt window.  Port I/O and
+ * MMIO exits go to the machine's bus.  Application processors wait for
+ * their startup IPI here, in user space, since there is no in-kernel
+ * APIC to hold them.  A vCPU is kicked out of KVM_RUN with SIGUSR1 and
+ * immediate_exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "hw/internal.h"
+
+#define KICK_SIGNAL SIGUSR1
+
+struct kvm_state {
+	struct machine *m;
+	int kvm, vm, slots;
+	size_t run_size;
+	struct kvm_cpuid2 *cpuid;
+};
+
+struct kvm_vcpu {
+	struct kvm_state *k;
+	int index, fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	atomic_bool have_thread, intr, want_nmi, want_init;
+	atomic_int sipi;	/* -1 none, else vector */
+	bool wait_sipi;
+};
+
+bool hw_kvm_is_limited(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+static int kvm_probe(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), v;
+
+	if (fd < 0)
+		return err_set_errno(errno, "/dev/kvm");
+	v = ioctl(fd, KVM_GET_API_VERSION, 0);
+	close(fd);
+	if (v != KVM_API_VERSION)
+		return err_set(-ENODEV, "/dev/kvm: API version %d, expected %d", v, KVM_API_VERSION);
+	return 0;
+}
+
+static void kick_handler(int sig) { }
+
+static int get_cpuid(struct kvm_state *k)
+{
+	int n = 100;
+
+	for (;;) {
+		k->cpuid = xzalloc(sizeof(*k->cpuid) + n * sizeof(struct kvm_cpuid_entry2));
+		k->cpuid->nent = n;
+		if (ioctl(k->kvm, KVM_GET_SUPPORTED_CPUID, k->cpuid) == 0)
+			break;
+		free(k->cpuid);
+		k->cpuid = NULL;
+		if (errno != E2BIG || n > 1000)
+			return err_set_errno(errno, "KVM_GET_SUPPORTED_CPUID");
+		n *= 2;
+	}
+	for (unsigned i = 0; i < k->cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &k->cpuid->entries[i];
+		if (e->function == 1)	/* no x2APIC, no TSC deadline: our APIC lacks them */
+			e->ecx &= ~((1u << 21) | (1u << 24));
+	}
+	return 0;
+}
+
+static int kvm_init(struct machine *m, void **accel)
+{
+	struct kvm_state *k = xzalloc(sizeof(*k));
+	struct sigaction sa = { .sa_handler = kick_handler };
+	int r;
+
+	k->m = m;
+	k->vm = -1;
+	k->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (k->kvm < 0) {
+		r = err_set_errno(errno, "/dev/kvm");
+		goto fail;
+	}
+	k->vm = ioctl(k->kvm, KVM_CREATE_VM, 0);
+	if (k->vm < 0) {
+		r = err_set_errno(errno, "KVM_CREATE_VM");
+		goto fail;
+	}
+	if (ioctl(k->vm, KVM_SET_TSS_ADDR, 0xfeffd000ul) < 0) {
+		r = err_set_errno(errno, "KVM_SET_TSS_ADDR");
+		goto fail;
+	}
+	k->run_size = ioctl(k->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	r = get_cpuid(k);
+	if (r < 0)
+		goto fail;
+	sigemptyset(&sa.sa_mask);
+	sigaction(KICK_SIGNAL, &sa, NULL);
+	*accel = k;
+	return 0;
+fail:
+	if (k->vm >= 0)
+		close(k->vm);
+	if (k->kvm >= 0)
+		close(k->kvm);
+	free(k);
+	return r;
+}
+
+static void kvm_free(void *accel)
+{
+	struct kvm_state *k = accel;
+
+	close(k->vm);
+	close(k->kvm);
+	free(k->cpuid);
+	free(k);
+}
+
+static int kvm_map(void *accel, uint64_t gpa, uint64_t size, void *host, bool ro)
+{
+	struct kvm_state *k = accel;
+	struct kvm_userspace_memory_region mr = {
+		.slot = k->slots, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uintptr_t)host,
+	};
+
+	if (ro && ioctl(k->kvm, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0)
+		mr.flags = KVM_MEM_READONLY;
+	else if (ro) {		/* no read-only slots: give KVM a private copy */
+		void *copy = mmap(NULL, size, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (copy == MAP_FAILED)
+			return err_set_errno(errno, "firmware copy");
+		memcpy(copy, host, size);
+		mr.userspace_addr = (uintptr_t)copy;
+	}
+	if (ioctl(k->vm, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+		return err_set_errno(errno, "KVM_SET_USER_MEMORY_REGION at 0x%" PRIx64, gpa);
+	k->slots++;
+	return 0;
+}
+
+static void set_cpuid(struct kvm_vcpu *v)
+{
+	struct kvm_cpuid2 *c = v->k->cpuid;
+
+	for (unsigned i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function == 1)
+			e->ebx = (e->ebx & 0x00ffffff) | (uint32_t)v->index << 24;
+		if (e->function == 0xb)
+			e->edx = v->index;
+	}
+	ioctl(v->fd, KVM_SET_CPUID2, c);
+}
+
+static int kvm_vcpu_new(void *accel, int index, void **out)
+{
+	struct kvm_state *k = accel;
+	struct kvm_vcpu *v = xzalloc(sizeof(*v));
+
+	v->k = k;
+	v->index = index;
+	v->fd = ioctl(k->vm, KVM_CREATE_VCPU, index);
+	if (v->fd < 0) {
+		free(v);
+		return err_set_errno(errno, "KVM_CREATE_VCPU %d", index);
+	}
+	v->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		close(v->fd);
+		free(v);
+		return err_set_errno(errno, "mmap of the KVM vCPU");
+	}
+	set_cpuid(v);
+	atomic_store(&v->sipi, -1);
+	v->wait_sipi = index > 0;
+	*out = v;
+	return 0;
+}
+
+static void kvm_vcpu_free(void *vcpu)
+{
+	struct kvm_vcpu *v = vcpu;
+
+	munmap(v->run, v->k->run_size);
+	close(v->fd);
+	free(v);
+}
+
+/* ---- registers ---- */
+
+static int kvm_get_regs(void *vcpu, struct hw_regs *r)
+{
+	struct kvm_vcpu *v = vcpu;
+	struct kvm_regs k;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &k) < 0)
+		return err_set_errno(errno, "KVM_GET_REGS");
+	uint64_t g[16] = { k.rax, k.rcx, k.rdx, k.rbx, k.rsp, k.rbp, k.rsi, k.rdi,
+			   k.r8, k.r9, k.r10, k.r11, k.r12, k.r13, k.r14, k.r15 };
+	memcpy(r->gpr, g, sizeof(g));
+	r->rip = k.rip;
+	r->rflags = k.rflags;
+	return 0;
+}
+
+static int kvm_set_regs(void *vcpu, const struct hw_regs *r)
+{
+	struct kvm_vcpu *v = vcpu;
+	const uint64_t *g = r->gpr;
+	struct kvm_regs k = { .rax = g[0], .rcx = g[1], .rdx = g[2], .rbx = g[3],
+		.rsp = g[4], .rbp = g[5], .rsi = g[6], .rdi = g[7], .r8 = g[8], .r9 = g[9],
+		.r10 = g[10], .r11 = g[11], .r12 = g[12], .r13 = g[13], .r14 = g[14],
+		.r15 = g[15], .rip = r->rip, .rflags = r->rflags };
+
+	if (ioctl(v->fd, KVM_SET_REGS, &k) < 0)
+		return err_set_errno(errno, "KVM_SET_REGS");
+	return 0;
+}
+
+#define SEG_COPY(D_, S_) do { (D_).base = (S_).base; (D_).limit = (S_).limit; \
+	(D_).selector = (S_).selector; (D_).type = (S_).type; (D_).present = (S_).present; \
+	(D_).dpl = (S_).dpl; (D_).db = (S_).db; (D_).s = (S_).s; (D_).l = (S_).l; (D_).g = (S_).g; \
+	(D_).avl = (S_).avl; (D_).unusable = (S_).unusable; } while (0)
+#define SREGS_COPY(D_, S_) do { SEG_COPY((D_).cs, (S_).cs); SEG_COPY((D_).ds, (S_).ds); \
+	SEG_COPY((D_).es, (S_).es); SEG_COPY((D_).fs, (S_).fs); SEG_COPY((D_).gs, (S_).gs); \
+	SEG_COPY((D_).ss, (S_).ss); SEG_COPY((D_).tr, (S_).tr); SEG_COPY((D_).ldt, (S_).ldt); \
+	(D_).gdt.base = (S_).gdt.base; (D_).gdt.limit = (S_).gdt.limit; \
+	(D_).idt.base = (S_).idt.base; (D_).idt.limit = (S_).idt.limit; \
+	(D_).cr0 = (S_).cr0; (D_).cr2 = (S_).cr2; (D_).cr3 = (S_).cr3; (D_).cr4 = (S_).cr4; \
+	(D_).cr8 = (S_).cr8; (D_).efer = (S_).efer; (D_).apic_base = (S_).apic_base; } while (0)
+
+static int kvm_get_sregs(void *vcpu, struct hw_sregs *s)
+{
+	struct kvm_vcpu *v = vcpu;
+	struct kvm_sregs k;
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &k) < 0)
+		return err_set_errno(errno, "KVM_GET_SREGS");
+	SREGS_COPY(*s, k);
+	return 0;
+}
+
+static int kvm_set_sregs(void *vcpu, const struct hw_sregs *s)
+{
+	struct kvm_vcpu *v = vcpu;
+	struct kvm_sregs k;
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &k) < 0)
+		return err_set_errno(errno, "KVM_GET_SREGS");
+	SREGS_COPY(k, *s);
+	memset(k.interrupt_bitmap, 0, sizeof(k.interrupt_bitmap));
+	if (ioctl(v->fd, KVM_SET_SREGS, &k) < 0)
+		return err_set_errno(errno, "KVM_SET_SREGS");
+	return 0;
+}
+
+/* Power-on state (Intel SDM vol. 3, table 9-1), or a startup IPI's. */
+static void reset_state(struct kvm_vcpu *v, int sipi)
+{
+	struct hw_sregs s;
+	struct hw_regs r = { .rip = sipi >= 0 ? 0 : 0xfff0, .rflags = 2 };
+	struct hw_segment seg = { .limit = 0xffff, .type = 3, .present = 1, .s = 1 };
+
+	if (kvm_get_sregs(v, &s) < 0)
+		return;
+	s.ds = s.es = s.fs = s.gs = s.ss = seg;
+	seg.type = 0xb;
+	seg.selector = sipi >= 0 ? sipi << 8 : 0xf000;
+	seg.base = sipi >= 0 ? (uint64_t)sipi << 12 : 0xffff0000;
+	s.cs = seg;
+	s.tr = (struct hw_segment){ .limit = 0xffff, .type = 0xb, .present = 1 };
+	s.ldt = (struct hw_segment){ .limit = 0xffff, .type = 2, .present = 1 };
+	s.gdt = s.idt = (struct hw_dtable){ 0, 0xffff };
+	s.cr0 = 0x60000010;
+	s.cr2 = s.cr3 = s.cr4 = s.cr8 = s.efer = 0;
+	kvm_set_sregs(v, &s);
+	r.gpr[2] = 0x600;
+	kvm_set_regs(v, &r);
+}
+
+/* ---- running ---- */
+
+static int do_io(struct kvm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct machine *m = v->k->m;
+	uint8_t *d = (uint8_t *)run + run->io.data_offset;
+	unsigned sz = run->io.size;
+
+	for (uint32_t i = 0; i < run->io.count; i++, d += sz) {
+		if (run->io.direction == KVM_EXIT_IO_OUT) {
+			uint32_t val = 0;
+			memcpy(&val, d, sz);
+			hw_bus_pio_out(m, run->io.port, val, sz);
+		} else {
+			uint32_t val = hw_bus_pio_in(m, run->io.port, sz);
+			memcpy(d, &val, sz);
+		}
+	}
+	return 0;
+}
+
+static void do_mmio(struct kvm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct machine *m = v->k->m;
+	unsigned len = MIN(run->mmio.len, 8u);
+	uint64_t val = 0;
+
+	if (run->mmio.is_write) {
+		memcpy(&val, run->mmio.data, len);
+		hw_bus_mmio_write(m, v->index, run->mmio.phys_addr, val, len);
+	} else {
+		val = hw_bus_mmio_read(m, v->index, run->mmio.phys_addr, len);
+		memcpy(run->mmio.data, &val, len);
+	}
+}
+
+/* Requests from other threads, applied on the vCPU's own thread. */
+static void take_signals(struct kvm_vcpu *v)
+{
+	int vec;
+
+	if (atomic_exchange(&v->want_init, false) && v->index > 0) {
+		v->wait_sipi = true;
+		reset_state(v, -1);
+	}
+	vec = atomic_exchange(&v->sipi, -1);
+	if (vec >= 0 && v->wait_sipi) {
+		reset_state(v, vec);
+		v->wait_sipi = false;
+	}
+	if (atomic_exchange(&v->want_nmi, false))
+		ioctl(v->fd, KVM_NMI, 0);
+}
+
+static void inject(struct kvm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+
+	run->request_interrupt_window = 0;
+	if (!atomic_load(&v->intr))
+		return;
+	if (run->ready_for_interrupt_injection && run->if_flag) {
+		int vec = hw_bus_irq_ack(v->k->m, v->index);
+		if (vec >= 0) {
+			struct kvm_interrupt irq = { .irq = vec };
+			ioctl(v->fd, KVM_INTERRUPT, &irq);
+		}
+	}
+	run->request_interrupt_window = atomic_load(&v->intr);
+}
+
+static enum hw_exit exit_reason(struct kvm_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		do_io(v);
+		return HW_EXIT_AGAIN;
+	case KVM_EXIT_MMIO:
+		do_mmio(v);
+		return HW_EXIT_AGAIN;
+	case KVM_EXIT_HLT:
+		return atomic_load(&v->intr) ? HW_EXIT_AGAIN : HW_EXIT_HLT;
+	case KVM_EXIT_SHUTDOWN:
+		return HW_EXIT_SHUTDOWN;
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+	case KVM_EXIT_INTR:
+		return HW_EXIT_AGAIN;
+	case KVM_EXIT_FAIL_ENTRY:
+		err_set(-EIO, "KVM: entry failed, reason 0x%llx",
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return HW_EXIT_ERROR;
+	case KVM_EXIT_INTERNAL_ERROR:
+		err_set(-EIO, "KVM: internal error %u (emulation failure?)", run->internal.suberror);
+		return HW_EXIT_ERROR;
+	default:
+		err_set(-EIO, "KVM: unexpected exit reason %u", run->exit_reason);
+		return HW_EXIT_ERROR;
+	}
+}
+
+static enum hw_exit kvm_run(void *vcpu)
+{
+	struct kvm_vcpu *v = vcpu;
+
+	if (!atomic_load(&v->have_thread)) {
+		v->thread = pthread_self();
+		atomic_store(&v->have_thread, true);
+	}
+	take_signals(v);
+	if (v->wait_sipi)
+		return HW_EXIT_HLT;
+	inject(v);
+	if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		v->run->immediate_exit = 0;
+		if (errno == EINTR || errno == EAGAIN)
+			return HW_EXIT_STOP;
+		err_set_errno(errno, "KVM_RUN");
+		return HW_EXIT_ERROR;
+	}
+	atomic_fetch_add(&v->k->m->progress, 1);
+	return exit_reason(v);
+}
+
+static void kvm_kick(void *vcpu)
+{
+	struct kvm_vcpu *v = vcpu;
+
+	v->run->immediate_exit = 1;
+	if (atomic_load(&v->have_thread))
+		pthread_kill(v->thread, KICK_SIGNAL);
+}
+
+static void kvm_irq_line(void *vcpu, bool level)
+{
+	struct kvm_vcpu *v = vcpu;
+
+	atomic_store(&v->intr, level);
+	if (level)
+		kvm_kick(v);
+}
+
+static void kvm_nmi(void *vcpu)
+{
+	atomic_store(&((struct kvm_vcpu *)vcpu)->want_nmi, true);
+	kvm_kick(vcpu);
+}
+
+static void kvm_init_ipi(void *vcpu)
+{
+	atomic_store(&((struct kvm_vcpu *)vcpu)->want_init, true);
+	kvm_kick(vcpu);
+}
+
+static void kvm_sipi(void *vcpu, uint8_t vec)
+{
+	atomic_store(&((struct kvm_vcpu *)vcpu)->sipi, vec);
+	kvm_kick(vcpu);
+}
+
+static void kvm_reset(void *vcpu)
+{
+	struct kvm_vcpu *v = vcpu;
+
+	reset_state(v, -1);
+	v->wait_sipi = v->index > 0;
+	atomic_store(&v->intr, false);
+}
+
+const struct hw_accel_ops hw_accel_kvm = {
+	.name = "kvm", .probe = kvm_probe, .init = kvm_init, .free = kvm_free,
+	.map = kvm_map, .vcpu_new = kvm_vcpu_new, .vcpu_free = kvm_vcpu_free,
+	.run = kvm_run, .get_regs = kvm_get_regs, .set_regs = kvm_set_regs,
+	.get_sregs = kvm_get_sregs, .set_sregs = kvm_set_sregs,
+	.irq_line = kvm_irq_line, .nmi = kvm_nmi, .init_ipi = kvm_init_ipi,
+	.sipi = kvm_sipi, .kick = kvm_kick, .reset = kvm_reset,
+};

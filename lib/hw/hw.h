@@ -1,0 +1,222 @@
+/*
+ * lib/hw: the PC that vm-run emulates, modelled on QEMU's default `pc`
+ * machine (i440FX + PIIX).
+ *
+ * A struct machine owns guest RAM, the physical address space (RAM, ROM,
+ * MMIO and port dispatch), the interrupt routing, the devices and the
+ * vCPUs.  The vCPUs run on an accelerator (struct hw_accel_ops): KVM or
+ * lib/jit.  Devices never learn which accelerator runs them, and they
+ * reach the host only through the small back-end interfaces below (char,
+ * block, frame): lib/hw never opens a file or a socket.
+ *
+ * Threads: each vCPU runs on its own thread inside machine_run(); a timer
+ * thread fires device timers.  Device code runs under one machine lock.
+ * The calls of this header marked "any thread" take that lock themselves.
+ */
+#ifndef HW_H
+#define HW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct machine;
+
+/* ---- back-ends: how devices reach the host ---- */
+
+/* A character back-end (serial port, virtio console). */
+struct hw_char_ops {
+	/* Bytes from the guest.  Required.  Must not block for long. */
+	void (*write)(void *opaque, const uint8_t *buf, size_t len);
+};
+
+/* A block back-end (a disk).  Calls are synchronous, from vCPU threads. */
+struct hw_block_ops {
+	/* Read or write len bytes at off; 0 or -errno.  Required. */
+	int (*read)(void *opaque, void *buf, uint64_t off, size_t len);
+	int (*write)(void *opaque, const void *buf, uint64_t off, size_t len);
+	/* Make written data durable; 0 or -errno.  Optional. */
+	int (*flush)(void *opaque);
+};
+
+/* A frame back-end (a NIC's cable). */
+struct hw_net_ops {
+	/* One Ethernet frame from the guest.  Required. */
+	void (*send)(void *opaque, const uint8_t *frame, size_t len);
+};
+
+struct hw_char_backend { const struct hw_char_ops *ops; void *opaque; };
+
+enum hw_disk_if { HW_IF_VIRTIO, HW_IF_IDE };
+
+struct hw_disk {
+	const struct hw_block_ops *ops;
+	void *opaque;
+	uint64_t size;		/* bytes */
+	bool readonly;
+	bool cdrom;
+	enum hw_disk_if iface;
+	int index;		/* IDE: 0..3 (-hda..-hdd, cdrom 2); -1: next free */
+};
+
+struct hw_nic {
+	const struct hw_net_ops *ops;
+	void *opaque;
+	uint8_t mac[6];
+};
+
+#define HW_MAX_SERIAL 4
+#define HW_MAX_DISKS 8
+#define HW_MAX_NICS 4
+#define HW_MAX_CPUS 64
+
+/* Everything the machine is built from; filled by vm-run's option parser. */
+struct hw_config {
+	uint64_t ram_size;		/* bytes */
+	int smp;			/* vCPUs, 1..HW_MAX_CPUS */
+	const char *accel;		/* "kvm" or "jit" */
+	const char *kernel;		/* bzImage, multiboot ELF, or NULL */
+	const char *initrd;
+	const char *append;
+	const char *bios;		/* firmware image path (-bios) */
+	const char *boot_order;		/* -boot order=, e.g. "cd" (SeaBIOS) */
+	bool no_reboot;			/* reset ends machine_run() */
+	bool start_paused;		/* -S */
+	struct hw_char_backend serial[HW_MAX_SERIAL];	/* ops NULL: no port */
+	struct hw_char_backend virtcon;			/* ops NULL: none */
+	bool rng;			/* virtio-rng */
+	struct hw_disk disks[HW_MAX_DISKS];
+	int ndisks;
+	struct hw_nic nics[HW_MAX_NICS];
+	int nnics;
+	uint16_t debug_exit_port;	/* isa-debug-exit iobase, 0: none */
+	uint8_t debug_exit_size;
+};
+
+/*
+ * Build the machine: RAM, devices, firmware or kernel loaded, vCPUs
+ * created (not running).  Files named in cfg (kernel, initrd, bios) are
+ * read here, by the loaders.  Returns 0 or -errno with a message recorded.
+ */
+int machine_new(const struct hw_config *cfg, struct machine **out);
+void machine_free(struct machine *m);
+
+/* Why machine_run() returned. */
+enum hw_stop {
+	HW_STOP_POWEROFF,	/* ACPI soft-off, or machine_quit(): status 0 */
+	HW_STOP_RESET,		/* guest reset with no_reboot set */
+	HW_STOP_DEBUG_EXIT,	/* isa-debug-exit: status (value << 1) | 1 */
+	HW_STOP_QUIT,		/* machine_quit() from the host */
+	HW_STOP_ERROR,		/* the accelerator failed; message recorded */
+	HW_STOP_NO_PROGRESS,	/* the accelerator ran without progress */
+};
+
+/*
+ * Run the vCPUs until the machine stops; *status gets the process exit
+ * status QEMU would give (0, or the isa-debug-exit value).
+ */
+enum hw_stop machine_run(struct machine *m, int *status);
+
+/* Host-side requests, any thread. */
+void machine_quit(struct machine *m, int status);
+void machine_powerdown(struct machine *m);	/* ACPI power button */
+void machine_reset(struct machine *m);
+void machine_pause(struct machine *m, bool paused);
+
+/* Bytes typed on the host for serial port idx (or the virtio console with
+ * idx -1), any thread.  Dropped if the port does not exist. */
+void machine_char_input(struct machine *m, int idx, const uint8_t *buf, size_t len);
+/* One frame from NIC idx's cable, any thread. */
+void machine_net_input(struct machine *m, int idx, const uint8_t *frame, size_t len);
+
+/* Guest instructions or exits seen so far (progress watchdog). */
+uint64_t machine_progress(struct machine *m);
+
+/*
+ * Device state: one versioned, tagged stream (every device its own
+ * section).  Save into a malloc'd buffer; load treats the bytes as
+ * untrusted.  The vCPUs must not be running.  0 or -errno.
+ */
+int machine_save_devices(struct machine *m, uint8_t **buf, size_t *len);
+int machine_load_devices(struct machine *m, const uint8_t *buf, size_t len);
+
+/* ---- accelerators ---- */
+
+/* General-purpose registers, in instruction-encoding order. */
+struct hw_regs {
+	uint64_t gpr[16];
+	uint64_t rip, rflags;
+};
+
+struct hw_segment {
+	uint64_t base;
+	uint32_t limit;
+	uint16_t selector;
+	uint8_t type, present, dpl, db, s, l, g, avl, unusable;
+};
+
+struct hw_dtable { uint64_t base; uint16_t limit; };
+
+struct hw_sregs {
+	struct hw_segment cs, ds, es, fs, gs, ss, tr, ldt;
+	struct hw_dtable gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, cr8, efer, apic_base;
+};
+
+/* Why an accelerator's run returned. */
+enum hw_exit {
+	HW_EXIT_AGAIN,		/* budget or an I/O exit handled: run again */
+	HW_EXIT_HLT,		/* halted until an interrupt or SIPI */
+	HW_EXIT_SHUTDOWN,	/* triple fault */
+	HW_EXIT_STOP,		/* kicked */
+	HW_EXIT_ERROR,		/* cannot go on; message recorded */
+};
+
+/*
+ * A CPU accelerator.  The machine drives it; it calls back into the
+ * machine (hw_bus_* in internal.h) for port I/O, MMIO, interrupt
+ * acknowledge and the machine-owned MSRs.
+ */
+struct hw_accel_ops {
+	const char *name;
+	/* 0 when usable on this host, else -errno with a message.  Required. */
+	int (*probe)(void);
+	/* Create the accelerator for m (guest RAM is already allocated). */
+	int (*init)(struct machine *m, void **accel);
+	void (*free)(void *accel);
+	/* Make RAM (or ROM if readonly) at gpa visible; called after init for
+	 * every RAM range.  0 or -errno. */
+	int (*map)(void *accel, uint64_t gpa, uint64_t size, void *host, bool readonly);
+	/* A vCPU in the reset state; index 0 is the BSP, others wait for SIPI. */
+	int (*vcpu_new)(void *accel, int index, void **vcpu);
+	void (*vcpu_free)(void *vcpu);
+	/* Run on the calling thread until an exit reason. */
+	enum hw_exit (*run)(void *vcpu);
+	int (*get_regs)(void *vcpu, struct hw_regs *r);
+	int (*set_regs)(void *vcpu, const struct hw_regs *r);
+	int (*get_sregs)(void *vcpu, struct hw_sregs *s);
+	int (*set_sregs)(void *vcpu, const struct hw_sregs *s);
+	/* The level of INTR changed (any thread). */
+	void (*irq_line)(void *vcpu, bool level);
+	/* NMI, INIT, startup IPI, and "return from run soon" (any thread). */
+	void (*nmi)(void *vcpu);
+	void (*init_ipi)(void *vcpu);
+	void (*sipi)(void *vcpu, uint8_t vector);
+	void (*kick)(void *vcpu);
+	/* Power-on reset of the vCPU (machine reset). */
+	void (*reset)(void *vcpu);
+	/* Guest code in [gpa, gpa+len) changed behind the CPU (DMA). Optional. */
+	void (*invalidate)(void *vcpu, uint64_t gpa, uint64_t len);
+};
+
+/* The accelerators, by name, NULL-terminated. */
+extern const struct hw_accel_ops *const hw_accels[];
+const struct hw_accel_ops *hw_accel_find(const char *name);
+/* True when /dev/kvm is kvm_pvm, which cannot boot a stock Linux kernel. */
+bool hw_kvm_is_limited(void);
+/* True when the file at path is a multiboot kernel (else bzImage or junk). */
+bool hw_kernel_is_multiboot(const char *path);
+/* Nanoseconds on CLOCK_MONOTONIC. */
+int64_t hw_clock_ns(void);
+
+#endif

@@ -1,0 +1,445 @@
+/*
+ * The virtio 1.x PCI transport ("modern" only) and split virtqueues,
+ * following the Virtual I/O Device (VIRTIO) specification 1.2: section
+ * 4.1 (PCI: vendor capabilities for the common, notify, ISR and device
+ * configuration structures, all in BAR 4), section 2.7 (split
+ * virtqueues: descriptor table, available and used rings).  Interrupts
+ * are INTx (no MSI-X), so the ISR register tells the driver why.  Ring
+ * indices are read with acquire and written with release ordering since
+ * the driver runs on other vCPU threads.
+ */
+#include <string.h>
+
+#include "common/common.h"
+#include "hw/virtio.h"
+
+#define BAR_SIZE 0x4000
+#define OFF_COMMON 0x0000
+#define OFF_ISR 0x1000
+#define OFF_DEVICE 0x2000
+#define OFF_NOTIFY 0x3000
+#define NOTIFY_MULT 4
+
+static uint16_t rd16(const uint8_t *p) { return p[0] | p[1] << 8; }
+static uint32_t rd32(const uint8_t *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
+static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+
+static uint16_t ring_load16(const uint8_t *p)
+{
+	uint16_t v;
+
+	__atomic_load(p, (uint8_t *)&v, __ATOMIC_ACQUIRE);
+	__atomic_load(p + 1, (uint8_t *)&v + 1, __ATOMIC_ACQUIRE);
+	return v;
+}
+
+static void vdev_reset(struct hw_virtio *v)
+{
+	v->driver_features = 0;
+	v->dfsel = v->gfsel = 0;
+	v->status = v->isr = 0;
+	v->qsel = 0;
+	for (int i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		v->q[i] = (struct virtq){ .size = v->ops->qsize };
+	if (v->ops->reset)
+		v->ops->reset(v);
+	pci_set_intx(v->pci, false);
+}
+
+void virtio_interrupt(struct hw_virtio *v, uint8_t isr_bit)
+{
+	v->isr |= isr_bit;
+	pci_set_intx(v->pci, true);
+}
+
+bool virtio_ready(struct hw_virtio *v, int q)
+{
+	return (v->status & 4) && !(v->status & 0x40) && q < v->ops->nqueues && v->q[q].enabled;
+}
+
+static void broken(struct hw_virtio *v, const char *why)
+{
+	LOG(LOG_GUEST_ERRORS, "%s: %s; the device needs a reset", v->ops->name, why);
+	v->status |= 0x40;
+	virtio_interrupt(v, 2);
+}
+
+int virtq_pop(struct hw_virtio *v, int qi, struct virtq_elem *e)
+{
+	struct virtq *q = &v->q[qi];
+	uint8_t *avail, *desc;
+	uint16_t idx, i;
+	unsigned n = 0;
+
+	if (!virtio_ready(v, qi))
+		return 0;
+	avail = hw_ram_ptr(v->m, q->avail, 6 + 2 * q->size);
+	desc = hw_ram_ptr(v->m, q->desc, 16 * q->size);
+	if (!avail || !desc) {
+		broken(v, "virtqueue outside RAM");
+		return -EFAULT;
+	}
+	idx = ring_load16(avail + 2);
+	if (idx == q->last_avail)
+		return 0;
+	if ((uint16_t)(idx - q->last_avail) > q->size) {
+		broken(v, "available index jumped");
+		return -EFAULT;
+	}
+	e->head = i = rd16(avail + 4 + 2 * (q->last_avail % q->size));
+	q->last_avail++;
+	e->nout = e->nin = 0;
+	for (;;) {
+		const uint8_t *d;
+		if (i >= q->size || ++n > q->size) {
+			broken(v, "bad descriptor chain");
+			return -EFAULT;
+		}
+		d = desc + 16 * i;
+		uint64_t addr = rd64(d);
+		uint32_t len = rd32(d + 8);
+		uint16_t flags = rd16(d + 12);
+		uint8_t *p = hw_ram_ptr(v->m, addr, len);
+		if (!p || (flags & 4)) {
+			broken(v, p ? "indirect descriptor not negotiated" : "buffer outside RAM");
+			return -EFAULT;
+		}
+		if (flags & 2) {
+			if (e->nin == VIRTIO_MAX_SEGS)
+				goto too_long;
+			e->in[e->nin++] = (struct virtq_seg){ p, len };
+		} else {
+			if (e->nin || e->nout == VIRTIO_MAX_SEGS)
+				goto too_long;
+			e->out[e->nout++] = (struct virtq_seg){ p, len };
+		}
+		if (!(flags & 1))
+			break;
+		i = rd16(d + 14);
+	}
+	return 1;
+too_long:
+	broken(v, "descriptor chain too long or out of order");
+	return -EFAULT;
+}
+
+void virtq_push(struct hw_virtio *v, int qi, const struct virtq_elem *e, uint32_t len)
+{
+	struct virtq *q = &v->q[qi];
+	uint8_t *used = hw_ram_ptr(v->m, q->used, 6 + 8 * q->size);
+	uint8_t *avail = hw_ram_ptr(v->m, q->avail, 4);
+	uint8_t *slot;
+	uint16_t idx;
+
+	if (!used || !avail)
+		return;
+	slot = used + 4 + 8 * (q->used_idx % q->size);
+	for (int i = 0; i < 4; i++) {
+		slot[i] = e->head >> (8 * i);
+		slot[4 + i] = len >> (8 * i);
+	}
+	q->used_idx++;
+	idx = q->used_idx;
+	uint8_t b[2] = { idx, idx >> 8 };
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store(used + 2, &b[0], __ATOMIC_RELEASE);
+	__atomic_store(used + 3, &b[1], __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!(ring_load16(avail) & 1))
+		virtio_interrupt(v, 1);
+}
+
+size_t virtq_copy_from(const struct virtq_seg *s, int n, size_t skip, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < n && done < len; i++) {
+		if (skip >= s[i].len) {
+			skip -= s[i].len;
+			continue;
+		}
+		size_t c = MIN(s[i].len - skip, len - done);
+		memcpy((uint8_t *)buf + done, s[i].p + skip, c);
+		done += c;
+		skip = 0;
+	}
+	return done;
+}
+
+size_t virtq_copy_to(const struct virtq_seg *s, int n, size_t skip, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < n && done < len; i++) {
+		if (skip >= s[i].len) {
+			skip -= s[i].len;
+			continue;
+		}
+		size_t c = MIN(s[i].len - skip, len - done);
+		memcpy(s[i].p + skip, (const uint8_t *)buf + done, c);
+		done += c;
+		skip = 0;
+	}
+	return done;
+}
+
+/* ---- the common configuration structure (4.1.4.3) ---- */
+
+static uint64_t common_read(struct hw_virtio *v, unsigned off)
+{
+	struct virtq *q = &v->q[v->qsel < VIRTIO_MAX_QUEUES ? v->qsel : 0];
+	bool qok = v->qsel < v->ops->nqueues;
+
+	switch (off) {
+	case 0x00: return v->dfsel;
+	case 0x04: return v->dfsel < 2 ? (uint32_t)(v->host_features >> (32 * v->dfsel)) : 0;
+	case 0x08: return v->gfsel;
+	case 0x0c: return v->gfsel < 2 ? (uint32_t)(v->driver_features >> (32 * v->gfsel)) : 0;
+	case 0x10: return 0xffff;
+	case 0x12: return v->ops->nqueues;
+	case 0x14: return v->status;
+	case 0x15: return v->cfg_gen;
+	case 0x16: return v->qsel;
+	case 0x18: return qok ? q->size : 0;
+	case 0x1a: return 0xffff;
+	case 0x1c: return qok ? q->enabled : 0;
+	case 0x1e: return qok ? v->qsel : 0;
+	case 0x20: return qok ? q->desc : 0;
+	case 0x24: return qok ? q->desc >> 32 : 0;
+	case 0x28: return qok ? q->avail : 0;
+	case 0x2c: return qok ? q->avail >> 32 : 0;
+	case 0x30: return qok ? q->used : 0;
+	case 0x34: return qok ? q->used >> 32 : 0;
+	}
+	return 0;
+}
+
+static void set_lo(uint64_t *r, uint32_t v) { *r = (*r & ~0xffffffffull) | v; }
+static void set_hi(uint64_t *r, uint32_t v) { *r = (*r & 0xffffffffull) | (uint64_t)v << 32; }
+
+static void common_write(struct hw_virtio *v, unsigned off, uint32_t val)
+{
+	struct virtq *q = &v->q[v->qsel < VIRTIO_MAX_QUEUES ? v->qsel : 0];
+	bool qok = v->qsel < v->ops->nqueues && !q->enabled;
+
+	switch (off) {
+	case 0x00: v->dfsel = val; break;
+	case 0x08: v->gfsel = val; break;
+	case 0x0c:
+		if (v->gfsel == 0)
+			set_lo(&v->driver_features, val & v->host_features);
+		else if (v->gfsel == 1)
+			set_hi(&v->driver_features, val & (v->host_features >> 32));
+		break;
+	case 0x14:
+		if (!val) {
+			vdev_reset(v);
+			break;
+		}
+		if ((val & 8) && !(v->driver_features & VIRTIO_F_VERSION_1))
+			val &= ~8;	/* FEATURES_OK refused: legacy drivers are not served */
+		v->status = val;
+		break;
+	case 0x16: v->qsel = val; break;
+	case 0x18:
+		if (qok && val && val <= v->ops->qsize && !(val & (val - 1)))
+			q->size = val;
+		break;
+	case 0x1c:
+		if (v->qsel < v->ops->nqueues && val == 1) {
+			q->enabled = 1;
+			q->last_avail = q->used_idx = 0;
+		}
+		break;
+	case 0x20: if (qok) set_lo(&q->desc, val); break;
+	case 0x24: if (qok) set_hi(&q->desc, val); break;
+	case 0x28: if (qok) set_lo(&q->avail, val); break;
+	case 0x2c: if (qok) set_hi(&q->avail, val); break;
+	case 0x30: if (qok) set_lo(&q->used, val); break;
+	case 0x34: if (qok) set_hi(&q->used, val); break;
+	}
+}
+
+static uint64_t bar_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct hw_virtio *v = opaque;
+	uint64_t val = 0;
+
+	if (off < OFF_ISR) {
+		val = common_read(v, off);	/* accessed field by field */
+	} else if (off < OFF_DEVICE) {
+		val = v->isr;
+		v->isr = 0;
+		pci_set_intx(v->pci, false);
+	} else if (off < OFF_NOTIFY) {
+		unsigned o = off - OFF_DEVICE;
+		for (unsigned i = 0; i < size && o + i < v->config_len; i++)
+			val |= (uint64_t)v->config[o + i] << (8 * i);
+	}
+	return val;
+}
+
+static void bar_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+	struct hw_virtio *v = opaque;
+
+	if (off < OFF_ISR) {
+		common_write(v, off, val);
+	} else if (off >= OFF_DEVICE && off < OFF_NOTIFY) {
+		unsigned o = off - OFF_DEVICE;
+		for (unsigned i = 0; i < size && o + i < v->config_len; i++)
+			v->config[o + i] = val >> (8 * i);
+		if (v->ops->config_write)
+			v->ops->config_write(v, o);
+	} else if (off >= OFF_NOTIFY) {
+		unsigned q = (off - OFF_NOTIFY) / NOTIFY_MULT;
+		LOG(LOG_VIRTIO, "%s: notify queue %u", v->ops->name, q);
+		if (q < v->ops->nqueues && virtio_ready(v, q))
+			v->ops->notify(v, q);
+	}
+}
+
+static const struct hw_io_ops bar_io = { bar_read, bar_write };
+
+static void bar_map(struct hw_pci_dev *d, int bar, uint64_t addr, bool io)
+{
+	if (bar == 4)
+		hw_mmio_move(d->m, d->opaque, 0, addr);
+}
+
+static const struct hw_pci_ops virtio_pci_ops = { .bar_map = bar_map };
+
+/* ---- state ---- */
+
+static void vdev_hw_reset(void *dev) { vdev_reset(dev); }
+
+static void vdev_save(void *dev, struct hw_wbuf *w)
+{
+	struct hw_virtio *v = dev;
+
+	hw_put64(w, v->driver_features);
+	hw_put32(w, v->dfsel);
+	hw_put32(w, v->gfsel);
+	hw_put8(w, v->status);
+	hw_put8(w, v->isr);
+	hw_put8(w, v->cfg_gen);
+	hw_put16(w, v->qsel);
+	hw_put8(w, v->ops->nqueues);
+	for (int i = 0; i < v->ops->nqueues; i++) {
+		struct virtq *q = &v->q[i];
+		hw_put16(w, q->size);
+		hw_put16(w, q->enabled);
+		hw_put16(w, q->last_avail);
+		hw_put16(w, q->used_idx);
+		hw_put64(w, q->desc);
+		hw_put64(w, q->avail);
+		hw_put64(w, q->used);
+	}
+	hw_put16(w, v->config_len);
+	hw_putb(w, v->config, v->config_len);
+}
+
+static int vdev_load(void *dev, struct hw_rbuf *r)
+{
+	struct hw_virtio *v = dev;
+	struct virtq q[VIRTIO_MAX_QUEUES];
+	uint64_t feat = hw_get64(r);
+	uint32_t dfsel = hw_get32(r), gfsel = hw_get32(r);
+	uint8_t status = hw_get8(r), isr = hw_get8(r), gen = hw_get8(r);
+	uint16_t qsel = hw_get16(r);
+	uint8_t nq = hw_get8(r), cfg[256];
+
+	if (r->err || nq != v->ops->nqueues)
+		return -EINVAL;
+	for (int i = 0; i < nq; i++) {
+		q[i].size = hw_get16(r);
+		q[i].enabled = hw_get16(r) & 1;
+		q[i].last_avail = hw_get16(r);
+		q[i].used_idx = hw_get16(r);
+		q[i].desc = hw_get64(r);
+		q[i].avail = hw_get64(r);
+		q[i].used = hw_get64(r);
+		if (!q[i].size || q[i].size > v->ops->qsize || (q[i].size & (q[i].size - 1)))
+			return -EINVAL;
+	}
+	if (hw_get_index(r, 257, 2) != v->config_len)
+		return -EINVAL;
+	hw_getb(r, cfg, v->config_len);
+	if (r->err)
+		return -EINVAL;
+	v->driver_features = feat & v->host_features;
+	v->dfsel = dfsel;
+	v->gfsel = gfsel;
+	v->status = status;
+	v->isr = isr & 3;
+	v->cfg_gen = gen;
+	v->qsel = qsel;
+	memcpy(v->q, q, nq * sizeof(q[0]));
+	memcpy(v->config, cfg, v->config_len);
+	pci_set_intx(v->pci, v->isr != 0);
+	return 0;
+}
+
+static void vdev_free(void *dev)
+{
+	struct hw_virtio *v = dev;
+
+	if (v->ops->free)
+		v->ops->free(v);
+	free(v->elem);
+	free(v);
+}
+
+static const struct hw_dev_ops vdev_ops[] = {
+	{ .name = "virtio-net", .version = 1, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+	{ .name = "virtio-blk", .version = 1, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+	{ .name = "virtio-console", .version = 1, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+	{ .name = "virtio-rng", .version = 1, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+};
+
+static void add_cap(struct hw_pci_dev *d, uint8_t type, uint32_t off, uint32_t len, bool notify)
+{
+	uint8_t c[20] = { 0x09, 0, notify ? 20 : 16, type, 4 };
+
+	for (int i = 0; i < 4; i++) {
+		c[8 + i] = off >> (8 * i);
+		c[12 + i] = len >> (8 * i);
+		c[16 + i] = notify ? (uint32_t)NOTIFY_MULT >> (8 * i) : 0;
+	}
+	pci_add_cap(d, c, c[2]);
+}
+
+int virtio_pci_new(struct machine *m, const struct virtio_dev_ops *ops, void *dev,
+		   uint64_t features, unsigned config_len, struct hw_virtio **out)
+{
+	struct hw_virtio *v = xzalloc(sizeof(*v));
+	int r;
+
+	v->m = m;
+	v->ops = ops;
+	v->dev = dev;
+	v->host_features = features | VIRTIO_F_VERSION_1;
+	v->config_len = config_len;
+	v->elem = xmalloc(sizeof(*v->elem));
+	v->pci = pci_add(m, 0x1af4, 0x1040 + ops->device_id, ops->class_code << 8 | 1,
+			 ops->device_id, &virtio_pci_ops, v);
+	if (!v->pci) {
+		free(v->elem);
+		free(v);
+		return -ENOSPC;
+	}
+	pci_set_bar(v->pci, 4, BAR_SIZE, false, true);
+	add_cap(v->pci, 1, OFF_COMMON, 0x38, false);
+	add_cap(v->pci, 3, OFF_ISR, 4, false);
+	add_cap(v->pci, 4, OFF_DEVICE, 0x100, false);
+	add_cap(v->pci, 2, OFF_NOTIFY, NOTIFY_MULT * ops->nqueues, true);
+	vdev_reset(v);
+	r = hw_dev_add(m, &vdev_ops[ops->device_id - 1], v);
+	if (r < 0)
+		return r;
+	r = hw_mmio_add(m, 0, BAR_SIZE, &bar_io, v, ops->name);
+	if (r < 0)
+		return r;
+	*out = v;
+	return 0;
+}
