@@ -320,8 +320,29 @@ void jit_set_cr4(struct jit_cpu *cpu, uint64_t val);
 void jit_set_cr3(struct jit_cpu *cpu, uint64_t val);
 bool jit_io_allowed(struct jit_cpu *cpu, uint16_t port, unsigned size);
 
+/* sse_ops.c: host-executed SIMD operations */
+enum { SSE_X128 = 1, SSE_X64, SSE_X32, SSE_M64 };
+struct jit_sse_op {
+	void (*fn)(union jit_xmm *d, const union jit_xmm *s);
+	uint8_t form;		/* SSE_*: destination register file and source size */
+	uint8_t fp;		/* runs under MXCSR */
+};
+const struct jit_sse_op *jit_sse_lookup(int map, uint8_t op, int pfx);
+void jit_x_cmp(union jit_xmm *d, const union jit_xmm *s, int pfx, uint8_t imm);
+uint64_t jit_x_comi(const union jit_xmm *d, const union jit_xmm *s, int op, bool dbl);
+uint64_t jit_x_cvt2si(const union jit_xmm *s, bool dbl, bool trunc, bool q);
+void jit_x_cvtsi2(union jit_xmm *d, uint64_t v, bool dbl, bool q);
+uint32_t jit_x_fp(uint32_t mxcsr, void (*fn)(union jit_xmm *, const union jit_xmm *),
+		  union jit_xmm *d, const union jit_xmm *s);
+uint32_t jit_x_mxcsr_begin(uint32_t mxcsr);
+uint32_t jit_x_mxcsr_end(uint32_t host);
+
 /* fpu */
 void jit_fpu_reset(struct jit_cpu *cpu);
+void jit_fpu_reset_x87(struct jit_cpu *cpu);
+unsigned jit_fpu_tag(const struct jit_cpu *cpu, unsigned i);
+unsigned jit_fpu_env_store(struct jit_cpu *cpu, uint64_t lin, unsigned opsize);
+unsigned jit_fpu_env_load(struct jit_cpu *cpu, uint64_t lin, unsigned opsize);
 void jit_fxsave(struct jit_cpu *cpu, uint8_t *buf);
 void jit_fxrstor(struct jit_cpu *cpu, const uint8_t *buf);
 
