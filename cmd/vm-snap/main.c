@@ -10,25 +10,19 @@
 #include <string.h>
 
 #include "common/common.h"
-
-struct snap_cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv);   /* NULL: not implemented yet */
-	const char *synopsis;
-	const char *description;
-};
+#include "snap.h"
 
 static const struct snap_cmd snap_cmds[] = {
-	{ "list", NULL, "list IMAGE", "list the internal snapshots of a qcow2 image" },
-	{ "create", NULL, "create IMAGE NAME", "create an internal snapshot offline" },
-	{ "apply", NULL, "apply IMAGE NAME", "revert an image to an internal snapshot" },
-	{ "delete", NULL, "delete IMAGE NAME", "delete an internal snapshot" },
+	{ "list", snap_list, "list [-U] [-f FMT] IMAGE", "list the internal snapshots of an image" },
+	{ "create", snap_create, "create [-f FMT] IMAGE NAME", "create an internal snapshot offline" },
+	{ "apply", snap_apply, "apply [-f FMT] IMAGE NAME", "revert an image to an internal snapshot" },
+	{ "delete", snap_delete, "delete [-f FMT] IMAGE NAME", "delete an internal snapshot" },
 	{ "save", NULL, "save --monitor SOCKET NAME", "save the running VM (savevm)" },
 	{ "load", NULL, "load --monitor SOCKET NAME", "restore the running VM (loadvm)" },
 	{ "del", NULL, "del --monitor SOCKET NAME", "delete a VM snapshot (delvm)" },
-	{ "overlay", NULL, "overlay BASE OVERLAY", "create an external overlay on BASE" },
-	{ "commit", NULL, "commit OVERLAY", "merge an overlay into its backing image" },
-	{ "stream", NULL, "stream OVERLAY", "pull backing data into an overlay" },
+	{ "overlay", snap_overlay, "overlay [-F FMT] BASE OVERLAY", "create a qcow2 overlay backed by BASE" },
+	{ "commit", snap_commit, "commit [-d] OVERLAY", "write an overlay's data into its backing image" },
+	{ "stream", snap_stream, "stream OVERLAY", "copy backing data into an overlay, then detach it" },
 };
 
 static void snap_usage(void)
@@ -36,7 +30,7 @@ static void snap_usage(void)
 	printf("Usage: vm-snap [-h|--help] [-V|--version] COMMAND [ARGS...]\n\n"
 	       "VM and disk snapshots.\n\nCommands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(snap_cmds); i++)
-		printf("  %-30s %s\n", snap_cmds[i].synopsis, snap_cmds[i].description);
+		printf("  %-34s %s\n", snap_cmds[i].synopsis, snap_cmds[i].description);
 	printf("\nOptions:\n"
 	       "  -h, --help     show this help and exit\n"
 	       "  -V, --version  show the version and exit\n");
