@@ -91,10 +91,10 @@ enum {
 	H_SQRT, H_SIN, H_COS, H_RNDINT, H_2XM1, H_TAN, H_SINCOS, H_XTRACT,
 };
 
-#define HX(body) asm volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\t" body \
-	"\n\tfnstsw %[sw]\n\tfnclex\n\tfldcw %[sv]" \
+#define HX(body, out) asm volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\t" body \
+	"\n\tfnstsw %[sw]\n\t" out "\n\tfnclex\n\tfldcw %[sv]" \
 	: [r] "=m"(r), [r2] "=m"(r2), [sw] "=m"(sw), [sv] "=m"(sv) \
-	: [a] "m"(a), [b] "m"(b), [cw] "m"(cw) : "st", "st(1)", "st(2)", "memory")
+	: [a] "m"(a), [b] "m"(b), [cw] "m"(cw) : "st", "st(1)", "st(2)", "rax", "cc", "memory")
 
 /* Run op on a (= ST0) and b (= ST1 or the source); *r2 gets the second
  * result of FPTAN/FSINCOS/FXTRACT. */
@@ -105,28 +105,28 @@ static long double host(struct jit_cpu *cpu, int op, long double a, long double 
 	uint16_t sw = 0, sv, cw = cpu->fpu.fcw | 0x3f;
 
 	switch (op) {
-	case H_ADD: HX("fldt %[b]\n\tfldt %[a]\n\tfadd %%st(1), %%st\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_MUL: HX("fldt %[b]\n\tfldt %[a]\n\tfmul %%st(1), %%st\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_SUB: HX("fldt %[b]\n\tfldt %[a]\n\tfsub %%st(1), %%st\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_SUBR: HX("fldt %[b]\n\tfldt %[a]\n\tfsubr %%st(1), %%st\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_DIV: HX("fldt %[b]\n\tfldt %[a]\n\tfdiv %%st(1), %%st\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_DIVR: HX("fldt %[b]\n\tfldt %[a]\n\tfdivr %%st(1), %%st\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_PREM: HX("fldt %[b]\n\tfldt %[a]\n\tfprem\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_PREM1: HX("fldt %[b]\n\tfldt %[a]\n\tfprem1\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_SCALE: HX("fldt %[b]\n\tfldt %[a]\n\tfscale\n\tfstpt %[r]\n\tfstp %%st(0)"); break;
-	case H_PATAN: HX("fldt %[b]\n\tfldt %[a]\n\tfpatan\n\tfstpt %[r]"); break;
-	case H_YL2X: HX("fldt %[b]\n\tfldt %[a]\n\tfyl2x\n\tfstpt %[r]"); break;
-	case H_YL2XP1: HX("fldt %[b]\n\tfldt %[a]\n\tfyl2xp1\n\tfstpt %[r]"); break;
-	case H_SQRT: HX("fldt %[a]\n\tfsqrt\n\tfstpt %[r]"); break;
-	case H_SIN: HX("fldt %[a]\n\tfsin\n\tfstpt %[r]"); break;
-	case H_COS: HX("fldt %[a]\n\tfcos\n\tfstpt %[r]"); break;
-	case H_RNDINT: HX("fldt %[a]\n\tfrndint\n\tfstpt %[r]"); break;
-	case H_2XM1: HX("fldt %[a]\n\tf2xm1\n\tfstpt %[r]"); break;
-	case H_TAN: HX("fldt %[a]\n\tfptan\n\tfnstsw %%ax\n\ttest $4, %%ah\n\tjnz 1f\n\t"
+	case H_ADD: HX("fldt %[b]\n\tfldt %[a]\n\tfadd %%st(1), %%st", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_MUL: HX("fldt %[b]\n\tfldt %[a]\n\tfmul %%st(1), %%st", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_SUB: HX("fldt %[b]\n\tfldt %[a]\n\tfsub %%st(1), %%st", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_SUBR: HX("fldt %[b]\n\tfldt %[a]\n\tfsubr %%st(1), %%st", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_DIV: HX("fldt %[b]\n\tfldt %[a]\n\tfdiv %%st(1), %%st", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_DIVR: HX("fldt %[b]\n\tfldt %[a]\n\tfdivr %%st(1), %%st", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_PREM: HX("fldt %[b]\n\tfldt %[a]\n\tfprem", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_PREM1: HX("fldt %[b]\n\tfldt %[a]\n\tfprem1", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_SCALE: HX("fldt %[b]\n\tfldt %[a]\n\tfscale", "fstpt %[r]\n\tfstp %%st(0)"); break;
+	case H_PATAN: HX("fldt %[b]\n\tfldt %[a]\n\tfpatan", "fstpt %[r]"); break;
+	case H_YL2X: HX("fldt %[b]\n\tfldt %[a]\n\tfyl2x", "fstpt %[r]"); break;
+	case H_YL2XP1: HX("fldt %[b]\n\tfldt %[a]\n\tfyl2xp1", "fstpt %[r]"); break;
+	case H_SQRT: HX("fldt %[a]\n\tfsqrt", "fstpt %[r]"); break;
+	case H_SIN: HX("fldt %[a]\n\tfsin", "fstpt %[r]"); break;
+	case H_COS: HX("fldt %[a]\n\tfcos", "fstpt %[r]"); break;
+	case H_RNDINT: HX("fldt %[a]\n\tfrndint", "fstpt %[r]"); break;
+	case H_2XM1: HX("fldt %[a]\n\tf2xm1", "fstpt %[r]"); break;
+	case H_TAN: HX("fldt %[a]\n\tfptan", "fnstsw %%ax\n\ttest $4, %%ah\n\tjnz 1f\n\t"
 		       "fstpt %[r2]\n1:\n\tfstpt %[r]"); break;
-	case H_SINCOS: HX("fldt %[a]\n\tfsincos\n\tfnstsw %%ax\n\ttest $4, %%ah\n\tjnz 1f\n\t"
+	case H_SINCOS: HX("fldt %[a]\n\tfsincos", "fnstsw %%ax\n\ttest $4, %%ah\n\tjnz 1f\n\t"
 			  "fstpt %[r2]\n1:\n\tfstpt %[r]"); break;
-	default: HX("fldt %[a]\n\tfxtract\n\tfstpt %[r2]\n\tfstpt %[r]"); break;
+	default: HX("fldt %[a]\n\tfxtract", "fstpt %[r2]\n\tfstpt %[r]"); break;
 	}
 	fpu_exc(cpu, sw & 0x3f);
 	if (cc)
@@ -159,7 +159,7 @@ static long double load_mem(struct jit_cpu *cpu, const struct jit_insn *in, int 
 	case 5: asm("fildll %1\n\tfstpt %0" : "=m"(r) : "m"(*(int64_t *)(void *)m)); break;
 	default: asm("fbld %1\n\tfstpt %0" : "=m"(r) : "m"(*(long double *)(void *)m)); break;
 	}
-	fpu_exc(cpu, sw & SW_IE);
+	fpu_exc(cpu, sw & (SW_IE | 0x2));
 	return r;
 }
 
@@ -194,6 +194,35 @@ static void store_mem(struct jit_cpu *cpu, const struct jit_insn *in, int kind, 
 	jit_write_bytes(cpu, lin, m, sizes[kind], acc_user(cpu, ACC_W));
 	fpu_exc(cpu, sw & 0x3f);
 	cpu->fpu.fsw = (uint16_t)((cpu->fpu.fsw & ~SW_C1) | (sw & SW_C1));
+}
+
+/* ST0 op memory operand (D8/DA/DC/DE memory forms), run directly on the
+ * host so denormal-operand reporting follows the hardware's priorities. */
+static long double host_mem(struct jit_cpu *cpu, unsigned g, long double a, const uint8_t *m,
+			    unsigned kind)
+{
+	long double r = 0;
+	uint16_t sw = 0, sv, cw = cpu->fpu.fcw | 0x3f;
+
+#define HM(ins) asm volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\tfldt %[a]\n\t" ins " %[m]\n\t" \
+	"fnstsw %[sw]\n\tfstpt %[r]\n\tfnclex\n\tfldcw %[sv]" \
+	: [r] "=m"(r), [sw] "=m"(sw), [sv] "=m"(sv) \
+	: [a] "m"(a), [m] "m"(*(const uint8_t(*)[16])m), [cw] "m"(cw) : "st", "memory")
+#define HM4(a, b, c, d) do { switch (kind) { case 0: HM(a); break; case 1: HM(b); break; \
+	case 3: HM(c); break; default: HM(d); break; } } while (0)
+	switch (g) {
+	case 0: HM4("fadds", "faddl", "fiadds", "fiaddl"); break;
+	case 1: HM4("fmuls", "fmull", "fimuls", "fimull"); break;
+	case 4: HM4("fsubs", "fsubl", "fisubs", "fisubl"); break;
+	case 5: HM4("fsubrs", "fsubrl", "fisubrs", "fisubrl"); break;
+	case 6: HM4("fdivs", "fdivl", "fidivs", "fidivl"); break;
+	default: HM4("fdivrs", "fdivrl", "fidivrs", "fidivrl"); break;
+	}
+#undef HM4
+#undef HM
+	fpu_exc(cpu, sw & 0x3f);
+	cpu->fpu.fsw = (uint16_t)((cpu->fpu.fsw & ~SW_C1) | (sw & SW_C1));
+	return r;
 }
 
 /* ---- comparisons ---- */
@@ -265,19 +294,24 @@ static void arith_st0(struct jit_cpu *cpu, unsigned g, long double src)
 	st_set(cpu, 0, host(cpu, arith_op[g], a, src, NULL, NULL));
 }
 
-static long double constant(unsigned k)
+/* FLD1 .. FLDZ under the guest's rounding control */
+static long double constant(const struct jit_cpu *cpu, unsigned k)
 {
+	uint16_t cw = cpu->fpu.fcw | 0x3f, sv;
 	long double r = 0;
 
+#define K(ins) asm("fnstcw %1\n\tfldcw %2\n\t" ins "\n\tfstpt %0\n\tfldcw %1" \
+		   : "=m"(r), "=m"(sv) : "m"(cw) : "st")
 	switch (k) {
-	case 0: asm("fld1\n\tfstpt %0" : "=m"(r)); break;
-	case 1: asm("fldl2t\n\tfstpt %0" : "=m"(r)); break;
-	case 2: asm("fldl2e\n\tfstpt %0" : "=m"(r)); break;
-	case 3: asm("fldpi\n\tfstpt %0" : "=m"(r)); break;
-	case 4: asm("fldlg2\n\tfstpt %0" : "=m"(r)); break;
-	case 5: asm("fldln2\n\tfstpt %0" : "=m"(r)); break;
-	default: asm("fldz\n\tfstpt %0" : "=m"(r)); break;
+	case 0: K("fld1"); break;
+	case 1: K("fldl2t"); break;
+	case 2: K("fldl2e"); break;
+	case 3: K("fldpi"); break;
+	case 4: K("fldlg2"); break;
+	case 5: K("fldln2"); break;
+	default: K("fldz"); break;
 	}
+#undef K
 	return r;
 }
 
@@ -301,12 +335,12 @@ static void d9_reg(struct jit_cpu *cpu, const struct jit_insn *in)
 	case 0x21: a = st(cpu, 0); st_set(cpu, 0, a < 0 || (a == 0 && __builtin_signbit(a)) ? -a : a); return;
 	case 0x24: compare(cpu, st(cpu, 0), 0.0L, false, false); return;	/* FTST */
 	case 0x25: fxam(cpu); return;
-	case 0x28 ... 0x2e: fpush(cpu, constant(r)); return;		/* FLD1 .. FLDZ */
+	case 0x28 ... 0x2e: fpush(cpu, constant(cpu, r)); return;		/* FLD1 .. FLDZ */
 	case 0x30: st_set(cpu, 0, host(cpu, H_2XM1, st(cpu, 0), 0, NULL, NULL)); return;
 	case 0x31: case 0x33: case 0x39:				/* FYL2X FPATAN FYL2XP1 */
 		a = st(cpu, 0);
 		b = st(cpu, 1);
-		x = host(cpu, r == 1 ? H_YL2X : r == 3 ? H_PATAN : H_YL2XP1, a, b, NULL, NULL);
+		x = host(cpu, in->reg == 7 ? H_YL2XP1 : r == 3 ? H_PATAN : H_YL2X, a, b, NULL, NULL);
 		st_set(cpu, 1, x);
 		fpop(cpu);
 		return;
@@ -478,15 +512,27 @@ static void mem_forms(struct jit_cpu *cpu, const struct jit_insn *in)
 {
 	unsigned g = in->reg & 7;
 	static const int8_t arith_kind[8] = { 0, -1, 4, -1, 1, -1, 3, -1 };	/* D8 DA DC DE */
-	static const int8_t int_kind[4] = { 4, -1, 3, 5 };			/* DB DD DF fild */
 
 	if (arith_kind[in->op & 7] >= 0) {
-		arith_st0(cpu, g, load_mem(cpu, in, arith_kind[in->op & 7]));
+		int kind = arith_kind[in->op & 7];
+		static const uint8_t sizes[] = { 4, 8, 0, 2, 4 };
+		uint8_t m[16] = { 0 };
+		long double a;
+
+		if (g == 2 || g == 3) {
+			arith_st0(cpu, g, load_mem(cpu, in, kind));
+			return;
+		}
+		jit_read_bytes(cpu, jit_seg_lin(cpu, in->seg, insn_ea(cpu, in), sizes[kind], ACC_R),
+			       m, sizes[kind], acc_user(cpu, ACC_R));
+		a = st(cpu, 0);
+		st_set(cpu, 0, host_mem(cpu, g, a, m, (unsigned)kind));
 		return;
 	}
 	switch (in->op << 3 | g) {
 	case 0xd9 << 3 ... (0xd9 << 3) + 7: d9_mem(cpu, in); return;
-	case 0xdb << 3: case 0xdf << 3: fpush(cpu, load_mem(cpu, in, int_kind[(in->op >> 1) & 3])); return;
+	case 0xdb << 3: fpush(cpu, load_mem(cpu, in, 4)); return;
+	case 0xdf << 3: fpush(cpu, load_mem(cpu, in, 3)); return;
 	case 0xdf << 3 | 5: fpush(cpu, load_mem(cpu, in, 5)); return;
 	case 0xdf << 3 | 4: fpush(cpu, load_mem(cpu, in, 6)); return;
 	case 0xdd << 3: fpush(cpu, load_mem(cpu, in, 1)); return;

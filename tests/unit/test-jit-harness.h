@@ -368,7 +368,7 @@ static void emit(struct hcase *c, const void *b, unsigned n)
 	c->len += n;
 }
 
-static void emit1(struct hcase *c, uint8_t b)
+__attribute__((unused)) static void emit1(struct hcase *c, uint8_t b)
 {
 	c->code[c->len++] = b;
 }
