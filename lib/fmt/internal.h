@@ -257,6 +257,7 @@ struct qcow2 {
 	bool dirty_set;               /* we set the dirty bit this session */
 	bool snapshot_view;           /* opened on a snapshot (read-only) */
 	bool writable;
+	bool meta_prealloc_checked, meta_prealloc;
 };
 
 static inline struct qcow2 *qcow2_of(const struct fmt_image *img)

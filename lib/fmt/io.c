@@ -127,7 +127,7 @@ int fmt_block_status(struct fmt_image *img, uint64_t off, uint64_t len,
 	if (r < 0 || !chain || (ext->status & FMT_ST_ALLOCATED))
 		return r;
 	if (!b) {
-		ext->status = FMT_ST_ZERO;
+		ext->status = FMT_ST_ZERO | (ext->status & FMT_ST_OFFSET);
 		return 0;
 	}
 	if (off >= b->size) {

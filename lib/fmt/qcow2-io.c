@@ -155,7 +155,7 @@ int qcow2_seg_of(struct qcow2 *s, uint64_t e, uint64_t bm, uint64_t coff,
 	if (!s->ext_l2) {
 		g->kind = (s->version >= 3 && (e & QCOW2_OFLAG_ZERO)) ? SEG_ZERO :
 			  host ? SEG_DATA : SEG_BACKING;
-		g->host = host + coff;
+		g->host = host ? host + coff : 0;
 		g->len = cs - coff;
 		return 0;
 	}
@@ -176,7 +176,7 @@ int qcow2_seg_of(struct qcow2 *s, uint64_t e, uint64_t bm, uint64_t coff,
 			break;
 		g->len = (sc + 1) * scs - coff;
 	}
-	g->host = host + coff;
+	g->host = host ? host + coff : 0;
 	return 0;
 }
 
@@ -472,7 +472,11 @@ static int64_t alloc_bytes(struct qcow2 *s, uint64_t len)
 	int64_t off;
 	int r;
 
-	if (s->cbyte && used && len <= cs - used) {
+	uint64_t rc = 0;
+
+	if (s->cbyte && used && len <= cs - used &&
+	    qcow2_refcount_get(s, s->cbyte >> s->cluster_bits, &rc) == 0 &&
+	    (s->refcount_bits == 64 || rc < (1ull << s->refcount_bits) - 1)) {
 		if ((r = qcow2_refcount_add(s, s->cbyte >> s->cluster_bits, 1, 1)) < 0)
 			return r;
 		off = (int64_t)s->cbyte;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "internal.h"
@@ -22,6 +23,49 @@ static unsigned map_status(enum qcow2_seg_kind k)
 	}
 }
 
+/* As QEMU asks the host file too: data whose host range is a hole in a
+ * sparse file reads as zeros; the extent stops where that changes. */
+static void map_host_holes(struct qcow2 *s, struct fmt_extent *ext)
+{
+	off_t h = (off_t)ext->host_offset, d, e;
+
+	d = lseek(s->f.fd, h, SEEK_DATA);
+	if (d < 0 && errno != ENXIO)
+		return;
+	if (d < 0 || d > h) {
+		ext->status |= FMT_ST_ZERO;
+		if (d > h)
+			ext->length = MIN(ext->length, (uint64_t)(d - h));
+		return;
+	}
+	e = lseek(s->f.fd, h, SEEK_HOLE);
+	if (e > h)
+		ext->length = MIN(ext->length, (uint64_t)(e - h));
+}
+
+/* QEMU looks at the host file's holes only for images that look
+ * preallocated with preallocation=metadata: clearly more clusters in use
+ * than the file has allocated. */
+static bool map_meta_prealloc(struct qcow2 *s)
+{
+	int64_t real = fmt_file_allocated(&s->f);
+	uint64_t rc, used = 0, i, end, threshold;
+
+	if (s->meta_prealloc_checked)
+		return s->meta_prealloc;
+	s->meta_prealloc_checked = true;
+	if (real < 0)
+		return false;
+	real /= s->cluster_size;
+	threshold = (uint64_t)MAX(real * 10 / 9, real + 2);
+	end = DIV_ROUND_UP(s->file_end, s->cluster_size);
+	for (i = 0; i < end && used < threshold; i++)
+		if (qcow2_refcount_get(s, i, &rc) == 0 && rc)
+			used++;
+	s->meta_prealloc = used >= threshold;
+	return s->meta_prealloc;
+}
+
 int qcow2_block_status(struct fmt_image *img, uint64_t off, uint64_t len,
 		       struct fmt_extent *ext)
 {
@@ -30,17 +74,19 @@ int qcow2_block_status(struct fmt_image *img, uint64_t off, uint64_t len,
 	uint64_t l2span = 1ull << (s->cluster_bits + s->l2_bits);
 	uint64_t limit = MIN(off + len, ALIGN_DOWN(off, l2span) + l2span);
 	struct qcow2_seg g, first = { 0 };
+	bool holes;
 	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
+	holes = map_meta_prealloc(s);
 	while (pos < limit) {
 		if ((r = qcow2_l2_entry(s, pos, &e, &bm)) < 0 ||
 		    (r = qcow2_seg_of(s, e, bm, pos & (cs - 1), &g)) < 0)
 			break;
 		if (pos == off)
 			first = g;
-		else if (g.kind != first.kind || (g.kind == SEG_DATA &&
-			 g.host != first.host + (pos - off)))
+		else if (g.kind != first.kind || !g.host != !first.host ||
+			 (g.host && g.host != first.host + (pos - off)))
 			break;
 		pos += g.len;
 	}
@@ -51,8 +97,10 @@ int qcow2_block_status(struct fmt_image *img, uint64_t off, uint64_t len,
 	ext->status = map_status(first.kind);
 	ext->host_offset = first.host;
 	ext->file = img->filename;
-	if (first.kind == SEG_ZERO && first.host && !s->ext_l2)
+	if (first.host && first.kind != SEG_COMPRESSED)
 		ext->status |= FMT_ST_OFFSET;
+	if (first.kind == SEG_DATA && holes)
+		map_host_holes(s, ext);
 	return 0;
 }
 
