@@ -286,7 +286,7 @@ static int chk_run(struct qcow2 *s, unsigned fix, struct fmt_check *c)
 		if (k.refs[i] + k.rs[i])
 			end = i + 1;
 	c->image_end_offset = k.refs ? end * s->cluster_size : s->file_end;
-	if (r == 0)
+	if (r == 0 && (!k.rc_broken || (fix & FMT_FIX_ERRORS)))
 		r = chk_copied(&k, fix);
 	free(k.refs);
 	free(k.rs);
