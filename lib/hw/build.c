@@ -165,6 +165,7 @@ void machine_free(struct machine *m)
 	if (m->ram)
 		munmap(m->ram, m->ram_size);
 	free(m->bios);
+	free(m->error);
 	free(m);
 }
 

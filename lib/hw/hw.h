@@ -113,7 +113,8 @@ enum hw_stop {
 
 /*
  * Run the vCPUs until the machine stops; *status gets the process exit
- * status QEMU would give (0, or the isa-debug-exit value).
+ * status QEMU would give (0, or the isa-debug-exit value).  After
+ * HW_STOP_ERROR the reason is recorded (err_msg()) on the calling thread.
  */
 enum hw_stop machine_run(struct machine *m, int *status);
 

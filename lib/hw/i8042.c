@@ -151,7 +151,11 @@ static void i8042_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 	update(k);
 }
 
-static const struct hw_io_ops i8042_io = { i8042_read, i8042_write };
+static uint64_t cmd_read(void *o, uint64_t off, unsigned size) { return i8042_read(o, 4, size); }
+static void cmd_write(void *o, uint64_t off, uint64_t v, unsigned size) { i8042_write(o, 4, v, size); }
+
+static const struct hw_io_ops i8042_data_io = { i8042_read, i8042_write };
+static const struct hw_io_ops i8042_cmd_io = { cmd_read, cmd_write };
 
 static void i8042_reset(void *dev)
 {
@@ -214,6 +218,6 @@ int i8042_new(struct machine *m)
 	k->cmd_byte = 0x61;
 	k->outport = 0x03;
 	r = hw_dev_add(m, &i8042_ops, k);
-	r = r < 0 ? r : hw_pio_add(m, 0x60, 1, &i8042_io, k, "i8042");
-	return r < 0 ? r : hw_pio_add(m, 0x64, 1, &i8042_io, k, "i8042");
+	r = r < 0 ? r : hw_pio_add(m, 0x60, 1, &i8042_data_io, k, "i8042");
+	return r < 0 ? r : hw_pio_add(m, 0x64, 1, &i8042_cmd_io, k, "i8042");
 }

@@ -144,6 +144,7 @@ struct machine {
 	atomic_uint_fast64_t progress;
 	uint64_t a20_mask;
 	uint64_t rsdp_addr;	/* where the ACPI tables went (boot loaders) */
+	char *error;		/* why a vCPU stopped the machine */
 };
 
 /* ---- machine plumbing (machine.c, memory.c) ---- */

@@ -57,8 +57,9 @@ static void *vcpu_thread(void *arg)
 			pthread_mutex_unlock(&m->lock);
 			break;
 		case HW_EXIT_ERROR:
-			log_msg(LOG_ERROR, "cpu %d: %s", v->index, err_msg());
 			pthread_mutex_lock(&m->lock);
+			if (!m->error)
+				m->error = xasprintf("cpu %d: %s", v->index, err_msg());
 			hw_request_exit(m, HW_STOP_ERROR, 1);
 			pthread_mutex_unlock(&m->lock);
 			break;
@@ -125,5 +126,7 @@ enum hw_stop machine_run(struct machine *m, int *status)
 		pthread_join(m->vcpu[i].thread, NULL);
 	hw_timers_stop(m);
 	*status = m->exit_status;
+	if (m->stop_reason == HW_STOP_ERROR && m->error)
+		err_set(-EIO, "%s", m->error);
 	return m->stop_reason;
 }

@@ -32,3 +32,22 @@ run: all guest
 		-initrd $(GUEST_INITRD) -append "console=ttyS0 quiet vmtest.shell=1"
 
 .PHONY: guest
+
+# The unit tests of lib/hw (tests/unit/test-hw-*.c) link hw before jit:
+# lib/hw's JIT accelerator needs lib/jit after it on the link line.
+$(O)/tests/unit/test-hw-%: $(O)/tests/unit/test-hw-%.o $(call lib_archives,hw jit fmt common)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The same for the C test programs (tests/guest/hw-*.c), freestanding i386.
+HW_GUEST_CSRCS := $(wildcard tests/guest/hw-*.c)
+HW_GUEST_CBINS := $(patsubst %.c,$(O)/%.elf,$(HW_GUEST_CSRCS))
+GUEST_BINS += $(HW_GUEST_CBINS)
+
+$(O)/tests/guest/hw-%.elf: tests/guest/hw-%.c tests/guest/hw-link.ld
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) -m32 -O2 -ffreestanding -fno-pic -fno-stack-protector -mgeneral-regs-only \
+		-mno-red-zone -nostdlib -static -no-pie -Wall -Wextra -Wno-unused-parameter \
+		-Wl,--build-id=none -Wl,--no-warn-rwx-segments -Wl,-T,tests/guest/hw-link.ld -o $@ $<

@@ -1,0 +1,16 @@
+# tests/guest/cpu: freestanding test kernels of lib/jit's privileged
+# behaviour (multiboot, ELF32 so QEMU's -kernel takes them too), run by
+# tests/unit/test-jit-sys.c and usable with vm-run or QEMU:
+#   qemu-system-x86_64 -kernel o/rel/tests/guest/cpu/cpu-modes.elf \
+#       -device isa-debug-exit,iobase=0xf4,iosize=0x04 -nographic
+CPU_GUEST_SRCS := $(wildcard tests/guest/cpu/*.S)
+CPU_GUEST_BINS := $(patsubst %.S,$(O)/%.elf,$(CPU_GUEST_SRCS))
+GUEST_BINS += $(CPU_GUEST_BINS)
+
+$(O)/tests/guest/cpu/%.elf: tests/guest/cpu/%.S tests/guest/cpu/link.ld
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  AS      $@")
+	$(Q)$(CC) -c -o $@.o $<
+	$(Q)ld -m elf_x86_64 -static -nostdlib --build-id=none -T tests/guest/cpu/link.ld -o $@.64 $@.o
+	$(Q)objcopy -O elf32-i386 $@.64 $@
+	$(Q)rm -f $@.o $@.64
