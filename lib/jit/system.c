@@ -62,7 +62,7 @@ void jit_set_cr3(struct jit_cpu *cpu, uint64_t v)
 /* 0F 20/22: MOV r,CRn / MOV CRn,r */
 void jit_op_mov_cr(struct jit_cpu *cpu, const struct jit_insn *in)
 {
-	unsigned n = in->reg;
+	unsigned n = in->reg, size = cpu->mode64 ? 8 : 4;	/* never 16-bit */
 	uint64_t v;
 
 	need_cpl0(cpu);
@@ -75,10 +75,10 @@ void jit_op_mov_cr(struct jit_cpu *cpu, const struct jit_insn *in)
 		case 8: v = cpu->cr8; break;
 		default: jit_ud(cpu, in);
 		}
-		reg_write(cpu, in, in->rm, in->opsize, v);
+		reg_write(cpu, in, in->rm, size, v);
 		return;
 	}
-	v = reg_read(cpu, in, in->rm, in->opsize);
+	v = reg_read(cpu, in, in->rm, size);
 	switch (n) {
 	case 0: jit_set_cr0(cpu, v); break;
 	case 2: cpu->cr2 = v; break;
@@ -92,7 +92,7 @@ void jit_op_mov_cr(struct jit_cpu *cpu, const struct jit_insn *in)
 /* 0F 21/23: MOV r,DRn / MOV DRn,r (stored; breakpoints are not armed) */
 void jit_op_mov_dr(struct jit_cpu *cpu, const struct jit_insn *in)
 {
-	unsigned n = in->reg;
+	unsigned n = in->reg, size = cpu->mode64 ? 8 : 4;
 
 	need_cpl0(cpu);
 	if (n > 7 || ((n == 4 || n == 5) && (cpu->cr4 & CR4_DE)))
@@ -100,10 +100,10 @@ void jit_op_mov_dr(struct jit_cpu *cpu, const struct jit_insn *in)
 	if (n == 4 || n == 5)
 		n += 2;
 	if (in->op == 0x21) {
-		reg_write(cpu, in, in->rm, in->opsize, cpu->dr[n]);
+		reg_write(cpu, in, in->rm, size, cpu->dr[n]);
 		return;
 	}
-	cpu->dr[n] = reg_read(cpu, in, in->rm, in->opsize);
+	cpu->dr[n] = reg_read(cpu, in, in->rm, size);
 	if (n == 6)
 		cpu->dr[6] = (cpu->dr[6] & 0xf00f) | 0xffff0ff0;
 	else if (n == 7)

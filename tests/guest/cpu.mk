@@ -11,6 +11,6 @@ $(O)/tests/guest/cpu/%.elf: tests/guest/cpu/%.S tests/guest/cpu/link.ld
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  AS      $@")
 	$(Q)$(CC) -c -o $@.o $<
-	$(Q)ld -m elf_x86_64 -static -nostdlib --build-id=none -T tests/guest/cpu/link.ld -o $@.64 $@.o
+	$(Q)ld -m elf_x86_64 -static -nostdlib --build-id=none --no-warn-rwx-segments -T tests/guest/cpu/link.ld -o $@.64 $@.o
 	$(Q)objcopy -O elf32-i386 $@.64 $@
 	$(Q)rm -f $@.o $@.64

@@ -77,7 +77,7 @@ _start:
 	/* #GP(selector) on a load beyond the GDT limit */
 	movl $2, skip
 	movl $-1, last_vec
-	mov $0x1234, %ax
+	mov $0x1230, %ax
 	mov %ax, %ds
 	mov $0x10, %ax
 	mov %ax, %ds
@@ -321,6 +321,7 @@ back_from_rm:
 	mov %ax, %es
 	mov %ax, %ss
 	mov saved_esp, %esp
+	lidt idt32_desc
 	cmpl $0x5a, RM_BASE + (rm_flag - rm_start)
 	sete %al
 	movzbl %al, %eax
