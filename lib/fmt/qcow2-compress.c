@@ -6,6 +6,7 @@
  * uncompressed; decompression stops once a whole cluster is produced.
  */
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include <zlib.h>
@@ -94,9 +95,32 @@ static int zstd_decompress(const uint8_t *in, size_t inlen, uint8_t *out,
 	return r;
 }
 
+/* Bytes that look random (close to 8 bits of entropy each) will not
+ * shrink; skip the deflate attempt, it would be stored plainly anyway. */
+static bool looks_random(const uint8_t *in, size_t len)
+{
+	uint32_t h[256] = { 0 };
+	double e = 0;
+	size_t i;
+
+	if (len < 4096)
+		return false;
+	for (i = 0; i < len; i++)
+		h[in[i]]++;
+	for (i = 0; i < 256; i++)
+		if (h[i]) {
+			double p = (double)h[i] / (double)len;
+
+			e -= p * log2(p);
+		}
+	return e > 7.98;
+}
+
 int64_t qcow2_compress(struct qcow2 *s, const uint8_t *in, size_t inlen,
 		       uint8_t *out, size_t outlen)
 {
+	if (looks_random(in, inlen))
+		return -ENOSPC;
 	return s->compression ? zstd_compress(in, inlen, out, outlen)
 			      : zlib_compress(in, inlen, out, outlen);
 }
