@@ -20,8 +20,12 @@ static json_t *info_snapshots(struct fmt_image *img)
 	json_t *a;
 	size_t n, i;
 
-	if (fmt_snapshot_list(img, &l, &n) < 0 || n == 0)
+	if (fmt_snapshot_list(img, &l, &n) < 0)
 		return NULL;
+	if (n == 0) {
+		fmt_snapshots_free(l, n);
+		return NULL;
+	}
 	a = json_array();
 	for (i = 0; i < n; i++) {
 		json_t *o = json_object();
