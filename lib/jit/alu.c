@@ -19,6 +19,9 @@
 
 #define PRE "lea -128(%%rsp), %%rsp\n\tpushq %[f]\n\tpopfq\n\t"
 #define POST "\n\tpushfq\n\tpopq %[f]\n\tlea 128(%%rsp), %%rsp"
+/* for operations whose results do not depend on the incoming flags the
+ * (slow) POPF is skipped */
+#define PREN "lea -128(%%rsp), %%rsp\n\t"
 
 /* dst = dst OP src on the host, by size; f carries flags in and out. */
 #define HOST2(ins, D_, S_, F_) do { \
@@ -27,6 +30,15 @@
 	case 2: asm(PRE ins "w %w[s], %w[d]" POST : [d] "+r"(D_), [f] "+r"(F_) : [s] "r"(S_) : "cc"); break; \
 	case 4: asm(PRE ins "l %k[s], %k[d]" POST : [d] "+r"(D_), [f] "+r"(F_) : [s] "r"(S_) : "cc"); break; \
 	default: asm(PRE ins "q %q[s], %q[d]" POST : [d] "+r"(D_), [f] "+r"(F_) : [s] "r"(S_) : "cc"); \
+	} \
+} while (0)
+
+#define HOST2N(ins, D_, S_, F_) do { \
+	switch (size) { \
+	case 1: asm(PREN ins "b %b[s], %b[d]" POST : [d] "+r"(D_), [f] "=r"(F_) : [s] "r"(S_) : "cc"); break; \
+	case 2: asm(PREN ins "w %w[s], %w[d]" POST : [d] "+r"(D_), [f] "=r"(F_) : [s] "r"(S_) : "cc"); break; \
+	case 4: asm(PREN ins "l %k[s], %k[d]" POST : [d] "+r"(D_), [f] "=r"(F_) : [s] "r"(S_) : "cc"); break; \
+	default: asm(PREN ins "q %q[s], %q[d]" POST : [d] "+r"(D_), [f] "=r"(F_) : [s] "r"(S_) : "cc"); \
 	} \
 } while (0)
 
@@ -46,17 +58,17 @@ static inline uint64_t flags_in(const struct jit_cpu *cpu)
 
 uint64_t jit_alu(struct jit_cpu *cpu, int op, unsigned size, uint64_t d, uint64_t s)
 {
-	uint64_t f = flags_in(cpu);
+	uint64_t f = (op == ALU_ADC || op == ALU_SBB) ? flags_in(cpu) : 0;
 
 	switch (op) {
-	case ALU_ADD: HOST2("add", d, s, f); break;
-	case ALU_OR:  HOST2("or", d, s, f); break;
+	case ALU_ADD: HOST2N("add", d, s, f); break;
+	case ALU_OR:  HOST2N("or", d, s, f); break;
 	case ALU_ADC: HOST2("adc", d, s, f); break;
 	case ALU_SBB: HOST2("sbb", d, s, f); break;
-	case ALU_AND: HOST2("and", d, s, f); break;
-	case ALU_SUB: HOST2("sub", d, s, f); break;
-	case ALU_XOR: HOST2("xor", d, s, f); break;
-	default:      HOST2("cmp", d, s, f); break;
+	case ALU_AND: HOST2N("and", d, s, f); break;
+	case ALU_SUB: HOST2N("sub", d, s, f); break;
+	case ALU_XOR: HOST2N("xor", d, s, f); break;
+	default:      HOST2N("cmp", d, s, f); break;
 	}
 	set_arith(cpu, f);
 	return d & size_mask(size);

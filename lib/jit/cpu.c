@@ -121,6 +121,11 @@ struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index)
 	cpu = calloc(1, sizeof(*cpu));
 	if (!cpu)
 		return NULL;
+	cpu->dcache = calloc(DCACHE_SIZE, sizeof(*cpu->dcache));
+	if (!cpu->dcache) {
+		free(cpu);
+		return NULL;
+	}
 	cpu->bus = *bus;
 	cpu->index = index;
 	atomic_init(&cpu->sipi_vector, -1);
@@ -130,6 +135,9 @@ struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index)
 
 void jit_cpu_free(struct jit_cpu *cpu)
 {
+	if (!cpu)
+		return;
+	free(cpu->dcache);
 	free(cpu);
 }
 

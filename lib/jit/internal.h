@@ -154,6 +154,17 @@ struct jit_tlb_entry {
 	uint8_t global;
 };
 
+/* Decoded-instruction cache: keyed by the host address of the code bytes,
+ * validated by comparing the bytes themselves, so code that changes is
+ * decoded again (self-modifying code stays correct). */
+#define DCACHE_SIZE 8192
+struct jit_dcache_entry {
+	const uint8_t *p;
+	uint8_t code_size;
+	uint8_t bytes[16];
+	struct jit_insn in;
+};
+
 /* x87 register: the 80-bit format, which is the host's long double. */
 union jit_fpreg {
 	long double f;
@@ -213,6 +224,7 @@ struct jit_cpu {
 	struct jit_fpu fpu;
 
 	struct jit_tlb_entry tlb[TLB_SIZE];
+	struct jit_dcache_entry *dcache;	/* DCACHE_SIZE decoded instructions */
 	bool tlb_large;		/* the TLB holds pieces of a large page */
 
 	/* execution state */
@@ -449,10 +461,28 @@ static inline void lin_write(struct jit_cpu *cpu, uint64_t lin, unsigned size, u
 	jit_lin_write_slow(cpu, lin, size, v, acc | ACC_W);
 }
 
+static inline bool canonical(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+/* Logical to linear: the 64-bit mode case inline, the rest in mem.c. */
+static inline uint64_t seg_lin(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size,
+			       unsigned acc)
+{
+	if (likely(cpu->mode64)) {
+		uint64_t lin = off + (seg >= SEG_FS ? cpu->seg[seg].base : 0);
+
+		if (likely(canonical(lin) && canonical(lin + size - 1)))
+			return lin;
+	}
+	return jit_seg_lin(cpu, seg, off, size, acc);
+}
+
 /* Segment-relative access with the current privilege. */
 static inline uint64_t mem_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
-	uint64_t lin = jit_seg_lin(cpu, seg, off, size, ACC_R);
+	uint64_t lin = seg_lin(cpu, seg, off, size, ACC_R);
 
 	return lin_read(cpu, lin, size, acc_user(cpu, ACC_R));
 }
@@ -460,7 +490,7 @@ static inline uint64_t mem_read(struct jit_cpu *cpu, int seg, uint64_t off, unsi
 static inline void mem_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size,
 			     uint64_t v)
 {
-	uint64_t lin = jit_seg_lin(cpu, seg, off, size, ACC_W);
+	uint64_t lin = seg_lin(cpu, seg, off, size, ACC_W);
 
 	lin_write(cpu, lin, size, v, acc_user(cpu, ACC_W));
 }
@@ -537,12 +567,22 @@ static inline uint64_t rmw_load(struct jit_cpu *cpu, const struct jit_insn *in,
 	m->lock = in->lock;
 	if (in->mod == 3) {
 		m->reg = in->rm;
+		m->p = NULL;
+		m->lin = 0;
+		m->acc = 0;
 		return reg_read(cpu, in, in->rm, size);
 	}
 	m->reg = -1;
-	m->lin = jit_seg_lin(cpu, in->seg, insn_ea(cpu, in), size, ACC_W);
+	m->lin = seg_lin(cpu, in->seg, insn_ea(cpu, in), size, ACC_W);
 	m->acc = acc_user(cpu, ACC_W);
-	m->p = jit_lin_ptr(cpu, m->lin, size, m->acc);
+	{
+		struct jit_tlb_entry *e = tlb_hit(cpu, m->lin, m->acc);
+
+		if (likely(e && e->host_w && (m->lin & 0xfff) + size <= 0x1000))
+			m->p = e->host_w + (m->lin & 0xfff);
+		else
+			m->p = jit_lin_ptr(cpu, m->lin, size, m->acc);
+	}
 	if (m->p)
 		return host_load(m->p, size);
 	return jit_lin_read_slow(cpu, m->lin, size, m->acc & ~ACC_W);
@@ -622,11 +662,6 @@ static inline void set_rip(struct jit_cpu *cpu, const struct jit_insn *in, uint6
 	else if (in->opsize == 4 || !cpu->mode64)
 		target &= 0xffffffff;
 	cpu->next_rip = target;
-}
-
-static inline bool canonical(uint64_t a)
-{
-	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
 #endif

@@ -66,14 +66,54 @@ static bool lock_ok(const struct jit_insn *in)
 	return false;
 }
 
-/* Decode the instruction at CS:RIP into *in. */
-static void fetch(struct jit_cpu *cpu, struct jit_insn *in)
+static bool same_bytes(const uint8_t *p, const uint8_t *q, unsigned len, unsigned avail)
+{
+	uint64_t a0, a1, b0, b1, m0, m1;
+
+	if (avail < 16)
+		return !memcmp(p, q, len);
+	memcpy(&a0, p, 8);
+	memcpy(&a1, p + 8, 8);
+	memcpy(&b0, q, 8);
+	memcpy(&b1, q + 8, 8);
+	m0 = len >= 8 ? ~0ull : (1ull << (8 * len)) - 1;
+	m1 = len <= 8 ? 0 : len >= 16 ? ~0ull : (1ull << (8 * (len - 8))) - 1;
+	return !((a0 ^ b0) & m0) && !((a1 ^ b1) & m1);
+}
+
+/* Decode at host address p through the decoded-instruction cache. */
+static int decode_cached(struct jit_cpu *cpu, const uint8_t *p, unsigned avail,
+			 const struct jit_insn **out, struct jit_insn *tmp)
+{
+	uintptr_t h = (uintptr_t)p;
+	struct jit_dcache_entry *e = &cpu->dcache[h & (DCACHE_SIZE - 1)];
+	int n;
+
+	if (e->p == p && e->code_size == cpu->code_size && e->in.len <= avail &&
+	    same_bytes(p, e->bytes, e->in.len, avail)) {
+		*out = &e->in;
+		return e->in.len;
+	}
+	n = jit_decode(p, avail, cpu->code_size, tmp);
+	*out = tmp;
+	if (n > 0) {
+		e->p = p;
+		e->code_size = (uint8_t)cpu->code_size;
+		memcpy(e->bytes, p, (unsigned)n);
+		e->in = *tmp;
+		*out = &e->in;
+	}
+	return n;
+}
+
+/* Decode the instruction at CS:RIP. */
+static const struct jit_insn *fetch(struct jit_cpu *cpu, struct jit_insn *tmp)
 {
 	uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
 	unsigned acc = acc_user(cpu, ACC_X), avail;
+	const struct jit_insn *in = tmp;
 	struct jit_tlb_entry *e;
 	uint8_t buf[16];
-	const uint8_t *p;
 	int n;
 
 	if (cpu->mode64) {
@@ -90,39 +130,44 @@ static void fetch(struct jit_cpu *cpu, struct jit_insn *in)
 		e = jit_tlb_fill(cpu, lin, acc);
 	avail = 0x1000 - (lin & 0xfff);
 	if (e->host_r) {
-		p = e->host_r + (lin & 0xfff);
+		n = decode_cached(cpu, e->host_r + (lin & 0xfff), avail, &in, tmp);
+		if (n != DEC_MORE)
+			goto done;
+		memcpy(buf, e->host_r + (lin & 0xfff), avail);
 	} else {
 		jit_read_bytes(cpu, lin, buf, avail < 15 ? avail : 15, acc);
-		p = buf;
+		n = jit_decode(buf, avail, cpu->code_size, tmp);
+		if (n != DEC_MORE)
+			goto done;
 	}
-	n = jit_decode(p, avail, cpu->code_size, in);
-	if (n == DEC_MORE) {
-		memcpy(buf, p, avail);
-		jit_read_bytes(cpu, cpu->lma ? lin + avail : (uint32_t)(lin + avail),
-			       buf + avail, 15 - avail, acc);
-		n = jit_decode(buf, 15, cpu->code_size, in);
-	}
+	jit_read_bytes(cpu, cpu->lma ? lin + avail : (uint32_t)(lin + avail),
+		       buf + avail, 15 - avail, acc);
+	n = jit_decode(buf, 15, cpu->code_size, tmp);
+	in = tmp;
+done:
 	if (n == DEC_UD)
 		jit_raise(cpu, EXC_UD, 0);
 	if (n < 0)
 		jit_raise(cpu, EXC_GP, 0);
+	return in;
 }
 
 static void step(struct jit_cpu *cpu)
 {
-	struct jit_insn in;
+	struct jit_insn tmp;
+	const struct jit_insn *in;
 	jit_op_fn *fn;
 	bool tf = cpu->rflags & F_TF;
 
-	fetch(cpu, &in);
+	in = fetch(cpu, &tmp);
 	cpu->shadow = false;
-	cpu->next_rip = (cpu->rip + in.len) & size_mask(cpu->code_size);
-	if (in.lock && !lock_ok(&in))
+	cpu->next_rip = (cpu->rip + in->len) & size_mask(cpu->code_size);
+	if (in->lock && !lock_ok(in))
 		jit_raise(cpu, EXC_UD, 0);
-	fn = maps[in.map][in.op];
+	fn = maps[in->map][in->op];
 	if (!fn)
-		jit_ud(cpu, &in);
-	fn(cpu, &in);
+		jit_ud(cpu, in);
+	fn(cpu, in);
 	cpu->rip = cpu->next_rip;
 	cpu->icount++;
 	if (unlikely(tf)) {
