@@ -37,9 +37,10 @@ uint16_t conn_tflags(const struct conn *c)
 		f |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
 		     NBD_FLAG_SEND_FAST_ZERO;
 	/* Every connection shares one image and a flush reaches all of it,
-	 * so what one client flushes is stable for all: multi-conn is safe
-	 * whenever several clients may connect (or nobody writes). */
-	if (!e->writable || cfg->shared != 1)
+	 * so what one client flushes is stable for all: multi-conn is safe.
+	 * As qemu-nbd, advertise it only when several clients may connect,
+	 * or clients like nbdcopy would wait for connections never accepted. */
+	if (cfg->shared != 1)
 		f |= NBD_FLAG_CAN_MULTI_CONN;
 	return f;
 }
