@@ -130,10 +130,8 @@ static int mon_connect(struct mon *m)
 {
 	int r, greet = m->cfg.timeout_ms >= 0 ? m->cfg.timeout_ms : 30000;
 
-	if ((r = qmp_client_open(m->cfg.addr, greet, &m->qmp)) < 0) {
-		err_prefix("%s", m->cfg.addr);
+	if ((r = qmp_client_open(m->cfg.addr, greet, &m->qmp)) < 0)
 		return r;
-	}
 	qmp_client_set_timeout(m->qmp, m->cfg.timeout_ms);
 	if ((r = qmp_client_negotiate(m->qmp)) < 0)
 		err_prefix("%s: capabilities negotiation", m->cfg.addr);

@@ -145,7 +145,9 @@ int qmp_client_open(const char *addr, int timeout_ms, struct qmp_client **out)
 	sock_addr_free(&a);
 	if (fd < 0)
 		return fd;
-	return qmp_client_open_fd(fd, timeout_ms, out);
+	if ((r = qmp_client_open_fd(fd, timeout_ms, out)) < 0)
+		err_prefix("%s", addr);
+	return r;
 }
 
 void qmp_client_close(struct qmp_client *c)
