@@ -109,10 +109,27 @@ void jit_cpu_reset(struct jit_cpu *cpu, bool ap_wait)
 	jit_tlb_flush(cpu, true);
 }
 
+/* The host executes our arithmetic, SIMD and x87 operations (alu.c,
+ * sse_ops.c, x87.c): it must have every feature we advertise. */
+static bool host_capable(void)
+{
+	unsigned a, b, c, d;
+
+	asm("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+	if ((c & 0x00800201) != 0x00800201 || (d & 0x07808001) != 0x07808001)
+		return false;	/* SSE3 SSSE3 POPCNT; FPU CMOV MMX FXSR SSE SSE2 */
+	asm("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000001), "c"(0));
+	return c & 0x20;	/* LZCNT */
+}
+
 struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index)
 {
 	struct jit_cpu *cpu;
 
+	if (!host_capable()) {
+		errno = ENOTSUP;
+		return NULL;
+	}
 	if (!bus || !bus->ram || !bus->mmio_read || !bus->mmio_write || !bus->pio_in ||
 	    !bus->pio_out) {
 		errno = EINVAL;

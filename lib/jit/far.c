@@ -173,24 +173,31 @@ void jit_op_far_indirect(struct jit_cpu *cpu, const struct jit_insn *in)
 	far_transfer(cpu, sel, off, in->opsize, (in->reg & 7) == 3);
 }
 
-/* Return to an outer level: load SS:RSP popped at off, null data segments
- * the new CPL may not use. */
-static void outer_stack(struct jit_cpu *cpu, uint64_t sp, uint16_t ss, int cpl, bool lma64)
+/* Check the SS popped by a return to the outer level cpl; returns its
+ * descriptor (0 for the null SS 64-bit mode allows below CPL 3). */
+static uint64_t check_outer_ss(struct jit_cpu *cpu, uint16_t ss, int cpl, bool lma64)
 {
 	uint64_t d;
 
-	if (!(ss & 0xfffc) && lma64 && cpl != 3) {
+	if (!(ss & 0xfffc) && lma64 && cpl != 3)
+		return 0;
+	if (!(ss & 0xfffc))
+		jit_raise(cpu, EXC_GP, 0);
+	d = jit_read_desc(cpu, ss, EXC_GP);
+	if ((ss & 3u) != (unsigned)cpl || ((d >> 45) & 3) != (unsigned)cpl ||
+	    ((d >> 40) & 0x1a) != 0x12)
+		jit_raise(cpu, EXC_GP, ss & 0xfffc);
+	if (!(d & (1ull << 47)))
+		jit_raise(cpu, EXC_SS, ss & 0xfffc);
+	return d;
+}
+
+static void load_outer_ss(struct jit_cpu *cpu, uint16_t ss, uint64_t d, int cpl, uint64_t sp)
+{
+	if (!d) {
 		jit_seg_null(&cpu->seg[SEG_SS], ss);
 		cpu->seg[SEG_SS].dpl = (uint8_t)cpl;
 	} else {
-		if (!(ss & 0xfffc))
-			jit_raise(cpu, EXC_GP, 0);
-		d = jit_read_desc(cpu, ss, EXC_GP);
-		if ((ss & 3u) != (unsigned)cpl || ((d >> 45) & 3) != (unsigned)cpl ||
-		    ((d >> 40) & 0x1a) != 0x12)
-			jit_raise(cpu, EXC_GP, ss & 0xfffc);
-		if (!(d & (1ull << 47)))
-			jit_raise(cpu, EXC_SS, ss & 0xfffc);
 		jit_seg_from_desc(&cpu->seg[SEG_SS], ss, d);
 	}
 	cpu->gpr[JIT_RSP] = sp;
@@ -233,9 +240,10 @@ void jit_op_retf(struct jit_cpu *cpu, const struct jit_insn *in)
 		uint64_t sp = pop_peek(cpu, 2 * size + imm, size);
 		uint16_t ss = (uint16_t)pop_peek(cpu, 3 * size + imm, 2);
 		bool to64 = cpu->lma && ((d >> 53) & 1);
+		uint64_t sd = check_outer_ss(cpu, ss, (int)rpl, to64);
 
 		jit_load_cs(cpu, sel, d, (int)rpl);
-		outer_stack(cpu, sp, ss, (int)rpl, to64);
+		load_outer_ss(cpu, ss, sd, (int)rpl, sp);
 		jit_update_mode(cpu);
 		cpu->gpr[JIT_RSP] = sp_add(cpu, imm);
 		jit_fix_data_segs(cpu);
@@ -281,7 +289,7 @@ static void iret_real(struct jit_cpu *cpu, unsigned size)
 void jit_op_iret(struct jit_cpu *cpu, const struct jit_insn *in)
 {
 	unsigned size = in->opsize;
-	uint64_t ip, fl, d, sp = 0;
+	uint64_t ip, fl, d, sp = 0, sd = 0;
 	uint16_t cs, ss = 0;
 	int old_cpl = cpu->cpl;
 	bool outer, pop_ss;
@@ -317,9 +325,11 @@ void jit_op_iret(struct jit_cpu *cpu, const struct jit_insn *in)
 	}
 	if (cpu->lma && ((d >> 53) & 1) && !canonical(ip))
 		jit_raise(cpu, EXC_GP, 0);
+	if (pop_ss)
+		sd = check_outer_ss(cpu, ss, cs & 3, cpu->lma && ((d >> 53) & 1));
 	jit_load_cs(cpu, cs, d, cs & 3);
 	if (pop_ss)
-		outer_stack(cpu, sp, ss, cs & 3, cpu->mode64);
+		load_outer_ss(cpu, ss, sd, cs & 3, sp);
 	else
 		cpu->gpr[JIT_RSP] = sp_add(cpu, 3 * size);
 	jit_update_mode(cpu);

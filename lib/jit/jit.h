@@ -105,7 +105,10 @@ enum jit_exit {
 };
 
 /* A vCPU for processor number index, in the power-on (reset) state.  NULL
- * with errno set on failure. */
+ * with errno set on failure: EINVAL for a bus without its required
+ * callbacks, ENOTSUP on a host CPU lacking SSE3/SSSE3/POPCNT/LZCNT (the
+ * interpreter runs arithmetic, SIMD and x87 operations on the host's own
+ * units), ENOMEM. */
 struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index);
 void jit_cpu_free(struct jit_cpu *cpu);
 

@@ -10,6 +10,7 @@
 #include "jit/internal.h"
 
 #define MSR_TSC 0x10
+#define MSR_PLATFORM_ID 0x17
 #define MSR_APIC_BASE 0x1b
 #define MSR_FEATURE_CONTROL 0x3a
 #define MSR_BIOS_SIGN 0x8b
@@ -64,7 +65,7 @@ int jit_msr_read(struct jit_cpu *cpu, uint32_t msr, uint64_t *v)
 	case MSR_TSC: *v = jit_rdtsc(cpu); return 0;
 	case MSR_APIC_BASE: *v = cpu->apic_base; return 0;
 	case MSR_FEATURE_CONTROL: *v = 1; return 0;	/* locked, nothing enabled */
-	case MSR_BIOS_SIGN: *v = 0; return 0;
+	case MSR_BIOS_SIGN: case MSR_PLATFORM_ID: *v = 0; return 0;
 	case MSR_MTRRCAP: *v = 0x508; return 0;		/* 8 variable, fixed, WC */
 	case MSR_SYSENTER_CS: *v = cpu->sysenter_cs; return 0;
 	case MSR_SYSENTER_ESP: *v = cpu->sysenter_esp; return 0;

@@ -682,9 +682,11 @@ void jit_op_grp15(struct jit_cpu *cpu, const struct jit_insn *in)
 		lin = jit_seg_lin(cpu, in->seg, ea, 512, g ? ACC_R : ACC_W);
 		if (g == 0) {
 			jit_fxsave(cpu, buf);
-			if (!(in->rex & 8))
-				memset(buf + 8, 0, 16), memcpy(buf + 8, &cpu->fpu.fip, 4),
+			if (!(in->rex & 8)) {	/* 32-bit format: FIP, FCS, FDP, FDS */
+				memset(buf + 8, 0, 16);
+				memcpy(buf + 8, &cpu->fpu.fip, 4);
 				memcpy(buf + 16, &cpu->fpu.fdp, 4);
+			}
 			jit_write_bytes(cpu, lin, buf, 512, acc_user(cpu, ACC_W));
 		} else {
 			jit_read_bytes(cpu, lin, buf, 512, acc_user(cpu, ACC_R));
