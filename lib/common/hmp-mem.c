@@ -45,7 +45,7 @@ static uint64_t ev_register(struct eval *e)
 	snprintf(name, sizeof(name), "%.*s", (int)(e->p - start), start);
 	if (!e->s || !e->s->mach || !e->s->mach->get_reg)
 		e->err = err_set(-ENOTSUP, "registers are not available here");
-	else if (e->s->mach->get_reg(e->s->opaque, name, &v) < 0)
+	else if (e->s->mach->get_reg(e->s->machine, name, &v) < 0)
 		e->err = err_set(-EINVAL, "unknown register '%s'", name);
 	return v;
 }
@@ -188,20 +188,14 @@ static uint64_t load_le(const uint8_t *p, int size)
 	return v;
 }
 
-static int64_t sign_extend(uint64_t v, int size)
-{
-	int shift = 64 - size * 8;
-
-	return shift ? (int64_t)(v << shift) >> shift : (int64_t)v;
-}
-
-static void dump_unit(struct hmp_out *o, uint64_t v, int size, char format, int digits)
+/* d is not sign-extended: QEMU loads each unit zero-extended. */
+static void dump_unit(struct hmp_out *o, uint64_t v, char format, int digits)
 {
 	hmp_printf(o, " ");
 	switch (format) {
 	case 'o': hmp_printf(o, "%#*" PRIo64, digits, v); break;
 	case 'u': hmp_printf(o, "%*" PRIu64, digits, v); break;
-	case 'd': hmp_printf(o, "%*" PRId64, digits, sign_extend(v, size)); break;
+	case 'd': hmp_printf(o, "%*" PRId64, digits, (int64_t)v); break;
 	case 'c': print_char(o, (unsigned)v); break;
 	default:  hmp_printf(o, "0x%0*" PRIx64, digits, v); break;
 	}
@@ -226,7 +220,7 @@ void hmp_dump(struct hmp_out *o, uint64_t addr, const uint8_t *mem, size_t len,
 
 		hmp_printf(o, "%016" PRIx64 ":", addr + off);
 		for (size_t i = 0; i + (size_t)wsize <= l; i += (size_t)wsize)
-			dump_unit(o, load_le(mem + off + i, wsize), wsize, f->format, digits);
+			dump_unit(o, load_le(mem + off + i, wsize), f->format, digits);
 		hmp_printf(o, "\n");
 	}
 }
@@ -251,7 +245,7 @@ static int hmp_local_dump(struct hmp_session *s, const struct hmp_args *a,
 	if (len > (1u << 20))
 		return err_set(-EINVAL, "%s: at most 1 MiB at a time", a->name);
 	buf = xmalloc(len);
-	r = s->mach->read_mem(s->opaque, addr, buf, len, phys);
+	r = s->mach->read_mem(s->machine, addr, buf, len, phys);
 	if (r < 0)
 		err_set(r, "Cannot access memory");
 	else

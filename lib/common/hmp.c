@@ -59,6 +59,7 @@ void hmp_session_init(struct hmp_session *s, hmp_qmp_fn *qmp, void *opaque)
 	memset(s, 0, sizeof(*s));
 	s->qmp = qmp;
 	s->opaque = opaque;
+	s->machine = opaque;
 	s->last_format = 'x';
 	s->last_size = 4;
 }
@@ -314,7 +315,7 @@ int hmp_run(struct hmp_session *s, const char *line, char **text)
 	}
 	r = hmp_parse(s, line, &c, &nat, &a);
 	if (r == 0 && nat) {
-		r = nat->run(s->opaque, &a, &out);
+		r = nat->run(s->machine, &a, &out);
 	} else if (r == 0) {
 		r = c->local ? c->local(s, &a, &out) : -ENOTSUP;
 		if (r == -ENOTSUP)

@@ -179,7 +179,8 @@ typedef int hmp_qmp_fn(void *opaque, const char *cmd, json_t *args, json_t **ret
 
 struct hmp_session {
 	hmp_qmp_fn *qmp;                 /* how QMP commands are run */
-	void *opaque;                    /* for qmp, native and mach */
+	void *opaque;                    /* for qmp */
+	void *machine;                   /* for native and mach (init: opaque) */
 	const struct hmp_native *native; /* may be NULL */
 	size_t native_count;
 	const struct hmp_machine_ops *mach;  /* may be NULL */
