@@ -290,7 +290,8 @@ static int hmp_run_qmp(struct hmp_session *s, const struct hmp_cmd *c,
 		return r;
 	if (s->no_passthrough && !strcmp(qcmd, "human-monitor-command")) {
 		json_decref(args);
-		return err_set(-ENOTSUP, "'%s' is not supported by this machine", a->name);
+		return err_set(-ENOTSUP, "'%.*s' is not supported by this machine",
+			       (int)strcspn(c->name, "|"), c->name);
 	}
 	if ((r = s->qmp(s->opaque, qcmd, args, &ret)) < 0)
 		return r;
