@@ -57,7 +57,7 @@ static int mon_parse(int argc, char **argv, struct mon_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout_ms = -1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+jw:t:ed:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:jw:t:ed:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			cfg->json = true;
