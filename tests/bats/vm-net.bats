@@ -39,43 +39,43 @@ netpeer() {
 }
 
 @test "vm-net without a back-end fails with one line" {
-	run vm-net -k "$T/s"
+	run timeout 10 vm-net -k "$T/s"
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == "vm-net: missing back-end"* ]]
 }
 
 @test "vm-net rejects an unknown back-end and an unknown key with one line" {
-	run vm-net -k "$T/s" switch
+	run timeout 10 vm-net -k "$T/s" switch
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == *"unknown back-end 'switch'"* ]]
-	run vm-net -k "$T/s" user,bogus=1
+	run timeout 10 vm-net -k "$T/s" user,bogus=1
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == *"invalid parameter 'bogus'"* ]]
 }
 
 @test "vm-net refuses to start with nothing to serve" {
-	run vm-net hub
+	run timeout 10 vm-net hub
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == *"nothing to serve"* ]]
 }
 
 @test "vm-net user rejects malformed addresses and forwarding rules" {
-	run vm-net -k "$T/s" user hostfwd=tcp::22
+	run timeout 10 vm-net -k "$T/s" user hostfwd=tcp::22
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == *"invalid host forwarding rule 'tcp::22'"* ]]
-	run vm-net -k "$T/s" user net=10.0.2.0/24,host=10.0.3.2
+	run timeout 10 vm-net -k "$T/s" user net=10.0.2.0/24,host=10.0.3.2
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == *"host=10.0.3.2: not inside the network"* ]]
-	run vm-net -k "$T/s" user ipv4=off,ipv6=off
+	run timeout 10 vm-net -k "$T/s" user ipv4=off,ipv6=off
 	[ "$status" -eq 1 ]
 	one_line_error
-	run vm-net -k "$T/s" user guestfwd=tcp:10.0.2.100:80-file:/x
+	run timeout 10 vm-net -k "$T/s" user guestfwd=tcp:10.0.2.100:80-file:/x
 	[ "$status" -eq 1 ]
 	one_line_error
 	[ ! -e "$T/s" ]
@@ -91,10 +91,10 @@ netpeer() {
 
 @test "a busy host port makes vm-net user fail with one line" {
 	port=$(free_port)
-	python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(5)' "$port" &
+	python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); print("ready", flush=True); time.sleep(30)' "$port" >"$T/bound" 3>&- &
 	PIDS+=($!)
-	sleep 0.3
-	run vm-net -k "$T/s" user hostfwd=tcp:127.0.0.1:$port-:22
+	for _ in $(seq 100); do grep -q ready "$T/bound" && break; sleep 0.1; done
+	run timeout 10 vm-net -k "$T/s" user hostfwd=tcp:127.0.0.1:$port-:22
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == *"could not set up host forwarding rule"* ]]
@@ -165,7 +165,7 @@ netpeer() {
 }
 
 @test "vm-net --fd rejects a descriptor that is not open" {
-	run vm-net --fd 77 hub
+	run timeout 10 vm-net --fd 77 hub
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == *"file descriptor 77"* ]]
