@@ -9,14 +9,23 @@
  * "id"}, replies {"return"} or {"error": {"class", "desc"}} carrying the
  * request's id, and asynchronous events {"event", "data", "timestamp"}.
  *
- * Three parts:
+ * The parts:
  *   qmp_stream_*  splits a byte stream into JSON texts (qmp-stream.c)
  *   qmp_client_*  a blocking client: connect, negotiate, execute, events
  *   hmp_*         human commands: a const table of {name, syntax, help,
  *                 translate-to-QMP, format-reply}; parsing, help, x/xp/p
+ *   qmp_listen_*  opening -qmp/-monitor addresses (qmp-listen.c)
  *   qmp_server_*  a server on the lib/common event loop; the embedding
  *                 program supplies its command table and, for human
- *                 commands only it can run, a table of native ones.
+ *                 commands only it can run, a table of native ones
+ *   hmp_server_*  the human monitor (-monitor) on sockets and stdio.
+ *
+ * Embedding (vm-run): fill a struct qmp_server_config with a const
+ * table of {name, handler, argument schema}, the version, and
+ * optionally native human commands and hmp_machine_ops; qmp_server_new()
+ * on the machine's loop; qmp_server_listen() for each -qmp;
+ * hmp_server_new() + hmp_server_listen() for each -monitor; raise events
+ * with qmp_server_event() from any thread.
  *
  * Errors follow lib/common: -errno with one message recorded.  A QMP
  * error reply is -EREMOTEIO with the server's "desc" as the message.
@@ -223,6 +232,19 @@ typedef int hmp_format_fn(const struct hmp_args *a, json_t *ret, struct hmp_out 
 hmp_format_fn hmp_fmt_status, hmp_fmt_version, hmp_fmt_name, hmp_fmt_kvm, hmp_fmt_cpus,
 	hmp_fmt_chardev, hmp_fmt_blockstats, hmp_fmt_block, hmp_fmt_pci, hmp_fmt_text;
 
+/* ---- monitor sockets (qmp-listen.c) ----
+ * What -qmp and -monitor name: "unix:PATH", "tcp:HOST:PORT" or "fd:N",
+ * with QEMU's ",server=on,wait=off" (wait=on is refused).  Opens the
+ * listening sockets (TCP: one per address family), or takes an fd:N
+ * that is already connected (`connected`: it is the one client). */
+struct qmp_listen {
+	int fd[4];
+	int n;
+	bool connected;
+	char *path;        /* the unix socket to unlink when done (malloc'd) */
+};
+int qmp_listen_open(const char *spec, struct qmp_listen *out);
+
 /* ---- server (qmp-server.c) ---- */
 
 struct qmp_server;
@@ -278,5 +300,18 @@ int qmp_server_execute(struct qmp_server *s, const char *cmd, json_t *args, json
 int qmp_server_hmp(struct qmp_server *s, const char *line, char **out);
 /* Connected clients (for tests and statistics). */
 int qmp_server_client_count(struct qmp_server *s);
+
+/* ---- the human monitor on sockets and terminals (hmp-server.c) ----
+ * QEMU's -monitor: a banner ("BANNER monitor - type 'help' ..."), the
+ * "(qemu) " prompt, one command per line run through
+ * qmp_server_hmp(), output with "\r\n" line ends. */
+struct hmp_server;
+struct hmp_server *hmp_server_new(struct loop *l, struct qmp_server *qmp, const char *banner);
+/* Listen as qmp_server_listen() does ("unix:PATH,server=on,wait=off"). */
+int hmp_server_listen(struct hmp_server *h, const char *spec);
+/* Serve a client reading from in and writing to out (the same socket, or
+ * STDIN_FILENO and STDOUT_FILENO, which are never closed). */
+int hmp_server_add(struct hmp_server *h, int in, int out);
+void hmp_server_free(struct hmp_server *h);
 
 #endif

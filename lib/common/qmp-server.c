@@ -568,66 +568,21 @@ static int server_add_listener(struct qmp_server *s, int fd, const char *path)
 	return 0;
 }
 
-/* "fd:N": a listening socket, or a connected one that becomes a client. */
-static int server_listen_fd(struct qmp_server *s, int fd)
-{
-	int acc = 0;
-	socklen_t len = sizeof(acc);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc)
-		return server_add_listener(s, fd, NULL);
-	return qmp_server_add_client(s, fd);
-}
-
-/* QEMU's chardev options after the address: server=on, wait=off. */
-static int listen_options(const char *spec, struct kvlist *kv)
-{
-	static const char *const known[] = { "addr", "server", "wait", "nowait", NULL };
-	bool on;
-	int r;
-
-	if ((r = kv_parse(spec, "addr", kv)) < 0 || (r = kv_check(kv, known)) < 0)
-		return r;
-	if ((r = kv_get_bool(kv, "server", true, &on)) < 0)
-		return r;
-	if (!on)
-		return err_set(-ENOTSUP, "%s: only server=on monitors are supported", spec);
-	if ((r = kv_get_bool(kv, "wait", false, &on)) < 0)
-		return r;
-	if (on)
-		return err_set(-ENOTSUP, "%s: wait=on is not supported (use wait=off)", spec);
-	if (!kv_get(kv, "addr"))
-		return err_set(-EINVAL, "%s: missing address", spec);
-	return 0;
-}
-
 int qmp_server_listen(struct qmp_server *s, const char *spec)
 {
-	struct kvlist kv = { 0 };
-	struct sock_addr a;
-	int fds[4], n, r;
+	struct qmp_listen l;
+	int r;
 
-	if ((r = listen_options(spec, &kv)) < 0 ||
-	    (r = sock_addr_parse(kv_get(&kv, "addr"), &a)) < 0) {
-		kv_free(&kv);
+	if ((r = qmp_listen_open(spec, &l)) < 0)
 		return r;
-	}
-	kv_free(&kv);
-	if (a.kind == SOCK_UNIX) {
-		r = sock_listen_unix(a.path, 0600);
+	if (l.connected)
+		r = qmp_server_add_client(s, l.fd[0]);
+	for (int i = 0; i < l.n && !l.connected; i++)
 		if (r >= 0)
-			r = server_add_listener(s, r, a.path);
-	} else if (a.kind == SOCK_TCP) {
-		n = r = sock_listen_tcp(a.host, a.port, fds, (int)ARRAY_SIZE(fds));
-		for (int i = 0; i < n; i++)
-			if (r >= 0)
-				r = server_add_listener(s, fds[i], NULL);
-			else
-				close(fds[i]);
-	} else {
-		r = server_listen_fd(s, a.fd);
-	}
-	sock_addr_free(&a);
+			r = server_add_listener(s, l.fd[i], i == 0 ? l.path : NULL);
+		else
+			close(l.fd[i]);
+	free(l.path);
 	return r < 0 ? r : 0;
 }
 

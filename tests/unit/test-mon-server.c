@@ -258,6 +258,49 @@ static void test_client(const char *path, struct toy *t)
 	qmp_client_close(c);
 }
 
+/* Read until the prompt "(qemu) " ends what arrived. */
+static char *until_prompt(int fd, const char *send)
+{
+	static char buf[8192];
+	size_t n = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (send && write_full(fd, send, strlen(send)) < 0)
+		return "";
+	while (n < sizeof(buf) - 1 && poll(&p, 1, 5000) == 1) {
+		ssize_t k = read(fd, buf + n, sizeof(buf) - 1 - n);
+
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		buf[n] = '\0';
+		if (n >= 7 && !strcmp(buf + n - 7, "(qemu) "))
+			break;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void test_human(const char *path)
+{
+	int fd = sock_connect_unix(path);
+	char *r;
+
+	r = until_prompt(fd, NULL);
+	CHECK(!strcmp(r, "toy 9.1.0 monitor - type 'help' for more information\r\n(qemu) "),
+	      "human monitor: banner and prompt");
+	r = until_prompt(fd, "info status\r\n");
+	CHECK(!strcmp(r, "VM status: running\r\n(qemu) "), "human monitor: info status");
+	r = until_prompt(fd, "xp/2xb 0x20\n");
+	CHECK(!strcmp(r, "0000000000000020: 0x20 0x21\r\n(qemu) "), "human monitor: xp");
+	r = until_prompt(fd, "frob\n");
+	CHECK(!strcmp(r, "unknown command: 'frob'\r\n(qemu) "),
+	      "human monitor: an error, then the prompt again");
+	r = until_prompt(fd, "help stop\n");
+	CHECK(!strcmp(r, "stop  -- stop emulation\r\n(qemu) "), "human monitor: help");
+	close(fd);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/test-mon-XXXXXX", path[64], path2[80];
@@ -283,10 +326,17 @@ int main(void)
 	CHECK(qmp_server_listen(t.srv, "unix:/x,wait=on") == -ENOTSUP, "wait=on is refused");
 	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
 	CHECK(qmp_server_add_client(t.srv, sv[0]) == 0, "a connected descriptor as a client");
+	struct hmp_server *h = hmp_server_new(l, t.srv, "toy 9.1.0");
+	char hspec[160], hpath[64];
+
+	snprintf(hpath, sizeof(hpath), "%s/h.sock", dir);
+	snprintf(hspec, sizeof(hspec), "unix:%s,server=on,wait=off", hpath);
+	CHECK(hmp_server_listen(h, hspec) == 0, "human monitor listens");
 	pthread_create(&th, NULL, loop_thread, l);
 
 	test_raw(path);
 	test_client(path, &t);
+	test_human(hpath);
 
 	struct qmp_client *c;
 	CHECK(qmp_client_open_fd(sv[1], 5000, &c) == 0 && qmp_client_negotiate(c) == 0 &&
@@ -299,6 +349,7 @@ int main(void)
 		loop_run_once(l, 50);
 	CHECK(qmp_server_client_count(t.srv) == 0, "closed clients are gone (%d left)",
 	      qmp_server_client_count(t.srv));
+	hmp_server_free(h);
 	qmp_server_free(t.srv);
 	CHECK(access(path, F_OK) != 0, "the socket file is removed");
 	loop_free(l);
