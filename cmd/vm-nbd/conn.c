@@ -69,25 +69,85 @@ static int writev_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
+/* A reply is gone (or will never go): free it and its slot. */
+static void release_locked(struct conn *c, struct nbd_req *r)
+{
+	c->inflight--;
+	if (r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE)
+		c->inflight_bytes -= r->len;
+	req_free(r);
+	pthread_cond_broadcast(&c->cond);
+}
+
+/* Send a reply from the worker without blocking; on a partial send, drop
+ * what went out from r->iov and return false (the writer sends the rest). */
+static bool try_send_now(struct conn *c, struct nbd_req *r)
+{
+	struct msghdr m = { .msg_iov = r->iov, .msg_iovlen = r->niov };
+	size_t total = 0;
+	ssize_t k;
+	int i = 0;
+
+	if (r->niov == 0 || r->niov > IOV_MAX)
+		return false;
+	for (int j = 0; j < r->niov; j++)
+		total += r->iov[j].iov_len;
+	k = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (k < 0 || (size_t)k == total)
+		return k >= 0;
+	while ((size_t)k >= r->iov[i].iov_len)
+		k -= r->iov[i++].iov_len;
+	r->iov[i].iov_base = (uint8_t *)r->iov[i].iov_base + k;
+	r->iov[i].iov_len -= k;
+	memmove(r->iov, r->iov + i, sizeof(*r->iov) * (r->niov - i));
+	r->niov -= i;
+	return false;
+}
+
+/* Hand a finished reply over.  When nobody is sending and nothing waits,
+ * the worker sends it itself (never blocking: a client that does not
+ * read can only stall its own writer thread); otherwise, or for what a
+ * full socket leaves over, it joins the writer's queue in order. */
 void conn_queue_reply(struct conn *c, struct nbd_req *r)
 {
+	bool direct;
+
 	r->next = NULL;
 	pthread_mutex_lock(&c->lock);
-	if (c->replies_tail)
-		c->replies_tail->next = r;
-	else
+	direct = !c->writing && !c->replies && !c->dead;
+	if (direct)
+		c->writing = true;
+	pthread_mutex_unlock(&c->lock);
+	if (direct && try_send_now(c, r)) {
+		pthread_mutex_lock(&c->lock);
+		c->writing = false;
+		release_locked(c, r);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (direct) {           /* its first bytes are out: it goes first */
+		c->writing = false;
+		r->next = c->replies;
 		c->replies = r;
-	c->replies_tail = r;
+		if (!c->replies_tail)
+			c->replies_tail = r;
+	} else {
+		if (c->replies_tail)
+			c->replies_tail->next = r;
+		else
+			c->replies = r;
+		c->replies_tail = r;
+	}
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
 
 /* Send a batch of finished replies; free them and release their slots. */
-static void send_batch(struct conn *c, struct nbd_req *list)
+static void send_batch(struct conn *c, struct nbd_req *list, bool dead)
 {
 	struct iovec iov[WRITE_BATCH];
 	struct nbd_req *r = list, *done;
-	bool dead = c->dead;   /* only this thread sets it */
 
 	while (r) {
 		int n = 0;
@@ -109,17 +169,13 @@ static void send_batch(struct conn *c, struct nbd_req *list)
 		if (dead)
 			shutdown(c->fd, SHUT_RDWR);
 		pthread_mutex_lock(&c->lock);
-		c->dead = dead;
+		c->dead |= dead;
 		while (done != r) {
 			struct nbd_req *next = done->next;
 
-			c->inflight--;
-			if (done->type == NBD_CMD_READ || done->type == NBD_CMD_WRITE)
-				c->inflight_bytes -= done->len;
-			req_free(done);
+			release_locked(c, done);
 			done = next;
 		}
-		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->lock);
 	}
 }
@@ -132,15 +188,21 @@ static void *writer_main(void *opaque)
 	for (;;) {
 		struct nbd_req *list;
 
-		while (!c->replies && !(c->reading_done && !c->inflight))
+		bool dead;
+
+		while ((!c->replies || c->writing) && !(c->reading_done && !c->inflight))
 			pthread_cond_wait(&c->cond, &c->lock);
 		if (!c->replies)
 			break;
 		list = c->replies;
 		c->replies = c->replies_tail = NULL;
+		c->writing = true;
+		dead = c->dead;
 		pthread_mutex_unlock(&c->lock);
-		send_batch(c, list);
+		send_batch(c, list, dead);
 		pthread_mutex_lock(&c->lock);
+		c->writing = false;
+		pthread_cond_broadcast(&c->cond);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;

@@ -151,6 +151,7 @@ struct conn {
 	size_t inflight_bytes;
 	struct nbd_req *replies, *replies_tail;  /* ready to send */
 	bool dead;                      /* socket broken: stop everything */
+	bool writing;                   /* a thread is sending on the socket */
 	bool reading_done;              /* reader finished: writer may end */
 };
 
