@@ -490,9 +490,10 @@ int main(int argc, char **argv)
 		report_err();
 		return 1;
 	}
-	choose_accel(&o);
 	io = io_new();
 	r = open_backends(&o, io);
+	if (r >= 0)
+		choose_accel(&o);
 	if (r < 0) {
 		io_restore_tty(io);
 		report_err();

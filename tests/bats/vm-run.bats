@@ -1,0 +1,165 @@
+#!/usr/bin/env bats
+# vm-run as a user runs it: small multiboot test programs (tests/guest/hw-*)
+# on the JIT and, where it works, on KVM; the command line; the console;
+# disks through vm-nbd; and the Debian test guest.
+
+load helper
+load ../guest/guest
+
+HW=$VM_BUILD/tests/guest
+DX="-device isa-debug-exit,iobase=0xf4,iosize=0x04"
+
+# kvm_works: /dev/kvm usable by the multiboot test program.
+kvm_works() {
+	[ -w /dev/kvm ] || return 1
+	timeout 20 vm-run -accel kvm -kernel "$HW/hw-hello.elf" $DX -nographic </dev/null >/dev/null 2>&1
+	[ $? -eq 33 ]
+}
+
+@test "a multiboot kernel runs on the JIT and leaves through isa-debug-exit" {
+	run timeout 30 vm-run -accel jit -kernel "$HW/hw-hello.elf" $DX -nographic </dev/null
+	[ "$status" -eq 33 ]
+	[[ "$output" == *"hello from multiboot"* ]]
+	[[ "$output" == *"cmos ok"* ]]
+}
+
+@test "a multiboot kernel runs on KVM where KVM works" {
+	kvm_works || skip "/dev/kvm cannot run the test program here"
+	run timeout 30 vm-run -accel kvm -kernel "$HW/hw-hello.elf" $DX -nographic </dev/null
+	[ "$status" -eq 33 ]
+	[[ "$output" == *"cmos ok"* ]]
+}
+
+@test "the devices pass hw-devices on the JIT and ACPI soft-off ends with status 0" {
+	run timeout 60 vm-run -accel jit -kernel "$HW/hw-devices.elf" $DX -nographic </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" != *"not ok"* ]]
+	[[ "$output" == *"ACPI soft-off"* ]]
+}
+
+@test "virtio-blk reads and writes a qcow2 image served by a vm-nbd child" {
+	require qemu-img
+	head -c 1048576 /dev/zero >"$T/d.raw"
+	printf 'VMRUN-DISK-TEST0' | dd of="$T/d.raw" conv=notrunc 2>/dev/null
+	qemu-img convert -O qcow2 "$T/d.raw" "$T/d.qcow2"
+	run timeout 60 vm-run -accel jit -kernel "$HW/hw-devices.elf" $DX -nographic \
+		-drive file="$T/d.qcow2",if=virtio,format=qcow2 </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"sector 0: VMRUN-DISK-TEST0"* ]]
+	qemu-img check "$T/d.qcow2"
+	qemu-img dd if="$T/d.qcow2" of="$T/out.raw" bs=512 count=2
+	[ "$(dd if="$T/out.raw" bs=1 skip=512 count=16 2>/dev/null)" = "WRITTEN-BY-GUEST" ]
+}
+
+@test "-snapshot leaves the image unchanged" {
+	require qemu-img
+	head -c 1048576 /dev/zero >"$T/d.raw"
+	qemu-img convert -O qcow2 "$T/d.raw" "$T/d.qcow2"
+	before=$(qemu-img dd if="$T/d.qcow2" of=/dev/stdout 2>/dev/null | sha256sum)
+	run timeout 60 vm-run -accel jit -snapshot -kernel "$HW/hw-devices.elf" $DX -nographic \
+		-drive file="$T/d.qcow2",if=virtio </dev/null
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ok 23 - virtio-blk writes sector 1"* ]]
+	after=$(qemu-img dd if="$T/d.qcow2" of=/dev/stdout 2>/dev/null | sha256sum)
+	[ "$before" = "$after" ]
+}
+
+@test "a disk from an NBD URI (qemu-nbd on a unix socket)" {
+	require qemu-nbd qemu-img
+	head -c 1048576 /dev/zero >"$T/d.raw"
+	printf 'VMRUN-DISK-TEST0' | dd of="$T/d.raw" conv=notrunc 2>/dev/null
+	qemu-nbd -f raw -k "$T/nbd.sock" --persistent "$T/d.raw" &
+	pid=$!
+	for i in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
+	run timeout 60 vm-run -accel jit -kernel "$HW/hw-devices.elf" $DX -nographic \
+		-drive "file=nbd+unix:///?socket=$T/nbd.sock,if=virtio" </dev/null
+	kill $pid
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"sector 0: VMRUN-DISK-TEST0"* ]]
+	[ "$(dd if="$T/d.raw" bs=1 skip=512 count=16 2>/dev/null)" = "WRITTEN-BY-GUEST" ]
+}
+
+@test "-no-reboot turns a triple fault into exit status 0" {
+	run timeout 30 vm-run -accel jit -no-reboot -kernel "$HW/hw-devices.elf" -append reboot \
+		$DX -nographic </dev/null
+	[ "$status" -eq 0 ]
+}
+
+@test "Ctrl-a x on the stdio console quits with status 0" {
+	run bash -c "{ sleep 2; printf '\001x'; } | timeout 30 vm-run -accel jit -kernel '$HW/hw-devices.elf' -append idle -nographic"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"terminated"* ]]
+}
+
+@test "serial input reaches the guest, Ctrl-a a sends a literal Ctrl-a" {
+	run bash -c "{ sleep 1; printf 'abc\001hq'; } | timeout 30 vm-run -accel jit -kernel '$HW/hw-devices.elf' -append echo -nographic"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"abc"* ]]
+	[[ "$output" == *"C-a x    exit emulator"* ]]
+}
+
+@test "-serial file: writes the console to a file; -pidfile" {
+	run timeout 30 vm-run -accel jit -kernel "$HW/hw-hello.elf" $DX -serial file:"$T/con.txt" \
+		-pidfile "$T/pid" </dev/null
+	[ "$status" -eq 33 ]
+	grep -q "hello from multiboot" "$T/con.txt"
+	[ ! -e "$T/pid" ]
+}
+
+@test "bad options give one line and status 1" {
+	for args in "-m 1x" "-smp 0" "-accel nope" "-device nope" "-serial bogus" "-drive if=virtio" \
+		    "-kernel /nonexistent" "-M q35" "-initrd x" "-frobnicate"; do
+		run --separate-stderr vm-run $args -nographic </dev/null
+		[ "$status" -eq 1 ] || { echo "$args: status $status"; return 1; }
+		[ "${#stderr_lines[@]}" -eq 1 ] || { echo "$args: $stderr"; return 1; }
+		[[ "$stderr" == "vm-run: "* ]] || { echo "$args: $stderr"; return 1; }
+	done
+}
+
+@test "an explicit -accel kvm that cannot run the guest stops with a message, never hangs" {
+	[ -w /dev/kvm ] || skip "no /dev/kvm"
+	[ -d /sys/module/kvm_pvm ] || skip "this KVM can boot Linux"
+	guest_require
+	run --separate-stderr timeout 60 vm-run -accel kvm -m 256 -kernel "$GUEST_KERNEL" \
+		-initrd "$GUEST_INITRD" -append console=ttyS0 -nographic </dev/null
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"no progress"* ]]
+}
+
+# The Debian test guest.  While the JIT cannot run Debian's kernel (an
+# unimplemented instruction, or too slow to reach the marker in time) the
+# test is skipped with that reason; the first such boot marks the file so
+# the other guest tests skip at once.
+GUEST_TIMEOUT=${VM_GUEST_TIMEOUT:-240}
+boot_guest() {
+	guest_require
+	local mark=$BATS_FILE_TMPDIR/jit-cannot-boot
+	[ -e "$mark" ] && skip "$(cat "$mark")"
+	run timeout "$GUEST_TIMEOUT" vm-run -m 512 "$@" -kernel "$GUEST_KERNEL" -initrd "$GUEST_INITRD" \
+		-nographic -d unimp </dev/null
+	[[ "$output" == *VM-GUEST-READY* ]] && return 0
+	if [[ "$output" =~ (\#UD at [^$'\n']*) ]]; then
+		echo "the JIT cannot boot Linux yet: ${BASH_REMATCH[1]}" >"$mark"
+	elif [ "$status" -eq 124 ]; then
+		echo "the JIT did not reach the marker within $GUEST_TIMEOUT s" >"$mark"
+	else
+		return 0
+	fi
+	skip "$(cat "$mark")"
+}
+
+@test "the Debian guest boots to its marker and powers off with status 0" {
+	boot_guest -append "console=ttyS0 quiet vmtest.cmd=true"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *VM-GUEST-READY* ]]
+	[[ "$output" == *VM-GUEST-STATUS=0* ]]
+}
+
+@test "-smp 2 shows two CPUs in the guest's /proc/cpuinfo" {
+	boot_guest -smp 2 -append "console=ttyS0 quiet vmtest.cmd=\"grep -c ^processor /proc/cpuinfo\""
+	[ "$status" -eq 0 ]
+	[[ "$output" == *$'\n2'* ]] || [[ "$output" == *$'\r\n2'* ]]
+}
