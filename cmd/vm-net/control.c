@@ -1,6 +1,6 @@
 /*
- * The control socket (--control PATH): a unix socket taking one command
- * per line, for scripts and for vm-run's monitor, which forwards QEMU's
+ * The control socket (--control PATH, or fd:N inherited listening or
+ * already connected): a unix socket taking one command per line, for scripts and for vm-run's monitor, which forwards QEMU's
  * HMP commands hostfwd_add, hostfwd_remove and set_link to it.  The
  * commands keep QEMU's HMP argument order, the netdev id being optional:
  *
@@ -226,22 +226,19 @@ static void control_on_conn(struct loop *l, int fd, unsigned events, void *opaqu
 	}
 }
 
-static void control_on_accept(struct loop *l, int fd, unsigned events, void *opaque)
+static void control_conn_add(struct control *ctl, int c)
 {
-	struct control *ctl = opaque;
 	struct timeval tv = { .tv_sec = 2 };
 	struct control_conn *cc;
-	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 
-	if (c < 0)
-		return;
 	/* Replies are written whole; a client that does not read them
 	 * may stall the LAN for two seconds, not forever. */
 	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	set_nonblock(c, false);
 	cc = xzalloc(sizeof(*cc));
 	cc->ctl = ctl;
 	cc->fd = c;
-	if (loop_add(l, c, LOOP_IN, control_on_conn, cc) < 0) {
+	if (loop_add(ctl->lan->loop, c, LOOP_IN, control_on_conn, cc) < 0) {
 		close(c);
 		free(cc);
 		return;
@@ -250,19 +247,55 @@ static void control_on_accept(struct loop *l, int fd, unsigned events, void *opa
 	ctl->conns = cc;
 }
 
-int control_listen(struct lan *lan, const char *path)
+static void control_on_accept(struct loop *l, int fd, unsigned events, void *opaque)
 {
-	struct control *ctl;
-	int fd = sock_listen_unix(path, 0600), r;
+	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 
-	if (fd < 0)
-		return fd;
-	ctl = xzalloc(sizeof(*ctl));
+	if (c >= 0)
+		control_conn_add(opaque, c);
+}
+
+/* The control socket from "unix:PATH", PATH or "fd:N"; an inherited
+ * descriptor may be listening or already connected (a socketpair from
+ * vm-run). */
+static int control_open(struct control *ctl, const char *addr)
+{
+	struct sock_addr a;
+	int acc = 0, r;
+	socklen_t sl = sizeof(acc);
+
+	if ((r = sock_addr_parse(addr, &a)) < 0)
+		return r;
+	if (a.kind == SOCK_UNIX) {
+		ctl->fd = sock_listen_unix(a.path, 0600);
+		ctl->path = ctl->fd >= 0 ? xstrdup(a.path) : NULL;
+		r = ctl->fd < 0 ? ctl->fd : 0;
+	} else if (a.kind == SOCK_FD) {
+		set_cloexec(a.fd, true);
+		if (getsockopt(a.fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &sl) == 0 && acc) {
+			ctl->fd = a.fd;
+		} else {
+			control_conn_add(ctl, a.fd);
+			r = 0;
+		}
+	} else {
+		r = err_set(-EINVAL, "%s: the control socket is a unix socket or fd:N", addr);
+	}
+	sock_addr_free(&a);
+	return r;
+}
+
+int control_listen(struct lan *lan, const char *addr)
+{
+	struct control *ctl = xzalloc(sizeof(*ctl));
+	int r;
+
 	ctl->lan = lan;
-	ctl->fd = fd;
-	ctl->path = xstrdup(path);
+	ctl->fd = -1;
 	lan->control = ctl;
-	if ((r = loop_add(lan->loop, fd, LOOP_IN, control_on_accept, ctl)) < 0)
+	if ((r = control_open(ctl, addr)) < 0)
+		return r;
+	if (ctl->fd >= 0 && (r = loop_add(lan->loop, ctl->fd, LOOP_IN, control_on_accept, ctl)) < 0)
 		return r;
 	return 0;
 }
@@ -275,9 +308,12 @@ void control_close(struct lan *lan)
 		return;
 	while (ctl->conns)
 		control_conn_free(ctl->conns);
-	loop_del(lan->loop, ctl->fd);
-	close(ctl->fd);
-	unlink(ctl->path);
+	if (ctl->fd >= 0) {
+		loop_del(lan->loop, ctl->fd);
+		close(ctl->fd);
+	}
+	if (ctl->path)
+		unlink(ctl->path);
 	free(ctl->path);
 	free(ctl);
 	lan->control = NULL;

@@ -56,7 +56,7 @@ static void net_usage(void)
 	       "  -f, --fd N            serve an inherited socket (connected or listening)\n"
 	       "  -c, --connect ADDR    connect to another vm-net (tcp:HOST:PORT or\n"
 	       "                        unix:PATH) and reconnect while it is away\n"
-	       "  -C, --control PATH    accept control commands on a unix socket\n"
+	       "  -C, --control PATH    accept control commands on a unix socket (or fd:N)\n"
 	       "      --pcap FILE       capture every frame to FILE (libpcap format)\n"
 	       "      --snaplen N       capture at most N bytes of each frame (65536)\n"
 	       "      --pcap-size SIZE  start a new capture file (FILE.1, ...) past SIZE\n"

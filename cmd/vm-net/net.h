@@ -178,7 +178,8 @@ void capture_close(struct capture *c);
 
 /* ---- control.c: the control socket (line commands) ---- */
 
-int control_listen(struct lan *lan, const char *path);
+/* Take commands on "unix:PATH", PATH or "fd:N" (listening or connected). */
+int control_listen(struct lan *lan, const char *addr);
 void control_close(struct lan *lan);
 /* Run one command line, writing reply lines and a final "OK" or
  * "ERROR: message" line to out. */

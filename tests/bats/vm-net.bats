@@ -164,6 +164,12 @@ netpeer() {
 	[ "$status" -eq 0 ]
 }
 
+@test "a control connection inherited with -C fd:N switches the link (vm-run's way)" {
+	run netpeer ctl-fd vm-net --fd '{fd}' -C 'fd:{ctl}' user,id=user0
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
 @test "vm-net --fd rejects a descriptor that is not open" {
 	run timeout 10 vm-net --fd 77 hub
 	[ "$status" -eq 1 ]

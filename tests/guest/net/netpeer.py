@@ -15,6 +15,9 @@ scenario; it prints "ok ..." lines and exits 0, or prints why and exits 1.
   netpeer.py fd-child ARGV...          run ARGV with a connected socketpair
                                        end as fd {fd}; ARP 10.0.2.2 through it,
                                        close, and expect ARGV to exit 0
+  netpeer.py ctl-fd ARGV...            as fd-child, plus a control socketpair
+                                       end as {ctl}: set_link off stops ARP
+                                       replies, set_link on brings them back
 ADDR is unix:PATH, PATH or tcp:HOST:PORT.
 """
 import socket
@@ -217,6 +220,50 @@ def cmd_fd_child(argv):
     print("ok exit 0 after the peer left")
 
 
+def ctl_command(c, line):
+    c.sendall(line.encode() + b"\n")
+    reply = b""
+    while not (reply.endswith(b"OK\n") or b"ERROR" in reply):
+        d = c.recv(4096)
+        if not d:
+            fail("control connection closed")
+        reply += d
+    return reply.decode()
+
+
+def cmd_ctl_fd(argv):
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    cmine, ctheirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fds = (theirs.fileno(), ctheirs.fileno())
+    argv = [a.replace("{fd}", str(fds[0])).replace("{ctl}", str(fds[1])) for a in argv]
+    proc = subprocess.Popen(argv, pass_fds=fds, stderr=sys.stderr)
+    theirs.close()
+    ctheirs.close()
+    cmine.settimeout(5)
+    arp(mine, "10.0.2.2")
+    r = ctl_command(cmine, "set_link off")
+    if not r.endswith("OK\n"):
+        fail("set_link off: " + r)
+    send_frame(mine, arp_request("10.0.2.2"))
+    if recv_frame(mine, timeout=1.0, want=is_arp_reply("10.0.2.2")) is not None:
+        fail("an ARP reply came through a link that is down")
+    print("ok link down drops frames")
+    ctl_command(cmine, "set_link user0 on")
+    arp(mine, "10.0.2.2")
+    print("ok link up again")
+    if "link up" not in ctl_command(cmine, "info"):
+        fail("info does not say link up")
+    mine.close()
+    try:
+        status = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail("vm-net did not exit when its only peer left")
+    if status != 0:
+        fail("vm-net exited with status %d" % status)
+    print("ok exit 0 after the peer left")
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -234,6 +281,8 @@ def main():
         cmd_silent(args)
     elif cmd == "fd-child":
         cmd_fd_child(args)
+    elif cmd == "ctl-fd":
+        cmd_ctl_fd(args)
     else:
         print(__doc__)
         sys.exit(2)
