@@ -314,6 +314,8 @@ int hmp_run(struct hmp_session *s, const char *line, char **text)
 		*text = xstrdup("");
 		return 0;
 	}
+	if (!strcmp(skip_space(line), "info"))   /* QEMU lists the subcommands */
+		line = "help info";
 	r = hmp_parse(s, line, &c, &nat, &a);
 	if (r == 0 && nat) {
 		r = nat->run(s->machine, &a, &out);

@@ -278,9 +278,9 @@ struct qmp_server_config {
 	const struct hmp_machine_ops *mach;
 };
 
-/* Built in: qmp_capabilities, query-commands, query-version,
- * human-monitor-command (through an hmp_session whose QMP calls are
- * dispatched in-process). */
+/* Built in: qmp_capabilities, query-commands, query-version, getfd,
+ * closefd, human-monitor-command (through an hmp_session whose QMP calls
+ * are dispatched in-process). */
 struct qmp_server *qmp_server_new(struct loop *l, const struct qmp_server_config *cfg);
 /* Flushes what it can to clients (briefly), closes them and the
  * listeners. */
@@ -298,6 +298,10 @@ void qmp_server_event(struct qmp_server *s, const char *name, json_t *data);
  * command line as a client would. */
 int qmp_server_execute(struct qmp_server *s, const char *cmd, json_t *args, json_t **ret);
 int qmp_server_hmp(struct qmp_server *s, const char *line, char **out);
+/* A descriptor a client passed with getfd (SCM_RIGHTS, QEMU's getfd
+ * and closefd are built in): ownership moves to the caller.  -ENOENT
+ * when no descriptor has that name. */
+int qmp_server_take_fd(struct qmp_server *s, const char *name);
 /* Connected clients (for tests and statistics). */
 int qmp_server_client_count(struct qmp_server *s);
 

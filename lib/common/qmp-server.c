@@ -19,6 +19,7 @@
  * an eventfd.  Events are delivered before the reply of the command that
  * raised them, as QEMU does (a "stop" client sees STOP, then its return).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 
 #define QMP_MAX_LISTEN 8
 #define QMP_MAX_OUT (16u << 20)   /* a client this far behind is dropped */
+#define QMP_MAX_FDS 16            /* descriptors a client may have in flight */
 
 struct qmp_conn {
 	struct qmp_server *srv;
@@ -42,7 +44,16 @@ struct qmp_conn {
 	size_t out_len, out_cap;
 	bool negotiated;
 	bool dead;                /* closed, freed after the current callback */
+	int fds[QMP_MAX_FDS];     /* passed with SCM_RIGHTS, not yet claimed */
+	int nfds;
 	struct qmp_conn *next;
+};
+
+/* A descriptor kept by getfd under a name. */
+struct qmp_named_fd {
+	char *name;
+	int fd;
+	struct qmp_named_fd *next;
 };
 
 struct qmp_server {
@@ -57,17 +68,22 @@ struct qmp_server {
 	json_t *pending;          /* queued event messages */
 	struct hmp_session hmp;
 	int depth;                /* callbacks running: defer freeing conns */
+	struct qmp_conn *current; /* the client whose command is running */
+	struct qmp_named_fd *named;
 };
 
 /* ---- the command table ---- */
 
-static qmp_cmd_fn builtin_capabilities, builtin_commands, builtin_version, builtin_hmp;
+static qmp_cmd_fn builtin_capabilities, builtin_commands, builtin_version, builtin_hmp,
+	builtin_getfd, builtin_closefd;
 
 static const struct qmp_cmd qmp_builtins[] = {
 	{ "qmp_capabilities", builtin_capabilities, "*enable:a" },
 	{ "query-commands", builtin_commands, "" },
 	{ "query-version", builtin_version, "" },
 	{ "human-monitor-command", builtin_hmp, "command-line:s,*cpu-index:i" },
+	{ "getfd", builtin_getfd, "fdname:s" },
+	{ "closefd", builtin_closefd, "fdname:s" },
 };
 
 static const struct qmp_cmd *server_find(const struct qmp_server *s, const char *name)
@@ -249,6 +265,64 @@ static int builtin_hmp(void *opaque, json_t *args, json_t **ret)
 	return 0;
 }
 
+/* getfd/closefd: descriptors passed with SCM_RIGHTS, kept by name until
+ * the machine claims them (qmp_server_take_fd) or closefd. */
+static struct qmp_named_fd **named_find(struct qmp_server *s, const char *name)
+{
+	struct qmp_named_fd **pp = &s->named;
+
+	while (*pp && strcmp((*pp)->name, name))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static int builtin_getfd(void *opaque, json_t *args, json_t **ret)
+{
+	struct qmp_server *s = opaque;
+	struct qmp_conn *c = s->current;
+	const char *name = json_string_value(json_object_get(args, "fdname"));
+	struct qmp_named_fd **pp = named_find(s, name), *n;
+
+	if (!c || !c->nfds)
+		return err_set(-EINVAL, "No file descriptor supplied via SCM_RIGHTS");
+	if (isdigit((unsigned char)*name))
+		return err_set(-EINVAL, "Parameter 'fdname' expects a name not starting with a digit");
+	n = *pp;
+	if (!n) {
+		n = *pp = xzalloc(sizeof(*n));
+		n->name = xstrdup(name);
+	} else {
+		close(n->fd);
+	}
+	n->fd = c->fds[0];
+	memmove(c->fds, c->fds + 1, sizeof(int) * (size_t)--c->nfds);
+	return 0;
+}
+
+static int builtin_closefd(void *opaque, json_t *args, json_t **ret)
+{
+	int fd = qmp_server_take_fd(opaque, json_string_value(json_object_get(args, "fdname")));
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int qmp_server_take_fd(struct qmp_server *s, const char *name)
+{
+	struct qmp_named_fd **pp = named_find(s, name), *n = *pp;
+	int fd;
+
+	if (!n)
+		return err_set(-ENOENT, "File descriptor named '%s' not found", name);
+	fd = n->fd;
+	*pp = n->next;
+	free(n->name);
+	free(n);
+	return fd;
+}
+
 /* The human layer's QMP calls stay inside the process. */
 static int server_hmp_qmp(void *opaque, const char *cmd, json_t *args, json_t **ret)
 {
@@ -267,6 +341,8 @@ static void conn_close(struct qmp_conn *c)
 		return;
 	loop_del(c->srv->loop, c->fd);
 	close(c->fd);
+	while (c->nfds)
+		close(c->fds[--c->nfds]);
 	c->dead = true;
 }
 
@@ -406,7 +482,9 @@ static void conn_execute(struct qmp_conn *c, json_t *req)
 	if (c->negotiated && !strcmp(name, "qmp_capabilities"))
 		return conn_error(c, id, "CommandNotFound",
 				  "Capabilities negotiation is already complete, command ignored");
+	c->srv->current = c;
 	r = server_dispatch(c->srv, name, json_object_get(req, "arguments"), &ret, &cls);
+	c->srv->current = NULL;
 	server_flush_events(c->srv);
 	if (r < 0)
 		return conn_error(c, id, cls, err_msg());
@@ -435,6 +513,25 @@ static void conn_message(struct qmp_conn *c, const char *text, size_t len)
 	json_decref(req);
 }
 
+/* Read bytes and any descriptors that came with them; -errno. */
+static ssize_t conn_recv(struct qmp_conn *c, char *buf, size_t len)
+{
+	int fds[QMP_MAX_FDS], nfds = 0;
+	ssize_t n = sock_recv_fds(c->fd, buf, len, fds, &nfds, QMP_MAX_FDS);
+
+	if (n == -ENOTSOCK) {
+		n = read(c->fd, buf, len);
+		return n < 0 ? -errno : n;
+	}
+	for (int i = 0; i < nfds; i++) {
+		if (c->nfds < QMP_MAX_FDS)
+			c->fds[c->nfds++] = fds[i];
+		else
+			close(fds[i]);
+	}
+	return n;
+}
+
 static void conn_readable(struct qmp_conn *c)
 {
 	char buf[65536], *text;
@@ -442,8 +539,8 @@ static void conn_readable(struct qmp_conn *c)
 	ssize_t n;
 	int r;
 
-	n = read(c->fd, buf, sizeof(buf));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	n = conn_recv(c, buf, sizeof(buf));
+	if (n == -EAGAIN || n == -EINTR)
 		return;
 	if (n <= 0) {
 		conn_close(c);
@@ -606,6 +703,11 @@ void qmp_server_free(struct qmp_server *s)
 	}
 	loop_del(s->loop, s->evfd);
 	close(s->evfd);
+	while (s->named) {
+		int fd = qmp_server_take_fd(s, s->named->name);
+
+		close(fd);
+	}
 	json_decref(s->pending);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -133,6 +133,26 @@ static int raw_connect(const char *path)
 	return fd;
 }
 
+static int pipe_fds[2];
+
+/* getfd: a descriptor passed with SCM_RIGHTS is kept under its name. */
+static void test_getfd(int fd)
+{
+	const char *req = "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"pipe\"}}";
+	char *r;
+
+	if (pipe(pipe_fds) < 0)
+		return;
+	r = raw(fd, req);
+	CHECK(strstr(r, "No file descriptor supplied via SCM_RIGHTS"), "getfd without a descriptor");
+	sock_send_fds(fd, req, strlen(req), &pipe_fds[1], 1);
+	close(pipe_fds[1]);
+	r = raw(fd, NULL);
+	CHECK(!strcmp(r, "{\"return\": {}}\r\n"), "getfd with a descriptor");
+	r = raw(fd, "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"nope\"}}");
+	CHECK(strstr(r, "File descriptor named 'nope' not found"), "closefd of an unknown name");
+}
+
 static void test_raw(const char *path)
 {
 	int fd = raw_connect(path);
@@ -172,6 +192,7 @@ static void test_raw(const char *path)
 	      "-ENODEV from a handler: DeviceNotFound");
 	r = raw(fd, "{\"execute\": \"query-status\"}");
 	CHECK(strstr(r, "\"return\": {\"status\""), "after all that, the session still works");
+	test_getfd(fd);
 	r = raw(fd, "{\"execute\": \"stop\"}");
 	CHECK(strstr(r, "\"event\": \"STOP\"") && strstr(r, "\"timestamp\": {\"seconds\": "),
 	      "an event the command raised comes first, with a timestamp");
@@ -211,7 +232,7 @@ static void test_client(const char *path, struct toy *t)
 	r = qmp_client_execute(c, "eject", json_pack("{s:s}", "device", "x"), NULL);
 	CHECK(r == -EREMOTEIO && !strcmp(qmp_client_error_class(c), "DeviceNotFound"),
 	      "client: error class %s", qmp_client_error_class(c));
-	CHECK(qmp_client_execute(c, "query-commands", NULL, &ret) == 0 && json_array_size(ret) == 8,
+	CHECK(qmp_client_execute(c, "query-commands", NULL, &ret) == 0 && json_array_size(ret) == 10,
 	      "query-commands lists the table and the built-ins");
 	json_decref(ret);
 	CHECK(qmp_client_execute(c, "query-version", NULL, &ret) == 0 &&
@@ -349,6 +370,13 @@ int main(void)
 		loop_run_once(l, 50);
 	CHECK(qmp_server_client_count(t.srv) == 0, "closed clients are gone (%d left)",
 	      qmp_server_client_count(t.srv));
+	int pfd = qmp_server_take_fd(t.srv, "pipe");
+	char ch = 0;
+
+	CHECK(pfd >= 0 && write(pfd, "!", 1) == 1 && read(pipe_fds[0], &ch, 1) == 1 && ch == '!',
+	      "the machine takes the passed descriptor and it works");
+	close(pfd);
+	close(pipe_fds[0]);
 	hmp_server_free(h);
 	qmp_server_free(t.srv);
 	CHECK(access(path, F_OK) != 0, "the socket file is removed");
