@@ -8,6 +8,12 @@
 load helper
 
 EMU=${VM_MON_EMU:-qemu-system-x86_64}
+# Options every machine gets: no display (and, for QEMU, no default devices).
+if [[ "$EMU" == qemu-system-* ]]; then
+	EMU_ARGS=(-display none -nodefaults)
+else
+	EMU_ARGS=(-display none)
+fi
 
 setup() {
 	T=$BATS_TEST_TMPDIR
@@ -22,7 +28,7 @@ teardown() {
 # and wait until it accepts connections.
 emu_start() {
 	local sock=${SOCK:-$T/qmp.sock} i
-	"$EMU" -display none -nodefaults -m 256 "$@" \
+	"$EMU" "${EMU_ARGS[@]}" -m 256 "$@" \
 		-qmp "unix:$sock,server=on,wait=off" >"$T/emu.log" 2>&1 &
 	echo $! >"$T/emu.pid"
 	for i in $(seq 1 100); do
@@ -199,7 +205,7 @@ emu_stop() {
 
 @test "vm-mon: a tcp: monitor address works" {
 	local port=$((20000 + RANDOM % 20000))
-	"$EMU" -display none -nodefaults -S -qmp "tcp:127.0.0.1:$port,server=on,wait=off" &
+	"$EMU" "${EMU_ARGS[@]}" -S -qmp "tcp:127.0.0.1:$port,server=on,wait=off" &
 	echo $! >"$T/emu.pid"
 	for i in $(seq 1 50); do vm-mon "tcp:127.0.0.1:$port" info status >"$T/out" 2>/dev/null && break; sleep 0.1; done
 	run cat "$T/out"
