@@ -250,10 +250,15 @@ int hmp_fmt_pci(const struct hmp_args *a, json_t *r, struct hmp_out *o)
 	return 0;
 }
 
-/* The reply of human-monitor-command: QEMU's text with "\r\n" line ends. */
+/* The reply of human-monitor-command: QEMU's text with "\r\n" line ends.
+ * A command that failed says so in the text, "Error: why" as QEMU
+ * prints it: that becomes the command's error. */
 int hmp_fmt_text(const struct hmp_args *a, json_t *r, struct hmp_out *o)
 {
 	const char *s = json_string_value(r);
+
+	if (s && !strncmp(s, "Error: ", 7))
+		return err_set(-EREMOTEIO, "%.*s", (int)strcspn(s + 7, "\r\n"), s + 7);
 
 	while (s && *s) {
 		size_t n = strcspn(s, "\r");

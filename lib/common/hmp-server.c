@@ -106,6 +106,7 @@ static void client_line(struct hmp_client *c, char *line)
 		client_write(c, out);
 	free(out);
 	if (r < 0) {
+		client_write(c, r == -ENOENT ? "" : "Error: ");
 		client_write(c, err_msg());
 		client_write(c, "\n");
 	}

@@ -257,8 +257,8 @@ static int builtin_hmp(void *opaque, json_t *args, json_t **ret)
 
 	for (const char *p = text; p && *p; p++)
 		hmp_printf(&o, *p == '\n' ? "\r\n" : "%c", *p);
-	if (r < 0)
-		hmp_printf(&o, "%s\r\n", err_msg());
+	if (r < 0)   /* QEMU's layout: "Error: why", but not for unknown commands */
+		hmp_printf(&o, "%s%s\r\n", r == -ENOENT ? "" : "Error: ", err_msg());
 	free(text);
 	*ret = json_string(o.buf ? o.buf : "");
 	hmp_out_free(&o);

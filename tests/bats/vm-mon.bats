@@ -126,6 +126,45 @@ emu_stop() {
 	[ "${#stderr_lines[@]}" -eq 1 ] && [[ "$stderr" == "vm-mon: "*no-such-drive* ]]
 }
 
+@test "vm-mon: change, eject, block_resize, pmemsave, savevm and delvm act on the machine" {
+	require qemu-img
+	qemu-img create -q -f qcow2 "$T/disk.qcow2" 64M
+	truncate -s 1M "$T/cd.iso"
+	emu_start -S -drive if=ide,media=cdrom,id=cd0 -drive "file=$T/disk.qcow2,if=virtio,id=disk0"
+	run vm-mon "$T/qmp.sock" change cd0 "$T/cd.iso" raw
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info block cd0
+	[[ "${lines[0]}" == "cd0 ("*"): $T/cd.iso (raw, read-only)" ]]
+	run vm-mon "$T/qmp.sock" eject -f cd0
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info block cd0
+	[ "${lines[0]}" = "cd0: [not inserted]" ]
+	run vm-mon "$T/qmp.sock" block_resize disk0 128M
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" pmemsave 0xffff0 5 "$T/mem.bin"
+	[ "$status" -eq 0 ]
+	[ "$(od -An -tx1 "$T/mem.bin" | tr -d ' ')" = "ea5be000f0" ]
+	run vm-mon "$T/qmp.sock" savevm before
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info snapshots
+	[[ "$output" == *" before "* ]]
+	run vm-mon "$T/qmp.sock" delvm before
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info snapshots
+	[[ "$output" != *" before "* ]]
+	vm-mon "$T/qmp.sock" quit
+	emu_gone
+	run qemu-img info "$T/disk.qcow2"
+	[[ "$output" == *"virtual size: 128 MiB"* ]]
+}
+
+@test "vm-mon: an error QEMU's human monitor prints is status 1" {
+	emu_start -S
+	run --separate-stderr vm-mon "$T/qmp.sock" savevm nodisk
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "vm-mon: "*"vmstate"* ]]
+}
+
 @test "vm-mon: a socket nobody listens on is one line and status 1" {
 	run --separate-stderr vm-mon "$T/none.sock" info status
 	[ "$status" -eq 1 ]

@@ -245,9 +245,9 @@ static void test_client(const char *path, struct toy *t)
 		{ "x/2dh 0x10", "0000000000000010:  4368  4882\r\n" },
 		{ "p/x $pc + 1", "0x101\r\n" },
 		{ "info registers", "RIP=0000000000000100\r\n" },
-		{ "info mtree", "'info mtree' is not supported by this machine\r\n" },
+		{ "info mtree", "Error: 'info mtree' is not supported by this machine\r\n" },
 		{ "frob", "unknown command: 'frob'\r\n" },
-		{ "eject hd7", "Device 'hd7' not found\r\n" },
+		{ "eject hd7", "Error: Device 'hd7' not found\r\n" },
 		{ "c", "" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(hmp); i++) {
