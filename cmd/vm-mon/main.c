@@ -128,7 +128,7 @@ static char *mon_join(char **words, int n)
 
 static int mon_connect(struct mon *m)
 {
-	int r, greet = m->cfg.timeout_ms >= 0 ? m->cfg.timeout_ms : 30000;
+	int r, greet = m->cfg.timeout_ms >= 0 ? m->cfg.timeout_ms : 10000;
 
 	if ((r = qmp_client_open(m->cfg.addr, greet, &m->qmp)) < 0)
 		return r;

@@ -114,8 +114,12 @@ int qmp_client_open_fd(int fd, int timeout_ms, struct qmp_client **out)
 	c->next_id = 1;
 	qmp_stream_init(&c->in);
 	r = client_read(c, deadline_of(timeout_ms), &msg);
-	if (r < 0) {
+	if (r == -ETIMEDOUT)
+		err_set(r, "no QMP greeting within %d s (does another client hold the monitor?)",
+			timeout_ms / 1000);
+	else if (r < 0)
 		err_prefix("no QMP greeting");
+	if (r < 0) {
 		qmp_client_close(c);
 		return r;
 	}

@@ -187,6 +187,17 @@ emu_stop() {
 	[ "$stderr" = "vm-mon: unknown command: 'no-such-command'" ]
 }
 
+@test "vm-mon: on a terminal it prompts, edits lines and runs them" {
+	require script
+	emu_start -S
+	run env HOME="$T" script -qec "vm-mon $T/qmp.sock" /dev/null <<<$'info status\nhelp stop'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"(vm-mon) "* ]]
+	[[ "$output" == *"VM status: paused (prelaunch)"* ]]
+	[[ "$output" == *"stop  -- stop emulation"* ]]
+	grep -q "info" "$T/.vm-mon_history"
+}
+
 @test "vm-mon: malformed QMP is answered with the right class and the session stays usable" {
 	emu_start -S
 	run --separate-stderr vm-mon --json "$T/qmp.sock" <<-'EOF'
