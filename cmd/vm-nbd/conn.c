@@ -160,7 +160,8 @@ static void send_batch(struct conn *c, struct nbd_req *list, bool dead)
 				r = r->next;
 				break;
 			}
-			memcpy(iov + n, r->iov, sizeof(*iov) * r->niov);
+			if (r->niov)
+				memcpy(iov + n, r->iov, sizeof(*iov) * r->niov);
 			n += r->niov;
 			r = r->next;
 		}

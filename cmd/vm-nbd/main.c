@@ -132,7 +132,8 @@ static int parse_load_snapshot(const char *s, struct nbd_config *cfg)
 	v = kv_get(&kv, "snapshot.id");
 	if (!v)
 		v = kv_get(&kv, "snapshot.name");
-	cfg->load_snapshot = v ? xstrdup(v) : NULL;
+	free(cfg->load_snapshot_buf);
+	cfg->load_snapshot = cfg->load_snapshot_buf = v ? xstrdup(v) : NULL;
 	kv_free(&kv);
 	return v ? 0 : bad("%s: a snapshot id or name is needed", s);
 }
@@ -427,13 +428,17 @@ int main(int argc, char **argv)
 
 	report_init("vm-nbd");
 	cfg.secrets = secret_store_new();
-	if (parse_args(argc, argv, &cfg) < 0)
+	if (parse_args(argc, argv, &cfg) < 0) {
+		secret_store_free(cfg.secrets);
+		free(cfg.load_snapshot_buf);
 		return 1;
+	}
 	nact = activation_fds(lfds, 16);
 	if (cfg.fork)
 		ready_fd = daemonize();
 	r = serve(&cfg, ready_fd, nact, lfds);
 	secret_store_free(cfg.secrets);
+	free(cfg.load_snapshot_buf);
 	if (r < 0) {
 		report_err();
 		return 1;

@@ -40,6 +40,7 @@ struct nbd_config {
 	bool read_only;              /* -r */
 	bool snapshot;               /* -s */
 	const char *load_snapshot;   /* -l */
+	char *load_snapshot_buf;     /* -l snapshot.id=...: the copy we own */
 	const char *cache;           /* --cache / -n */
 	const char *aio;             /* --aio */
 	bool discard;                /* --discard=unmap */

@@ -183,8 +183,13 @@ static void test_vm_nbd(const char *bin)
 		check_io(c, "vm-nbd", true);
 		nbd_client_close(c);
 	}
-	CHECK(nbd_client_open_uri(xasprintf("nbd+unix:///other?socket=%s", sock), NULL, &c) == -ENOENT,
-	      "an unknown export name fails: %s", err_msg());
+	{
+		char *other = xasprintf("nbd+unix:///other?socket=%s", sock);
+
+		CHECK(nbd_client_open_uri(other, NULL, &c) == -ENOENT,
+		      "an unknown export name fails: %s", err_msg());
+		free(other);
+	}
 	stop(pid);
 	free(img);
 	free(sock);
