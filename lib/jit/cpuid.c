@@ -2,7 +2,10 @@
  * CPUID: the feature set this CPU advertises (Intel SDM vol. 2, "CPUID";
  * AMD APM vol. 3, appendix E for the 8000_00xx leaves).  Honest by rule:
  * a bit is set only when the instructions and state behind it are
- * implemented here.  Notably absent: AVX (and XSAVE), SSE4.1/4.2, AES,
+ * implemented here.  IA32_ARCH_CAPABILITIES says what is true of an
+ * interpreter that never speculates: no Meltdown, MDS, TAA, SSB and the
+ * like, so guests skip page-table isolation and buffer clearing.  Notably
+ * absent: AVX (and XSAVE), SSE4.1/4.2, AES,
  * RDRAND, FSGSBASE, PCID, x2APIC, MCE/MCA, TSC-deadline.
  */
 #include "jit/internal.h"
@@ -71,6 +74,10 @@ void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		       L1D_APIC | L1D_SEP | L1D_MTRR | L1D_PGE | L1D_CMOV | L1D_PAT |
 		       L1D_CLFSH | L1D_MMX | L1D_FXSR | L1D_SSE | L1D_SSE2;
 		break;
+	case 7:
+		if (sub == 0)
+			r[3] = 1u << 29;	/* IA32_ARCH_CAPABILITIES */
+		break;
 	case 0x80000000:
 		r[0] = 0x80000008;
 		break;
@@ -93,5 +100,4 @@ void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		r[0] = 40 | (48 << 8);
 		break;
 	}
-	(void)sub;
 }

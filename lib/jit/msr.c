@@ -15,6 +15,7 @@
 #define MSR_FEATURE_CONTROL 0x3a
 #define MSR_BIOS_SIGN 0x8b
 #define MSR_MTRRCAP 0xfe
+#define MSR_ARCH_CAPABILITIES 0x10a
 #define MSR_SYSENTER_CS 0x174
 #define MSR_SYSENTER_ESP 0x175
 #define MSR_SYSENTER_EIP 0x176
@@ -67,6 +68,12 @@ int jit_msr_read(struct jit_cpu *cpu, uint32_t msr, uint64_t *v)
 	case MSR_FEATURE_CONTROL: *v = 1; return 0;	/* locked, nothing enabled */
 	case MSR_BIOS_SIGN: case MSR_PLATFORM_ID: *v = 0; return 0;
 	case MSR_MTRRCAP: *v = 0x508; return 0;		/* 8 variable, fixed, WC */
+	case MSR_ARCH_CAPABILITIES:
+		/* RDCL_NO, SKIP_L1DFL_VMENTRY, SSB_NO, MDS_NO, PSCHANGE_MC_NO,
+		 * TAA_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, GDS_NO, RFDS_NO */
+		*v = 0x1 | 0x8 | 0x10 | 0x20 | 0x40 | 0x100 | (1u << 13) | (1u << 14) |
+		     (1u << 15) | (1u << 26) | (1u << 27);
+		return 0;
 	case MSR_SYSENTER_CS: *v = cpu->sysenter_cs; return 0;
 	case MSR_SYSENTER_ESP: *v = cpu->sysenter_esp; return 0;
 	case MSR_SYSENTER_EIP: *v = cpu->sysenter_eip; return 0;
