@@ -295,8 +295,10 @@ static int hmp_run_qmp(struct hmp_session *s, const struct hmp_cmd *c,
 	}
 	if ((r = s->qmp(s->opaque, qcmd, args, &ret)) < 0)
 		return r;
+	if (!ret)
+		ret = json_object();
 	if (c->format)
-		r = c->format(a, ret ? ret : json_object(), out);
+		r = c->format(a, ret, out);
 	json_decref(ret);
 	return r;
 }

@@ -182,8 +182,9 @@ struct hmp_machine_ops {
 	int (*get_reg)(void *opaque, const char *name, uint64_t *val);
 };
 
-/* Run one QMP command for the human layer: 0 and *ret (new reference,
- * may be NULL for {}), or -errno with the message recorded. */
+/* Run one QMP command for the human layer (args: an object or NULL,
+ * stolen): 0 and *ret (new reference, may be NULL for {}), or -errno
+ * with the message recorded. */
 typedef int hmp_qmp_fn(void *opaque, const char *cmd, json_t *args, json_t **ret);
 
 struct hmp_session {

@@ -234,7 +234,10 @@ int qmp_client_execute(struct qmp_client *c, const char *cmd, json_t *args, json
 			json_array_append_new(c->events, msg);
 			continue;
 		}
-		if (json_equal(json_object_get(msg, "id"), id)) {
+		/* ours: our id, or an error the server could not tag (it
+		 * failed to read our request, so it cannot know the id) */
+		if (json_equal(json_object_get(msg, "id"), id) ||
+		    (!json_object_get(msg, "id") && json_object_get(msg, "error"))) {
 			r = client_reply(c, msg, ret);
 			json_decref(msg);
 			break;
