@@ -429,3 +429,81 @@ PY
 	[ "${#stderr_lines[@]}" -eq 1 ]
 	[[ "$stderr" == "vm-nbd: "*none.qcow2* ]]
 }
+
+@test "vm-nbd: --image-opts opens driver=,file.filename=" {
+	require nbdinfo
+	mkimage qcow2 "$T/a.qcow2"
+	serve -t --image-opts "driver=qcow2,file.filename=$T/a.qcow2"
+	[ "$(nbdinfo --size "$URI")" = 67108864 ]
+	nbdcopy "$URI" "$T/out.raw"
+	qemu-img compare -q -U -f raw -F qcow2 "$T/out.raw" "$T/a.qcow2"
+}
+
+@test "vm-nbd: --cache=none and --cache=writethrough serve the same bytes" {
+	require nbdcopy
+	mkimage raw "$T/a.raw"
+	for mode in none writethrough directsync unsafe; do
+		rm -f "$SOCK"
+		serve -t --cache=$mode -f raw "$T/a.raw"
+		nbdcopy "$URI" "$T/out.$mode"
+		cmp "$T/a.raw" "$T/out.$mode"
+		kill "$SERVER"; wait_for bash -c "! kill -0 $SERVER 2>/dev/null"
+	done
+}
+
+@test "vm-nbd: --detect-zeroes=unmap turns zero writes into holes" {
+	require nbdinfo
+	qemu-img create -q -f qcow2 "$T/a.qcow2" 16M
+	qemu-io -f qcow2 -c 'write -q -P 7 0 4M' "$T/a.qcow2" >/dev/null
+	serve -t --discard=unmap --detect-zeroes=unmap "$T/a.qcow2"
+	qemu-io -f raw -c 'write -q -P 0 0 4M' "$URI" >/dev/null
+	run nbdinfo --map "$URI"
+	[[ "${lines[0]}" =~ ^\ *0\ +16777216\ +3\ +hole,zero ]] || { echo "$output"; return 1; }
+}
+
+@test "vm-nbd: -b binds one address only" {
+	require nbdinfo
+	mkimage raw "$T/a.raw"
+	port=$((20000 + RANDOM % 20000))
+	vm-nbd -b 127.0.0.1 -p "$port" -t -f raw "$T/a.raw" >"$T/out" 2>"$T/err" &
+	echo $! >>"$T/pids"
+	wait_for nbdinfo --size "nbd://127.0.0.1:$port"
+	run nbdinfo --size "nbd://[::1]:$port"
+	[ "$status" -ne 0 ]
+}
+
+@test "vm-nbd: --object secret is accepted and a bad object refused" {
+	mkimage raw "$T/a.raw"
+	serve -t --object secret,id=s0,data=pw -f raw "$T/a.raw"
+	run --separate-stderr vm-nbd -k "$T/x.sock" --object bogus,id=x -f raw "$T/a.raw"
+	[ "$status" -eq 1 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+}
+
+@test "vm-img reads, maps and converts a qemu-nbd export through our client" {
+	require qemu-nbd
+	command -v vm-img >/dev/null || skip "vm-img is not built"
+	mkimage qcow2 "$T/a.qcow2"
+	qemu-nbd -k "$SOCK" -t -e 0 -f qcow2 "$T/a.qcow2" >"$T/q.out" 2>&1 &
+	echo $! >>"$T/pids"
+	wait_for test -S "$SOCK"
+	run vm-img info "$URI"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	[[ "$output" == *"virtual size: 64 MiB (67108864 bytes)"* ]]
+	[ "$(vm-img map --output=json "$URI" | jq -c '[.[] | {start, length, data, zero}]')" = \
+	  "$(map_json -U -f qcow2 "$T/a.qcow2")" ]
+	vm-img convert -O qcow2 "$URI" "$T/out.qcow2"
+	qemu-img compare -q -U "$T/a.qcow2" "$T/out.qcow2"
+}
+
+@test "vm-img converts into a vm-nbd export" {
+	command -v vm-img >/dev/null || skip "vm-img is not built"
+	mkimage qcow2 "$T/src.qcow2"
+	qemu-img create -q -f raw "$T/dst.raw" 64M
+	serve -t -e 0 -f raw "$T/dst.raw"
+	vm-img info -f raw "$URI" >/dev/null 2>&1 ||
+		skip "vm-img opens an NBD URI with -f/-O raw as a file (lib/fmt image.c)"
+	run vm-img convert -n -O raw "$T/src.qcow2" "$URI"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	qemu-img compare -q -U -F raw "$T/src.qcow2" "$T/dst.raw"
+}
