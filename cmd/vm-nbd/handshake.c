@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "vm-nbd.h"
@@ -30,7 +31,7 @@
 #define OPT_MAX (64u << 10)          /* data we parse for one option */
 #define OPT_DRAIN_MAX (16u << 20)    /* data we drain before hanging up */
 #define OPT_COUNT_MAX 4096           /* options per connection */
-#define HANDSHAKE_TIMEOUT 30         /* seconds of silence before hanging up */
+#define HANDSHAKE_TIMEOUT 30         /* seconds the whole handshake may take */
 
 /* What a handler returns: keep haggling, start transmission, or stop. */
 enum { OPT_NEXT = 0, OPT_TRANSMIT = 1, OPT_QUIT = 2 };
@@ -429,12 +430,25 @@ static void set_timeout(int fd, int seconds)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
+/* Shrink the receive timeout to what is left of the handshake's time, so
+ * that a client trickling bytes cannot hold its slot for ever. */
+static bool time_left(int fd, time_t deadline)
+{
+	time_t now = time(NULL);
+
+	if (now >= deadline)
+		return false;
+	set_timeout(fd, (int)(deadline - now));
+	return true;
+}
+
 /* Greeting, client flags, then options until transmission or the end. */
 int handshake_run(struct conn *c)
 {
 	uint8_t g[18];
 	uint32_t cflags;
 	int r = OPT_NEXT;
+	time_t deadline = time(NULL) + HANDSHAKE_TIMEOUT;
 
 	nbd_put64(g, NBD_MAGIC);
 	nbd_put64(g + 8, NBD_IHAVEOPT);
@@ -448,7 +462,7 @@ int handshake_run(struct conn *c)
 	c->fixed = cflags & NBD_FLAG_C_FIXED_NEWSTYLE;
 	c->no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
 	for (int n = 0; r == OPT_NEXT && n < OPT_COUNT_MAX; n++)
-		r = one_option(c);
+		r = time_left(c->fd, deadline) ? one_option(c) : err_set(-ETIMEDOUT, "handshake too slow");
 	set_timeout(c->fd, 0);
 	if (r < 0)
 		return r;

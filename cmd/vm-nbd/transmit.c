@@ -407,6 +407,8 @@ static int req_check(const struct nbd_req *r, const char **msg)
 		return *msg = "export is read-only", EPERM;
 	if (r->type == NBD_CMD_BLOCK_STATUS && !c->ctx_alloc && !c->ctx_depth)
 		return *msg = "no metadata context negotiated", EINVAL;
+	if (r->type == NBD_CMD_BLOCK_STATUS && !r->len)
+		return *msg = "block status of an empty range", EINVAL;
 	if (r->type == NBD_CMD_READ && r->len > e->max_payload)
 		return *msg = "request too large", EINVAL;
 	if (ranged && (r->offset > e->size || r->len > e->size - r->offset)) {

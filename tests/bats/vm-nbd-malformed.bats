@@ -210,6 +210,18 @@ def c_unknown_command(s):
     expect_err(s, EINVAL, "block status without a context")
     check_alive(s)
 
+def c_block_status_empty(s):
+    start(s); go(s, meta=True)
+    req(s, 7, 0, 0)
+    expect_err(s, EINVAL, "block status of no bytes")
+    req(s, 7, size, 512)
+    expect_err(s, EINVAL, "block status past the end")
+    req(s, 7, 0, 4096, flags=1 << 3)
+    cookie, e, data = reply(s)
+    if e or len(data) != 1 or len(data[0][1]) != 12:
+        fail("REQ_ONE block status: error %d, %r" % (e, data))
+    check_alive(s)
+
 def c_read_only(s):
     start(s); go(s)
     req(s, 1, 0, 512, payload=b'\xff' * 512)
@@ -313,7 +325,7 @@ cases() {
 @test "vm-nbd malformed: bad requests get EINVAL/ENOSPC or a hang-up" {
 	require nbdinfo
 	serve_image
-	cases request-magic out-of-bounds too-large unknown-command
+	cases request-magic out-of-bounds too-large unknown-command block-status-empty
 }
 
 @test "vm-nbd malformed: writes to a read-only export get EPERM" {
