@@ -47,7 +47,12 @@ one_run() {
 		-append "console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
 		"${net[@]}" -device virtio-net-pci,netdev=n0,romfile= 2>"$w/qemu.log"
 	wait "$sink"
-	[ -f "$w/pid" ] && kill "$(cat "$w/pid")" 2>/dev/null
+	if [ -f "$w/pid" ]; then
+		# vm-net's own CPU time (utime + stime, in clock ticks)
+		awk -v hz="$(getconf CLK_TCK)" '{ printf "vm-net cpu %.2f s\n", ($14 + $15) / hz }' \
+			"/proc/$(cat "$w/pid")/stat" >&2
+		kill "$(cat "$w/pid")" 2>/dev/null
+	fi
 	cat "$w/sink.out"
 	EOS
 	rm -rf "$w"
