@@ -35,7 +35,7 @@ struct img_ctx {
 	bool image_opts;
 	bool share;          /* -U */
 	bool quiet;          /* -q */
-	unsigned cache;      /* FMT_O_NOCACHE from -t/-T none/directsync */
+	unsigned cache;      /* FMT_O_NOCACHE, FMT_O_UNSAFE from -t/-T */
 };
 
 /* Handle --object, --image-opts, -U, -q: 1 if consumed, 0 if not, -1 on error. */
@@ -44,7 +44,8 @@ void img_ctx_free(struct img_ctx *c);
 /* Open an image (fmt may be NULL); on failure report and return -1. */
 int img_open(const struct img_ctx *c, const char *name, const char *fmt,
 	     unsigned flags, struct fmt_image **out);
-/* "none"/"directsync" -> FMT_O_NOCACHE; others accepted; -1 if unknown. */
+/* -t/-T: "none"/"directsync" -> FMT_O_NOCACHE, "unsafe" -> FMT_O_UNSAFE,
+ * "writeback"/"writethrough" -> neither; -1 after reporting another. */
 int img_cache_flags(const char *mode, unsigned *flags);
 /* --output=human|json; -1 after reporting an unknown one. */
 int img_output(const char *s, bool *json);

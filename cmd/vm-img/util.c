@@ -71,10 +71,12 @@ int img_open(const struct img_ctx *c, const char *name, const char *fmt,
 
 int img_cache_flags(const char *mode, unsigned *flags)
 {
+	*flags &= ~(unsigned)(FMT_O_NOCACHE | FMT_O_UNSAFE);
 	if (!strcmp(mode, "none") || !strcmp(mode, "directsync"))
 		*flags |= FMT_O_NOCACHE;
-	else if (strcmp(mode, "writeback") && strcmp(mode, "unsafe") &&
-		 strcmp(mode, "writethrough")) {
+	else if (!strcmp(mode, "unsafe"))
+		*flags |= FMT_O_UNSAFE;
+	else if (strcmp(mode, "writeback") && strcmp(mode, "writethrough")) {
 		report("Invalid cache option: %s", mode);
 		return -1;
 	}

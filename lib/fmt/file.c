@@ -37,6 +37,7 @@ int fmt_file_open(struct fmt_file *f, const char *path, unsigned flags)
 	f->path = xstrdup(path);
 	f->writable = flags & FMT_O_RDWR;
 	f->direct = flags & FMT_O_NOCACHE;
+	f->unsafe = flags & FMT_O_UNSAFE;
 	if (f->direct)
 		f->align = 4096;
 	if (!(flags & FMT_O_NO_LOCK)) {
@@ -195,7 +196,7 @@ int fmt_file_truncate(struct fmt_file *f, uint64_t size)
 
 int fmt_file_flush(struct fmt_file *f)
 {
-	if (f->writable && fdatasync(f->fd) < 0 && errno != EINVAL)
+	if (f->writable && !f->unsafe && fdatasync(f->fd) < 0 && errno != EINVAL)
 		return err_set_errno(errno, "%s: flush", f->path);
 	return 0;
 }

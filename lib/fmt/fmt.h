@@ -38,6 +38,7 @@ enum fmt_open_flag {
 					no repair on open */
 	FMT_O_NO_LOCK = 1u << 5,     /* locking=off */
 	FMT_O_UNMAP = 1u << 6,       /* discard=unmap: write_zeroes may punch holes */
+	FMT_O_UNSAFE = 1u << 7,      /* cache=unsafe: flushes do nothing */
 };
 
 struct fmt_open_opts {
@@ -94,6 +95,38 @@ int fmt_discard(struct fmt_image *img, uint64_t off, uint64_t len);
 int fmt_flush(struct fmt_image *img);
 /* True if the buffer holds only zero bytes. */
 bool fmt_is_zero(const void *buf, size_t len);
+
+/* Compressed writes in two steps.  Compressing is the slow part, so
+ * fmt_compress may run on many threads at once and changes nothing in the
+ * image; fmt_write_compressed then stores the result, packed tightly
+ * after the compressed data written before it (call it in guest-offset
+ * order for the layout qemu-img makes).  A struct fmt_cdata starts zeroed
+ * and is reused from call to call (it keeps the compressor's state);
+ * release it with fmt_cdata_free. */
+struct fmt_cdata {
+	uint64_t off;           /* guest offset of the first cluster */
+	size_t n;               /* clusters */
+	uint32_t cluster_size;
+	uint8_t *buf;           /* the clusters' bytes, back to back */
+	uint32_t *len;          /* bytes of each cluster in buf: 0 = leave the
+				   cluster alone (it was zero and skipped),
+				   cluster_size = store it uncompressed */
+	size_t cap, buf_cap;    /* allocated entries of len, bytes of buf */
+	void *ctx;              /* the driver's compressor state */
+	void (*ctx_free)(void *ctx);
+};
+/* Compress [off, off+len) (whole clusters; the last may be cut short by
+ * the end of the image).  skip_zero: all-zero clusters get len 0. */
+int fmt_compress(struct fmt_image *img, const void *buf, uint64_t off,
+		 size_t len, bool skip_zero, struct fmt_cdata *cd);
+int fmt_write_compressed(struct fmt_image *img, const struct fmt_cdata *cd);
+void fmt_cdata_free(struct fmt_cdata *cd);
+
+/* Copy len bytes from src at soff to dst at doff inside the kernel
+ * (copy_file_range) when both are files used as is (raw); -ENOTSUP
+ * (without a message) when that does not apply. */
+int fmt_copy_range(struct fmt_image *src, uint64_t soff, struct fmt_image *dst,
+		   uint64_t doff, uint64_t len);
 
 /* Block status of one extent.  ALLOCATED: this layer decides the content
  * (else it comes from the backing file); DATA: bytes are stored; ZERO:

@@ -23,6 +23,7 @@ struct fmt_file {
 	char *path;
 	bool direct;        /* opened with O_DIRECT */
 	bool writable;
+	bool unsafe;        /* cache=unsafe: fmt_file_flush does nothing */
 	uint32_t align;     /* O_DIRECT alignment (512 or 4096), else 1 */
 	unsigned perm;      /* lock permission bits held (lock.c) */
 };
@@ -100,6 +101,15 @@ struct fmt_driver {
 	 * format is read-only. */
 	int (*write)(struct fmt_image *img, const void *buf, uint64_t off,
 		     size_t len, unsigned flags);
+	/* Compress whole clusters into cd (see fmt_compress); changes nothing
+	 * in the image.  Thread-safe.  Optional, together with
+	 * write_compressed, which stores the result.  Thread-safe. */
+	int (*compress)(struct fmt_image *img, const void *buf, uint64_t off,
+			size_t len, bool skip_zero, struct fmt_cdata *cd);
+	int (*write_compressed)(struct fmt_image *img, const struct fmt_cdata *cd);
+	/* The host file descriptor holding the guest's bytes at the same
+	 * offsets (raw), for copy_file_range; -1 if none.  Optional. */
+	int (*plain_fd)(const struct fmt_image *img);
 	/* Make a range read as zeros (flags: FMT_W_MAY_UNMAP,
 	 * FMT_W_NO_FALLBACK).  Optional: the generic layer writes zeros. */
 	int (*write_zeroes)(struct fmt_image *img, uint64_t off, uint64_t len,
@@ -281,6 +291,12 @@ int qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
 int qcow2_refcount_get(struct qcow2 *s, uint64_t cluster, uint64_t *rc);
 int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, uint64_t n, int64_t delta);
 int qcow2_refcount_add_bytes(struct qcow2 *s, uint64_t off, uint64_t len, int64_t delta);
+/* Add cnt[i] to the refcount of cluster first + i, i < n (one write per
+ * refcount block touched). */
+int qcow2_refcount_add_counts(struct qcow2 *s, uint64_t first, uint64_t n,
+			      const uint32_t *cnt);
+/* First cluster of a run of n free clusters (nothing allocated). */
+int64_t qcow2_find_free(struct qcow2 *s, uint64_t n);
 int64_t qcow2_alloc(struct qcow2 *s, uint64_t n);
 int qcow2_free(struct qcow2 *s, uint64_t off, uint64_t len);
 int qcow2_rebuild_refcounts(struct qcow2 *s, uint64_t *refs, uint64_t n,
@@ -315,10 +331,18 @@ int qcow2_write_zeroes(struct fmt_image *img, uint64_t off, uint64_t len,
 int qcow2_discard(struct fmt_image *img, uint64_t off, uint64_t len);
 int qcow2_block_status(struct fmt_image *img, uint64_t off, uint64_t len,
 		       struct fmt_extent *ext);
+int qcow2_l2_table(struct qcow2 *s, uint64_t vaddr, bool alloc, uint8_t **t);
+uint64_t qcow2_l2_index(const struct qcow2 *s, uint64_t vaddr);
+int qcow2_write_l2_range(struct qcow2 *s, uint64_t vaddr, const uint8_t *t,
+			 uint64_t first, uint64_t n);
+
+/* qcow2-compress.c */
 int qcow2_decompress(struct qcow2 *s, const uint8_t *in, size_t inlen,
 		     uint8_t *out, size_t outlen);
-int64_t qcow2_compress(struct qcow2 *s, const uint8_t *in, size_t inlen,
-		       uint8_t *out, size_t outlen);
+int qcow2_compress_clusters(struct fmt_image *img, const void *buf, uint64_t off,
+			    size_t len, bool skip_zero, struct fmt_cdata *cd);
+/* qcow2-cwrite.c */
+int qcow2_write_compressed(struct fmt_image *img, const struct fmt_cdata *cd);
 int qcow2_update_l2_locked(struct qcow2 *s, uint64_t vaddr, uint64_t entry,
 			   uint64_t bitmap);
 uint64_t qcow2_vmstate_offset(const struct qcow2 *s);

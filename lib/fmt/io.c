@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -51,6 +52,73 @@ int fmt_write(struct fmt_image *img, const void *buf, uint64_t off, size_t len,
 	if ((flags & FMT_W_COMPRESSED) && !fmt_cluster_size(img))
 		return io_unsupported(img, "compressed writes");
 	return img->drv->write(img, buf, off, len, flags);
+}
+
+int fmt_compress(struct fmt_image *img, const void *buf, uint64_t off,
+		 size_t len, bool skip_zero, struct fmt_cdata *cd)
+{
+	int r = io_check(img, off, len, false);
+
+	if (r < 0)
+		return r;
+	if (!img->drv->compress)
+		return io_unsupported(img, "compressed writes");
+	return img->drv->compress(img, buf, off, len, skip_zero, cd);
+}
+
+int fmt_write_compressed(struct fmt_image *img, const struct fmt_cdata *cd)
+{
+	int r = io_check(img, cd->off, 0, true);
+
+	if (r < 0 || !cd->n)
+		return r;
+	if (!img->drv->write_compressed)
+		return io_unsupported(img, "compressed writes");
+	return img->drv->write_compressed(img, cd);
+}
+
+void fmt_cdata_free(struct fmt_cdata *cd)
+{
+	if (cd->ctx && cd->ctx_free)
+		cd->ctx_free(cd->ctx);
+	free(cd->buf);
+	free(cd->len);
+	memset(cd, 0, sizeof(*cd));
+}
+
+int fmt_copy_range(struct fmt_image *src, uint64_t soff, struct fmt_image *dst,
+		   uint64_t doff, uint64_t len)
+{
+	int sfd, dfd, r;
+
+	if (!src->drv->plain_fd || !dst->drv->plain_fd ||
+	    (dst->probed && doff < 512))
+		return -ENOTSUP;
+	if ((r = io_check(src, soff, len, false)) < 0 ||
+	    (r = io_check(dst, doff, len, true)) < 0)
+		return r;
+	sfd = src->drv->plain_fd(src);
+	dfd = dst->drv->plain_fd(dst);
+	if (sfd < 0 || dfd < 0)
+		return -ENOTSUP;
+	while (len) {
+		loff_t so = (loff_t)soff, d = (loff_t)doff;
+		ssize_t n = copy_file_range(sfd, &so, dfd, &d, (size_t)MIN(len, 1u << 30), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+			      errno == EINVAL))
+			return -ENOTSUP;
+		if (n < 0)
+			return err_set_errno(errno, "%s: copy_file_range", dst->filename);
+		if (n == 0)
+			return -ENOTSUP;    /* source shorter than it claims */
+		soff += (uint64_t)n;
+		doff += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
 }
 
 int fmt_write_zeroes(struct fmt_image *img, uint64_t off, uint64_t len,

@@ -4,9 +4,19 @@
  * (0), zstd frames for compression_type=zstd (1).  The compressed bytes of
  * one cluster are at most cluster_size - 1 long or the cluster is stored
  * uncompressed; decompression stops once a whole cluster is produced.
+ *
+ * Compression runs on the caller's thread with a compressor state kept in
+ * the caller's struct fmt_cdata (qcow2-cwrite.c stores the result).  zlib
+ * uses qemu-img's settings (default level, 4 KiB window) but a hash table
+ * sized for that window (memLevel 7 instead of 9): deflate slides its
+ * window every 4 KiB and rescans the whole hash table each time, so with
+ * qemu-img's 64 Ki-entry table most of the time goes into that rescan.
+ * The streams are the same format and inflate the same way; sizes stay
+ * within a fraction of a percent.
  */
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <zlib.h>
@@ -15,24 +25,61 @@
 #include "common/common.h"
 #include "internal.h"
 
-static int64_t zlib_compress(const uint8_t *in, size_t inlen, uint8_t *out,
-			     size_t outlen)
-{
-	z_stream z;
-	int64_t r;
+#define QCOW2_ZLIB_WINDOW (-12)       /* raw deflate, 4 KiB window */
+#define QCOW2_ZLIB_MEMLEVEL 7
 
-	memset(&z, 0, sizeof(z));
-	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-			 Z_DEFAULT_STRATEGY) != Z_OK)
+/* The compressor state of one thread (struct fmt_cdata's ctx). */
+struct qcow2_cctx {
+	z_stream z;
+	bool z_ready;
+	ZSTD_CCtx *zc;
+};
+
+static void cctx_free(void *p)
+{
+	struct qcow2_cctx *x = p;
+
+	if (x->z_ready)
+		deflateEnd(&x->z);
+	ZSTD_freeCCtx(x->zc);
+	free(x);
+}
+
+/* Compressed length, or -ENOSPC when it does not fit in outlen. */
+static int64_t zlib_compress(struct qcow2_cctx *x, const uint8_t *in, size_t inlen,
+			     uint8_t *out, size_t outlen)
+{
+	z_stream *z = &x->z;
+
+	if (!x->z_ready) {
+		memset(z, 0, sizeof(*z));
+		if (deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+				 QCOW2_ZLIB_WINDOW, QCOW2_ZLIB_MEMLEVEL,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		x->z_ready = true;
+	} else if (deflateReset(z) != Z_OK)
 		return -ENOMEM;
-	z.next_in = (uint8_t *)in;
-	z.avail_in = (uInt)inlen;
-	z.next_out = out;
-	z.avail_out = (uInt)outlen;
-	r = deflate(&z, Z_FINISH) == Z_STREAM_END ? (int64_t)(outlen - z.avail_out)
-						    : -ENOSPC;
-	deflateEnd(&z);
-	return r;
+	z->next_in = (uint8_t *)in;
+	z->avail_in = (uInt)inlen;
+	z->next_out = out;
+	z->avail_out = (uInt)outlen;
+	if (deflate(z, Z_FINISH) != Z_STREAM_END)
+		return -ENOSPC;
+	return (int64_t)(outlen - z->avail_out);
+}
+
+static int64_t zstd_compress(struct qcow2_cctx *x, const uint8_t *in, size_t inlen,
+			     uint8_t *out, size_t outlen)
+{
+	size_t n;
+
+	if (!x->zc && !(x->zc = ZSTD_createCCtx()))
+		return -ENOMEM;
+	n = ZSTD_compressCCtx(x->zc, out, outlen, in, inlen, ZSTD_CLEVEL_DEFAULT);
+	if (ZSTD_isError(n))
+		return -ENOSPC;
+	return (int64_t)n;
 }
 
 static int zlib_decompress(const uint8_t *in, size_t inlen, uint8_t *out,
@@ -53,16 +100,6 @@ static int zlib_decompress(const uint8_t *in, size_t inlen, uint8_t *out,
 	if ((r == Z_STREAM_END || r == Z_BUF_ERROR) && z.avail_out == 0)
 		return 0;
 	return -EIO;
-}
-
-static int64_t zstd_compress(const uint8_t *in, size_t inlen, uint8_t *out,
-			     size_t outlen)
-{
-	size_t n = ZSTD_compress(out, outlen, in, inlen, ZSTD_CLEVEL_DEFAULT);
-
-	if (ZSTD_isError(n))
-		return -ENOSPC;
-	return (int64_t)n;
 }
 
 static int zstd_decompress(const uint8_t *in, size_t inlen, uint8_t *out,
@@ -116,13 +153,80 @@ static bool looks_random(const uint8_t *in, size_t len)
 	return e > 7.98;
 }
 
-int64_t qcow2_compress(struct qcow2 *s, const uint8_t *in, size_t inlen,
-		       uint8_t *out, size_t outlen)
+/* Room for n more clusters in cd. */
+static void cdata_reserve(struct fmt_cdata *cd, size_t n, uint32_t cs)
 {
-	if (looks_random(in, inlen))
-		return -ENOSPC;
-	return s->compression ? zstd_compress(in, inlen, out, outlen)
-			      : zlib_compress(in, inlen, out, outlen);
+	if (n > cd->cap) {
+		cd->len = xrealloc(cd->len, n * sizeof(*cd->len));
+		cd->cap = n;
+	}
+	if (n * cs > cd->buf_cap) {
+		cd->buf = xrealloc(cd->buf, n * cs);
+		cd->buf_cap = n * cs;
+	}
+}
+
+/* Compress one cluster into out (room for a whole cluster); returns the
+ * bytes used: cs when it is stored plainly. */
+static int64_t compress_one(struct qcow2 *s, struct qcow2_cctx *x,
+			    const uint8_t *cl, uint8_t *out)
+{
+	size_t cs = s->cluster_size;
+	int64_t n;
+
+	if (s->compression)
+		n = zstd_compress(x, cl, cs, out, cs - 1);
+	else
+		n = looks_random(cl, cs) ? -ENOSPC : zlib_compress(x, cl, cs, out, cs - 1);
+	if (n == -ENOSPC) {          /* does not shrink: store it plainly */
+		memcpy(out, cl, cs);
+		n = (int64_t)cs;
+	}
+	return n;
+}
+
+int qcow2_compress_clusters(struct fmt_image *img, const void *vbuf, uint64_t off,
+			    size_t len, bool skip_zero, struct fmt_cdata *cd)
+{
+	struct qcow2 *s = qcow2_of(img);
+	const uint8_t *buf = vbuf;
+	uint32_t cs = s->cluster_size;
+	size_t i, n = DIV_ROUND_UP(len, cs), used = 0;
+	uint8_t *tail = NULL;
+	int64_t k;
+
+	if (off % cs || (len % cs && off + len != img->size))
+		return err_set(-EINVAL, "Compressed writes must be cluster aligned");
+	if (!cd->ctx) {
+		cd->ctx = xzalloc(sizeof(struct qcow2_cctx));
+		cd->ctx_free = cctx_free;
+	}
+	cdata_reserve(cd, n, cs);
+	cd->off = off;
+	cd->n = n;
+	cd->cluster_size = cs;
+	for (i = 0; i < n; i++) {
+		const uint8_t *cl = buf + (size_t)i * cs;
+		size_t have = MIN((size_t)cs, len - (size_t)i * cs);
+
+		if (have < cs) {            /* the image ends inside this cluster */
+			tail = xzalloc(cs);
+			memcpy(tail, cl, have);
+			cl = tail;
+		}
+		if (skip_zero && fmt_is_zero(cl, cs)) {
+			cd->len[i] = 0;
+			continue;
+		}
+		if ((k = compress_one(s, cd->ctx, cl, cd->buf + used)) < 0) {
+			free(tail);
+			return err_set((int)k, "%s: cannot compress", img->filename);
+		}
+		cd->len[i] = (uint32_t)k;
+		used += (size_t)k;
+	}
+	free(tail);
+	return 0;
 }
 
 int qcow2_decompress(struct qcow2 *s, const uint8_t *in, size_t inlen,

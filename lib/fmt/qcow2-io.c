@@ -48,7 +48,7 @@ static void l2_compressed_range(const struct qcow2 *s, uint64_t e,
 }
 
 /* Find the L2 table for vaddr, optionally creating or un-sharing it. */
-static int l2_table(struct qcow2 *s, uint64_t vaddr, bool alloc, uint8_t **t)
+int qcow2_l2_table(struct qcow2 *s, uint64_t vaddr, bool alloc, uint8_t **t)
 {
 	uint64_t i = vaddr >> (s->cluster_bits + s->l2_bits), l2off, old;
 	uint8_t ent[8], *src;
@@ -94,21 +94,33 @@ static int l2_table(struct qcow2 *s, uint64_t vaddr, bool alloc, uint8_t **t)
 	return 0;
 }
 
-static uint64_t l2_index(const struct qcow2 *s, uint64_t vaddr)
+uint64_t qcow2_l2_index(const struct qcow2 *s, uint64_t vaddr)
 {
 	return (vaddr >> s->cluster_bits) & ((1ull << s->l2_bits) - 1);
+}
+
+/* Write entries [first, first + n) of the L2 table t (the one mapping
+ * vaddr) to disk in one go. */
+int qcow2_write_l2_range(struct qcow2 *s, uint64_t vaddr, const uint8_t *t,
+			 uint64_t first, uint64_t n)
+{
+	uint64_t l2off = s->l1[vaddr >> (s->cluster_bits + s->l2_bits)] &
+			 QCOW2_OFFSET_MASK;
+
+	return fmt_file_pwrite(&s->f, t + first * s->l2_entry_size,
+			       n * s->l2_entry_size, l2off + first * s->l2_entry_size);
 }
 
 int qcow2_l2_entry(struct qcow2 *s, uint64_t vaddr, uint64_t *entry, uint64_t *bitmap)
 {
 	uint8_t *t;
 	uint64_t i;
-	int r = l2_table(s, vaddr, false, &t);
+	int r = qcow2_l2_table(s, vaddr, false, &t);
 
 	*entry = *bitmap = 0;
 	if (r < 0 || !t)
 		return r;
-	i = l2_index(s, vaddr);
+	i = qcow2_l2_index(s, vaddr);
 	*entry = be64_get(t + i * s->l2_entry_size);
 	if (s->ext_l2)
 		*bitmap = be64_get(t + i * 16 + 8);
@@ -120,11 +132,11 @@ int qcow2_update_l2_locked(struct qcow2 *s, uint64_t vaddr, uint64_t entry,
 {
 	uint8_t *t, *p;
 	uint64_t i;
-	int r = l2_table(s, vaddr, true, &t);
+	int r = qcow2_l2_table(s, vaddr, true, &t);
 
 	if (r < 0)
 		return r;
-	i = l2_index(s, vaddr);
+	i = qcow2_l2_index(s, vaddr);
 	p = t + i * s->l2_entry_size;
 	be64_put(p, entry);
 	if (s->ext_l2)
@@ -259,11 +271,36 @@ static int read_locked(struct fmt_image *img, uint8_t *buf, uint64_t pos, size_t
 	return 0;
 }
 
+/* The run at pos of at most n bytes that one seg_read can move: segments
+ * of one kind joined across clusters (data only where the host clusters
+ * follow each other).  Lock held. */
+static int read_run_locked(struct qcow2 *s, uint64_t pos, size_t n,
+			   struct qcow2_seg *g, uint64_t *e, size_t *k)
+{
+	uint64_t cs = s->cluster_size, e2, bm;
+	struct qcow2_seg h;
+	int r;
+
+	if ((r = qcow2_l2_entry(s, pos, e, &bm)) < 0 ||
+	    (r = qcow2_seg_of(s, *e, bm, pos & (cs - 1), g)) < 0)
+		return r;
+	*k = (size_t)MIN((uint64_t)n, g->len);
+	while (*k < n && g->kind != SEG_COMPRESSED) {
+		if ((r = qcow2_l2_entry(s, pos + *k, &e2, &bm)) < 0 ||
+		    (r = qcow2_seg_of(s, e2, bm, (pos + *k) & (cs - 1), &h)) < 0)
+			return r;
+		if (h.kind != g->kind || (g->kind == SEG_DATA && h.host != g->host + *k))
+			break;
+		*k += (size_t)MIN((uint64_t)(n - *k), h.len);
+	}
+	return 0;
+}
+
 int qcow2_read(struct fmt_image *img, void *vbuf, uint64_t pos, size_t n)
 {
 	struct qcow2 *s = qcow2_of(img);
 	uint8_t *buf = vbuf;
-	uint64_t e, bm;
+	uint64_t e;
 	struct qcow2_seg g;
 	int r;
 
@@ -271,13 +308,10 @@ int qcow2_read(struct fmt_image *img, void *vbuf, uint64_t pos, size_t n)
 		size_t k;
 
 		pthread_mutex_lock(&s->lock);
-		r = qcow2_l2_entry(s, pos, &e, &bm);
-		if (r == 0)
-			r = qcow2_seg_of(s, e, bm, pos & (s->cluster_size - 1), &g);
+		r = read_run_locked(s, pos, n, &g, &e, &k);
 		pthread_mutex_unlock(&s->lock);
 		if (r < 0)
 			return r;
-		k = (size_t)MIN((uint64_t)n, g.len);
 		if ((r = seg_read(img, &g, e, buf, pos, k)) < 0)
 			return r;
 		buf += k;
@@ -362,14 +396,14 @@ static int64_t write_run_locked(struct qcow2 *s, const uint8_t *data,
 				uint64_t pos, size_t n)
 {
 	uint64_t cs = s->cluster_size, i, k, per = 1ull << s->l2_bits;
-	uint64_t idx = l2_index(s, pos), e;
+	uint64_t idx = qcow2_l2_index(s, pos), e;
 	uint8_t *t, *ents;
 	int64_t host;
 	int r;
 
 	if (pos & (cs - 1) || n < cs)
 		return 0;
-	if ((r = l2_table(s, pos, true, &t)) < 0)
+	if ((r = qcow2_l2_table(s, pos, true, &t)) < 0)
 		return r;
 	for (k = 0; k < n / cs && idx + k < per; k++) {
 		e = be64_get(t + (idx + k) * s->l2_entry_size);
@@ -382,7 +416,7 @@ static int64_t write_run_locked(struct qcow2 *s, const uint8_t *data,
 		return host;
 	if ((r = fmt_file_pwrite(&s->f, data, k * cs, (uint64_t)host)) < 0)
 		return r;
-	if ((r = l2_table(s, pos, true, &t)) < 0)
+	if ((r = qcow2_l2_table(s, pos, true, &t)) < 0)
 		return r;
 	ents = t + idx * s->l2_entry_size;
 	for (i = 0; i < k; i++) {
@@ -425,8 +459,18 @@ static int write_direct(struct qcow2 *s, uint64_t pos, size_t n, uint64_t *host)
 	return 0;
 }
 
+/* A compressed write through the two-step path, on this thread. */
 static int write_compressed(struct fmt_image *img, const uint8_t *data,
-			    uint64_t pos, size_t n);
+			    uint64_t pos, size_t n)
+{
+	struct fmt_cdata cd = { 0 };
+	int r = qcow2_compress_clusters(img, data, pos, n, false, &cd);
+
+	if (r == 0)
+		r = qcow2_write_compressed(img, &cd);
+	fmt_cdata_free(&cd);
+	return r;
+}
 
 int qcow2_write(struct fmt_image *img, const void *vbuf, uint64_t pos,
 		size_t n, unsigned flags)
@@ -461,84 +505,5 @@ int qcow2_write(struct fmt_image *img, const void *vbuf, uint64_t pos,
 		pos += (uint64_t)k;
 		n -= (size_t)k;
 	}
-	return r;
-}
-
-/* Bytes for compressed data: packed after the previous compressed cluster
- * when it fits in the same host cluster, else a new cluster. */
-static int64_t alloc_bytes(struct qcow2 *s, uint64_t len)
-{
-	uint64_t cs = s->cluster_size, used = s->cbyte & (cs - 1);
-	int64_t off;
-	int r;
-
-	uint64_t rc = 0;
-
-	if (s->cbyte && used && len <= cs - used &&
-	    qcow2_refcount_get(s, s->cbyte >> s->cluster_bits, &rc) == 0 &&
-	    (s->refcount_bits == 64 || rc < (1ull << s->refcount_bits) - 1)) {
-		if ((r = qcow2_refcount_add(s, s->cbyte >> s->cluster_bits, 1, 1)) < 0)
-			return r;
-		off = (int64_t)s->cbyte;
-	} else if ((off = qcow2_alloc(s, 1)) < 0)
-		return off;
-	s->cbyte = ((uint64_t)off + len) & (cs - 1) ? (uint64_t)off + len : 0;
-	return off;
-}
-
-static int write_compressed_one(struct fmt_image *img, const uint8_t *cl,
-				uint64_t pos)
-{
-	struct qcow2 *s = qcow2_of(img);
-	size_t cs = s->cluster_size;
-	uint8_t *out = xmalloc(cs);
-	int64_t clen = qcow2_compress(s, cl, cs, out, cs - 1), off;
-	uint64_t e, bm, nsec, ent;
-	int r;
-
-	if (clen < 0) {                   /* does not shrink: store it plainly */
-		free(out);
-		return qcow2_write(img, cl, pos, cs, 0);
-	}
-	pthread_mutex_lock(&s->lock);
-	r = qcow2_l2_entry(s, pos, &e, &bm);
-	if (r == 0 && (off = alloc_bytes(s, (uint64_t)clen)) < 0)
-		r = (int)off;
-	if (r == 0)
-		r = fmt_file_pwrite(&s->f, out, (size_t)clen, (uint64_t)off);
-	if (r == 0) {
-		nsec = (((uint64_t)off + (uint64_t)clen - 1) >> 9) - ((uint64_t)off >> 9);
-		ent = QCOW2_OFLAG_COMPRESSED | (nsec << s->csize_shift) | (uint64_t)off;
-		r = qcow2_update_l2_locked(s, pos, ent, 0);
-	}
-	if (r == 0)
-		r = qcow2_free_entry(s, e);
-	pthread_mutex_unlock(&s->lock);
-	free(out);
-	return r;
-}
-
-static int write_compressed(struct fmt_image *img, const uint8_t *data,
-			    uint64_t pos, size_t n)
-{
-	struct qcow2 *s = qcow2_of(img);
-	size_t cs = s->cluster_size;
-	uint8_t *cl;
-	int r = 0;
-
-	if (pos % cs || (n % cs && pos + n != img->size))
-		return err_set(-EINVAL, "Compressed writes must be cluster aligned");
-	cl = xmalloc(cs);
-	while (n && r == 0) {
-		size_t m = MIN(n, cs);
-
-		memcpy(cl, data, m);
-		memset(cl + m, 0, cs - m);
-		r = write_compressed_one(img, cl, pos);
-		data += m;
-		pos += m;
-		n -= m;
-	}
-	free(cl);
 	return r;
 }

@@ -48,12 +48,13 @@ static void map_host_holes(struct qcow2 *s, struct fmt_extent *ext)
  * than the file has allocated. */
 static bool map_meta_prealloc(struct qcow2 *s)
 {
-	int64_t real = fmt_file_allocated(&s->f);
 	uint64_t rc, used = 0, i, end, threshold;
+	int64_t real;
 
 	if (s->meta_prealloc_checked)
 		return s->meta_prealloc;
 	s->meta_prealloc_checked = true;
+	real = fmt_file_allocated(&s->f);
 	if (real < 0)
 		return false;
 	real /= s->cluster_size;

@@ -204,9 +204,12 @@ static int rc_new_block(struct qcow2 *s, uint64_t bi, uint64_t *boff)
 	return 0;
 }
 
-int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, uint64_t n, int64_t delta)
+/* Add delta (or cnt[i] when cnt is given) to the refcounts of clusters
+ * [cluster, cluster + n), one write per refcount block touched. */
+static int rc_add(struct qcow2 *s, uint64_t cluster, uint64_t n, int64_t delta,
+		  const uint32_t *cnt)
 {
-	uint64_t per = 1ull << s->rb_bits, end = cluster + n;
+	uint64_t per = 1ull << s->rb_bits, start = cluster, end = cluster + n;
 
 	while (cluster < end) {
 		uint64_t bi = cluster >> s->rb_bits, first = cluster & (per - 1);
@@ -223,25 +226,46 @@ int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, uint64_t n, int64_t de
 		if ((r = qcow2_cache_get(s, &s->rbc, boff, false, &b)) < 0)
 			return r;
 		for (i = first; i <= last; i++) {
-			uint64_t v = qcow2_rb_get(s, b, i);
+			uint64_t v = qcow2_rb_get(s, b, i), c = bi * per + i;
+			int64_t d = cnt ? (int64_t)cnt[c - start] : delta;
 
-			if ((delta < 0 && v < (uint64_t)-delta) ||
-			    (delta > 0 && rc_max(s) - v < (uint64_t)delta)) {
+			if ((d < 0 && v < (uint64_t)-d) ||
+			    (d > 0 && rc_max(s) - v < (uint64_t)d)) {
 				qcow2_cache_drop(&s->rbc, boff);
-				return delta < 0 ? qcow2_corrupt(s, "refcount of cluster "
+				return d < 0 ? qcow2_corrupt(s, "refcount of cluster "
 					"%llu would drop below zero",
-					(unsigned long long)(bi * per + i)) :
+					(unsigned long long)c) :
 					err_set(-ERANGE, "refcount overflow");
 			}
-			qcow2_rb_set(s, b, i, v + (uint64_t)delta);
-			if (v + (uint64_t)delta == 0 && bi * per + i < s->free_hint)
-				s->free_hint = bi * per + i;
+			qcow2_rb_set(s, b, i, v + (uint64_t)d);
+			if (v + (uint64_t)d == 0 && d) {
+				if (c < s->free_hint)
+					s->free_hint = c;
+				if (s->cbyte && (s->cbyte >> s->cluster_bits) == c)
+					s->cbyte = 0;   /* no more packing there */
+			}
 		}
 		if ((r = rc_write_entries(s, boff, b, first, last)) < 0)
 			return r;
 		cluster += last - first + 1;
 	}
 	return 0;
+}
+
+int qcow2_refcount_add(struct qcow2 *s, uint64_t cluster, uint64_t n, int64_t delta)
+{
+	return rc_add(s, cluster, n, delta, NULL);
+}
+
+int qcow2_refcount_add_counts(struct qcow2 *s, uint64_t first, uint64_t n,
+			      const uint32_t *cnt)
+{
+	return rc_add(s, first, n, 0, cnt);
+}
+
+int64_t qcow2_find_free(struct qcow2 *s, uint64_t n)
+{
+	return rc_find_free(s, n);
 }
 
 int qcow2_refcount_add_bytes(struct qcow2 *s, uint64_t off, uint64_t len,

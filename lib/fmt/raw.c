@@ -112,6 +112,11 @@ static int raw_discard(struct fmt_image *img, uint64_t off, uint64_t len)
 	return 0;
 }
 
+static int raw_plain_fd(const struct fmt_image *img)
+{
+	return raw_file(img)->fd;
+}
+
 static int raw_flush(struct fmt_image *img)
 {
 	return fmt_file_flush(raw_file(img));
@@ -232,6 +237,7 @@ const struct fmt_driver fmt_raw_driver = {
 	.write_zeroes = raw_write_zeroes,
 	.discard = raw_discard,
 	.flush = raw_flush,
+	.plain_fd = raw_plain_fd,
 	.block_status = raw_block_status,
 	.truncate = raw_truncate,
 	.create_opts = raw_create_opts,

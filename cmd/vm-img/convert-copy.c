@@ -1,0 +1,391 @@
+/*
+ * vm-img convert's copy engine.
+ *
+ * The whole (all sources end to end) is cut into chunks of c->chunk bytes
+ * that -m workers take in turn.  A worker first plans its chunk without
+ * touching the target: it walks the source by block status (holes and
+ * zero extents are never read), reads the data, finds zero runs of -S
+ * bytes and, with -c, compresses every cluster, so compression runs on all
+ * workers at once.  The plan is a short list of writes, zero writes and
+ * (-C) kernel copies, plus the compressed clusters.  Then the worker
+ * commits it: unless -W was given it first waits until every earlier
+ * chunk is written, so the target is written in guest order as qemu-img
+ * writes it (a qcow2 target gets its clusters in guest order and the
+ * compressed ones packed back to back), while later chunks are read and
+ * compressed meanwhile.  -r paces the commits.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "fmt/fmt.h"
+#include "convert.h"
+
+enum op_kind { OP_DATA, OP_ZERO, OP_COPY };
+
+struct conv_op {
+	enum op_kind kind;
+	uint64_t off, len;       /* in the whole (= in the target) */
+	size_t bufoff;           /* OP_DATA: the bytes in the job's buffer */
+	int src;                 /* OP_COPY: source image and offset in it */
+	uint64_t soff;
+};
+
+/* One worker's chunk: its buffer, plan and compressed clusters. */
+struct conv_job {
+	uint64_t off, n;
+	uint8_t *buf;
+	struct conv_op *ops;
+	size_t nops, cap;
+	struct fmt_cdata cd;
+	bool has_cd;
+	uint8_t *needed;         /* -c -B: clusters the top layer allocates */
+};
+
+int conv_src(const struct conv *c, uint64_t off)
+{
+	int i = c->nsrc - 1;
+
+	while (i > 0 && c->src_start[i] > off)
+		i--;
+	return i;
+}
+
+static void conv_fail(struct conv *c, int r)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->err) {
+		c->err = r;
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s", err_msg());
+	}
+	for (int i = 0; i < c->nturn; i++)
+		pthread_cond_broadcast(&c->turn[i]);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Append an operation, merging it into the previous one when they join. */
+static void op_add(struct conv_job *j, enum op_kind k, uint64_t off, uint64_t len,
+		   size_t bufoff, int src, uint64_t soff)
+{
+	struct conv_op *p = j->nops ? &j->ops[j->nops - 1] : NULL;
+
+	if (!len)
+		return;
+	if (p && p->kind == k && p->off + p->len == off &&
+	    (k != OP_DATA || p->bufoff + p->len == bufoff) &&
+	    (k != OP_COPY || (p->src == src && p->soff + p->len == soff))) {
+		p->len += len;
+		return;
+	}
+	if (j->nops == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 64;
+		j->ops = xrealloc(j->ops, j->cap * sizeof(*j->ops));
+	}
+	j->ops[j->nops++] = (struct conv_op){ k, off, len, bufoff, src, soff };
+}
+
+/* Read [off, off+n) of the whole into buf. */
+static int conv_read(struct conv *c, uint8_t *buf, uint64_t off, uint64_t n)
+{
+	while (n) {
+		int i = conv_src(c, off);
+		uint64_t so = off - c->src_start[i];
+		uint64_t len = MIN(n, fmt_size(c->src[i]) - so);
+		int r = fmt_read(c->src[i], buf, so, len);
+
+		if (r < 0)
+			return r;
+		buf += len;
+		off += len;
+		n -= len;
+	}
+	return 0;
+}
+
+/* Data just read at buf + bo: write it, skipping (or zeroing) zero runs of
+ * c->sparse bytes. */
+static void plan_data(struct conv *c, struct conv_job *j, uint64_t off,
+		      size_t bo, uint64_t len)
+{
+	uint64_t g = c->sparse, i = 0, k;
+	const uint8_t *b = j->buf + bo;
+
+	if (!g) {
+		op_add(j, OP_DATA, off, len, bo, 0, 0);
+		return;
+	}
+	while (i < len) {
+		bool z = fmt_is_zero(b + i, MIN(g, len - i));
+
+		for (k = i + MIN(g, len - i); k < len && fmt_is_zero(b + k, MIN(g, len - k)) == z;
+		     k += MIN(g, len - k))
+			;
+		if (!z)
+			op_add(j, OP_DATA, off + i, k - i, bo + i, 0, 0);
+		else if (!c->zero_init)
+			op_add(j, OP_ZERO, off + i, k - i, 0, 0, 0);
+		i = k;
+	}
+}
+
+/* The extent at off (within one source), at most len bytes. */
+static int conv_extent(struct conv *c, uint64_t off, uint64_t len, bool chain,
+		       struct fmt_extent *e, int *src, uint64_t *so)
+{
+	int i = conv_src(c, off);
+
+	*src = i;
+	*so = off - c->src_start[i];
+	len = MIN(len, fmt_size(c->src[i]) - *so);
+	return fmt_block_status(c->src[i], *so, len, chain, e);
+}
+
+static int plan_plain(struct conv *c, struct conv_job *j)
+{
+	uint64_t off = j->off, end = j->off + j->n, so;
+	struct fmt_extent e;
+	int r, i;
+
+	for (; off < end; off += e.length) {
+		size_t bo = (size_t)(off - j->off);
+
+		if ((r = conv_extent(c, off, end - off, !c->top_only, &e, &i, &so)) < 0)
+			return r;
+		if (c->top_only && !(e.status & FMT_ST_ALLOCATED))
+			continue;
+		if (e.status & FMT_ST_ZERO) {
+			if (!c->zero_init)
+				op_add(j, OP_ZERO, off, e.length, 0, 0, 0);
+		} else if (c->copy_range) {
+			op_add(j, OP_COPY, off, e.length, bo, i, so);
+		} else {
+			if ((r = fmt_read(c->src[i], j->buf + bo, so, e.length)) < 0)
+				return r;
+			plan_data(c, j, off, bo, e.length);
+		}
+	}
+	return 0;
+}
+
+/* -c: the chunk's bytes with holes as zeros (with -B: the whole chain,
+ * and the clusters the top layer does not allocate blanked). */
+static int plan_fill(struct conv *c, struct conv_job *j, uint64_t cs, bool *empty)
+{
+	uint64_t off = j->off, end = j->off + j->n, so, k;
+	struct fmt_extent e;
+	int r, i;
+
+	*empty = true;
+	if (c->top_only) {
+		memset(j->needed, 0, DIV_ROUND_UP(j->n, cs));
+		for (; off < end; off += e.length) {
+			if ((r = conv_extent(c, off, end - off, false, &e, &i, &so)) < 0)
+				return r;
+			if (!(e.status & FMT_ST_ALLOCATED))
+				continue;
+			*empty = false;
+			for (k = (off - j->off) / cs; k * cs < off + e.length - j->off; k++)
+				j->needed[k] = 1;
+		}
+		if (*empty || (r = conv_read(c, j->buf, j->off, j->n)) < 0)
+			return *empty ? 0 : r;
+		for (k = 0; k * cs < j->n; k++)
+			if (!j->needed[k])
+				memset(j->buf + k * cs, 0, (size_t)MIN(cs, j->n - k * cs));
+		return 0;
+	}
+	memset(j->needed, 1, DIV_ROUND_UP(j->n, cs));
+	for (; off < end; off += e.length) {
+		size_t bo = (size_t)(off - j->off);
+
+		if ((r = conv_extent(c, off, end - off, true, &e, &i, &so)) < 0)
+			return r;
+		if (e.status & FMT_ST_ZERO) {
+			memset(j->buf + bo, 0, e.length);
+			continue;
+		}
+		*empty = false;
+		if ((r = fmt_read(c->src[i], j->buf + bo, so, e.length)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int plan_compressed(struct conv *c, struct conv_job *j)
+{
+	uint64_t cs = fmt_cluster_size(c->dst), len, k;
+	bool empty;
+	int r;
+
+	if ((r = plan_fill(c, j, cs, &empty)) < 0)
+		return r;
+	if (empty) {
+		if (!c->zero_init && !c->top_only)
+			op_add(j, OP_ZERO, j->off, j->n, 0, 0, 0);
+		return 0;
+	}
+	len = MIN(ALIGN_UP(j->n, cs), fmt_size(c->dst) - j->off);
+	memset(j->buf + j->n, 0, (size_t)(len - j->n));
+	if ((r = fmt_compress(c->dst, j->buf, j->off, (size_t)len, true, &j->cd)) < 0)
+		return r;
+	j->has_cd = true;
+	for (k = 0; k < j->cd.n; k++)
+		if (!j->cd.len[k] && j->needed[k] && !c->zero_init)
+			op_add(j, OP_ZERO, j->off + k * cs, MIN(cs, j->n - k * cs), 0, 0, 0);
+	return 0;
+}
+
+static int commit_op(struct conv *c, struct conv_job *j, const struct conv_op *o)
+{
+	size_t bo = (size_t)(o->off - j->off);
+	int r;
+
+	switch (o->kind) {
+	case OP_DATA:
+		return fmt_write(c->dst, j->buf + o->bufoff, o->off, o->len, 0);
+	case OP_ZERO:
+		return fmt_write_zeroes(c->dst, o->off, o->len, FMT_W_MAY_UNMAP);
+	default:
+		r = fmt_copy_range(c->src[o->src], o->soff, c->dst, o->off, o->len);
+		if (r != -ENOTSUP)
+			return r;
+		if ((r = fmt_read(c->src[o->src], j->buf + bo, o->soff, o->len)) < 0)
+			return r;
+		return fmt_write(c->dst, j->buf + bo, o->off, o->len, 0);
+	}
+}
+
+static int conv_commit(struct conv *c, struct conv_job *j)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < j->nops; i++)
+		if ((r = commit_op(c, j, &j->ops[i])) < 0)
+			return r;
+	if (j->has_cd)
+		return fmt_write_compressed(c->dst, &j->cd);
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* -r: sleep until the bytes so far fit the rate. */
+static void conv_pace(struct conv *c, uint64_t n)
+{
+	uint64_t due, now;
+	struct timespec t;
+
+	if (!c->rate)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->rate_bytes += n;
+	due = c->start_ns + (uint64_t)((double)c->rate_bytes * 1e9 / (double)c->rate);
+	pthread_mutex_unlock(&c->lock);
+	if ((now = now_ns()) >= due)
+		return;
+	t.tv_sec = (time_t)((due - now) / 1000000000u);
+	t.tv_nsec = (long)((due - now) % 1000000000u);
+	nanosleep(&t, NULL);
+}
+
+/* Take the next chunk; false when there is none (or an error stopped us). */
+static bool conv_take(struct conv *c, struct conv_job *j, uint64_t *idx)
+{
+	bool ok;
+
+	pthread_mutex_lock(&c->lock);
+	ok = !c->err && c->next < c->nchunks;
+	*idx = c->next++;
+	pthread_mutex_unlock(&c->lock);
+	if (!ok)
+		return false;
+	j->off = *idx * c->chunk;
+	j->n = MIN(c->chunk, c->total - j->off);
+	j->nops = 0;
+	j->has_cd = false;
+	return true;
+}
+
+static void conv_worker(void *arg)
+{
+	struct conv *c = arg;
+	struct conv_job j = { 0 };
+	uint64_t idx;
+	int r;
+
+	j.buf = xmalloc(c->chunk);
+	j.needed = xmalloc(c->chunk / 512 + 1);
+	while (conv_take(c, &j, &idx)) {
+		r = c->compress ? plan_compressed(c, &j) : plan_plain(c, &j);
+		pthread_mutex_lock(&c->lock);
+		while (c->in_order && !c->err && c->written != idx)
+			pthread_cond_wait(&c->turn[idx % (uint64_t)c->nturn], &c->lock);
+		if (c->err)
+			r = r < 0 ? r : -ECANCELED;
+		pthread_mutex_unlock(&c->lock);
+		if (r == 0)
+			r = conv_commit(c, &j);
+		if (r < 0) {
+			if (r != -ECANCELED)
+				conv_fail(c, r);
+			break;
+		}
+		pthread_mutex_lock(&c->lock);
+		c->written++;
+		c->done_bytes += j.n;
+		progress_update(&c->prog, c->done_bytes, c->total);
+		pthread_cond_broadcast(&c->turn[(idx + 1) % (uint64_t)c->nturn]);
+		pthread_mutex_unlock(&c->lock);
+		conv_pace(c, j.n);
+	}
+	fmt_cdata_free(&j.cd);
+	free(j.ops);
+	free(j.needed);
+	free(j.buf);
+}
+
+int conv_copy(struct conv *c, int threads)
+{
+	struct pool *p;
+	int i;
+
+	pthread_mutex_init(&c->lock, NULL);
+	c->nchunks = DIV_ROUND_UP(c->total, c->chunk);
+	c->start_ns = now_ns();
+	if (c->compress)
+		threads = MAX(threads, cpu_count());
+	threads = (int)MIN((uint64_t)threads, MAX(c->nchunks, 1));
+	c->nturn = threads;
+	c->turn = xzalloc(sizeof(*c->turn) * (size_t)threads);
+	for (i = 0; i < threads; i++)
+		pthread_cond_init(&c->turn[i], NULL);
+	p = pool_new(threads);
+	for (i = 0; i < threads; i++)
+		pool_submit(p, conv_worker, c);
+	pool_wait(p);
+	pool_free(p);
+	progress_end(&c->prog);
+	pthread_mutex_destroy(&c->lock);
+	for (i = 0; i < threads; i++)
+		pthread_cond_destroy(&c->turn[i]);
+	free(c->turn);
+	if (c->err) {
+		report("error while converting: %s", c->errmsg);
+		return 1;
+	}
+	if (fmt_flush(c->dst) < 0) {
+		report_err();
+		return 1;
+	}
+	return 0;
+}
