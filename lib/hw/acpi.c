@@ -21,6 +21,7 @@
 struct hw_acpi {
 	struct machine *m;
 	uint16_t sts, en, cnt;
+	uint8_t apm[2];	/* APM control and status (0xb2, 0xb3); no SMM behind them */
 };
 
 static void update_sci(struct hw_acpi *a)
@@ -67,6 +68,18 @@ static void pm_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 }
 
 static const struct hw_io_ops pm_io = { pm_read, pm_write };
+
+static uint64_t apm_read(void *opaque, uint64_t off, unsigned size)
+{
+	return ((struct hw_acpi *)opaque)->apm[off & 1];
+}
+
+static void apm_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
+{
+	((struct hw_acpi *)opaque)->apm[off & 1] = v;
+}
+
+static const struct hw_io_ops apm_io = { apm_read, apm_write };
 
 void machine_powerdown(struct machine *m)
 {
@@ -170,35 +183,104 @@ static size_t build_dsdt(uint8_t *t)
 	return n;
 }
 
-int acpi_build_tables(struct machine *m, uint64_t addr, uint64_t room)
+/* Layout of the tables, as offsets from the RSDP. */
+enum { T_RSDP = 0, T_RSDT = 0x40, T_FACS = 0x80, T_DSDT = 0xc0, T_FADT = 0x200, T_MADT = 0x300 };
+#define T_SIZE(m) (T_MADT + 44 + 8 * (m)->ncpu + 64)
+
+/* Build every table into base, as if base sat at guest address addr. */
+static void build_all(struct machine *m, uint8_t *base, uint32_t addr)
 {
-	uint8_t *base = hw_ram_ptr(m, addr, room);
-	uint64_t rsdp = addr, rsdt = addr + 0x40, facs = addr + 0x80, dsdt = addr + 0xc0;
-	uint64_t fadt = addr + 0x200, madt = addr + 0x300;
 	uint8_t *t;
 
-	if (!base || room < 0x300 + 44 + 8 * HW_MAX_CPUS + 64)
-		return err_set(-EINVAL, "no room for the ACPI tables");
-	memset(base, 0, 0x300 + 44 + 8 * m->ncpu + 64);
-	t = base + (facs - addr);
+	memset(base, 0, T_SIZE(m));
+	t = base + T_FACS;
 	memcpy(t, "FACS", 4);
 	put_le(t + 4, 64, 4);
-	build_dsdt(base + (dsdt - addr));
-	build_fadt(base + (fadt - addr), facs, dsdt);
-	build_madt(m, base + (madt - addr));
-	t = base + (rsdt - addr);
-	put_le(t + 36, fadt, 4);
-	put_le(t + 40, madt, 4);
+	build_dsdt(base + T_DSDT);
+	build_fadt(base + T_FADT, addr + T_FACS, addr + T_DSDT);
+	build_madt(m, base + T_MADT);
+	t = base + T_RSDT;
+	put_le(t + 36, addr + T_FADT, 4);
+	put_le(t + 40, addr + T_MADT, 4);
 	header(t, "RSDT", 44, 1);
 	checksum(t, 44, 9);
 	t = base;
 	memcpy(t, "RSD PTR ", 8);
 	memcpy(t + 9, "VMRUN ", 6);
 	t[15] = 0;
-	put_le(t + 16, rsdt, 4);
+	put_le(t + 16, addr + T_RSDT, 4);
 	checksum(t, 20, 8);
-	m->rsdp_addr = rsdp;
+}
+
+int acpi_build_tables(struct machine *m, uint64_t addr, uint64_t room)
+{
+	uint8_t *base = hw_ram_ptr(m, addr, room);
+
+	if (!base || room < (uint64_t)T_SIZE(m) || addr + room > 0x100000000ull)
+		return err_set(-EINVAL, "no room for the ACPI tables");
+	build_all(m, base, addr);
+	m->rsdp_addr = addr;
 	return 0;
+}
+
+/* ---- QEMU's linker/loader script for firmware (docs/specs/acpi... and
+ * SeaBIOS romfile_loader): 128-byte commands ---- */
+
+static uint8_t *loader_cmd(uint8_t *script, int *n, uint32_t cmd)
+{
+	uint8_t *c = script + 128 * (*n)++;
+
+	put_le(c, cmd, 4);
+	return c + 4;
+}
+
+static void loader_pointer(uint8_t *s, int *n, const char *dst, uint32_t off)
+{
+	uint8_t *c = loader_cmd(s, n, 2);
+
+	strcpy((char *)c, dst);
+	strcpy((char *)c + 56, "etc/acpi/tables");
+	put_le(c + 112, off, 4);
+	c[116] = 4;
+}
+
+static void loader_checksum(uint8_t *s, int *n, const char *file, uint32_t start, uint32_t len)
+{
+	uint8_t *c = loader_cmd(s, n, 3);
+
+	strcpy((char *)c, file);
+	put_le(c + 56, start + (strcmp(file, "etc/acpi/rsdp") ? 9 : 8), 4);
+	put_le(c + 60, start, 4);
+	put_le(c + 64, len, 4);
+}
+
+void acpi_fwcfg_tables(struct machine *m, struct hw_fwcfg *f)
+{
+	uint8_t *buf = xzalloc(T_SIZE(m)), script[128 * 16] = { 0 }, *c;
+	int n = 0;
+	uint32_t tab = T_RSDT;		/* the tables file starts at the RSDT */
+
+	build_all(m, buf, (uint32_t)-tab);
+	c = loader_cmd(script, &n, 1);
+	strcpy((char *)c, "etc/acpi/rsdp");
+	put_le(c + 56, 16, 4);
+	c[60] = 2;			/* FSEG */
+	c = loader_cmd(script, &n, 1);
+	strcpy((char *)c, "etc/acpi/tables");
+	put_le(c + 56, 64, 4);
+	c[60] = 1;			/* HIGH */
+	loader_pointer(script, &n, "etc/acpi/tables", T_FADT - tab + 36);
+	loader_pointer(script, &n, "etc/acpi/tables", T_FADT - tab + 40);
+	loader_pointer(script, &n, "etc/acpi/tables", T_RSDT - tab + 36);
+	loader_pointer(script, &n, "etc/acpi/tables", T_RSDT - tab + 40);
+	loader_pointer(script, &n, "etc/acpi/rsdp", 16);
+	loader_checksum(script, &n, "etc/acpi/tables", T_FADT - tab, 116);
+	loader_checksum(script, &n, "etc/acpi/tables", T_RSDT - tab, 44);
+	loader_checksum(script, &n, "etc/acpi/rsdp", 0, 20);
+	fwcfg_add_file(f, "etc/acpi/rsdp", buf, 20);
+	fwcfg_add_file(f, "etc/acpi/tables", buf + tab, T_SIZE(m) - tab);
+	fwcfg_add_file(f, "etc/table-loader", script, 128 * n);
+	free(buf);
 }
 
 /* ---- device ---- */
@@ -219,18 +301,23 @@ static void acpi_save(void *dev, struct hw_wbuf *w)
 	hw_put16(w, a->sts);
 	hw_put16(w, a->en);
 	hw_put16(w, a->cnt);
+	hw_put8(w, a->apm[0]);
+	hw_put8(w, a->apm[1]);
 }
 
 static int acpi_load(void *dev, struct hw_rbuf *r)
 {
 	struct hw_acpi *a = dev;
 	uint16_t sts = hw_get16(r), en = hw_get16(r), cnt = hw_get16(r);
+	uint8_t apm0 = hw_get8(r), apm1 = hw_get8(r);
 
 	if (r->err)
 		return -EINVAL;
 	a->sts = sts;
 	a->en = en;
 	a->cnt = (cnt & ~0x2000) | 1;
+	a->apm[0] = apm0;
+	a->apm[1] = apm1;
 	update_sci(a);
 	return 0;
 }
@@ -251,5 +338,6 @@ int acpi_new(struct machine *m)
 	a->cnt = 1;
 	m->acpi = a;
 	r = hw_dev_add(m, &acpi_ops, a);
+	r = r < 0 ? r : hw_pio_add(m, 0xb2, 2, &apm_io, a, "apm");
 	return r < 0 ? r : hw_pio_add(m, PM_BASE, 12, &pm_io, a, "acpi-pm");
 }

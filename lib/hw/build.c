@@ -64,6 +64,7 @@ static int add_devices(struct machine *m)
 		r = debugexit_new(m, c->debug_exit_port, c->debug_exit_size);
 	r = r < 0 ? r : pci_new(m);
 	r = r < 0 ? r : acpi_new(m);
+	r = r < 0 ? r : debugcon_new(m);
 	for (int i = 0; i < c->ndisks && r >= 0; i++)
 		if (c->disks[i].iface == HW_IF_VIRTIO)
 			r = virtio_blk_new(m, &c->disks[i]);
@@ -73,7 +74,9 @@ static int add_devices(struct machine *m)
 		r = virtio_console_new(m, &c->virtcon);
 	if (r >= 0 && c->rng)
 		r = virtio_rng_new(m);
-	if (r >= 0)
+	if (r >= 0 && !c->kernel)
+		r = fwcfg_new(m);
+	if (r >= 0 && c->kernel)
 		pci_assign_bars(m);
 	return r;
 }

@@ -120,6 +120,7 @@ struct machine {
 	struct hw_uart *uart[HW_MAX_SERIAL];
 	struct hw_pci *pci;
 	struct hw_acpi *acpi;
+	struct hw_fwcfg *fwcfg;
 	struct hw_virtio *virtcon, *virtnet[HW_MAX_NICS];
 	uint32_t irq_level;	/* ISA/GSI lines 0..31 as last set */
 
@@ -216,6 +217,13 @@ void uart_input(struct hw_uart *u, const uint8_t *buf, size_t len);
 int i8042_new(struct machine *m);
 int debugexit_new(struct machine *m, uint16_t port, uint8_t size);
 int port92_new(struct machine *m);
+int debugcon_new(struct machine *m);
+
+struct hw_fwcfg;
+int fwcfg_new(struct machine *m);
+void fwcfg_add_file(struct hw_fwcfg *f, const char *name, const void *data, uint32_t len);
+/* The ACPI tables as fw_cfg files with QEMU's linker/loader script. */
+void acpi_fwcfg_tables(struct machine *m, struct hw_fwcfg *f);
 
 struct hw_apic;
 int apic_new(struct machine *m, int cpu);

@@ -1,7 +1,8 @@
 /*
  * PCI: the i440FX host bridge (configuration mechanism #1 at 0xcf8/0xcfc,
- * bus 0 only) and the PIIX3 ISA bridge and PIIX4 power-management
- * functions that sit at slot 1, following the PCI Local Bus
+ * bus 0 only) and the PIIX3 ISA bridge at slot 1 (the power-management
+ * registers sit at fixed ports described by the FADT, with no PCI
+ * function, so firmware finds no SMM to set up), following the PCI Local Bus
  * specification 3.0 (configuration header type 0, BAR sizing) and the
  * 82371AB data sheet (PIRQ route registers).  Device INTA# of slot s is
  * swizzled to PIRQ (s - 1) & 3, which the route registers send to ISA
@@ -325,11 +326,6 @@ int pci_new(struct machine *m)
 	d->cfg[0x0e] = 0x80;					/* multi-function */
 	for (int i = 0; i < 4; i++)
 		d->cfg[0x60 + i] = pirq_irq[i];
-	d = add_fn(p, (1 << 3) | 3, 0x8086, 0x7113, 0x06800003, 0);	/* PIIX4 PM */
-	put32(d->cfg + 0x40, 0x601);
-	d->cfg[0x80] = 1;
-	d->cfg[0x3c] = 9;
-	d->cfg[0x3d] = 1;
 	p->next_slot = 2;
 	r = hw_dev_add(m, &pci_ops, p);
 	return r < 0 ? r : hw_pio_add(m, 0xcf8, 8, &pci_io, p, "pci");
