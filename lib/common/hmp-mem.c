@@ -24,6 +24,7 @@ struct eval {
 	const struct hmp_session *s;
 	const char *p;
 	int err;
+	int depth;                /* nesting, bounded: input is untrusted */
 };
 
 static void ev_space(struct eval *e)
@@ -50,38 +51,56 @@ static uint64_t ev_register(struct eval *e)
 	return v;
 }
 
-static uint64_t ev_unary(struct eval *e)
+/* A number or a $register. */
+static uint64_t ev_number(struct eval *e)
 {
-	uint64_t v = 0;
+	uint64_t v;
 	char *end;
 
-	ev_space(e);
-	switch (*e->p) {
-	case '-': e->p++; return -ev_unary(e);
-	case '+': e->p++; return ev_unary(e);
-	case '~': e->p++; return ~ev_unary(e);
-	case '(':
-		e->p++;
-		v = ev_logic(e);
-		ev_space(e);
-		if (*e->p != ')' && !e->err)
-			e->err = err_set(-EINVAL, "')' expected");
-		e->p++;
-		return v;
-	case '$':
+	if (*e->p == '$')
 		return ev_register(e);
-	}
 	if (!isdigit((unsigned char)*e->p)) {
-		if (!e->err)
-			e->err = err_set(-EINVAL, *e->p ? "invalid char '%c' in expression" :
-					 "unexpected end of expression", *e->p);
+		e->err = err_set(-EINVAL, *e->p ? "invalid char '%c' in expression" :
+				 "unexpected end of expression", *e->p);
 		return 0;
 	}
 	errno = 0;
 	v = strtoull(e->p, &end, 0);
-	if (errno && !e->err)
+	if (errno)
 		e->err = err_set(-ERANGE, "number too large");
 	e->p = end;
+	return v;
+}
+
+static uint64_t ev_unary(struct eval *e)
+{
+	uint64_t v = 0;
+
+	ev_space(e);
+	if (e->err)
+		return 0;
+	if (++e->depth > 64) {
+		e->err = err_set(-EINVAL, "expression nested too deeply");
+		return 0;
+	}
+	switch (*e->p) {
+	case '-': e->p++; v = -ev_unary(e); break;
+	case '+': e->p++; v = ev_unary(e); break;
+	case '~': e->p++; v = ~ev_unary(e); break;
+	case '(':
+		e->p++;
+		v = ev_logic(e);
+		ev_space(e);
+		if (*e->p == ')')
+			e->p++;
+		else if (!e->err)
+			e->err = err_set(-EINVAL, "')' expected");
+		break;
+	default:
+		v = ev_number(e);
+		break;
+	}
+	e->depth--;
 	return v;
 }
 
@@ -90,7 +109,7 @@ static uint64_t ev_prod(struct eval *e)
 	uint64_t v = ev_unary(e), w;
 	char op;
 
-	for (;;) {
+	while (!e->err) {
 		ev_space(e);
 		op = *e->p;
 		if (op != '*' && op != '/' && op != '%')
@@ -104,13 +123,14 @@ static uint64_t ev_prod(struct eval *e)
 		}
 		v = op == '*' ? v * w : op == '/' ? v / w : v % w;
 	}
+	return 0;
 }
 
 static uint64_t ev_sum(struct eval *e)
 {
 	uint64_t v = ev_prod(e);
 
-	for (;;) {
+	while (!e->err) {
 		ev_space(e);
 		if (*e->p == '+')
 			e->p++, v += ev_prod(e);
@@ -119,13 +139,14 @@ static uint64_t ev_sum(struct eval *e)
 		else
 			return v;
 	}
+	return 0;
 }
 
 static uint64_t ev_logic(struct eval *e)
 {
 	uint64_t v = ev_sum(e);
 
-	for (;;) {
+	while (!e->err) {
 		ev_space(e);
 		if (*e->p == '&')
 			e->p++, v &= ev_sum(e);
@@ -136,6 +157,7 @@ static uint64_t ev_logic(struct eval *e)
 		else
 			return v;
 	}
+	return 0;
 }
 
 int hmp_eval(const struct hmp_session *s, const char *expr, uint64_t *val)

@@ -86,6 +86,24 @@ static const struct qmp_cmd qmp_builtins[] = {
 	{ "closefd", builtin_closefd, "fdname:s" },
 };
 
+/* A JSON string of text that may not be valid UTF-8 (a parser's
+ * message quoting the bad bytes, a truncated name): bad bytes become '?'. */
+static json_t *safe_string(const char *text)
+{
+	json_t *v = json_string(text);
+	char *copy;
+
+	if (v)
+		return v;
+	copy = xstrdup(text);
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	v = json_string(copy);
+	free(copy);
+	return v;
+}
+
 static const struct qmp_cmd *server_find(const struct qmp_server *s, const char *name)
 {
 	for (size_t i = 0; i < s->cfg.cmd_count; i++)
@@ -260,7 +278,7 @@ static int builtin_hmp(void *opaque, json_t *args, json_t **ret)
 	if (r < 0)   /* QEMU's layout: "Error: why", but not for unknown commands */
 		hmp_printf(&o, "%s%s\r\n", r == -ENOENT ? "" : "Error: ", err_msg());
 	free(text);
-	*ret = json_string(o.buf ? o.buf : "");
+	*ret = safe_string(o.buf ? o.buf : "");
 	hmp_out_free(&o);
 	return 0;
 }
@@ -399,6 +417,9 @@ static void conn_send(struct qmp_conn *c, json_t *msg)
 	if (c->dead)
 		return;
 	text = json_dumps(msg, JSON_PRESERVE_ORDER);
+	if (!text)
+		text = xstrdup("{\"error\": {\"class\": \"GenericError\", "
+			       "\"desc\": \"reply could not be encoded\"}}");
 	n = strlen(text);
 	LOG(LOG_QMP, "qmp -> %s", text);
 	if (c->out_len + n + 2 > QMP_MAX_OUT) {
@@ -437,7 +458,7 @@ static void server_flush_events(struct qmp_server *s)
 
 static void conn_error(struct qmp_conn *c, json_t *id, const char *cls, const char *desc)
 {
-	json_t *msg = json_pack("{s:{s:s,s:s}}", "error", "class", cls, "desc", desc);
+	json_t *msg = json_pack("{s:{s:s,s:o}}", "error", "class", cls, "desc", safe_string(desc));
 
 	if (id)
 		json_object_set(msg, "id", id);

@@ -167,6 +167,14 @@ static void test_eval(void)
 	CHECK(hmp_eval(NULL, "7/0", &v) == -EDOM, "eval: division by zero");
 	CHECK(hmp_eval(NULL, "1 +", &v) == -EINVAL, "eval: truncated");
 	CHECK(hmp_eval(NULL, "$pc", &v) == -ENOTSUP, "eval: no registers without a machine");
+	CHECK(hmp_eval(NULL, "((1", &v) == -EINVAL && !strcmp(err_msg(), "')' expected"),
+	      "eval: unbalanced parenthesis");
+	char deep[4001];
+	memset(deep, '(', 4000);
+	deep[4000] = '\0';
+	CHECK(hmp_eval(NULL, deep, &v) == -EINVAL, "eval: nesting is bounded");
+	memset(deep, '-', 4000);
+	CHECK(hmp_eval(NULL, deep, &v) == -EINVAL, "eval: unary chains are bounded");
 }
 
 static void check_dump(const char *fmt, uint64_t addr, const char *want)
