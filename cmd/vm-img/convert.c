@@ -28,7 +28,7 @@ struct conv_opts {
 	unsigned tcache;         /* -t, default unsafe as qemu-img's */
 	int threads;
 	bool compress, no_create, target_zero, unordered, progress, target_opts;
-	bool sparse_set, copy_range;
+	bool sparse_set, copy_range, bitmaps, skip_broken;
 };
 
 static const struct option conv_lo[] = {
@@ -107,9 +107,8 @@ static int conv_parse(int argc, char **argv, struct img_ctx *ctx,
 		case 'W': o->unordered = true; break;
 		case OPT_TARGET_OPTS: o->target_opts = true; break;
 		case OPT_TARGET_ZERO: o->target_zero = true; break;
-		case OPT_BITMAPS: case OPT_SKIP_BROKEN:
-			report("--bitmaps is not supported");
-			return -1;
+		case OPT_BITMAPS: o->bitmaps = true; break;
+		case OPT_SKIP_BROKEN: o->skip_broken = true; break;
 		case 'h': printf("usage: vm-img convert [options] src... dst\n"); exit(0);
 		default: img_bad_option("convert", optopt, argv); return -1;
 		}
@@ -121,6 +120,14 @@ static int conv_parse(int argc, char **argv, struct img_ctx *ctx,
 	if (o->sparse % 512 || o->sparse > (16u << 20)) {
 		report("Invalid buffer size for sparse output specified. Valid sizes "
 		       "are multiples of 512 up to 16M.");
+		return -1;
+	}
+	if (o->skip_broken && !o->bitmaps) {
+		report("Use of --skip-broken-bitmaps requires --bitmaps");
+		return -1;
+	}
+	if (o->bitmaps && argc - optind > 2) {
+		report("Copying bitmaps only possible with single source");
 		return -1;
 	}
 	if (o->compress && o->unordered) {
@@ -228,6 +235,53 @@ static int conv_setup_target(struct conv *c, struct conv_opts *o, const char *ou
 	return 0;
 }
 
+/* Refuse inconsistent bitmaps up front, as qemu-img does (or skip them). */
+static int conv_check_bitmaps(struct conv *c, const struct conv_opts *o)
+{
+	struct fmt_bitmap *l;
+	size_t n, i;
+
+	if (fmt_bitmap_list(c->src[0], &l, &n) < 0) {
+		report_err();
+		return -1;
+	}
+	for (i = 0; i < n && (o->skip_broken || !l[i].in_use); i++)
+		;
+	if (i < n)
+		report("Cannot copy inconsistent bitmap '%s'; try --skip-broken-bitmaps",
+		       l[i].name);
+	fmt_bitmaps_free(l, n);
+	return i < n ? -1 : 0;
+}
+
+/* --bitmaps: copy the source's persistent bitmaps after the data. */
+static int conv_bitmaps(struct conv *c, const struct conv_opts *o)
+{
+	struct fmt_bitmap *l;
+	uint8_t *bits;
+	size_t n, i, len;
+	int r = 0;
+
+	if (fmt_bitmap_list(c->src[0], &l, &n) < 0) {
+		report_err();
+		return 1;
+	}
+	for (i = 0; i < n && r == 0; i++) {
+		if (l[i].in_use)
+			continue;
+		if ((r = fmt_bitmap_read(c->src[0], l[i].name, &bits, &len)) == 0) {
+			r = fmt_bitmap_add(c->dst, &l[i], bits);
+			free(bits);
+		}
+	}
+	fmt_bitmaps_free(l, n);
+	if (r < 0) {
+		report_err();
+		return 1;
+	}
+	return 0;
+}
+
 int cmd_convert(int argc, char **argv)
 {
 	struct conv_opts o = { .out_fmt = "raw", .sparse = 4096, .threads = 8,
@@ -243,9 +297,16 @@ int cmd_convert(int argc, char **argv)
 		goto out;
 	}
 	if (conv_open_sources(&c, &o, argv + optind, argc - optind - 1, &ctx) < 0 ||
+	    (o.bitmaps && conv_check_bitmaps(&c, &o) < 0) ||
 	    conv_setup_target(&c, &o, argv[argc - 1], &ctx) < 0)
 		goto out;
-	r = conv_copy(&c, o.threads);
+	if (o.bitmaps && strcmp(fmt_format(c.dst), "qcow2")) {
+		report("Format driver '%s' does not support persistent dirty bitmaps",
+		       fmt_format(c.dst));
+		goto out;
+	}
+	if ((r = conv_copy(&c, o.threads)) == 0 && o.bitmaps)
+		r = conv_bitmaps(&c, &o);
 out:
 	if (c.dst && fmt_close(c.dst) < 0 && r == 0) {
 		report_err();

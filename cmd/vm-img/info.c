@@ -110,8 +110,13 @@ static void info_human_value(json_t *v, int indent)
 		info_human_obj(v, indent);
 	else if (json_is_array(v)) {
 		json_array_foreach(v, i, e) {
-			printf("%*s[%zu]:\n", indent, "", i);
-			info_human_value(e, indent + 4);
+			if (json_is_object(e) || json_is_array(e)) {
+				printf("%*s[%zu]:\n", indent, "", i);
+				info_human_value(e, indent + 4);
+			} else {
+				printf("%*s[%zu]: ", indent, "", i);
+				info_human_value(e, 0);
+			}
 		}
 	} else if (json_is_string(v))
 		printf("%s\n", json_string_value(v));

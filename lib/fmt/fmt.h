@@ -252,6 +252,29 @@ int fmt_vmstate_write(struct fmt_image *img, const void *buf, uint64_t off,
 		      size_t len);
 int fmt_vmstate_read(struct fmt_image *img, void *buf, uint64_t off, size_t len);
 
+/* ---- persistent dirty bitmaps (qcow2's bitmaps extension) ---- */
+
+struct fmt_bitmap {
+	char *name;
+	uint32_t granularity;   /* bytes of disk per bit */
+	bool in_use;            /* not saved cleanly: inconsistent */
+	bool enabled;           /* "auto": records writes */
+};
+
+/* The image's bitmaps (none for formats without); free the list with
+ * fmt_bitmaps_free(). */
+int fmt_bitmap_list(struct fmt_image *img, struct fmt_bitmap **list, size_t *n);
+void fmt_bitmaps_free(struct fmt_bitmap *list, size_t n);
+/* A bitmap's bits: bit i (byte i / 8, least significant bit first) covers
+ * disk bytes [i * granularity, (i + 1) * granularity); *len is
+ * DIV_ROUND_UP(DIV_ROUND_UP(size, granularity), 8).  Free *bits. */
+int fmt_bitmap_read(struct fmt_image *img, const char *name, uint8_t **bits,
+		    size_t *len);
+/* Store a new persistent bitmap (name, granularity, enabled) with bits
+ * laid out as fmt_bitmap_read returns them. */
+int fmt_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
+		   const uint8_t *bits);
+
 /* ---- info and measure ---- */
 
 /* Format-specific information as qemu-img's "format-specific" object

@@ -149,6 +149,13 @@ struct fmt_driver {
 	int (*snapshot_delete)(struct fmt_image *img, const char *id_or_name);
 	int (*vmstate_rw)(struct fmt_image *img, void *buf, uint64_t off,
 			  size_t len, bool write);
+	/* Persistent dirty bitmaps (see fmt_bitmap_list and the rest).
+	 * Optional: no bitmaps, and adding one is refused. */
+	int (*bitmap_list)(struct fmt_image *img, struct fmt_bitmap **l, size_t *n);
+	int (*bitmap_read)(struct fmt_image *img, const char *name, uint8_t **bits,
+			   size_t *len);
+	int (*bitmap_add)(struct fmt_image *img, const struct fmt_bitmap *b,
+			  const uint8_t *bits);
 	/* Fill the "data" object of format-specific info.  Optional. */
 	int (*info)(struct fmt_image *img, struct json_t *data);
 	/* Dirty bit set?  Optional. */
@@ -359,6 +366,16 @@ int qcow2_snapshot_delete(struct fmt_image *img, const char *id_or_name);
 int qcow2_snapshot_find(struct qcow2 *s, const char *id_or_name);
 int qcow2_tree_refs(struct qcow2 *s, const uint64_t *l1, uint32_t l1_size,
 		    int64_t delta, bool fix_copied);
+
+/* qcow2-bitmap.c */
+/* Host ranges {offset, length} the bitmaps use (directory, tables, data). */
+int qcow2_bitmap_ranges(struct qcow2 *s, uint64_t (**ranges)[2], size_t *n);
+int qcow2_bitmap_list(struct fmt_image *img, struct fmt_bitmap **l, size_t *n);
+void qcow2_bitmap_info(struct qcow2 *s, struct json_t *d);
+int qcow2_bitmap_read(struct fmt_image *img, const char *name, uint8_t **bits,
+		      size_t *len);
+int qcow2_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
+		     const uint8_t *bits);
 
 /* qcow2-check.c */
 int qcow2_check(struct fmt_image *img, unsigned fix, struct fmt_check *c);

@@ -325,6 +325,42 @@ int fmt_vmstate_read(struct fmt_image *img, void *buf, uint64_t off, size_t len)
 	return img->drv->vmstate_rw(img, buf, off, len, false);
 }
 
+int fmt_bitmap_list(struct fmt_image *img, struct fmt_bitmap **list, size_t *n)
+{
+	*list = NULL;
+	*n = 0;
+	if (!img->drv->bitmap_list)
+		return 0;
+	return img->drv->bitmap_list(img, list, n);
+}
+
+void fmt_bitmaps_free(struct fmt_bitmap *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(list[i].name);
+	free(list);
+}
+
+int fmt_bitmap_read(struct fmt_image *img, const char *name, uint8_t **bits,
+		    size_t *len)
+{
+	if (!img->drv->bitmap_read)
+		return err_set(-ENOENT, "Dirty bitmap '%s' not found", name);
+	return img->drv->bitmap_read(img, name, bits, len);
+}
+
+int fmt_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
+		   const uint8_t *bits)
+{
+	if (!(img->flags & FMT_O_RDWR))
+		return err_set(-EPERM, "%s: image is opened read-only", img->filename);
+	if (!img->drv->bitmap_add)
+		return io_unsupported(img, "persistent dirty bitmaps");
+	return img->drv->bitmap_add(img, b, bits);
+}
+
 struct json_t *fmt_info_specific(struct fmt_image *img)
 {
 	json_t *o, *data;

@@ -158,6 +158,21 @@ static void chk_refcount_structs(struct chk *k)
 	}
 }
 
+/* The bitmaps' directory, tables and data clusters are references too. */
+static void chk_bitmaps(struct chk *k)
+{
+	uint64_t (*g)[2];
+	size_t n, i;
+
+	if (qcow2_bitmap_ranges(k->s, &g, &n) < 0) {
+		chk_msg(k, "ERROR %s", err_msg());
+		k->c->corruptions++;
+	}
+	for (i = 0; i < n; i++)
+		chk_ref(k, g[i][0], g[i][1], k->refs);
+	free(g);
+}
+
 static void chk_walk(struct chk *k)
 {
 	struct qcow2 *s = k->s;
@@ -168,6 +183,7 @@ static void chk_walk(struct chk *k)
 	for (i = 0; i < s->n_snaps; i++)
 		chk_l1(k, s->snaps[i].l1_offset, s->snaps[i].l1_size, false);
 	chk_ref(k, s->snaps_offset, s->snaps_bytes, k->refs);
+	chk_bitmaps(k);
 	chk_refcount_structs(k);
 }
 

@@ -468,6 +468,7 @@ static int qcow2_info(struct fmt_image *img, json_t *d)
 	if (s->version >= 3)
 		json_object_set_new(d, "lazy-refcounts",
 				    json_boolean(s->compat & QCOW2_COMPAT_LAZY));
+	qcow2_bitmap_info(s, d);
 	json_object_set_new(d, "refcount-bits", json_integer(s->refcount_bits));
 	if (s->version >= 3) {
 		json_object_set_new(d, "corrupt",
@@ -517,6 +518,9 @@ const struct fmt_driver fmt_qcow2_driver = {
 	.snapshot_apply = qcow2_snapshot_apply,
 	.snapshot_delete = qcow2_snapshot_delete,
 	.vmstate_rw = qcow2_vmstate_rw,
+	.bitmap_list = qcow2_bitmap_list,
+	.bitmap_read = qcow2_bitmap_read,
+	.bitmap_add = qcow2_bitmap_add,
 	.info = qcow2_info,
 	.is_dirty = qcow2_is_dirty,
 	.cluster_size = qcow2_cluster_size,

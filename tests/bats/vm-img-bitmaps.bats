@@ -1,0 +1,72 @@
+#!/usr/bin/env bats
+# Persistent dirty bitmaps made by qemu-img: vm-img check counts their
+# clusters, info lists them, convert --bitmaps copies them (same bits as
+# qemu-img's copy, read back through qemu-nbd).
+
+load helper
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	require qemu-img qemu-io
+	qemu-img create -q -f qcow2 "$T/b.qcow2" 64M
+	qemu-img bitmap --add "$T/b.qcow2" b0
+	qemu-io -c 'write -P 1 0 1M' -c 'write -P 2 32M 64k' "$T/b.qcow2" >/dev/null
+	qemu-img bitmap --add -g 1M --disable "$T/b.qcow2" b1
+}
+
+# bits IMAGE NAME: the dirty extents of a bitmap, as qemu-nbd exports them.
+bits() {
+	nbdinfo --map="qemu:dirty-bitmap:$2" -- [ qemu-nbd -r -B "$2" -f qcow2 "$1" ]
+}
+
+@test "check counts bitmap clusters: no leaks, same image end as qemu-img" {
+	run qemu-img check "$T/b.qcow2"
+	[ "$status" -eq 0 ]
+	q=$output
+	run vm-img check "$T/b.qcow2"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	[ "$output" = "$q" ]
+}
+
+@test "check -r all keeps the bitmaps (qemu-img check still clean)" {
+	run vm-img check -r all "$T/b.qcow2"
+	[ "$status" -eq 0 ]
+	run qemu-img check "$T/b.qcow2"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	run qemu-img info "$T/b.qcow2"
+	[[ "$output" == *"name: b1"* ]]
+}
+
+@test "info lists bitmaps as qemu-img does (human and JSON)" {
+	diff <(vm-img info "$T/b.qcow2") <(qemu-img info "$T/b.qcow2")
+	vm-img info --output=json "$T/b.qcow2" > "$T/v.json"
+	qemu-img info --output=json "$T/b.qcow2" > "$T/q.json"
+	python3 - "$T/v.json" "$T/q.json" <<'PY'
+import json, sys
+v, q = (json.load(open(f))["format-specific"]["data"]["bitmaps"] for f in sys.argv[1:])
+assert v == q, (v, q)
+PY
+}
+
+@test "convert --bitmaps copies the bitmaps and their bits like qemu-img" {
+	require nbdinfo qemu-nbd
+	vm-img convert --bitmaps -O qcow2 "$T/b.qcow2" "$T/v.qcow2"
+	qemu-img convert --bitmaps -O qcow2 "$T/b.qcow2" "$T/q.qcow2"
+	qemu-img check "$T/v.qcow2"
+	qemu-img compare "$T/v.qcow2" "$T/q.qcow2"
+	for b in b0 b1; do
+		[ "$(bits "$T/v.qcow2" $b)" = "$(bits "$T/q.qcow2" $b)" ]
+	done
+	[[ "$(bits "$T/v.qcow2" b0)" == *dirty* ]]
+	diff <(vm-img info "$T/v.qcow2" | sed -n '/bitmaps/,$p') \
+	     <(qemu-img info "$T/q.qcow2" | sed -n '/bitmaps/,$p')
+}
+
+@test "convert --bitmaps refuses a raw target and --skip-broken-bitmaps alone" {
+	run vm-img convert --bitmaps -O raw "$T/b.qcow2" "$T/o.raw"
+	[ "$status" -eq 1 ]
+	one_line_error
+	run vm-img convert --skip-broken-bitmaps -O qcow2 "$T/b.qcow2" "$T/o.qcow2"
+	[ "$status" -eq 1 ]
+	one_line_error
+}
