@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,6 +428,10 @@ int main(int argc, char **argv)
 	int lfds[16], nact, ready_fd = -1, r;
 
 	report_init("vm-nbd");
+	/* Request buffers (up to 32 MiB) come and go all the time: keep them
+	 * in the heap instead of fresh zeroed pages from mmap() each time. */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	cfg.secrets = secret_store_new();
 	if (parse_args(argc, argv, &cfg) < 0) {
 		secret_store_free(cfg.secrets);

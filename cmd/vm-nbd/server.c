@@ -56,7 +56,7 @@ static int server_init(struct server *s)
 
 static void accept_one(struct server *s, int lfd)
 {
-	int one = 1, fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	int one = 1, sndbuf = 2 << 20, fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -64,6 +64,9 @@ static void accept_one(struct server *s, int lfd)
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* room for a few large read replies, so that a worker's
+	 * non-blocking send usually takes a whole one */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	log_info("client connected");
 	conn_start(s, fd);
 }

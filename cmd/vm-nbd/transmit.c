@@ -452,6 +452,42 @@ void req_free(struct nbd_req *r)
 
 /* ---- the request loop ---- */
 
+/* Requests come in bursts: read what the socket has into a buffer and
+ * take headers (and small payloads) from there, one recv() for many
+ * requests; large payloads go straight to their own buffer. */
+struct inbuf {
+	size_t pos, end;
+	uint8_t b[64 << 10];
+};
+
+static int in_read(struct conn *c, struct inbuf *in, void *dst, size_t len)
+{
+	uint8_t *d = dst;
+
+	while (len) {
+		size_t k = MIN(len, in->end - in->pos);
+		ssize_t n;
+
+		if (k) {
+			memcpy(d, in->b + in->pos, k);
+			in->pos += k;
+			d += k;
+			len -= k;
+			continue;
+		}
+		if (len >= sizeof(in->b))
+			return read_full(c->fd, d, len);
+		n = recv(c->fd, in->b, sizeof(in->b), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EIO;
+		in->pos = 0;
+		in->end = (size_t)n;
+	}
+	return 0;
+}
+
 /* Wait until this request fits in the in-flight limits. */
 static bool admit(struct conn *c, size_t bytes)
 {
@@ -472,14 +508,14 @@ static bool admit(struct conn *c, size_t bytes)
 
 /* Read one request; 0 = handled, 1 = the client disconnected (DISC or
  * gone), -errno = protocol violation (we hang up). */
-static int one_request(struct conn *c)
+static int one_request(struct conn *c, struct inbuf *in)
 {
 	uint8_t h[NBD_REQUEST_SIZE];
 	struct nbd_req *r;
 	const char *msg = NULL;
 	int err;
 
-	if (read_full(c->fd, h, sizeof(h)) < 0)
+	if (in_read(c, in, h, sizeof(h)) < 0)
 		return 1;
 	if (nbd_get32(h) != NBD_REQUEST_MAGIC)
 		return err_set(-EPROTO, "bad request magic 0x%08x", nbd_get32(h));
@@ -504,7 +540,7 @@ static int one_request(struct conn *c)
 	}
 	if (r->type == NBD_CMD_WRITE) {
 		r->data = xmalloc(r->len ? r->len : 1);
-		if (read_full(c->fd, r->data, r->len) < 0) {
+		if (in_read(c, in, r->data, r->len) < 0) {
 			conn_queue_reply(c, r);  /* no reply: the socket is gone */
 			return 1;
 		}
@@ -521,10 +557,13 @@ static int one_request(struct conn *c)
 
 void transmit_run(struct conn *c)
 {
+	struct inbuf *in = xmalloc(sizeof(*in));
 	int r;
 
-	while ((r = one_request(c)) == 0)
+	in->pos = in->end = 0;
+	while ((r = one_request(c, in)) == 0)
 		;
+	free(in);
 	if (r < 0)
 		LOG(LOG_NBD, "hanging up: %s", err_msg());
 }
