@@ -557,7 +557,8 @@ void nbd_client_close(struct nbd_client *c)
 		pthread_mutex_unlock(&c->lock);
 		if (!c->broken)
 			send_request(c, &p, 0, NULL);
-		shutdown(c->fd, SHUT_WR);
+		/* DISC has no reply: hang up so the reader ends at once */
+		shutdown(c->fd, SHUT_RDWR);
 		pthread_join(c->reader, NULL);
 	}
 	close(c->fd);
