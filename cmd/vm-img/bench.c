@@ -81,7 +81,7 @@ int cmd_bench(int argc, char **argv)
 	const char *fmt = NULL;
 	struct timespec t0, t1;
 	uint64_t depth = 64, v;
-	bool step_set = false;
+	bool step_set = false, native = false;
 	struct pool *p;
 	int c, r;
 
@@ -95,7 +95,16 @@ int cmd_bench(int argc, char **argv)
 		case 'c': if (bench_num(optarg, &b.count, false) < 0) return 1; break;
 		case 'd': if (bench_num(optarg, &depth, false) < 0 || !depth) return 1; break;
 		case 'f': fmt = optarg; break;
-		case 'i': case 'n': case OPT_NO_DRAIN: break;
+		case 'i':
+			if (strcmp(optarg, "threads") && strcmp(optarg, "native") &&
+			    strcmp(optarg, "io_uring")) {
+				report("Invalid aio option: %s", optarg);
+				return 1;
+			}
+			native = !strcmp(optarg, "native");
+			break;
+		case 'n': native = true; break;
+		case OPT_NO_DRAIN: break;
 		case 'o': if (bench_num(optarg, &b.offset, true) < 0) return 1; break;
 		case 's': if (bench_num(optarg, &b.size, true) < 0 || !b.size) return 1; break;
 		case 'S': if (bench_num(optarg, &b.step, true) < 0) return 1; step_set = true; break;
@@ -116,6 +125,11 @@ int cmd_bench(int argc, char **argv)
 	}
 	if (!step_set)
 		b.step = b.size;
+	if (native && !(ctx.cache & FMT_O_NOCACHE)) {
+		report("Could not open '%s': aio=native was specified, but it requires "
+		       "cache.direct=on, which was not specified.", argv[optind]);
+		return 1;
+	}
 	if (img_open(&ctx, argv[optind], fmt, b.write ? FMT_O_RDWR : 0, &b.img) < 0)
 		return 1;
 	if (b.size > fmt_size(b.img)) {

@@ -212,9 +212,16 @@ int fmt_opt_prealloc(const struct kvlist *opts, enum fmt_prealloc *p);
 #define QCOW2_MAX_RT_BYTES (8u << 20)
 #define QCOW2_MAX_SNAPSHOTS 65536
 
-/* A write-through cache of cluster-sized tables (L2 tables or refcount
- * blocks), keyed by host offset, least recently used evicted. */
-struct qcow2_cache_ent { uint64_t off; uint64_t used; uint8_t *data; };
+/* A cache of cluster-sized tables (L2 tables or refcount blocks), keyed
+ * by host offset, least recently used evicted.  Write-through, except
+ * refcount blocks under lazy_refcounts once the dirty bit is set: their
+ * changed bytes [dlo, dhi) are written on eviction, flush and close. */
+struct qcow2_cache_ent {
+	uint64_t off;
+	uint64_t used;
+	uint8_t *data;
+	uint32_t dlo, dhi;      /* dirty byte range; dhi == 0: clean */
+};
 struct qcow2_cache { struct qcow2_cache_ent *e; int n; uint64_t tick; };
 
 /* A header extension kept verbatim and written back (unknown ones,
@@ -293,6 +300,8 @@ int qcow2_parse_open(struct qcow2 *s, const uint8_t *hdr, size_t len, bool check
 void qcow2_cache_init(struct qcow2_cache *c, int n);
 void qcow2_cache_free(struct qcow2_cache *c);
 void qcow2_cache_drop(struct qcow2_cache *c, uint64_t off);
+/* Write the deferred refcount block bytes (lazy_refcounts). */
+int qcow2_rc_writeback(struct qcow2 *s);
 int qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
 		    bool fresh, uint8_t **data);
 int qcow2_refcount_get(struct qcow2 *s, uint64_t cluster, uint64_t *rc);

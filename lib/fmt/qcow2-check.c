@@ -24,6 +24,8 @@ struct chk {
 	uint64_t *rs;           /* references from refcount structures */
 	uint64_t n;             /* clusters in the file */
 	bool rc_broken;         /* refcount table/blocks unusable */
+	unsigned fix;           /* enum fmt_fix */
+	int walk_fixed;         /* corruptions repaired during the walk */
 	uint64_t next_contig;
 };
 
@@ -59,6 +61,30 @@ static bool chk_ref(struct chk *k, uint64_t off, uint64_t len, uint64_t *arr)
 	return true;
 }
 
+/* -r all: an L2 entry pointing past the end of the file cannot be read;
+ * make it read as zeros (version 3, or unallocated in version 2). */
+static void chk_drop_entry(struct chk *k, uint64_t l2off, uint64_t i)
+{
+	struct qcow2 *s = k->s;
+	uint8_t ent[16];
+
+	if (!(k->fix & FMT_FIX_ERRORS))
+		return;
+	be64_put(ent, s->version >= 3 && !s->ext_l2 ? QCOW2_OFLAG_ZERO : 0);
+	be64_put(ent + 8, s->version >= 3 ? (uint64_t)L2_SC_ALL << 32 : 0);
+	if (fmt_file_pwrite(&s->f, ent, s->l2_entry_size,
+			    l2off + i * s->l2_entry_size) < 0) {
+		k->c->check_errors++;
+		return;
+	}
+	qcow2_cache_drop(&s->l2c, l2off);
+	chk_msg(k, "Repairing L2 entry %llu of the L2 table at %#llx: cluster past "
+		"the end of the file now reads as zeros", (unsigned long long)i,
+		(unsigned long long)l2off);
+	k->c->corruptions_fixed++;
+	k->walk_fixed++;
+}
+
 static void chk_l2(struct chk *k, uint64_t l2off, bool active)
 {
 	struct qcow2 *s = k->s;
@@ -75,7 +101,10 @@ static void chk_l2(struct chk *k, uint64_t l2off, bool active)
 		if (e & QCOW2_OFLAG_COMPRESSED) {
 			off = e & ((1ull << s->csize_shift) - 1);
 			len = (((e >> s->csize_shift) & s->csize_mask) + 1) * 512 - (off & 511);
-			chk_ref(k, off, len, k->refs);
+			if (!chk_ref(k, off, len, k->refs)) {
+				chk_drop_entry(k, l2off, i);
+				continue;
+			}
 			if (active) {
 				k->c->allocated_clusters++;
 				k->c->compressed_clusters++;
@@ -92,7 +121,10 @@ static void chk_l2(struct chk *k, uint64_t l2off, bool active)
 			k->c->corruptions++;
 			continue;
 		}
-		chk_ref(k, off, cs, k->refs);
+		if (!chk_ref(k, off, cs, k->refs)) {
+			chk_drop_entry(k, l2off, i);
+			continue;
+		}
 		if (active) {
 			k->c->allocated_clusters++;
 			if (k->next_contig && off != k->next_contig)
@@ -276,7 +308,7 @@ static int chk_copied(struct chk *k, unsigned fix)
 
 static int chk_run(struct qcow2 *s, unsigned fix, struct fmt_check *c)
 {
-	struct chk k = { .s = s, .c = c };
+	struct chk k = { .s = s, .c = c, .fix = fix };
 	uint64_t i, end = 0;
 	int r, errs = 0, corr0;
 
@@ -294,7 +326,7 @@ static int chk_run(struct qcow2 *s, unsigned fix, struct fmt_check *c)
 		if (r == 0) {
 			c->leaks_fixed = c->leaks;
 			c->corruptions_fixed += c->corruptions - corr0 +
-						(k.rc_broken ? corr0 : 0);
+						(k.rc_broken ? corr0 - k.walk_fixed : 0);
 		}
 	} else if (k.rc_broken && !(fix & FMT_FIX_ERRORS))
 		chk_msg(&k, "ERROR refcount structures are damaged; run with -r all");

@@ -226,6 +226,41 @@ int qcow2_create(const char *filename, uint64_t size, const struct kvlist *o)
 	return r;
 }
 
+/* After a shrink: L1 entries past the new size are cleared (on disk
+ * first) and their L2 tables freed, then the file is cut after the last
+ * cluster still in use, as qemu-img leaves it. */
+static int shrink_tables(struct qcow2 *s, uint64_t size)
+{
+	uint64_t first = qcow2_l1_entries_for(s, size), i, l2, rc, last;
+	uint8_t *z;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (first < s->l1_size) {
+		z = xzalloc((s->l1_size - first) * 8);
+		r = fmt_file_pwrite(&s->f, z, (s->l1_size - first) * 8,
+				    s->l1_offset + first * 8);
+		free(z);
+	}
+	for (i = first; r == 0 && i < s->l1_size; i++) {
+		if (!(l2 = s->l1[i] & QCOW2_OFFSET_MASK))
+			continue;
+		s->l1[i] = 0;
+		qcow2_cache_drop(&s->l2c, l2);
+		r = qcow2_free(s, l2, s->cluster_size);
+	}
+	for (last = DIV_ROUND_UP(s->file_end, s->cluster_size); r == 0 && last > 1; last--)
+		if ((r = qcow2_refcount_get(s, last - 1, &rc)) < 0 || rc)
+			break;
+	if (r == 0 && (r = qcow2_rc_writeback(s)) == 0 &&
+	    (last << s->cluster_bits) < s->file_end &&
+	    (r = fmt_file_truncate(&s->f, last << s->cluster_bits)) == 0)
+		s->file_end = last << s->cluster_bits;
+	s->free_hint = MIN(s->free_hint, last);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 int qcow2_truncate(struct fmt_image *img, uint64_t size, enum fmt_prealloc p,
 		   bool shrink)
 {
@@ -242,7 +277,7 @@ int qcow2_truncate(struct fmt_image *img, uint64_t size, enum fmt_prealloc p,
 		r = qcow2_unmap(img, ALIGN_UP(size, s->cluster_size),
 				ALIGN_UP(old, s->cluster_size) -
 				ALIGN_UP(size, s->cluster_size));
-		if (r < 0)
+		if (r < 0 || (r = shrink_tables(s, size)) < 0)
 			return r;
 	}
 	r = set_size(img, size);

@@ -37,13 +37,37 @@ void qcow2_cache_free(struct qcow2_cache *c)
 	c->e = NULL;
 }
 
+/* Forget a table (its bytes on disk changed).  Deferred refcount bytes
+ * are kept: they are newer than the disk. */
 void qcow2_cache_drop(struct qcow2_cache *c, uint64_t off)
 {
 	int i;
 
 	for (i = 0; i < c->n; i++)
-		if (c->e[i].data && c->e[i].off == off)
+		if (c->e[i].data && c->e[i].off == off && !c->e[i].dhi)
 			c->e[i].off = 0, c->e[i].used = 0;
+}
+
+static int cache_write_dirty(struct qcow2 *s, struct qcow2_cache_ent *v)
+{
+	int r;
+
+	if (!v->dhi)
+		return 0;
+	r = fmt_file_pwrite(&s->f, v->data + v->dlo, v->dhi - v->dlo, v->off + v->dlo);
+	if (r == 0)
+		v->dlo = v->dhi = 0;
+	return r;
+}
+
+int qcow2_rc_writeback(struct qcow2 *s)
+{
+	int i, r;
+
+	for (i = 0; s->rbc.e && i < s->rbc.n; i++)
+		if ((r = cache_write_dirty(s, &s->rbc.e[i])) < 0)
+			return r;
+	return 0;
 }
 
 /* The table at host offset `off` (fresh: a new zeroed table, not read). */
@@ -64,6 +88,8 @@ int qcow2_cache_get(struct qcow2 *s, struct qcow2_cache *c, uint64_t off,
 		if (!v || c->e[i].used < v->used)
 			v = &c->e[i];
 	}
+	if ((r = cache_write_dirty(s, v)) < 0)
+		return r;
 	if (!v->data)
 		v->data = xmalloc(s->cluster_size);
 	if (!fresh && (off % s->cluster_size || off >= s->file_end ||
@@ -160,13 +186,32 @@ static int64_t rc_find_free(struct qcow2 *s, uint64_t n)
 
 static int rc_grow_table(struct qcow2 *s, uint64_t min_entries);
 
-/* Write entries [first, last] of a refcount block to disk. */
+/* lazy_refcounts with the dirty bit set: refcount blocks may lag behind
+ * (a kill leaves the dirty bit, and the next writable open rebuilds
+ * them), so their writes are deferred to eviction, flush and close. */
+static bool rc_lazy(const struct qcow2 *s)
+{
+	return (s->compat & QCOW2_COMPAT_LAZY) && s->dirty_set && s->writable;
+}
+
+/* Write entries [first, last] of a refcount block to disk (or, lazily,
+ * note them as dirty in the cache entry holding b). */
 static int rc_write_entries(struct qcow2 *s, uint64_t boff, const uint8_t *b,
 			    uint64_t first, uint64_t last)
 {
 	uint64_t from = first * s->refcount_bits / 8;
 	uint64_t to = ((last + 1) * s->refcount_bits + 7) / 8;
+	int i;
 
+	for (i = 0; rc_lazy(s) && i < s->rbc.n; i++) {
+		struct qcow2_cache_ent *v = &s->rbc.e[i];
+
+		if (v->data != b || v->off != boff)
+			continue;
+		v->dlo = v->dhi ? MIN(v->dlo, (uint32_t)from) : (uint32_t)from;
+		v->dhi = MAX(v->dhi, (uint32_t)to);
+		return 0;
+	}
 	return fmt_file_pwrite(&s->f, b + from, to - from, boff + from);
 }
 

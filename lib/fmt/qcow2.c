@@ -444,16 +444,25 @@ static int qcow2_open(struct fmt_image *img, const struct fmt_open_opts *o)
 
 static int qcow2_flush(struct fmt_image *img)
 {
-	return fmt_file_flush(&qcow2_of(img)->f);
+	struct qcow2 *s = qcow2_of(img);
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = qcow2_rc_writeback(s);
+	pthread_mutex_unlock(&s->lock);
+	return r < 0 ? r : fmt_file_flush(&s->f);
 }
 
+/* A clean close writes the deferred refcounts, flushes, then clears the
+ * dirty bit (lazy_refcounts). */
 static void qcow2_close(struct fmt_image *img)
 {
 	struct qcow2 *s = qcow2_of(img);
 
 	if (!s)
 		return;
-	if (s->writable && s->dirty_set && fmt_file_flush(&s->f) == 0)
+	if (s->writable && s->dirty_set && qcow2_rc_writeback(s) == 0 &&
+	    fmt_file_flush(&s->f) == 0)
 		qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false);
 	qcow2_free_state(s);
 }
