@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "vm-nbd.h"
@@ -29,6 +30,9 @@
 #define MAX_INFLIGHT 64
 #define MAX_INFLIGHT_BYTES (256u << 20)
 #define BS_MAX_EXTENTS 65536     /* descriptors per block status chunk */
+#define INLINE_MAX (64u << 10)         /* reads the reader may run itself */
+#define INLINE_SLOW_NS 100000u         /* an inline read slower than this... */
+#define INLINE_BACKOFF_NS 200000000u   /* ...sends reads to the pool for this */
 #define READ_MAX_CHUNKS 4096     /* extents per sparse read before we
 				    just send the rest as data */
 
@@ -506,6 +510,33 @@ static bool admit(struct conn *c, size_t bytes)
 	return ok;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Small reads that the page cache answers take a few microseconds, less
+ * than handing them to a pool thread and back; the reader runs those
+ * itself.  As soon as one is slow (it went to the disk), reads go to the
+ * pool again for a while, so that slow reads overlap. */
+static bool run_inline(struct conn *c, struct nbd_req *r)
+{
+	uint64_t t0;
+
+	if (r->type != NBD_CMD_READ || r->len > INLINE_MAX)
+		return false;
+	t0 = now_ns();
+	if (t0 < c->inline_after)
+		return false;
+	req_run(r);
+	if (now_ns() - t0 > INLINE_SLOW_NS)
+		c->inline_after = now_ns() + INLINE_BACKOFF_NS;
+	return true;
+}
+
 /* Read one request; 0 = handled, 1 = the client disconnected (DISC or
  * gone), -errno = protocol violation (we hang up). */
 static int one_request(struct conn *c, struct inbuf *in)
@@ -551,6 +582,8 @@ static int one_request(struct conn *c, struct inbuf *in)
 		conn_queue_reply(c, r);
 		return 0;
 	}
+	if (run_inline(c, r))
+		return 0;
 	pool_submit(c->srv->pool, req_run, r);
 	return 0;
 }

@@ -153,6 +153,7 @@ struct conn {
 	struct nbd_req *replies, *replies_tail;  /* ready to send */
 	bool dead;                      /* socket broken: stop everything */
 	bool writing;                   /* a thread is sending on the socket */
+	uint64_t inline_after;          /* reader thread only: see run_inline() */
 	bool reading_done;              /* reader finished: writer may end */
 };
 
