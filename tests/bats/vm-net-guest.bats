@@ -10,8 +10,10 @@ load helper
 
 NETDIR="$VM_TOP/tests/guest/net"
 GUEST_CMD='ip link set eth0 up
-udhcpc -i eth0 -n -q -t 10 -T 1 || echo DHCP-FAILED
+udhcpc -i eth0 -n -q -t 10 -T 1 -O search || echo DHCP-FAILED
 wget -q -O /tmp/f http://10.0.2.2:8080/payload.txt && echo "WGET-OK $(cat /tmp/f)" || echo WGET-FAILED
+tftp -g -r payload.txt -l /tmp/t 10.0.2.2 && echo "TFTP-OK $(cat /tmp/t)" || echo TFTP-FAILED
+echo "GUESTFWD $(nc 10.0.2.100 1234 </dev/null)"
 nslookup host.vmtest 2>&1 | sed "s/^/NS: /"
 httpd -p 80 -h /www && echo HTTPD-READY
 timeout 20 nc -l -p 7777 >/dev/null; echo RELEASED'
@@ -47,7 +49,7 @@ setup_file() {
 	net_guest_require
 	netns_require
 	U=$BATS_FILE_TMPDIR/user
-	user_run "$U" virtio-net-pci "" "$GUEST_CMD" 3>&-
+	user_run "$U" virtio-net-pci "tftp=$U/www,hostname=vmguest,domainname=vmtest.example,dnssearch=a.example,dnssearch=b.example,guestfwd=tcp:10.0.2.100:1234-cmd:echo guestfwd-hello" "$GUEST_CMD" 3>&-
 }
 
 setup() {
@@ -71,6 +73,16 @@ show_run() {
 	show_run "$U"
 	grep -q "DHCP-LEASE ip=10.0.2.15 router=10.0.2.2 dns=10.0.2.3" "$U/console.log"
 	grep -q "VM-GUEST-STATUS=0" "$U/console.log"
+}
+
+@test "DHCP hands out hostname=, domainname= and every dnssearch=" {
+	grep "DHCP-LEASE" "$U/console.log"
+	grep -q "DHCP-LEASE .* hostname=vmguest domain=vmtest.example search=a.example b.example" "$U/console.log"
+}
+
+@test "the guest fetches a file by TFTP from tftp= and reaches a guestfwd= command" {
+	grep -qF "TFTP-OK $(cat "$U/www/payload.txt")" "$U/console.log"
+	grep -q "GUESTFWD guestfwd-hello" "$U/console.log"
 }
 
 @test "the guest fetches a file from the host's HTTP server through vm-net user" {

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build vm-net's overlay of the test guest: a second cpio archive with the
-# e1000 module, the busybox applets the network tests use (udhcpc, httpd,
+# e1000 module, the busybox applets the network tests use (udhcpc, httpd, tftp,
 # ping, nslookup, route), udhcpc's default script and a web root.  The
 # kernel takes concatenated cpio archives as one initramfs, so the result
 # is the base initramfs of tests/guest followed by this overlay.
@@ -36,7 +36,7 @@ for m in "$work"/kernel/lib/modules/*/kernel/drivers/net/ethernet/intel/e1000/e1
 	*) cp "$m" "$r/lib/modules/50-e1000.ko" ;;
 	esac
 done
-for a in udhcpc httpd ping nslookup route netstat pidof killall timeout usleep; do
+for a in udhcpc httpd ping ping6 nslookup route netstat pidof killall timeout usleep tftp; do
 	ln -s busybox "$r/bin/$a"
 done
 cp "$here/udhcpc.script" "$r/etc/udhcpc/default.script"

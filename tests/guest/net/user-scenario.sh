@@ -30,7 +30,7 @@ pids+=($!)
 pids+=($!)
 
 vm-net --fork --pid-file "$out/vm-net.pid" -k "$out/net.sock" -C "$out/net.ctl" \
-	--pcap "$out/net.pcap" user,hostfwd=tcp:127.0.0.1:5580-:80${netopts:+,$netopts} \
+	--pcap "$out/net.pcap" "user,hostfwd=tcp:127.0.0.1:5580-:80${netopts:+,$netopts}" \
 	2>"$out/vm-net.log" || exit 1
 pids+=("$(cat "$out/vm-net.pid")")
 
