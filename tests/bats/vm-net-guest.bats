@@ -144,13 +144,14 @@ wget -q -T 3 -O /tmp/f http://10.0.2.2:8080/payload.txt && echo WGET-OK || echo 
 	! grep -q "GET /payload.txt" "$T/http.log"
 }
 
-# boot_guest NAME SOCKET MODEL MAC CMD: a background guest on a vm-net socket.
+# boot_guest NAME NETDEV MODEL MAC CMD: a background guest; NETDEV is the
+# -netdev stream address part.
 boot_guest() {
 	timeout 90 qemu-system-x86_64 -M pc -accel tcg -m 256 -nodefaults -display none \
 		-no-reboot -serial "file:$T/$1.console" \
 		-kernel "$VM_CACHE/vmlinuz" -initrd "$VM_CACHE/net/initramfs.cpio.gz" \
 		-append "console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$5" | base64 -w0)" \
-		-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$2" \
+		-netdev "stream,id=n0,$2" \
 		-device "$3,netdev=n0,mac=$4,romfile=" 2>"$T/$1.qemu" 3>&- &
 	PIDS+=($!)
 }
@@ -163,13 +164,18 @@ ping -c 3 -W 2 $2 | grep -q ' 0% packet loss' && echo PING-OK || echo PING-FAILE
 sleep 6"
 }
 
-@test "two QEMU guests on one vm-net hub ping each other" {
+@test "two QEMU guests on one vm-net hub ping each other (one listens, one is dialled)" {
 	net_guest_require
-	vm-net --fork --pid-file "$T/hub.pid" -k "$T/hub.sock" --pcap "$T/hub.pcap" hub 2>"$T/hub.log"
+	# Guest b's QEMU is the server (server=on): the hub connects out to it.
+	boot_guest b "server=on,addr.type=unix,addr.path=$T/b.sock" e1000 52:54:00:00:77:02 \
+		"$(ping_cmd 192.168.77.2 192.168.77.1)"
+	for _ in $(seq 50); do [ -S "$T/b.sock" ] && break; sleep 0.1; done
+	vm-net --fork --pid-file "$T/hub.pid" -k "$T/hub.sock" --connect "unix:$T/b.sock" \
+		--pcap "$T/hub.pcap" hub 2>"$T/hub.log"
 	PIDS+=("$(cat "$T/hub.pid")")
-	boot_guest a "$T/hub.sock" virtio-net-pci 52:54:00:00:77:01 "$(ping_cmd 192.168.77.1 192.168.77.2)"
-	boot_guest b "$T/hub.sock" e1000 52:54:00:00:77:02 "$(ping_cmd 192.168.77.2 192.168.77.1)"
-	wait "${PIDS[1]}" "${PIDS[2]}" || true
+	boot_guest a "server=off,addr.type=unix,addr.path=$T/hub.sock" virtio-net-pci \
+		52:54:00:00:77:01 "$(ping_cmd 192.168.77.1 192.168.77.2)"
+	wait "${PIDS[0]}" "${PIDS[2]}" || true
 	cat "$T/a.console" "$T/b.console" "$T/hub.log"
 	grep -q PING-OK "$T/a.console"
 	grep -q PING-OK "$T/b.console"
