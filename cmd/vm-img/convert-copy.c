@@ -7,12 +7,14 @@
  * zero extents are never read), reads the data, finds zero runs of -S
  * bytes and, with -c, compresses every cluster, so compression runs on all
  * workers at once.  The plan is a short list of writes, zero writes and
- * (-C) kernel copies, plus the compressed clusters.  Then the worker
- * commits it: unless -W was given it first waits until every earlier
- * chunk is written, so the target is written in guest order as qemu-img
- * writes it (a qcow2 target gets its clusters in guest order and the
- * compressed ones packed back to back), while later chunks are read and
- * compressed meanwhile.  -r paces the commits.
+ * (-C) kernel copies, plus the compressed clusters.  Without -W the
+ * plans are committed in guest order, as qemu-img writes (a qcow2 target
+ * gets its clusters in guest order and the compressed ones packed back to
+ * back): a finished plan waits in a window of slots (twice the workers)
+ * and whichever worker finds the next chunk's plan ready commits it and
+ * those after it, while the others go on planning later chunks, so one
+ * slow worker does not stall the rest.  With -W each worker commits its
+ * own plan at once.  -r paces the commits.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,9 +36,10 @@ struct conv_op {
 	uint64_t soff;
 };
 
-/* One worker's chunk: its buffer, plan and compressed clusters. */
+/* One chunk: its buffer, plan and compressed clusters. */
 struct conv_job {
-	uint64_t off, n;
+	uint64_t idx, off, n;
+	bool ready;              /* planned, waiting for its turn */
 	uint8_t *buf;
 	struct conv_op *ops;
 	size_t nops, cap;
@@ -54,15 +57,19 @@ int conv_src(const struct conv *c, uint64_t off)
 	return i;
 }
 
-static void conv_fail(struct conv *c, int r)
+static void conv_fail_locked(struct conv *c, int r)
 {
-	pthread_mutex_lock(&c->lock);
 	if (!c->err) {
 		c->err = r;
 		snprintf(c->errmsg, sizeof(c->errmsg), "%s", err_msg());
 	}
-	for (int i = 0; i < c->nturn; i++)
-		pthread_cond_broadcast(&c->turn[i]);
+	pthread_cond_broadcast(&c->space);
+}
+
+static void conv_fail(struct conv *c, int r)
+{
+	pthread_mutex_lock(&c->lock);
+	conv_fail_locked(c, r);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -298,60 +305,130 @@ static void conv_pace(struct conv *c, uint64_t n)
 	nanosleep(&t, NULL);
 }
 
-/* Take the next chunk; false when there is none (or an error stopped us). */
-static bool conv_take(struct conv *c, struct conv_job *j, uint64_t *idx)
+static void job_start(struct conv *c, struct conv_job *j, uint64_t idx)
 {
-	bool ok;
-
-	pthread_mutex_lock(&c->lock);
-	ok = !c->err && c->next < c->nchunks;
-	*idx = c->next++;
-	pthread_mutex_unlock(&c->lock);
-	if (!ok)
-		return false;
-	j->off = *idx * c->chunk;
+	if (!j->buf) {
+		j->buf = xmalloc(c->chunk);
+		j->needed = xmalloc(c->chunk / 512 + 1);
+	}
+	j->idx = idx;
+	j->off = idx * c->chunk;
 	j->n = MIN(c->chunk, c->total - j->off);
 	j->nops = 0;
 	j->has_cd = false;
-	return true;
+	j->ready = false;
+}
+
+static void job_free(struct conv_job *j)
+{
+	fmt_cdata_free(&j->cd);
+	free(j->ops);
+	free(j->needed);
+	free(j->buf);
+}
+
+/* A chunk is written: count it (lock held). */
+static void conv_done_locked(struct conv *c, const struct conv_job *j)
+{
+	c->written++;
+	c->done_bytes += j->n;
+	progress_update(&c->prog, c->done_bytes, c->total);
+	pthread_cond_broadcast(&c->space);
+}
+
+static int conv_plan(struct conv *c, struct conv_job *j)
+{
+	return c->compress ? plan_compressed(c, j) : plan_plain(c, j);
+}
+
+/* -W: plan and commit chunks on this worker's own job. */
+static void conv_worker_unordered(struct conv *c)
+{
+	struct conv_job j = { 0 };
+	uint64_t idx;
+	int r;
+
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		idx = c->next++;
+		if (c->err || idx >= c->nchunks) {
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		pthread_mutex_unlock(&c->lock);
+		job_start(c, &j, idx);
+		if ((r = conv_plan(c, &j)) < 0 || (r = conv_commit(c, &j)) < 0) {
+			conv_fail(c, r);
+			break;
+		}
+		pthread_mutex_lock(&c->lock);
+		conv_done_locked(c, &j);
+		pthread_mutex_unlock(&c->lock);
+		conv_pace(c, j.n);
+	}
+	job_free(&j);
+}
+
+/* Commit ready slots in order while the next one is ready (lock held on
+ * entry and exit; released around each commit). */
+static void conv_commit_ready_locked(struct conv *c)
+{
+	struct conv_job *j;
+	int r;
+
+	c->committing = true;
+	while (!c->err && c->written < c->nchunks &&
+	       (j = &c->slots[c->written % (uint64_t)c->nslots])->ready &&
+	       j->idx == c->written) {
+		pthread_mutex_unlock(&c->lock);
+		r = conv_commit(c, j);
+		pthread_mutex_lock(&c->lock);
+		if (r < 0) {
+			conv_fail_locked(c, r);
+			break;
+		}
+		j->ready = false;
+		conv_done_locked(c, j);
+		pthread_mutex_unlock(&c->lock);
+		conv_pace(c, j->n);
+		pthread_mutex_lock(&c->lock);
+	}
+	c->committing = false;
 }
 
 static void conv_worker(void *arg)
 {
 	struct conv *c = arg;
-	struct conv_job j = { 0 };
+	struct conv_job *j;
 	uint64_t idx;
 	int r;
 
-	j.buf = xmalloc(c->chunk);
-	j.needed = xmalloc(c->chunk / 512 + 1);
-	while (conv_take(c, &j, &idx)) {
-		r = c->compress ? plan_compressed(c, &j) : plan_plain(c, &j);
-		pthread_mutex_lock(&c->lock);
-		while (c->in_order && !c->err && c->written != idx)
-			pthread_cond_wait(&c->turn[idx % (uint64_t)c->nturn], &c->lock);
-		if (c->err)
-			r = r < 0 ? r : -ECANCELED;
+	if (!c->in_order) {
+		conv_worker_unordered(c);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->err && c->next < c->nchunks &&
+		       c->next >= c->written + (uint64_t)c->nslots)
+			pthread_cond_wait(&c->space, &c->lock);
+		if (c->err || c->next >= c->nchunks)
+			break;
+		idx = c->next++;
+		j = &c->slots[idx % (uint64_t)c->nslots];
 		pthread_mutex_unlock(&c->lock);
-		if (r == 0)
-			r = conv_commit(c, &j);
+		job_start(c, j, idx);
+		r = conv_plan(c, j);
+		pthread_mutex_lock(&c->lock);
 		if (r < 0) {
-			if (r != -ECANCELED)
-				conv_fail(c, r);
+			conv_fail_locked(c, r);
 			break;
 		}
-		pthread_mutex_lock(&c->lock);
-		c->written++;
-		c->done_bytes += j.n;
-		progress_update(&c->prog, c->done_bytes, c->total);
-		pthread_cond_broadcast(&c->turn[(idx + 1) % (uint64_t)c->nturn]);
-		pthread_mutex_unlock(&c->lock);
-		conv_pace(c, j.n);
+		j->ready = true;
+		if (!c->committing)
+			conv_commit_ready_locked(c);
 	}
-	fmt_cdata_free(&j.cd);
-	free(j.ops);
-	free(j.needed);
-	free(j.buf);
+	pthread_mutex_unlock(&c->lock);
 }
 
 int conv_copy(struct conv *c, int threads)
@@ -360,25 +437,25 @@ int conv_copy(struct conv *c, int threads)
 	int i;
 
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->space, NULL);
 	c->nchunks = DIV_ROUND_UP(c->total, c->chunk);
 	c->start_ns = now_ns();
 	if (c->compress)
 		threads = MAX(threads, cpu_count());
 	threads = (int)MIN((uint64_t)threads, MAX(c->nchunks, 1));
-	c->nturn = threads;
-	c->turn = xzalloc(sizeof(*c->turn) * (size_t)threads);
-	for (i = 0; i < threads; i++)
-		pthread_cond_init(&c->turn[i], NULL);
+	c->nslots = 2 * threads;
+	c->slots = xzalloc(sizeof(*c->slots) * (size_t)c->nslots);
 	p = pool_new(threads);
 	for (i = 0; i < threads; i++)
 		pool_submit(p, conv_worker, c);
 	pool_wait(p);
 	pool_free(p);
 	progress_end(&c->prog);
+	for (i = 0; i < c->nslots; i++)
+		job_free(&c->slots[i]);
+	free(c->slots);
 	pthread_mutex_destroy(&c->lock);
-	for (i = 0; i < threads; i++)
-		pthread_cond_destroy(&c->turn[i]);
-	free(c->turn);
+	pthread_cond_destroy(&c->space);
 	if (c->err) {
 		report("error while converting: %s", c->errmsg);
 		return 1;

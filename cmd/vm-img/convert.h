@@ -12,6 +12,7 @@
 #include "common/common.h"
 
 struct fmt_image;
+struct conv_job;
 
 struct conv {
 	struct fmt_image **src;
@@ -30,8 +31,11 @@ struct conv {
 
 	/* run time, under lock */
 	pthread_mutex_t lock;
-	pthread_cond_t *turn;    /* chunk i waits on turn[i % nturn] */
-	int nturn;
+	pthread_cond_t space;    /* a slot of the reorder window came free */
+	struct conv_job *slots;  /* in order: chunk i is planned in slot
+				    i % nslots, committed when its turn comes */
+	int nslots;
+	bool committing;         /* a worker is committing ready slots */
 	uint64_t nchunks, next, written, done_bytes, rate_bytes;
 	uint64_t start_ns;
 	int err;
