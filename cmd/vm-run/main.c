@@ -363,10 +363,9 @@ static int validate(struct vmrun *o)
 	if (o->hw.kernel && access(o->hw.kernel, R_OK) < 0)
 		return err_set_errno(errno, "%s", o->hw.kernel);
 	for (int i = 0; i < o->ndrives; i++) {
-		if (o->drives[i].iface == HW_IF_IDE)
-			return err_set(-ENOTSUP, "%s: IDE disks are not implemented yet; use -drive file=%s,if=virtio",
-				       o->drives[i].file, o->drives[i].file);
-		o->drives[i].snapshot |= o->snapshot;
+		if (o->drives[i].cdrom && o->drives[i].iface != HW_IF_IDE)
+			return err_set(-EINVAL, "%s: a CD-ROM must be on if=ide", o->drives[i].file);
+		o->drives[i].snapshot |= o->snapshot && !o->drives[i].cdrom;
 	}
 	if (!o->nserial && !o->nodefaults)
 		o->serial[o->nserial++] = "stdio";

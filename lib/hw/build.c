@@ -64,6 +64,7 @@ static int add_devices(struct machine *m)
 		r = debugexit_new(m, c->debug_exit_port, c->debug_exit_size);
 	r = r < 0 ? r : pci_new(m);
 	r = r < 0 ? r : acpi_new(m);
+	r = r < 0 ? r : ide_new(m);
 	r = r < 0 ? r : debugcon_new(m);
 	for (int i = 0; i < c->ndisks && r >= 0; i++)
 		if (c->disks[i].iface == HW_IF_VIRTIO)

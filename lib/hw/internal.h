@@ -267,6 +267,8 @@ struct hw_pci_dev {
 	int irq;		/* GSI of INTA */
 };
 int pci_new(struct machine *m);
+/* A plain function at devfn with no device behind its config space. */
+void pci_add_fn(struct machine *m, int devfn, uint16_t vendor, uint16_t device, uint32_t class_rev);
 struct hw_pci_dev *pci_add(struct machine *m, uint16_t vendor, uint16_t device,
 			   uint32_t class_rev, uint16_t subsys,
 			   const struct hw_pci_ops *ops, void *opaque);
@@ -276,6 +278,7 @@ void pci_set_intx(struct hw_pci_dev *d, bool level);
 /* Give every BAR an address and enable decoding, as a BIOS would. */
 void pci_assign_bars(struct machine *m);
 
+int ide_new(struct machine *m);
 int virtio_blk_new(struct machine *m, const struct hw_disk *d);
 int virtio_console_new(struct machine *m, const struct hw_char_backend *be);
 int virtio_rng_new(struct machine *m);

@@ -188,6 +188,11 @@ struct hw_pci_dev *pci_add(struct machine *m, uint16_t vendor, uint16_t device,
 	return d;
 }
 
+void pci_add_fn(struct machine *m, int devfn, uint16_t vendor, uint16_t device, uint32_t class_rev)
+{
+	add_fn(m->pci, devfn, vendor, device, class_rev, 0);
+}
+
 void pci_set_bar(struct hw_pci_dev *d, int bar, uint32_t size, bool io, bool is64)
 {
 	d->bar_size[bar] = size | io;

@@ -151,6 +151,22 @@ boot_guest() {
 	skip "$(cat "$mark")"
 }
 
+# The same through firmware: boot_guest_bios -cdrom|-hda IMAGE
+boot_guest_bios() {
+	local mark=$BATS_FILE_TMPDIR/jit-cannot-boot
+	[ -e "$mark" ] && skip "$(cat "$mark")"
+	run timeout "$GUEST_TIMEOUT" vm-run -m 512 "$1" "$2" -nographic -d unimp </dev/null
+	[[ "$output" == *VM-GUEST-READY* ]] && return 0
+	if [[ "$output" =~ (\#UD at [^$'\n']*) ]]; then
+		echo "the JIT cannot boot Linux yet: ${BASH_REMATCH[1]}" >"$mark"
+	elif [ "$status" -eq 124 ]; then
+		echo "the JIT did not reach the marker within $GUEST_TIMEOUT s" >"$mark"
+	else
+		return 0
+	fi
+	skip "$(cat "$mark")"
+}
+
 @test "the Debian guest boots to its marker and powers off with status 0" {
 	boot_guest -append "console=ttyS0 quiet vmtest.cmd=true"
 	[ "$status" -eq 0 ]
@@ -162,4 +178,50 @@ boot_guest() {
 	boot_guest -smp 2 -append "console=ttyS0 quiet vmtest.cmd=\"grep -c ^processor /proc/cpuinfo\""
 	[ "$status" -eq 0 ]
 	[[ "$output" == *$'\n2'* ]] || [[ "$output" == *$'\r\n2'* ]]
+}
+
+# make_iso DIR GRUBCFG: a grub-mkrescue image in $T/DIR.iso
+make_iso() {
+	require grub-mkrescue xorriso mformat
+	[ -d /usr/lib/grub/i386-pc ] || skip "grub-pc-bin is not installed"
+	mkdir -p "$T/$1/boot/grub"
+	printf '%s\n' "serial --unit=0 --speed=115200" "terminal_input serial" \
+		"terminal_output serial" "$2" >"$T/$1/boot/grub/grub.cfg"
+	[ -z "${3:-}" ] || cp "$3" "$4" "$T/$1/boot/"
+	grub-mkrescue -o "$T/$1.iso" "$T/$1" >/dev/null 2>&1 || skip "grub-mkrescue failed"
+}
+
+@test "-cdrom: SeaBIOS boots a GRUB ISO over ATAPI, GRUB powers off through ACPI" {
+	[ -f /usr/share/seabios/bios-256k.bin ] || skip "seabios is not installed"
+	make_iso halt $'echo GRUB-MARKER\nhalt'
+	run timeout 120 vm-run -accel jit -nographic -cdrom "$T/halt.iso" </dev/null
+	[ "$status" -eq 0 ]
+	[[ "$output" == *GRUB-MARKER* ]]
+}
+
+@test "-hda: the same hybrid ISO boots as an IDE hard disk" {
+	[ -f /usr/share/seabios/bios-256k.bin ] || skip "seabios is not installed"
+	make_iso halt $'echo GRUB-MARKER\nhalt'
+	run timeout 120 vm-run -accel jit -nographic -hda "$T/halt.iso" </dev/null
+	[ "$status" -eq 0 ]
+	[[ "$output" == *GRUB-MARKER* ]]
+}
+
+@test "-drive if=virtio: SeaBIOS boots from virtio-blk" {
+	[ -f /usr/share/seabios/bios-256k.bin ] || skip "seabios is not installed"
+	make_iso halt $'echo GRUB-MARKER\nhalt'
+	run timeout 120 vm-run -accel jit -nographic -drive file="$T/halt.iso",if=virtio,format=raw,readonly=on </dev/null
+	[ "$status" -eq 0 ]
+	[[ "$output" == *GRUB-MARKER* ]]
+}
+
+@test "the Debian guest boots through SeaBIOS and GRUB from -cdrom and -hda" {
+	guest_require
+	make_iso linux $'set timeout=0\nmenuentry t {\n linux /boot/vmlinuz console=ttyS0 quiet vmtest.cmd=true\n initrd /boot/initramfs.cpio.gz\n}' \
+		"$GUEST_KERNEL" "$GUEST_INITRD"
+	for how in -cdrom -hda; do
+		boot_guest_bios $how "$T/linux.iso"
+		[ "$status" -eq 0 ]
+		[[ "$output" == *VM-GUEST-READY* ]]
+	done
 }
