@@ -1,6 +1,6 @@
 /*
- * vm-img commit: qemu-img commit [-f fmt] [-t cache] [-b base] [-d] [-p]
- * [-q] filename.  Copies what the layers above base allocate into base
+ * vm-img commit: qemu-img commit [-f fmt] [-t cache] [-b base] [-r rate]
+ * [-d] [-p] [-q] filename.  Copies what the layers above base allocate into base
  * (the backing file by default), then empties the top image unless -d;
  * with -b deeper in the chain the top is re-pointed at base.
  */
@@ -22,8 +22,9 @@ static const struct option commit_lo[] = {
 
 /* Copy everything allocated above `base` in top's chain into dst. */
 static int commit_copy(struct fmt_image *top, struct fmt_image *base,
-		       struct fmt_image *dst, struct progress *p)
+		       struct fmt_image *dst, struct progress *p, uint64_t rate)
 {
+	uint64_t start = img_now_ns(), copied = 0;
 	uint64_t off = 0, end = MIN(fmt_size(top), fmt_size(dst));
 	size_t cap = 1 << 20;
 	uint8_t *buf = xmalloc(cap);
@@ -44,6 +45,7 @@ static int commit_copy(struct fmt_image *top, struct fmt_image *base,
 				r = fmt_write_zeroes(dst, off, n, 0);
 			else if ((r = fmt_read(top, buf, off, n)) == 0)
 				r = fmt_write(dst, buf, off, n, 0);
+			img_pace(rate, start, copied += n);
 		}
 		off += n;
 		progress_update(p, off, end);
@@ -53,7 +55,8 @@ static int commit_copy(struct fmt_image *top, struct fmt_image *base,
 }
 
 static int commit_run(struct img_ctx *ctx, const char *name, const char *fmt,
-		      const char *base_name, bool drop, struct progress *p)
+		      const char *base_name, bool drop, struct progress *p,
+		      uint64_t rate)
 {
 	struct fmt_image *top, *base, *dst = NULL, *b;
 	int r = -1;
@@ -75,7 +78,7 @@ static int commit_run(struct img_ctx *ctx, const char *name, const char *fmt,
 	if (img_open(ctx, fmt_filename(base), fmt_format(base), FMT_O_RDWR |
 		     FMT_O_NO_BACKING | FMT_O_NO_LOCK, &dst) < 0)
 		goto out;
-	r = commit_copy(top, base, dst, p);
+	r = commit_copy(top, base, dst, p, rate);
 	if (r == 0)
 		r = fmt_flush(dst);
 	if (r == 0 && !drop)
@@ -99,6 +102,7 @@ int cmd_commit(int argc, char **argv)
 	const char *fmt = NULL, *base = NULL;
 	struct progress p;
 	bool drop = false, prog = false;
+	uint64_t rate = 0;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, ":hf:t:b:r:dpq", commit_lo, NULL)) != -1) {
@@ -111,7 +115,7 @@ int cmd_commit(int argc, char **argv)
 		case 'f': fmt = optarg; break;
 		case 't': if (img_cache_flags(optarg, &ctx.cache) < 0) return 1; break;
 		case 'b': base = optarg; drop = true; break;
-		case 'r': break;
+		case 'r': if (img_parse_rate(optarg, &rate) < 0) return 1; break;
 		case 'd': drop = true; break;
 		case 'p': prog = true; break;
 		case 'h': printf("usage: vm-img commit [options] filename\n"); return 0;
@@ -123,7 +127,7 @@ int cmd_commit(int argc, char **argv)
 		return 1;
 	}
 	progress_init(&p, prog && !ctx.quiet, 1.0);
-	r = commit_run(&ctx, argv[optind], fmt, base, drop, &p);
+	r = commit_run(&ctx, argv[optind], fmt, base, drop, &p, rate);
 	progress_end(&p);
 	if (r == 0 && !ctx.quiet)
 		printf("Image committed.\n");

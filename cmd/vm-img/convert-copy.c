@@ -20,11 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/common.h"
 #include "fmt/fmt.h"
 #include "convert.h"
+#include "img.h"
 
 enum op_kind { OP_DATA, OP_ZERO, OP_COPY };
 
@@ -183,7 +183,7 @@ static int plan_fill(struct conv *c, struct conv_job *j, uint64_t cs, bool *empt
 {
 	uint64_t off = j->off, end = j->off + j->n, so, k;
 	struct fmt_extent e;
-	int r, i;
+	int r = 0, i;
 
 	*empty = true;
 	if (c->top_only) {
@@ -197,8 +197,10 @@ static int plan_fill(struct conv *c, struct conv_job *j, uint64_t cs, bool *empt
 			for (k = (off - j->off) / cs; k * cs < off + e.length - j->off; k++)
 				j->needed[k] = 1;
 		}
-		if (*empty || (r = conv_read(c, j->buf, j->off, j->n)) < 0)
-			return *empty ? 0 : r;
+		if (*empty)
+			return 0;
+		if ((r = conv_read(c, j->buf, j->off, j->n)) < 0)
+			return r;
 		for (k = 0; k * cs < j->n; k++)
 			if (!j->needed[k])
 				memset(j->buf + k * cs, 0, (size_t)MIN(cs, j->n - k * cs));
@@ -278,31 +280,17 @@ static int conv_commit(struct conv *c, struct conv_job *j)
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* -r: sleep until the bytes so far fit the rate. */
 static void conv_pace(struct conv *c, uint64_t n)
 {
-	uint64_t due, now;
-	struct timespec t;
+	uint64_t bytes;
 
 	if (!c->rate)
 		return;
 	pthread_mutex_lock(&c->lock);
-	c->rate_bytes += n;
-	due = c->start_ns + (uint64_t)((double)c->rate_bytes * 1e9 / (double)c->rate);
+	bytes = c->rate_bytes += n;
 	pthread_mutex_unlock(&c->lock);
-	if ((now = now_ns()) >= due)
-		return;
-	t.tv_sec = (time_t)((due - now) / 1000000000u);
-	t.tv_nsec = (long)((due - now) % 1000000000u);
-	nanosleep(&t, NULL);
+	img_pace(c->rate, c->start_ns, bytes);
 }
 
 static void job_start(struct conv *c, struct conv_job *j, uint64_t idx)
@@ -439,7 +427,7 @@ int conv_copy(struct conv *c, int threads)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->space, NULL);
 	c->nchunks = DIV_ROUND_UP(c->total, c->chunk);
-	c->start_ns = now_ns();
+	c->start_ns = img_now_ns();
 	if (c->compress)
 		threads = MAX(threads, cpu_count());
 	threads = (int)MIN((uint64_t)threads, MAX(c->nchunks, 1));

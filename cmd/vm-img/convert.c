@@ -80,10 +80,8 @@ static int conv_parse(int argc, char **argv, struct img_ctx *ctx,
 			o->sparse_set = true;
 			break;
 		case 'r':
-			if (size_parse(optarg, 0, &o->rate) < 0 || !o->rate) {
-				report("Invalid rate limit specified");
+			if (img_parse_rate(optarg, &o->rate) < 0)
 				return -1;
-			}
 			break;
 		case 'm':
 			if (parse_int(optarg, 1, 16, &o->threads) < 0) {

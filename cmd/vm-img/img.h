@@ -51,6 +51,12 @@ int img_cache_flags(const char *mode, unsigned *flags);
 int img_output(const char *s, bool *json);
 /* Report an unknown option / missing argument as qemu-img does; returns 1. */
 int img_bad_option(const char *cmd, int opt, char **argv);
+/* -r RATE (bytes per second, 0 = unlimited) of commit and convert; -1
+ * after reporting a bad one. */
+int img_parse_rate(const char *s, uint64_t *rate);
+/* Sleep until `bytes` done since `start_ns` (CLOCK_MONOTONIC) fit `rate`. */
+void img_pace(uint64_t rate, uint64_t start_ns, uint64_t bytes);
+uint64_t img_now_ns(void);
 /* Join repeated -o values with ','. */
 void img_add_opts(char **acc, const char *more);
 /* "-o help": print the creation options of fmt; returns 0. */

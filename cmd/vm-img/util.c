@@ -181,3 +181,37 @@ void img_print_snapshots(struct fmt_image *img)
 	}
 	fmt_snapshots_free(l, n);
 }
+
+int img_parse_rate(const char *s, uint64_t *rate)
+{
+	if (size_parse(s, 0, rate) < 0) {
+		report("Invalid rate limit specified. You may use k, M, G, T, P or E "
+		       "suffixes for kilobytes, megabytes, gigabytes, terabytes, "
+		       "petabytes and exabytes.");
+		return -1;
+	}
+	return 0;
+}
+
+uint64_t img_now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+void img_pace(uint64_t rate, uint64_t start_ns, uint64_t bytes)
+{
+	uint64_t due, now;
+	struct timespec t;
+
+	if (!rate)
+		return;
+	due = start_ns + (uint64_t)((double)bytes * 1e9 / (double)rate);
+	if ((now = img_now_ns()) >= due)
+		return;
+	t.tv_sec = (time_t)((due - now) / 1000000000u);
+	t.tv_nsec = (long)((due - now) % 1000000000u);
+	nanosleep(&t, NULL);
+}

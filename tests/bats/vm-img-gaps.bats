@@ -83,6 +83,21 @@ PY
 	one_line_error
 }
 
+@test "commit -r limits the rate" {
+	qemu-img create -q -f raw "$T/base.raw" 4M
+	qemu-img create -q -f qcow2 -b base.raw -F raw "$T/top.qcow2"
+	qemu-io -c 'write -P 9 0 3M' "$T/top.qcow2" >/dev/null
+	s=$(date +%s.%N)
+	vm-img commit -q -r 2M "$T/top.qcow2"
+	e=$(date +%s.%N)
+	python3 -c "import sys; sys.exit(0 if $e - $s >= 1.0 else 1)"
+	run qemu-io -f raw -c 'read -P 9 0 3M' "$T/base.raw"
+	[[ "$output" != *Pattern* ]] || { echo "$output"; return 1; }
+	run vm-img commit -r x "$T/top.qcow2"
+	[ "$status" -eq 1 ]
+	one_line_error
+}
+
 @test "convert -r limits the rate; -W with -c is refused" {
 	qemu-img create -q -f raw "$T/a.raw" 4M
 	dd if=/dev/urandom of="$T/a.raw" bs=1M count=4 conv=notrunc status=none
@@ -91,8 +106,10 @@ PY
 	e=$(date +%s.%N)
 	cmp "$T/a.raw" "$T/b.raw"
 	python3 -c "import sys; sys.exit(0 if $e - $s >= 1.4 else 1)"
-	run vm-img convert -r 0 -O raw "$T/a.raw" "$T/c.raw"
+	vm-img convert -r 0 -O raw "$T/a.raw" "$T/c.raw"
+	run vm-img convert -r foo -O raw "$T/a.raw" "$T/d.raw"
 	[ "$status" -eq 1 ]
+	one_line_error
 	run vm-img convert -c -W -O qcow2 "$T/a.raw" "$T/c.qcow2"
 	[ "$status" -eq 1 ]
 	one_line_error
