@@ -15,6 +15,8 @@ wget -q -O /tmp/f http://10.0.2.2:8080/payload.txt && echo "WGET-OK $(cat /tmp/f
 tftp -g -r payload.txt -l /tmp/t 10.0.2.2 && echo "TFTP-OK $(cat /tmp/t)" || echo TFTP-FAILED
 echo "GUESTFWD $(nc 10.0.2.100 1234 </dev/null)"
 nslookup host.vmtest 2>&1 | sed "s/^/NS: /"
+i=0; until ping6 -c 1 -W 1 fec0::2 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 15 ] && break; sleep 0.5; done
+ping6 -c 1 -W 2 fec0::2 >/dev/null 2>&1 && echo PING6-OK || echo PING6-FAILED
 httpd -p 80 -h /www && echo HTTPD-READY
 timeout 20 nc -l -p 7777 >/dev/null; echo RELEASED'
 
@@ -96,6 +98,10 @@ show_run() {
 	grep -q "NS: Server:.*10.0.2.3" "$U/console.log"
 	grep -q "NS: Address: 192.0.2.7" "$U/console.log"
 	grep -q "query host.vmtest" "$U/dns.log"
+}
+
+@test "the guest configures IPv6 from vm-net user's router advertisements and pings fec0::2" {
+	grep -q PING6-OK "$U/console.log"
 }
 
 @test "a hostfwd lets the host fetch a page from the guest's busybox httpd" {
@@ -183,4 +189,27 @@ sleep 6"
 		run --separate-stderr tshark -r "$T/hub.pcap" -Y "icmp.type == 0 && ip.src == 192.168.77.2"
 		[ "${#lines[@]}" -ge 3 ]
 	fi
+}
+
+@test "a QEMU guest pings the host through vm-net tap" {
+	net_guest_require
+	netns_require
+	[ -c /dev/net/tun ] || skip "no /dev/net/tun"
+	cat >"$T/tap.sh" <<-EOF
+	ip link set lo up
+	vm-net --fork --pid-file "$T/tap.pid" -k "$T/tap.sock" tap,ifname=vmtest1 2>"$T/tap.log" || exit 1
+	ip addr add 192.168.78.1/24 dev vmtest1 && ip link set vmtest1 up || exit 1
+	timeout 60 qemu-system-x86_64 -M pc -accel tcg -m 256 -nodefaults -display none \\
+		-no-reboot -serial "file:$T/tap.console" \\
+		-kernel "$VM_CACHE/vmlinuz" -initrd "$VM_CACHE/net/initramfs.cpio.gz" \\
+		-append "console=ttyS0 quiet vmtest.cmdb64=\$(printf '%s' "\$1" | base64 -w0)" \\
+		-netdev stream,id=n0,server=off,addr.type=unix,addr.path=$T/tap.sock \\
+		-device virtio-net-pci,netdev=n0,romfile= 2>"$T/tap.qemu"
+	kill \$(cat "$T/tap.pid")
+	EOF
+	unshare -n sh "$T/tap.sh" 'ip addr add 192.168.78.2/24 dev eth0; ip link set eth0 up
+i=0; until ping -c 1 -W 1 192.168.78.1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 20 ] && break; done
+ping -c 3 -W 2 192.168.78.1 | grep -q " 0% packet loss" && echo TAP-PING-OK || echo TAP-PING-FAILED' 3>&-
+	cat "$T/tap.console" "$T/tap.log" "$T/tap.qemu"
+	grep -q TAP-PING-OK "$T/tap.console"
 }
