@@ -250,14 +250,13 @@ static void dtable_load(struct jit_cpu *cpu, const struct jit_insn *in, struct j
 	t->base = base;
 }
 
-/* 0F 01 with mod == 3: the register-only encodings */
+/* 0F 01 with mod == 3: SWAPGS, RDTSCP, and SMSW/LMSW on a register */
 static void grp7_reg(struct jit_cpu *cpu, const struct jit_insn *in)
 {
 	unsigned g = in->reg & 7, r = in->rm & 7;
+	uint64_t t;
 
 	if (g == 7 && r == 0) {		/* SWAPGS */
-		uint64_t t;
-
 		if (!cpu->mode64)
 			jit_ud(cpu, in);
 		need_cpl0(cpu);
@@ -265,27 +264,20 @@ static void grp7_reg(struct jit_cpu *cpu, const struct jit_insn *in)
 		cpu->seg[SEG_GS].base = cpu->kernel_gs_base;
 		cpu->kernel_gs_base = t;
 	} else if (g == 7 && r == 1) {	/* RDTSCP */
-		uint64_t tsc;
-
 		if ((cpu->cr4 & CR4_TSD) && cpu->cpl)
 			jit_raise(cpu, EXC_GP, 0);
-		tsc = jit_rdtsc(cpu);
-		cpu->gpr[JIT_RAX] = (uint32_t)tsc;
-		cpu->gpr[JIT_RDX] = tsc >> 32;
+		t = jit_rdtsc(cpu);
+		cpu->gpr[JIT_RAX] = (uint32_t)t;
+		cpu->gpr[JIT_RDX] = t >> 32;
 		cpu->gpr[JIT_RCX] = (uint32_t)cpu->tsc_aux;
-	} else if (g == 4 || g == 6) {
-		goto mem_form;
-	} else {
-		jit_ud(cpu, in);
-	}
-	return;
-mem_form:
-	if (g == 4) {
+	} else if (g == 4) {		/* SMSW r */
 		reg_write(cpu, in, in->rm, in->opsize, cpu->cr0);
-	} else {
+	} else if (g == 6) {		/* LMSW r */
 		need_cpl0(cpu);
 		jit_set_cr0(cpu, (cpu->cr0 & ~0xeull) | (rm_read(cpu, in, 2) & 0xf) |
 				 (cpu->cr0 & CR0_PE));
+	} else {
+		jit_ud(cpu, in);
 	}
 }
 
