@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -31,8 +32,7 @@
 #define MAX_INFLIGHT_BYTES (256u << 20)
 #define BS_MAX_EXTENTS 65536     /* descriptors per block status chunk */
 #define INLINE_MAX (64u << 10)         /* reads the reader may run itself */
-#define INLINE_SLOW_NS 100000u         /* an inline read slower than this... */
-#define INLINE_BACKOFF_NS 200000000u   /* ...sends reads to the pool for this */
+#define INLINE_BACKOFF_NS 200000000u   /* after an inline read slept */
 #define READ_MAX_CHUNKS 4096     /* extents per sparse read before we
 				    just send the rest as data */
 
@@ -518,21 +518,31 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static long voluntary_switches(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : 0;
+}
+
 /* Small reads that the page cache answers take a few microseconds, less
  * than handing them to a pool thread and back; the reader runs those
- * itself.  As soon as one is slow (it went to the disk), reads go to the
- * pool again for a while, so that slow reads overlap. */
+ * itself.  As soon as one had to sleep (it went to the disk, or waited
+ * for a lock), reads go to the pool again for a while, so that slow
+ * reads overlap.  Being preempted on a busy machine is not sleeping:
+ * only voluntary context switches count. */
 static bool run_inline(struct conn *c, struct nbd_req *r)
 {
-	uint64_t t0;
+	long sw;
 
 	if (r->type != NBD_CMD_READ || r->len > INLINE_MAX)
 		return false;
-	t0 = now_ns();
-	if (t0 < c->inline_after)
+	if (c->inline_after && now_ns() < c->inline_after)
 		return false;
+	c->inline_after = 0;
+	sw = voluntary_switches();
 	req_run(r);
-	if (now_ns() - t0 > INLINE_SLOW_NS)
+	if (voluntary_switches() != sw)
 		c->inline_after = now_ns() + INLINE_BACKOFF_NS;
 	return true;
 }
