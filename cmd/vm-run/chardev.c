@@ -57,7 +57,31 @@ struct vmrun_io {
 	int stop_pipe[2];
 	int watchdog_secs;
 	struct termios saved_tty;
+	void *owned[2 * MAX_IN];	/* chardevs and netdevs to free */
+	int nowned;
 };
+
+static void *own(struct vmrun_io *io, void *p)
+{
+	if (io->nowned < (int)ARRAY_SIZE(io->owned))
+		io->owned[io->nowned++] = p;
+	return p;
+}
+
+void io_free(struct vmrun_io *io)
+{
+	if (!io)
+		return;
+	io_restore_tty(io);
+	for (int i = 0; i < io->nin; i++) {
+		if (io->in[i].fd > 2)
+			close(io->in[i].fd);
+		free(io->in[i].buf);
+	}
+	for (int i = 0; i < io->nowned; i++)
+		free(io->owned[i]);
+	free(io);
+}
 
 struct vmrun_io *io_new(void)
 {
@@ -185,6 +209,7 @@ int chardev_open(struct vmrun_io *io, const char *spec, int idx, struct hw_char_
 		free(c);
 		return r;
 	}
+	own(io, c);
 	be->ops = &chr_ops;
 	be->opaque = c;
 	return 0;
@@ -284,7 +309,7 @@ int net_open(struct vmrun_io *io, const char *spec, int idx, struct hw_nic *nic)
 	kv_free(&kv);
 	if (r < 0)
 		return r;
-	n = xzalloc(sizeof(*n));
+	n = own(io, xzalloc(sizeof(*n)));
 	n->fd = fd;
 	nic->ops = &net_ops;
 	nic->opaque = n;

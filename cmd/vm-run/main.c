@@ -241,22 +241,27 @@ static int parse_smp(const char *s, int *out)
 
 static int parse_accel(struct vmrun *o, const char *s)
 {
-	char *a = xstrdup(s), *comma = strchr(a, ',');
+	const struct hw_accel_ops *a;
+	char name[16];
 
-	if (comma)
-		*comma = 0;
-	if (!strncmp(a, "accel=", 6))
-		memmove(a, a + 6, strlen(a + 6) + 1);
-	if (!strcmp(a, "tcg"))
-		strcpy(a, "jit");
-	if (!hw_accel_find(a)) {
-		err_set(-EINVAL, "-accel %s: unknown accelerator (kvm, jit)", s);
-		free(a);
-		return -EINVAL;
-	}
-	o->hw.accel = a;
+	if (!strncmp(s, "accel=", 6))
+		s += 6;
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(s, ","), s);
+	a = hw_accel_find(strcmp(name, "tcg") ? name : "jit");
+	if (!a)
+		return err_set(-EINVAL, "-accel %s: unknown accelerator (kvm, jit)", s);
+	o->hw.accel = a->name;
 	o->accel_auto = false;
 	return 0;
+}
+
+static void free_opts(struct vmrun *o)
+{
+	for (int i = 0; i < o->ndrives; i++) {
+		free(o->drives[i].file);
+		free((char *)o->drives[i].format);
+		free((char *)o->drives[i].cache);
+	}
 }
 
 static int parse_opt(struct vmrun *o, int c, const char *arg)
@@ -487,6 +492,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_args(argc, argv, &o) < 0 || validate(&o) < 0) {
 		report_err();
+		free_opts(&o);
 		return 1;
 	}
 	io = io_new();
@@ -497,12 +503,16 @@ int main(int argc, char **argv)
 		io_restore_tty(io);
 		report_err();
 		disk_close_all();
+		io_free(io);
+		free_opts(&o);
 		return 1;
 	}
 	if ((o.daemonize && daemonize() < 0) || (o.pidfile && write_pidfile(o.pidfile) < 0)) {
 		io_restore_tty(io);
 		report_err();
 		disk_close_all();
+		io_free(io);
+		free_opts(&o);
 		return 1;
 	}
 	status = run_once(&o, io);
@@ -520,6 +530,8 @@ int main(int argc, char **argv)
 	}
 	io_restore_tty(io);
 	disk_close_all();
+	io_free(io);
+	free_opts(&o);
 	if (o.pidfile)
 		unlink(o.pidfile);
 	return status;

@@ -49,6 +49,7 @@ int io_start(struct vmrun_io *io, struct machine *m, int watchdog_secs);
 void io_stop(struct vmrun_io *io);
 bool io_watchdog_fired(struct vmrun_io *io);
 void io_restore_tty(struct vmrun_io *io);
+void io_free(struct vmrun_io *io);
 
 /* disk.c */
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out);

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# vm-run against qemu-system-x86_64 on the same Debian test guest (stock
+# kernel + busybox initramfs from tests/guest), same accelerator class:
+#   1. time to the guest's marker line (VM-GUEST-READY) and to power-off;
+#   2. in-guest sequential read throughput of a 256 MiB qcow2 disk on
+#      virtio-blk (dd of /dev/vda), vm-run's disk served by a vm-nbd child.
+# KVM is used on both sides where real KVM exists, TCG/JIT otherwise.
+#
+#   bench/run.sh            (VM_BUILD=o/rel, BENCH_TIMEOUT=600 seconds)
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+B=${VM_BUILD:-$top/o/rel}
+TIMEOUT=${BENCH_TIMEOUT:-600}
+cache=${VM_CACHE:-$top/.cache/guest}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$top/tests/guest/build-guest.sh" "$cache" >/dev/null || { echo "bench/run: no test guest"; exit 0; }
+K=$cache/vmlinuz
+I=$cache/initramfs.cpio.gz
+
+if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ]; then
+	qaccel=kvm; vaccel=kvm
+else
+	qaccel=tcg; vaccel=jit
+fi
+
+# run_timed LABEL CMD...: prints "LABEL marker=S total=S" (or a failure),
+# and leaves the console output in $work/LABEL.out
+run_timed() {
+	local label=$1; shift
+	local start marker="" end
+	start=$(date +%s.%N)
+	timeout "$TIMEOUT" "$@" </dev/null 2>&1 | while IFS= read -r line; do
+		printf '%s\n' "$line" >>"$work/$label.out"
+		case $line in *VM-GUEST-READY*) date +%s.%N >"$work/$label.marker" ;; esac
+	done
+	end=$(date +%s.%N)
+	if [ -s "$work/$label.marker" ]; then
+		awk -v l="$label" -v s="$start" -v m="$(cat "$work/$label.marker")" -v e="$end" \
+			'BEGIN { printf "%-28s marker %6.2f s   power-off %6.2f s\n", l, m - s, e - s }'
+	else
+		printf '%-28s did not reach the marker in %s s\n' "$label" "$TIMEOUT"
+	fi
+}
+
+echo "== boot to marker (accelerators: qemu $qaccel, vm-run $vaccel)"
+APPEND="console=ttyS0 quiet vmtest.cmd=true"
+run_timed qemu-direct qemu-system-x86_64 -accel $qaccel -m 512 -nographic -no-reboot \
+	-kernel "$K" -initrd "$I" -append "$APPEND"
+run_timed vm-run-direct "$B/bin/vm-run" -accel $vaccel -m 512 -nographic -no-reboot \
+	-kernel "$K" -initrd "$I" -append "$APPEND"
+
+echo "== in-guest sequential read of a 256 MiB qcow2 disk (virtio-blk)"
+head -c $((256 << 20)) /dev/urandom >"$work/d.raw"
+qemu-img convert -O qcow2 "$work/d.raw" "$work/d.qcow2" && rm -f "$work/d.raw"
+DD='dd if=/dev/vda of=/dev/null bs=1M 2>&1 | tail -1'
+APPEND="console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$DD" | base64 -w0)"
+for who in qemu vm-run; do
+	rm -f "$work/$who-disk.out"
+	if [ $who = qemu ]; then
+		run_timed $who-disk qemu-system-x86_64 -accel $qaccel -m 512 -nographic -no-reboot \
+			-kernel "$K" -initrd "$I" -append "$APPEND" \
+			-drive file="$work/d.qcow2",if=virtio,format=qcow2,readonly=on >/dev/null
+	else
+		run_timed $who-disk "$B/bin/vm-run" -accel $vaccel -m 512 -nographic -no-reboot \
+			-kernel "$K" -initrd "$I" -append "$APPEND" \
+			-drive file="$work/d.qcow2",if=virtio,format=qcow2,readonly=on >/dev/null
+	fi
+	rate=$(grep -ao 'copied.*' "$work/$who-disk.out" | tail -1)
+	printf '%-28s %s\n' "$who disk read" "${rate:-no result}"
+done
