@@ -358,7 +358,8 @@ static int add_locked(struct qcow2 *s, const struct fmt_bitmap *b,
 	}
 	nsize = size + ALIGN_UP(24 + nl, 8);
 	nd = xzalloc(ALIGN_UP(nsize, s->cluster_size));
-	memcpy(nd, dir, size);
+	if (size)
+		memcpy(nd, dir, size);
 	be64_put(nd + size, toff);
 	be32_put(nd + size + 8, tsize);
 	be32_put(nd + size + 12, b->enabled ? BM_AUTO : 0);
