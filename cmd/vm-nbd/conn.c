@@ -79,68 +79,95 @@ static void release_locked(struct conn *c, struct nbd_req *r)
 	pthread_cond_broadcast(&c->cond);
 }
 
-/* Send a reply from the worker without blocking; on a partial send, drop
- * what went out from r->iov and return false (the writer sends the rest). */
-static bool try_send_now(struct conn *c, struct nbd_req *r)
+/* Send as much of a list of replies as the socket takes without
+ * blocking; returns the first reply not completely sent (its iovecs
+ * trimmed of what went out), or NULL. */
+static struct nbd_req *send_now(struct conn *c, struct nbd_req *list)
 {
-	struct msghdr m = { .msg_iov = r->iov, .msg_iovlen = r->niov };
-	size_t total = 0;
+	struct iovec iov[WRITE_BATCH];
+	struct msghdr m = { .msg_iov = iov };
+	struct nbd_req *r;
 	ssize_t k;
-	int i = 0;
+	int n = 0;
 
-	if (r->niov == 0 || r->niov > IOV_MAX)
-		return false;
-	for (int j = 0; j < r->niov; j++)
-		total += r->iov[j].iov_len;
+	for (r = list; r && r->niov && n + r->niov <= WRITE_BATCH; r = r->next) {
+		memcpy(iov + n, r->iov, sizeof(*iov) * r->niov);
+		n += r->niov;
+	}
+	if (!n)
+		return list;
+	m.msg_iovlen = n;
 	k = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (k < 0 || (size_t)k == total)
-		return k >= 0;
-	while ((size_t)k >= r->iov[i].iov_len)
-		k -= r->iov[i++].iov_len;
-	r->iov[i].iov_base = (uint8_t *)r->iov[i].iov_base + k;
-	r->iov[i].iov_len -= k;
-	memmove(r->iov, r->iov + i, sizeof(*r->iov) * (r->niov - i));
-	r->niov -= i;
-	return false;
+	if (k <= 0)
+		return list;
+	for (r = list; r; r = r->next) {
+		size_t total = 0;
+		int i = 0;
+
+		for (int j = 0; j < r->niov; j++)
+			total += r->iov[j].iov_len;
+		if ((size_t)k >= total) {
+			k -= total;
+			continue;
+		}
+		while ((size_t)k >= r->iov[i].iov_len)
+			k -= r->iov[i++].iov_len;
+		r->iov[i].iov_base = (uint8_t *)r->iov[i].iov_base + k;
+		r->iov[i].iov_len -= k;
+		memmove(r->iov, r->iov + i, sizeof(*r->iov) * (r->niov - i));
+		r->niov -= i;
+		break;
+	}
+	return r;
 }
 
-/* Hand a finished reply over.  When nobody is sending and nothing waits,
- * the worker sends it itself (never blocking: a client that does not
- * read can only stall its own writer thread); otherwise, or for what a
- * full socket leaves over, it joins the writer's queue in order. */
-void conn_queue_reply(struct conn *c, struct nbd_req *r)
+/* Hand finished replies (a list from head to tail) over.  When nobody is
+ * sending and nothing waits, the calling thread sends them itself (never
+ * blocking: a client that does not read can only stall its own writer
+ * thread); what is left, or everything when the socket is busy, joins
+ * the writer's queue in order. */
+void conn_queue_replies(struct conn *c, struct nbd_req *head, struct nbd_req *tail)
 {
+	struct nbd_req *rest = head;
 	bool direct;
 
-	r->next = NULL;
+	tail->next = NULL;
 	pthread_mutex_lock(&c->lock);
 	direct = !c->writing && !c->replies && !c->dead;
 	if (direct)
 		c->writing = true;
 	pthread_mutex_unlock(&c->lock);
-	if (direct && try_send_now(c, r)) {
-		pthread_mutex_lock(&c->lock);
-		c->writing = false;
-		release_locked(c, r);
-		pthread_mutex_unlock(&c->lock);
-		return;
-	}
+	if (direct)
+		rest = send_now(c, head);
 	pthread_mutex_lock(&c->lock);
-	if (direct) {           /* its first bytes are out: it goes first */
+	if (direct) {
 		c->writing = false;
-		r->next = c->replies;
-		c->replies = r;
+		while (head != rest) {
+			struct nbd_req *next = head->next;
+
+			release_locked(c, head);
+			head = next;
+		}
+	}
+	if (rest && direct) {     /* its first bytes may be out: it goes first */
+		tail->next = c->replies;
+		c->replies = rest;
 		if (!c->replies_tail)
-			c->replies_tail = r;
-	} else {
+			c->replies_tail = tail;
+	} else if (rest) {
 		if (c->replies_tail)
-			c->replies_tail->next = r;
+			c->replies_tail->next = rest;
 		else
-			c->replies = r;
-		c->replies_tail = r;
+			c->replies = rest;
+		c->replies_tail = tail;
 	}
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
+}
+
+void conn_queue_reply(struct conn *c, struct nbd_req *r)
+{
+	conn_queue_replies(c, r, r);
 }
 
 /* Send a batch of finished replies; free them and release their slots. */

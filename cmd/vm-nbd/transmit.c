@@ -33,6 +33,7 @@
 #define BS_MAX_EXTENTS 65536     /* descriptors per block status chunk */
 #define INLINE_MAX (64u << 10)         /* reads the reader may run itself */
 #define INLINE_BACKOFF_NS 200000000u   /* after an inline read slept */
+#define INLINE_BATCH 32                /* inline replies sent together */
 #define READ_MAX_CHUNKS 4096     /* extents per sparse read before we
 				    just send the rest as data */
 
@@ -426,10 +427,9 @@ static int req_check(const struct nbd_req *r, const char **msg)
 	return 0;
 }
 
-static void req_run(void *arg)
+/* Run a checked request and build its reply. */
+static void req_exec(struct nbd_req *r)
 {
-	struct nbd_req *r = arg;
-
 	LOG(LOG_NBD, "%s offset %llu length %u flags 0x%x", nbd_cmd_name(r->type),
 	    (unsigned long long)r->offset, r->len, r->flags);
 	switch (r->type) {
@@ -442,6 +442,14 @@ static void req_run(void *arg)
 	case NBD_CMD_BLOCK_STATUS: cmd_block_status(r); break;
 	}
 	err_clear();
+}
+
+/* A pool job: one request, its reply sent or queued. */
+static void req_run(void *arg)
+{
+	struct nbd_req *r = arg;
+
+	req_exec(r);
 	conn_queue_reply(r->c, r);
 }
 
@@ -461,8 +469,33 @@ void req_free(struct nbd_req *r)
  * requests; large payloads go straight to their own buffer. */
 struct inbuf {
 	size_t pos, end;
+	struct nbd_req *batch, *batch_tail;  /* replies of inline requests */
+	int nbatch;
 	uint8_t b[64 << 10];
 };
+
+/* Send the replies of the requests run inline, all in one go. */
+static void flush_batch(struct conn *c, struct inbuf *in)
+{
+	if (!in->batch)
+		return;
+	conn_queue_replies(c, in->batch, in->batch_tail);
+	in->batch = in->batch_tail = NULL;
+	in->nbatch = 0;
+}
+
+/* Fill the buffer; before blocking, send what the batch holds (the
+ * client may be waiting for those replies to send more). */
+static ssize_t in_fill(struct conn *c, struct inbuf *in)
+{
+	ssize_t n = recv(c->fd, in->b, sizeof(in->b), MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		flush_batch(c, in);
+		n = recv(c->fd, in->b, sizeof(in->b), 0);
+	}
+	return n;
+}
 
 static int in_read(struct conn *c, struct inbuf *in, void *dst, size_t len)
 {
@@ -479,9 +512,11 @@ static int in_read(struct conn *c, struct inbuf *in, void *dst, size_t len)
 			len -= k;
 			continue;
 		}
-		if (len >= sizeof(in->b))
+		if (len >= sizeof(in->b)) {
+			flush_batch(c, in);
 			return read_full(c->fd, d, len);
-		n = recv(c->fd, in->b, sizeof(in->b), 0);
+		}
+		n = in_fill(c, in);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -492,15 +527,23 @@ static int in_read(struct conn *c, struct inbuf *in, void *dst, size_t len)
 	return 0;
 }
 
-/* Wait until this request fits in the in-flight limits. */
-static bool admit(struct conn *c, size_t bytes)
+/* Wait until this request fits in the in-flight limits (sending the
+ * inline batch first: its requests count too, and only we send it). */
+static bool admit(struct conn *c, struct inbuf *in, size_t bytes)
 {
 	bool ok;
 
 	pthread_mutex_lock(&c->lock);
 	while (!c->dead && (c->inflight >= MAX_INFLIGHT ||
-			    (c->inflight && c->inflight_bytes + bytes > MAX_INFLIGHT_BYTES)))
+			    (c->inflight && c->inflight_bytes + bytes > MAX_INFLIGHT_BYTES))) {
+		if (in->batch) {
+			pthread_mutex_unlock(&c->lock);
+			flush_batch(c, in);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
 		pthread_cond_wait(&c->cond, &c->lock);
+	}
 	ok = !c->dead;
 	if (ok) {
 		c->inflight++;
@@ -531,7 +574,7 @@ static long voluntary_switches(void)
  * for a lock), reads go to the pool again for a while, so that slow
  * reads overlap.  Being preempted on a busy machine is not sleeping:
  * only voluntary context switches count. */
-static bool run_inline(struct conn *c, struct nbd_req *r)
+static bool run_inline(struct conn *c, struct inbuf *in, struct nbd_req *r)
 {
 	long sw;
 
@@ -541,9 +584,17 @@ static bool run_inline(struct conn *c, struct nbd_req *r)
 		return false;
 	c->inline_after = 0;
 	sw = voluntary_switches();
-	req_run(r);
+	req_exec(r);
 	if (voluntary_switches() != sw)
 		c->inline_after = now_ns() + INLINE_BACKOFF_NS;
+	r->next = NULL;
+	if (in->batch_tail)
+		in->batch_tail->next = r;
+	else
+		in->batch = r;
+	in->batch_tail = r;
+	if (++in->nbatch >= INLINE_BATCH)
+		flush_batch(c, in);
 	return true;
 }
 
@@ -575,7 +626,7 @@ static int one_request(struct conn *c, struct inbuf *in)
 		free(r);
 		return err_set(-EPROTO, "write of %u bytes is too large", nbd_get32(h + 24));
 	}
-	if (!admit(c, r->type == NBD_CMD_WRITE || r->type == NBD_CMD_READ ? r->len : 0)) {
+	if (!admit(c, in, r->type == NBD_CMD_WRITE || r->type == NBD_CMD_READ ? r->len : 0)) {
 		free(r);
 		return 1;
 	}
@@ -592,7 +643,7 @@ static int one_request(struct conn *c, struct inbuf *in)
 		conn_queue_reply(c, r);
 		return 0;
 	}
-	if (run_inline(c, r))
+	if (run_inline(c, in, r))
 		return 0;
 	pool_submit(c->srv->pool, req_run, r);
 	return 0;
@@ -604,8 +655,11 @@ void transmit_run(struct conn *c)
 	int r;
 
 	in->pos = in->end = 0;
+	in->batch = in->batch_tail = NULL;
+	in->nbatch = 0;
 	while ((r = one_request(c, in)) == 0)
 		;
+	flush_batch(c, in);
 	free(in);
 	if (r < 0)
 		LOG(LOG_NBD, "hanging up: %s", err_msg());

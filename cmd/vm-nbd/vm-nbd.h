@@ -165,8 +165,10 @@ int handshake_run(struct conn *c);
 void transmit_run(struct conn *c);
 void transmit_reply_done(struct nbd_req *r);
 void req_free(struct nbd_req *r);
-/* Queue a finished request's reply for the writer thread. */
+/* Send finished replies now if the socket is free, else queue them for
+ * the writer thread (one reply, or a list linked through ->next). */
 void conn_queue_reply(struct conn *c, struct nbd_req *r);
+void conn_queue_replies(struct conn *c, struct nbd_req *head, struct nbd_req *tail);
 /* Transmission flags of this export for connection c. */
 uint16_t conn_tflags(const struct conn *c);
 
