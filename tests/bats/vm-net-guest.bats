@@ -167,7 +167,7 @@ ping_cmd() {
 	echo "ip addr add $1/24 dev eth0; ip link set eth0 up
 i=0; until ping -c 1 -W 1 $2 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 40 ] && break; done
 ping -c 3 -W 2 $2 | grep -q ' 0% packet loss' && echo PING-OK || echo PING-FAILED
-sleep 6"
+sleep 3"
 }
 
 @test "two QEMU guests on one vm-net hub ping each other (one listens, one is dialled)" {
