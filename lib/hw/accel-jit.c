@@ -137,6 +137,12 @@ static enum hw_exit jit_run(void *vcpu)
 
 	atomic_fetch_add(&v->m->progress, ic - v->icount);
 	v->icount = ic;
+	if (log_on(LOG_CPU)) {
+		struct jit_regs r;
+		jit_cpu_get_regs(v->cpu, &r);
+		log_cat_msg(LOG_CPU, "cpu %d: rip 0x%" PRIx64 " after %" PRIu64 " instructions",
+			    v->index, r.rip, ic);
+	}
 	switch (e) {
 	case JIT_EXIT_BUDGET: return HW_EXIT_AGAIN;
 	case JIT_EXIT_HLT: return HW_EXIT_HLT;

@@ -46,6 +46,14 @@ void hw_set_irq(struct machine *m, int irq, bool level)
 		ioapic_set_irq(m->ioapic, irq == 0 ? 2 : irq, level);
 }
 
+void hw_cpu_wake(struct machine *m, int cpu)
+{
+	struct hw_vcpu *v = &m->vcpu[cpu];
+
+	v->kicked = true;
+	pthread_cond_signal(&v->wake);
+}
+
 void hw_cpu_kick(struct machine *m, int cpu)
 {
 	struct hw_vcpu *v = &m->vcpu[cpu];

@@ -38,6 +38,14 @@ kvm_works() {
 	[[ "$output" == *"ACPI soft-off"* ]]
 }
 
+@test "-smp 2: INIT and startup IPIs through the local APIC start the second CPU" {
+	run timeout 60 vm-run -accel jit -smp 2 -kernel "$HW/hw-devices.elf" $DX -nographic </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ok "*" - INIT + startup IPI start the second CPU"* ]]
+	[[ "$output" != *"not ok"* ]]
+}
+
 @test "virtio-blk reads and writes a qcow2 image served by a vm-nbd child" {
 	require qemu-img
 	head -c 1048576 /dev/zero >"$T/d.raw"

@@ -3,7 +3,7 @@
  * drives the devices the way an OS does and prints "ok N - what" or
  * "not ok N - what" on COM1: PIC + PIT interrupts, PIT channel 2 and port
  * 0x61, RTC, ACPI PM timer, i8042, local APIC timer, IOAPIC routing, the
- * PCI host and PIIX, and (when present) virtio-blk: sector 0 is read and
+ * PCI host and PIIX, the second CPU's start with -smp 2, and (when present) virtio-blk: sector 0 is read and
  * printed, "WRITTEN-BY-GUEST" is written to sector 1.  Then it powers off
  * through ACPI (status 0) or, when something failed, leaves through
  * isa-debug-exit with 1 (status 3).
@@ -152,6 +152,33 @@ static void test_apic(void)
 	check(ioapic_ticks >= 5, "PIT interrupts through the IOAPIC (GSI 2, vector 0x31)");
 	U32(0xfec00000) = 0x10 + 2 * 2;
 	U32(0xfec00010) = 0x10000;
+}
+
+/* With -smp 2 (CMOS 0x5f holds the CPU count - 1): start the AP with
+ * INIT + SIPI at a real-mode trampoline that counts itself and halts. */
+static void test_smp(void)
+{
+	static const uint8_t tramp[] = { 0xfa, 0x8c, 0xc8, 0x8e, 0xd8, 0xf0, 0xff, 0x06, 0x00, 0x01,
+					 0xf4, 0xeb, 0xfd };
+	outb(0x70, 0x5f);
+	if (inb(0x71) < 1) {
+		puts_("# one CPU\n");
+		return;
+	}
+	for (unsigned i = 0; i < sizeof(tramp); i++)
+		U8(0x8000 + i) = tramp[i];
+	U16(0x8100) = 0;
+	U32(0xfee00310) = 1u << 24;
+	U32(0xfee00300) = 0x4500;		/* INIT */
+	wait_ms(10);
+	for (int k = 0; k < 2; k++) {
+		U32(0xfee00310) = 1u << 24;
+		U32(0xfee00300) = 0x4608;	/* startup at 0x8000 */
+		wait_ms(1);
+	}
+	for (int i = 0; i < 200 && U16(0x8100) == 0; i++)
+		wait_ms(1);
+	check(U16(0x8100) == 1, "INIT + startup IPI start the second CPU at 0x8000, once");
 }
 
 static void test_misc(void)
@@ -314,6 +341,7 @@ void cmain(uint32_t info)
 	test_misc();
 	test_timers();
 	test_apic();
+	test_smp();
 	test_pci();
 	puts_("1.."); putdec(tests); putc_('\n');
 	if (failed)
