@@ -3,7 +3,8 @@
  * directly; an image file gets a vm-nbd child serving it on one end of a
  * socketpair (`vm-nbd --fd N`), so no image-format code runs in the
  * process that runs the guest.  -snapshot asks vm-nbd for a temporary
- * overlay (-s).  The block back-end calls are synchronous.
+ * overlay (-s); for an NBD URI the overlay lives in vm-run's memory, in
+ * 64 KiB copy-on-write chunks.  The block back-end calls are synchronous.
  */
 #include <errno.h>
 #include <limits.h>
@@ -41,6 +42,57 @@ static int blk_flush(void *opaque)
 }
 
 static const struct hw_block_ops nbd_blk_ops = { blk_read, blk_write, blk_flush };
+
+/* ---- the in-memory -snapshot overlay for NBD URIs ---- */
+
+#define CHUNK (64 * 1024)
+
+struct overlay {
+	struct nbd_client *base;
+	uint64_t size;
+	uint8_t **chunk;	/* by chunk index; NULL: still the base's */
+};
+
+static int ov_io(struct overlay *o, void *buf, uint64_t off, size_t len, bool write)
+{
+	while (len) {
+		uint64_t ci = off / CHUNK, in = off % CHUNK;
+		size_t n = MIN(len, CHUNK - in);
+		int r;
+
+		if (!o->chunk[ci] && write) {
+			o->chunk[ci] = xmalloc(CHUNK);
+			size_t have = MIN((uint64_t)CHUNK, o->size - ci * CHUNK);
+			r = nbd_client_read(o->base, o->chunk[ci], ci * CHUNK, have);
+			if (r < 0)
+				return r;
+		}
+		if (o->chunk[ci] && write)
+			memcpy(o->chunk[ci] + in, buf, n);
+		else if (o->chunk[ci])
+			memcpy(buf, o->chunk[ci] + in, n);
+		else if ((r = nbd_client_read(o->base, buf, off, n)) < 0)
+			return r;
+		buf = (uint8_t *)buf + n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int ov_read(void *opaque, void *buf, uint64_t off, size_t len)
+{
+	return ov_io(opaque, buf, off, len, false);
+}
+
+static int ov_write(void *opaque, const void *buf, uint64_t off, size_t len)
+{
+	return ov_io(opaque, (void *)buf, off, len, true);
+}
+
+static const struct hw_block_ops overlay_ops = { ov_read, ov_write, NULL };
+static struct overlay *overlays[HW_MAX_DISKS];
+static int noverlays;
 
 static char *find_vm_nbd(const struct vmrun *o)
 {
@@ -120,8 +172,6 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 	int r;
 
 	if (nbd_uri_is(d->file)) {
-		if (d->snapshot)
-			return err_set(-ENOTSUP, "%s: -snapshot of an NBD export is not supported", d->file);
 		r = nbd_client_open_uri(d->file, NULL, &c);
 	} else {
 		int fd = spawn_vm_nbd(o, d);
@@ -137,11 +187,29 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 	*out = (struct hw_disk){ .ops = &nbd_blk_ops, .opaque = c, .size = nbd_client_size(c),
 		.readonly = d->readonly || nbd_client_read_only(c), .cdrom = d->cdrom,
 		.iface = d->iface, .index = d->index };
+	if (d->snapshot && nbd_uri_is(d->file)) {
+		struct overlay *o = xzalloc(sizeof(*o));
+		o->base = c;
+		o->size = out->size;
+		o->chunk = xzalloc(sizeof(*o->chunk) * DIV_ROUND_UP(o->size, CHUNK));
+		overlays[noverlays++] = o;
+		out->ops = &overlay_ops;
+		out->opaque = o;
+		out->readonly = false;
+	}
 	return 0;
 }
 
 void disk_close_all(void)
 {
+	for (int i = 0; i < noverlays; i++) {
+		struct overlay *o = overlays[i];
+		for (uint64_t k = 0; k < DIV_ROUND_UP(o->size, CHUNK); k++)
+			free(o->chunk[k]);
+		free(o->chunk);
+		free(o);
+	}
+	noverlays = 0;
 	for (int i = 0; i < nclients; i++)
 		nbd_client_close(clients[i]);
 	nclients = 0;

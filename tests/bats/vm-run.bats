@@ -91,6 +91,20 @@ kvm_works() {
 	[ "$(dd if="$T/d.raw" bs=1 skip=512 count=16 2>/dev/null)" = "WRITTEN-BY-GUEST" ]
 }
 
+@test "-snapshot keeps an NBD export unchanged (overlay in memory)" {
+	require qemu-nbd
+	head -c 1048576 /dev/zero >"$T/d.raw"
+	qemu-nbd -f raw -k "$T/nbd.sock" --persistent "$T/d.raw" &
+	pid=$!
+	for i in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
+	run timeout 60 vm-run -accel jit -snapshot -kernel "$HW/hw-devices.elf" $DX -nographic \
+		-drive "file=nbd+unix:///?socket=$T/nbd.sock,if=virtio" </dev/null
+	kill $pid
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ok "*" - virtio-blk writes sector 1"* ]]
+	[ "$(tr -d '\0' <"$T/d.raw" | wc -c)" -eq 0 ]
+}
+
 @test "-no-reboot turns a triple fault into exit status 0" {
 	run timeout 30 vm-run -accel jit -no-reboot -kernel "$HW/hw-devices.elf" -append reboot \
 		$DX -nographic </dev/null
