@@ -33,7 +33,8 @@
 #define BS_MAX_EXTENTS 65536     /* descriptors per block status chunk */
 #define INLINE_MAX (64u << 10)         /* reads the reader may run itself */
 #define INLINE_BACKOFF_NS 200000000u   /* after an inline read slept */
-#define INLINE_BATCH 32                /* inline replies sent together */
+#define INLINE_BATCH 32                /* inline replies sent together, */
+#define INLINE_BATCH_BYTES (1u << 20)  /* or this much data */
 #define READ_MAX_CHUNKS 4096     /* extents per sparse read before we
 				    just send the rest as data */
 
@@ -471,6 +472,7 @@ struct inbuf {
 	size_t pos, end;
 	struct nbd_req *batch, *batch_tail;  /* replies of inline requests */
 	int nbatch;
+	size_t batch_bytes;
 	uint8_t b[64 << 10];
 };
 
@@ -482,6 +484,7 @@ static void flush_batch(struct conn *c, struct inbuf *in)
 	conn_queue_replies(c, in->batch, in->batch_tail);
 	in->batch = in->batch_tail = NULL;
 	in->nbatch = 0;
+	in->batch_bytes = 0;
 }
 
 /* Fill the buffer; before blocking, send what the batch holds (the
@@ -593,7 +596,8 @@ static bool run_inline(struct conn *c, struct inbuf *in, struct nbd_req *r)
 	else
 		in->batch = r;
 	in->batch_tail = r;
-	if (++in->nbatch >= INLINE_BATCH)
+	in->batch_bytes += r->len;
+	if (++in->nbatch >= INLINE_BATCH || in->batch_bytes >= INLINE_BATCH_BYTES)
 		flush_batch(c, in);
 	return true;
 }
@@ -657,6 +661,7 @@ void transmit_run(struct conn *c)
 	in->pos = in->end = 0;
 	in->batch = in->batch_tail = NULL;
 	in->nbatch = 0;
+	in->batch_bytes = 0;
 	while ((r = one_request(c, in)) == 0)
 		;
 	flush_batch(c, in);
