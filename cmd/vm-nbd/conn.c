@@ -267,7 +267,7 @@ static void *reader_main(void *opaque)
 	int r = handshake_run(c);
 
 	if (r < 0)
-		LOG(LOG_NBD, "handshake failed: %s", err_msg());
+		log_info("handshake failed: %s", err_msg());
 	if (r == 0 && pthread_create(&c->writer, NULL, writer_main, c) == 0) {
 		LOG(LOG_NBD, "transmission phase, flags 0x%x", c->tflags);
 		transmit_run(c);
@@ -277,6 +277,7 @@ static void *reader_main(void *opaque)
 		pthread_mutex_unlock(&c->lock);
 		pthread_join(c->writer, NULL);
 	}
+	log_info("client disconnected");
 	conn_end(c);
 	return NULL;
 }

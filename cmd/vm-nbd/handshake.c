@@ -42,6 +42,12 @@ struct opt {
 	uint8_t *data;
 };
 
+/* The client went away (or stalled past the handshake's time). */
+static int gone(void)
+{
+	return err_set(-EIO, "client closed the connection");
+}
+
 static int send_rep(struct conn *c, uint32_t opt, uint32_t type,
 		    const void *data, uint32_t len)
 {
@@ -54,9 +60,9 @@ static int send_rep(struct conn *c, uint32_t opt, uint32_t type,
 	LOG(LOG_NBD, "reply %s to %s, %u bytes", nbd_rep_name(type),
 	    nbd_opt_name(opt), len);
 	if (write_full(c->fd, h, sizeof(h)) < 0)
-		return -EIO;
+		return gone();
 	if (len && write_full(c->fd, data, len) < 0)
-		return -EIO;
+		return gone();
 	return 0;
 }
 
@@ -133,7 +139,7 @@ static int opt_export_name(struct conn *c, struct opt *o)
 	nbd_put64(buf, c->srv->exp->size);
 	nbd_put16(buf + 8, c->tflags);
 	if (write_full(c->fd, buf, c->no_zeroes ? 10 : sizeof(buf)) < 0)
-		return -EIO;
+		return gone();
 	return OPT_TRANSMIT;
 }
 
@@ -384,7 +390,7 @@ static int drain(int fd, uint32_t n)
 		uint32_t k = MIN(n, (uint32_t)sizeof(buf));
 
 		if (read_full(fd, buf, k) < 0)
-			return -EIO;
+			return gone();
 		n -= k;
 	}
 	return 0;
@@ -399,7 +405,7 @@ static int one_option(struct conn *c)
 	int r;
 
 	if (read_full(c->fd, h, sizeof(h)) < 0)
-		return -EIO;
+		return gone();
 	if (nbd_get64(h) != NBD_IHAVEOPT)
 		return err_set(-EPROTO, "bad option magic");
 	o.opt = nbd_get32(h + 8);
@@ -414,11 +420,11 @@ static int one_option(struct conn *c)
 		if (o.opt == NBD_OPT_EXPORT_NAME || o.len > OPT_DRAIN_MAX)
 			return err_set(-EPROTO, "option of %u bytes", o.len);
 		if (drain(c->fd, o.len) < 0)
-			return -EIO;
+			return gone();
 		return send_err(c, o.opt, NBD_REP_ERR_TOO_BIG, "option too long");
 	}
 	o.data = xmalloc(o.len + 1);
-	r = read_full(c->fd, o.data, o.len) < 0 ? -EIO : fn(c, &o);
+	r = read_full(c->fd, o.data, o.len) < 0 ? gone() : fn(c, &o);
 	free(o.data);
 	return r;
 }
@@ -455,7 +461,7 @@ int handshake_run(struct conn *c)
 	nbd_put16(g + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
 	set_timeout(c->fd, HANDSHAKE_TIMEOUT);
 	if (write_full(c->fd, g, sizeof(g)) < 0 || read_full(c->fd, g, 4) < 0)
-		return -EIO;
+		return gone();
 	cflags = nbd_get32(g);
 	if (cflags & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES))
 		return err_set(-EPROTO, "unknown client flags 0x%x", cflags);

@@ -667,5 +667,5 @@ void transmit_run(struct conn *c)
 	flush_batch(c, in);
 	free(in);
 	if (r < 0)
-		LOG(LOG_NBD, "hanging up: %s", err_msg());
+		log_info("hanging up on a client: %s", err_msg());
 }
