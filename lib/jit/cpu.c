@@ -122,6 +122,18 @@ static bool host_capable(void)
 	return c & 0x20;	/* LZCNT */
 }
 
+/* VM_JIT_PROFILE=N: log the guest RIP every N million instructions
+ * (a sampling profile of where the guest spends its time; -d unimp). */
+static void profile_init(struct jit_cpu *cpu)
+{
+	const char *s = getenv("VM_JIT_PROFILE");
+	unsigned long long n = s ? strtoull(s, NULL, 0) : 0;
+
+	cpu->prof_period = n ? n * 1000000 : 0;
+	cpu->prof_next = n ? cpu->prof_period : ~0ull;
+	cpu->no_blocks = getenv("VM_JIT_NOBLOCKS") != NULL;
+}
+
 struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index)
 {
 	struct jit_cpu *cpu;
@@ -138,8 +150,8 @@ struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index)
 	cpu = calloc(1, sizeof(*cpu));
 	if (!cpu)
 		return NULL;
-	cpu->dcache = calloc(DCACHE_SIZE, sizeof(*cpu->dcache));
-	if (!cpu->dcache) {
+	cpu->bcache = jit_bcache_new();
+	if (!cpu->bcache) {
 		free(cpu);
 		return NULL;
 	}
@@ -147,6 +159,7 @@ struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index)
 	cpu->index = index;
 	atomic_init(&cpu->sipi_vector, -1);
 	jit_cpu_reset(cpu, true);
+	profile_init(cpu);
 	return cpu;
 }
 
@@ -154,7 +167,7 @@ void jit_cpu_free(struct jit_cpu *cpu)
 {
 	if (!cpu)
 		return;
-	free(cpu->dcache);
+	jit_bcache_free(cpu->bcache);
 	free(cpu);
 }
 
@@ -246,9 +259,7 @@ bool jit_cpu_halted(const struct jit_cpu *cpu)
 
 void jit_cpu_invalidate(struct jit_cpu *cpu, uint64_t gpa, uint64_t len)
 {
-	(void)cpu;
-	(void)gpa;
-	(void)len;
+	jit_bcache_flush(cpu->bcache);
 }
 
 void jit_cpu_flush_tlb(struct jit_cpu *cpu)

@@ -154,16 +154,10 @@ struct jit_tlb_entry {
 	uint8_t global;
 };
 
-/* Decoded-instruction cache: keyed by the host address of the code bytes,
- * validated by comparing the bytes themselves, so code that changes is
- * decoded again (self-modifying code stays correct). */
-#define DCACHE_SIZE 8192
-struct jit_dcache_entry {
-	const uint8_t *p;
-	uint8_t code_size;
-	uint8_t bytes[16];
-	struct jit_insn in;
-};
+/* Block cache (block.c): straight-line runs of decoded instructions,
+ * keyed by the host address of their first code byte. */
+struct jit_block;
+struct jit_bcache;
 
 /* x87 register: the 80-bit format, which is the host's long double. */
 union jit_fpreg {
@@ -224,7 +218,10 @@ struct jit_cpu {
 	struct jit_fpu fpu;
 
 	struct jit_tlb_entry tlb[TLB_SIZE];
-	struct jit_dcache_entry *dcache;	/* DCACHE_SIZE decoded instructions */
+	struct jit_bcache *bcache;
+	uintptr_t smc_lo, smc_hi;	/* host code bytes of the running block */
+	bool smc_hit;		/* the running block wrote to its own code */
+	bool no_blocks;		/* VM_JIT_NOBLOCKS: interpret one instruction at a time */
 	bool tlb_large;		/* the TLB holds pieces of a large page */
 
 	/* execution state */
@@ -251,6 +248,10 @@ struct jit_cpu {
 
 	struct jit_bus bus;
 	int index;
+
+	/* profiling (VM_JIT_PROFILE=N: a sample every N million instructions) */
+	uint64_t prof_period, prof_next;
+	uint64_t stat_tlb_fills, stat_decodes, stat_blocks;
 };
 
 /* Operation handler: executes one decoded instruction. */
@@ -279,6 +280,13 @@ jit_op_fn jit_op_lar, jit_op_grp7, jit_op_clts, jit_op_invd, jit_op_hlt, jit_op_
 jit_op_fn jit_op_io, jit_op_msr, jit_op_rdtsc, jit_op_rdpmc, jit_op_cpuid, jit_op_bcd;
 jit_op_fn jit_op_bound, jit_op_arpl, jit_op_x87, jit_op_fwait, jit_op_sse, jit_op_emms;
 jit_op_fn jit_op_grp15, jit_op_movnti, jit_op_ssse3;
+
+/* block.c */
+struct jit_bcache *jit_bcache_new(void);
+void jit_bcache_free(struct jit_bcache *bc);
+void jit_bcache_flush(struct jit_bcache *bc);
+bool jit_run_block(struct jit_cpu *cpu, uint64_t limit);
+bool jit_lock_ok(const struct jit_insn *in);
 
 /* cpu.c */
 _Noreturn void jit_raise(struct jit_cpu *cpu, int vector, uint32_t code);
@@ -426,6 +434,14 @@ static inline unsigned acc_user(const struct jit_cpu *cpu, unsigned acc)
 	return cpu->cpl == 3 ? acc | ACC_USER : acc;
 }
 
+/* A write to host bytes [p, p+len): did the running block just modify
+ * its own code?  (Self-modifying code inside one block; block.c.) */
+static inline void smc_note(struct jit_cpu *cpu, const uint8_t *p, unsigned len)
+{
+	if (unlikely((uintptr_t)p + len > cpu->smc_lo && (uintptr_t)p < cpu->smc_hi))
+		cpu->smc_hit = true;
+}
+
 static inline uint64_t lin_read(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned acc)
 {
 	struct jit_tlb_entry *e = tlb_hit(cpu, lin, acc);
@@ -451,6 +467,7 @@ static inline void lin_write(struct jit_cpu *cpu, uint64_t lin, unsigned size, u
 	if (likely(e && e->host_w && (lin & 0xfff) + size <= 0x1000)) {
 		uint8_t *p = e->host_w + (lin & 0xfff);
 
+		smc_note(cpu, p, size);
 		switch (size) {
 		case 1: *p = (uint8_t)v; return;
 		case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); return; }
@@ -578,10 +595,12 @@ static inline uint64_t rmw_load(struct jit_cpu *cpu, const struct jit_insn *in,
 	{
 		struct jit_tlb_entry *e = tlb_hit(cpu, m->lin, m->acc);
 
-		if (likely(e && e->host_w && (m->lin & 0xfff) + size <= 0x1000))
+		if (likely(e && e->host_w && (m->lin & 0xfff) + size <= 0x1000)) {
 			m->p = e->host_w + (m->lin & 0xfff);
-		else
+			smc_note(cpu, m->p, size);
+		} else {
 			m->p = jit_lin_ptr(cpu, m->lin, size, m->acc);
+		}
 	}
 	if (m->p)
 		return host_load(m->p, size);

@@ -67,8 +67,10 @@ static uint64_t read_in_page(struct jit_cpu *cpu, struct jit_tlb_entry *e, uint6
 static void write_in_page(struct jit_cpu *cpu, struct jit_tlb_entry *e, uint64_t lin,
 			  unsigned size, uint64_t v)
 {
-	if (e->host_w)
+	if (e->host_w) {
+		smc_note(cpu, e->host_w + (lin & 0xfff), size);
 		host_store(e->host_w + (lin & 0xfff), size, v);
+	}
 	else
 		cpu->bus.mmio_write(cpu->bus.opaque, e->gpa | (lin & 0xfff), v, size);
 }
@@ -125,8 +127,12 @@ uint8_t *jit_lin_ptr(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned 
 		translate(cpu, trunc_lin(cpu, lin + n1), acc);
 		return NULL;
 	}
-	if (acc & ACC_W)
-		return e->host_w ? e->host_w + (lin & 0xfff) : NULL;
+	if (acc & ACC_W) {
+		if (!e->host_w)
+			return NULL;
+		smc_note(cpu, e->host_w + (lin & 0xfff), size);
+		return e->host_w + (lin & 0xfff);
+	}
 	return e->host_r ? e->host_r + (lin & 0xfff) : NULL;
 }
 

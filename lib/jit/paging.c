@@ -196,6 +196,7 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 	struct walk w = { .rw = true, .us = true };
 	bool dirty = true;
 
+	cpu->stat_tlb_fills++;
 	if (!(cpu->cr0 & CR0_PG)) {
 		w.gpa = lin & (cpu->lma ? ADDR_MASK : 0xfffff000);
 		e->perm = 0x3f;

@@ -26,6 +26,8 @@
  * page is genuine.  Nothing decoded is cached, so self-modifying code
  * needs no special care in the interpreter.
  */
+#include <time.h>
+
 #include "jit/internal.h"
 
 static jit_op_fn *const *const maps[4] = {
@@ -34,7 +36,7 @@ static jit_op_fn *const *const maps[4] = {
 
 /* LOCK is allowed only on these read-modify-write forms with a memory
  * destination (SDM vol. 2, "LOCK"). */
-static bool lock_ok(const struct jit_insn *in)
+bool jit_lock_ok(const struct jit_insn *in)
 {
 	if (in->mod == 3)
 		return false;
@@ -66,46 +68,6 @@ static bool lock_ok(const struct jit_insn *in)
 	return false;
 }
 
-static bool same_bytes(const uint8_t *p, const uint8_t *q, unsigned len, unsigned avail)
-{
-	uint64_t a0, a1, b0, b1, m0, m1;
-
-	if (avail < 16)
-		return !memcmp(p, q, len);
-	memcpy(&a0, p, 8);
-	memcpy(&a1, p + 8, 8);
-	memcpy(&b0, q, 8);
-	memcpy(&b1, q + 8, 8);
-	m0 = len >= 8 ? ~0ull : (1ull << (8 * len)) - 1;
-	m1 = len <= 8 ? 0 : len >= 16 ? ~0ull : (1ull << (8 * (len - 8))) - 1;
-	return !((a0 ^ b0) & m0) && !((a1 ^ b1) & m1);
-}
-
-/* Decode at host address p through the decoded-instruction cache. */
-static int decode_cached(struct jit_cpu *cpu, const uint8_t *p, unsigned avail,
-			 const struct jit_insn **out, struct jit_insn *tmp)
-{
-	uintptr_t h = (uintptr_t)p;
-	struct jit_dcache_entry *e = &cpu->dcache[h & (DCACHE_SIZE - 1)];
-	int n;
-
-	if (e->p == p && e->code_size == cpu->code_size && e->in.len <= avail &&
-	    same_bytes(p, e->bytes, e->in.len, avail)) {
-		*out = &e->in;
-		return e->in.len;
-	}
-	n = jit_decode(p, avail, cpu->code_size, tmp);
-	*out = tmp;
-	if (n > 0) {
-		e->p = p;
-		e->code_size = (uint8_t)cpu->code_size;
-		memcpy(e->bytes, p, (unsigned)n);
-		e->in = *tmp;
-		*out = &e->in;
-	}
-	return n;
-}
-
 /* Decode the instruction at CS:RIP. */
 static const struct jit_insn *fetch(struct jit_cpu *cpu, struct jit_insn *tmp)
 {
@@ -130,7 +92,7 @@ static const struct jit_insn *fetch(struct jit_cpu *cpu, struct jit_insn *tmp)
 		e = jit_tlb_fill(cpu, lin, acc);
 	avail = 0x1000 - (lin & 0xfff);
 	if (e->host_r) {
-		n = decode_cached(cpu, e->host_r + (lin & 0xfff), avail, &in, tmp);
+		n = jit_decode(e->host_r + (lin & 0xfff), avail, cpu->code_size, tmp);
 		if (n != DEC_MORE)
 			goto done;
 		memcpy(buf, e->host_r + (lin & 0xfff), avail);
@@ -162,7 +124,7 @@ static void step(struct jit_cpu *cpu)
 	in = fetch(cpu, &tmp);
 	cpu->shadow = false;
 	cpu->next_rip = (cpu->rip + in->len) & size_mask(cpu->code_size);
-	if (in->lock && !lock_ok(in))
+	if (in->lock && !jit_lock_ok(in))
 		jit_raise(cpu, EXC_UD, 0);
 	fn = maps[in->map][in->op];
 	if (!fn)
@@ -236,12 +198,29 @@ static void deliver_fault(struct jit_cpu *cpu)
 	jit_deliver(cpu, cpu->exc_vector, INT_EXC, cpu->exc_has_code, cpu->exc_code, cpu->rip);
 }
 
+/* One profile sample: where the guest is, and how fast it goes. */
+static void profile_sample(struct jit_cpu *cpu)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	jit_log(cpu, "profile: icount %llu rip %#llx cpl %d cpu_ms %lld tlb_fills %llu "
+		"decodes %llu blocks %llu", (unsigned long long)cpu->icount,
+		(unsigned long long)cpu->rip, cpu->cpl,
+		(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+		(unsigned long long)cpu->stat_tlb_fills, (unsigned long long)cpu->stat_decodes,
+		(unsigned long long)cpu->stat_blocks);
+	cpu->stat_tlb_fills = cpu->stat_decodes = cpu->stat_blocks = 0;
+	cpu->prof_next = cpu->icount + cpu->prof_period;
+}
+
 enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget)
 {
 	uint64_t end = cpu->icount + budget;
 	int r;
 
 	if (setjmp(cpu->unwind)) {
+		cpu->smc_lo = cpu->smc_hi = 0;
 		if (!cpu->shutdown)
 			deliver_fault(cpu);
 		if (cpu->shutdown)
@@ -255,8 +234,12 @@ enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget)
 			if (r >= 0)
 				return (enum jit_exit)r;
 		}
+		if (unlikely(cpu->icount >= cpu->prof_next))
+			profile_sample(cpu);
 		if (cpu->icount >= end)
 			return JIT_EXIT_BUDGET;
-		step(cpu);
+		if (unlikely((cpu->rflags & F_TF) || cpu->no_blocks) ||
+		    !jit_run_block(cpu, end - cpu->icount))
+			step(cpu);
 	}
 }

@@ -150,22 +150,12 @@ static void h_get_xmm(struct jit_cpu *cpu, uint8_t xmm[16][16])
 	memcpy(xmm, fx + 160, 256);
 }
 
-/* Long mode, CPL 3, paging mapping CODE's 2 MiB region. */
-static struct jit_cpu *harness_cpu(void)
+/* Long mode, CPL 3 (segments, control registers, EFER) after a reset. */
+static void harness_setup(struct jit_cpu *cpu)
 {
 	struct jit_sregs sr;
-	struct jit_cpu *cpu;
-	uint64_t *pml4, *pdpt, *pd;
 
-	h_ram = aligned_alloc(4096, GUEST_RAM);
-	memset(h_ram, 0, GUEST_RAM);
-	pml4 = (uint64_t *)(h_ram + 0x1000);
-	pdpt = (uint64_t *)(h_ram + 0x2000);
-	pd = (uint64_t *)(h_ram + 0x3000);
-	pml4[0] = 0x2000 | 7;
-	pdpt[0] = 0x3000 | 7;
-	pd[CODE >> 21] = GUEST_MAP_GPA | 0x87;
-	cpu = jit_cpu_new(&h_bus, 0);
+	jit_cpu_reset(cpu, false);
 	jit_cpu_get_sregs(cpu, &sr);
 	seg_flat(&sr.cs, 0x33, true);
 	seg_flat(&sr.ss, 0x2b, false);
@@ -183,6 +173,24 @@ static struct jit_cpu *harness_cpu(void)
 	sr.efer = 0xd01;
 	if (jit_cpu_set_sregs(cpu, &sr) < 0)
 		abort();
+}
+
+/* The guest memory with page tables mapping CODE's 2 MiB region, and a vCPU. */
+static struct jit_cpu *harness_cpu(void)
+{
+	struct jit_cpu *cpu;
+	uint64_t *pml4, *pdpt, *pd;
+
+	h_ram = aligned_alloc(4096, GUEST_RAM);
+	memset(h_ram, 0, GUEST_RAM);
+	pml4 = (uint64_t *)(h_ram + 0x1000);
+	pdpt = (uint64_t *)(h_ram + 0x2000);
+	pd = (uint64_t *)(h_ram + 0x3000);
+	pml4[0] = 0x2000 | 7;
+	pdpt[0] = 0x3000 | 7;
+	pd[CODE >> 21] = GUEST_MAP_GPA | 0x87;
+	cpu = jit_cpu_new(&h_bus, 0);
+	harness_setup(cpu);
 	return cpu;
 }
 
@@ -223,33 +231,38 @@ static void harness_native(const struct hcase *c, struct hstate *out)
 	harness_enter(out, CODE);
 }
 
-/* Returns the number of run calls, or -1 when the guest did not reach the end. */
+/*
+ * Runs the sequence as the CPU runs code (in blocks of instructions), up
+ * to a UD2 placed after it: with no IDT, the #UD ends in a triple fault
+ * (JIT_EXIT_SHUTDOWN) with RIP exactly at the UD2 (precise exceptions).
+ * Any other fault stops it elsewhere.  Returns the number of run calls,
+ * or -1 when the guest did not reach the end.
+ */
 static int harness_guest(struct jit_cpu *cpu, const struct hcase *c, struct hstate *out)
 {
+	enum jit_exit e = JIT_EXIT_BUDGET;
 	struct jit_regs r;
+	uint8_t fx[512];
 	int n;
 
 	memcpy(guest_ptr(DATA), c->data, DATA_SIZE);
 	memcpy(guest_ptr(CODE), c->code, c->len);
-	memcpy(guest_ptr(CODE) + c->len, "\xff\x25\0\0\0\0", 6);
+	memcpy(guest_ptr(CODE) + c->len, "\x0f\x0b", 2);
 	memcpy(r.gpr, c->in.gpr, sizeof(r.gpr));
 	r.rip = CODE;
 	r.rflags = c->in.rflags;
 	jit_cpu_set_regs(cpu, &r);
 	h_set_xmm(cpu, c->in.xmm);
-	for (n = 0; n < 100000; n++) {
-		enum jit_exit e = jit_cpu_run(cpu, 1);
-
-		jit_cpu_get_regs(cpu, &r);
-		if (r.rip == CODE + c->len)
-			break;
-		if (e != JIT_EXIT_BUDGET)
-			return -1;
-	}
+	for (n = 0; n < 100 && e == JIT_EXIT_BUDGET; n++)
+		e = jit_cpu_run(cpu, 100000);
+	jit_cpu_get_regs(cpu, &r);
 	memcpy(out->gpr, r.gpr, sizeof(r.gpr));
 	out->rflags = r.rflags;
 	h_get_xmm(cpu, out->xmm);
-	return n < 100000 ? n : -1;
+	jit_cpu_get_fxsave(cpu, fx);
+	harness_setup(cpu);	/* leave the shutdown state, keep x87/MMX/SSE state */
+	jit_cpu_set_fxsave(cpu, fx);
+	return e == JIT_EXIT_SHUTDOWN && r.rip == CODE + c->len ? n : -1;
 }
 
 #define FLAG_MASK 0xcd5ull	/* CF PF AF ZF SF DF OF */

@@ -1,0 +1,265 @@
+/*
+ * The block cache: decoded straight-line code, run without re-decoding.
+ *
+ * The interpreter's cost per instruction used to be dominated by the
+ * work around the handler: polling signals, translating CS:RIP through
+ * the TLB, looking the instruction up in a decoded-instruction cache and
+ * checking its bytes, checking LOCK and finding the handler in the opcode
+ * maps.  A block does all of that once for a run of instructions:
+ *
+ *  - A block starts at a code address and holds the decoded instructions
+ *    (struct jit_insn plus the handler, found once) up to and including
+ *    the first one that may branch or change anything the decoding or
+ *    the run loop depends on (mode, CS, paging, RFLAGS.IF, halting, I/O),
+ *    at most BLOCK_MAX instructions and never past the end of the 4 KiB
+ *    code page.  Instructions that continue a block are listed in
+ *    continues_block(): integer, string, x87 and SIMD work.
+ *  - Blocks are keyed by the host address of their first byte and the
+ *    code size (16/32/64-bit decoding), so aliases of a physical page
+ *    share blocks and remapping needs no flush: entry translates CS:RIP
+ *    through the TLB exactly as a fetch does (with its faults).
+ *  - Self-modifying code stays exact without write protection: entering
+ *    a block compares the bytes it was decoded from with the bytes in
+ *    memory (whoever changed them: this CPU, another vCPU, a device's
+ *    DMA), and a write by the running block into its own bytes is caught
+ *    by smc_note() in every write path (internal.h, mem.c), which ends the
+ *    block after that instruction; the next entry then sees the new bytes.
+ *  - Signals (interrupts, INIT, stop) and the budget are polled between
+ *    blocks; instructions that change RFLAGS.IF end their block so that
+ *    an interrupt shadow and a pending interrupt are seen at the right
+ *    boundary.
+ *
+ * Each instruction still runs through the same handler as in the
+ * one-at-a-time interpreter (run.c's step(), kept for single-stepping,
+ * code in MMIO and instructions that cross a page), so both paths share
+ * one implementation of every instruction.
+ *
+ * Storage is one arena per vCPU with a hash table of chains; when the
+ * arena fills up everything is dropped and decoding starts afresh.
+ */
+#include <stdlib.h>
+
+#include "jit/internal.h"
+
+#define BLOCK_MAX 32
+#define BC_HASH 16384
+#define BC_ARENA (8u << 20)
+
+struct jit_binsn {
+	jit_op_fn *fn;
+	struct jit_insn in;
+};
+
+struct jit_block {
+	const uint8_t *p;	/* host address of the first code byte */
+	struct jit_block *next;	/* hash chain */
+	uint16_t nbytes;	/* code bytes covered (copied after insn[]) */
+	uint8_t ninsn;
+	uint8_t code_size;
+	struct jit_binsn insn[];
+};
+
+struct jit_bcache {
+	struct jit_block *hash[BC_HASH];
+	uint8_t *arena;
+	size_t used;
+};
+
+static jit_op_fn *const *const maps[4] = {
+	jit_ops_1b, jit_ops_0f, jit_ops_0f38, jit_ops_0f3a,
+};
+
+struct jit_bcache *jit_bcache_new(void)
+{
+	struct jit_bcache *bc = calloc(1, sizeof(*bc));
+
+	if (!bc)
+		return NULL;
+	bc->arena = malloc(BC_ARENA);
+	if (!bc->arena) {
+		free(bc);
+		return NULL;
+	}
+	return bc;
+}
+
+void jit_bcache_free(struct jit_bcache *bc)
+{
+	if (bc) {
+		free(bc->arena);
+		free(bc);
+	}
+}
+
+void jit_bcache_flush(struct jit_bcache *bc)
+{
+	memset(bc->hash, 0, sizeof(bc->hash));
+	bc->used = 0;
+}
+
+static unsigned bc_hash(const uint8_t *p)
+{
+	uintptr_t h = (uintptr_t)p;
+
+	return (unsigned)((h ^ (h >> 14)) & (BC_HASH - 1));
+}
+
+static const uint8_t *block_bytes(const struct jit_block *b)
+{
+	return (const uint8_t *)&b->insn[b->ninsn];
+}
+
+/* May execution go on to the next instruction in the same block? */
+static bool continues_block(jit_op_fn *fn)
+{
+	static jit_op_fn *const ok[] = {
+		jit_op_alu, jit_op_grp1, jit_op_test, jit_op_incdec_r, jit_op_grp4,
+		jit_op_grp3, jit_op_imul, jit_op_grp2, jit_op_shxd, jit_op_bt, jit_op_grp8,
+		jit_op_bitscan, jit_op_bswap, jit_op_movbe, jit_op_mov, jit_op_mov_imm,
+		jit_op_mov_r_imm, jit_op_mov_moffs, jit_op_movx, jit_op_lea, jit_op_xchg,
+		jit_op_cmpxchg, jit_op_xadd, jit_op_grp9, jit_op_cmov, jit_op_setcc,
+		jit_op_cbw, jit_op_xlat, jit_op_lahf, jit_op_flagbit, jit_op_nop,
+		jit_op_push_r, jit_op_pop_r, jit_op_push_imm, jit_op_pop_rm, jit_op_pushf,
+		jit_op_enter, jit_op_leave, jit_op_string, jit_op_x87, jit_op_fwait,
+		jit_op_sse, jit_op_emms, jit_op_ssse3, jit_op_movnti, jit_op_grp15,
+		jit_op_rdtsc,
+	};
+
+	for (unsigned i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (ok[i] == fn)
+			return true;
+	return false;
+}
+
+/* Decode a block at host address p with avail bytes left in its page.
+ * NULL when the first instruction cannot start a block (it crosses the
+ * page, is invalid, or has an illegal LOCK): the caller steps it. */
+static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned avail)
+{
+	struct jit_bcache *bc = cpu->bcache;
+	size_t room = sizeof(struct jit_block) + BLOCK_MAX * sizeof(struct jit_binsn) +
+		      BLOCK_MAX * 15 + 8;
+	struct jit_block *b;
+	unsigned off = 0;
+	uint8_t n = 0;
+
+	if (bc->used + room > BC_ARENA)
+		jit_bcache_flush(bc);
+	b = (struct jit_block *)(void *)(bc->arena + bc->used);
+	while (n < BLOCK_MAX) {
+		struct jit_binsn *bi = &b->insn[n];
+		int len = jit_decode(p + off, avail - off, cpu->code_size, &bi->in);
+
+		if (len <= 0 || (bi->in.lock && !jit_lock_ok(&bi->in)))
+			break;
+		bi->fn = maps[bi->in.map][bi->in.op];
+		if (!bi->fn)
+			break;
+		off += (unsigned)len;
+		n++;
+		if (!continues_block(bi->fn) || off >= avail)
+			break;
+	}
+	cpu->stat_decodes++;
+	if (n == 0)
+		return NULL;
+	b->p = p;
+	b->ninsn = n;
+	b->nbytes = (uint16_t)off;
+	b->code_size = (uint8_t)cpu->code_size;
+	memcpy((uint8_t *)&b->insn[n], p, off);
+	bc->used += (sizeof(*b) + n * sizeof(struct jit_binsn) + off + 7) & ~(size_t)7;
+	return b;
+}
+
+/* The block at host address p, decoded again if its bytes changed. */
+static struct jit_block *lookup(struct jit_cpu *cpu, const uint8_t *p, unsigned avail)
+{
+	struct jit_bcache *bc = cpu->bcache;
+	struct jit_block **head = &bc->hash[bc_hash(p)], *b, *nb;
+
+	for (b = *head; b; b = b->next)
+		if (b->p == p && b->code_size == cpu->code_size) {
+			if (likely(!memcmp(block_bytes(b), p, b->nbytes)))
+				return b;
+			break;
+		}
+	nb = build(cpu, p, avail);
+	if (nb) {
+		nb->next = *head;
+		*head = nb;
+		if (b)
+			b->p = NULL;	/* stale: never matches again */
+	}
+	return nb;
+}
+
+/* Host address of the code at CS:RIP with the bytes left in its page,
+ * translated as an instruction fetch (may raise #GP/#PF); NULL for code
+ * outside RAM. */
+static const uint8_t *code_ptr(struct jit_cpu *cpu, unsigned *avail)
+{
+	uint64_t lin;
+	unsigned acc = acc_user(cpu, ACC_X);
+	struct jit_tlb_entry *e;
+
+	if (likely(cpu->mode64)) {
+		lin = cpu->rip;
+		if (unlikely(!canonical(lin)))
+			jit_raise(cpu, EXC_GP, 0);
+	} else {
+		if (cpu->rip > cpu->seg[SEG_CS].limit)
+			jit_raise(cpu, EXC_GP, 0);
+		lin = (uint32_t)(cpu->seg[SEG_CS].base + cpu->rip);
+	}
+	e = tlb_hit(cpu, lin, acc);
+	if (unlikely(!e))
+		e = jit_tlb_fill(cpu, lin, acc);
+	if (!e->host_r)
+		return NULL;
+	*avail = 0x1000 - (lin & 0xfff);
+	return e->host_r + (lin & 0xfff);
+}
+
+/*
+ * Run one block at CS:RIP, at most limit (> 0) instructions of it.  False when there is none to run (the caller
+ * steps one instruction instead).  A fault inside unwinds to the run loop
+ * with cpu->rip at the faulting instruction, as in step().
+ */
+bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
+{
+	const struct jit_binsn *bi, *end;
+	const struct jit_block *b;
+	const uint8_t *p;
+	unsigned avail;
+	uint64_t mask;
+
+	p = code_ptr(cpu, &avail);
+	if (!p)
+		return false;
+	b = lookup(cpu, p, avail);
+	if (!b)
+		return false;
+	if (!cpu->mode64 && cpu->rip + b->nbytes - 1 > cpu->seg[SEG_CS].limit)
+		return false;	/* runs past the CS limit: step to the #GP */
+	cpu->stat_blocks++;
+	cpu->smc_lo = (uintptr_t)p;
+	cpu->smc_hi = (uintptr_t)p + b->nbytes;
+	cpu->smc_hit = false;
+	cpu->shadow = false;
+	mask = size_mask(cpu->code_size);
+	bi = b->insn;
+	end = bi + (b->ninsn < limit ? b->ninsn : limit);
+	for (;;) {
+		uint64_t next = (cpu->rip + bi->in.len) & mask;
+
+		cpu->next_rip = next;
+		bi->fn(cpu, &bi->in);
+		cpu->rip = cpu->next_rip;
+		cpu->icount++;
+		if (++bi == end || unlikely(cpu->next_rip != next || cpu->smc_hit))
+			break;
+	}
+	cpu->smc_lo = cpu->smc_hi = 0;
+	return true;
+}
