@@ -86,7 +86,9 @@ static void port_fail(struct port *p, const char *fmt, ...)
 		return;
 	p->dead = true;
 	if (!fmt) {
-		LOG(LOG_NET, "port %u: %s disconnected", p->id, p->name);
+		LOG(LOG_NET, "port %u: %s disconnected (rx %" PRIu64 " tx %" PRIu64
+		    " dropped %" PRIu64 ")", p->id, p->name, p->rx_frames, p->tx_frames,
+		    p->tx_dropped);
 		return;
 	}
 	va_start(ap, fmt);
@@ -208,7 +210,9 @@ void port_send(struct port *p, const uint8_t *frame, size_t len)
 	if (p->dead)
 		return;
 	if (p->wlen - p->woff + len + 4 > PORT_WMAX) {
-		p->tx_dropped++;
+		if (!p->tx_dropped++)
+			log_warn("port %u (%s): peer is not reading, dropping frames "
+				 "(counted by the control command info)", p->id, p->name);
 		return;
 	}
 	frame_header(hdr, (uint32_t)len);
