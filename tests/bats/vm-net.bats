@@ -201,6 +201,20 @@ netpeer() {
 	one_line_error
 }
 
+@test "host forwards on an IPv6 host address and for UDP come and go" {
+	require ss
+	port=$(free_port)
+	start_net user -k "$T/user.sock" -C "$T/ctl" "user,hostfwd=udp:127.0.0.1:$port-:53"
+	ss -lnu | grep -q "127.0.0.1:$port "
+	run vm-net ctl "$T/ctl" hostfwd_add "tcp:[::1]:$port-:80"
+	[ "$status" -eq 0 ] || { echo "$output"; skip "no IPv6 loopback here"; }
+	python3 -c 'import socket,sys; socket.create_connection(("::1",int(sys.argv[1])),2).close()' "$port"
+	vm-net ctl "$T/ctl" hostfwd_remove "tcp:[::1]:$port"
+	vm-net ctl "$T/ctl" hostfwd_remove "udp:127.0.0.1:$port"
+	! ss -lnu | grep -q "127.0.0.1:$port "
+	! ss -lnt | grep -q "\[::1\]:$port "
+}
+
 @test "control socket: set_link off drops frames and on restores them" {
 	start_net hub -k "$T/hub.sock" -C "$T/ctl" hub
 	run netpeer silent "$T/hub.sock" "$T/hub.sock"
