@@ -170,33 +170,39 @@ static size_t build_fadt(uint8_t *t, uint32_t facs, uint32_t dsdt)
 	return 116;
 }
 
-static size_t build_dsdt(uint8_t *t)
+static size_t build_dsdt(uint8_t *t, const struct hw_wbuf *aml)
 {
-	/* Name (_S5, Package (4) { 0, 0, 0, 0 }) */
-	static const uint8_t aml[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x06, 0x04,
-				       0x00, 0x00, 0x00, 0x00 };
-	size_t n = 36 + sizeof(aml);
+	size_t n = 36 + aml->len;
 
-	memcpy(t + 36, aml, sizeof(aml));
+	memcpy(t + 36, aml->p, aml->len);
 	header(t, "DSDT", n, 1);
 	checksum(t, n, 9);
 	return n;
 }
 
 /* Layout of the tables, as offsets from the RSDP. */
-enum { T_RSDP = 0, T_RSDT = 0x40, T_FACS = 0x80, T_DSDT = 0xc0, T_FADT = 0x200, T_MADT = 0x300 };
-#define T_SIZE(m) (T_MADT + 44 + 8 * (m)->ncpu + 64)
+enum { T_RSDP = 0, T_RSDT = 0x40, T_FACS = 0x80, T_FADT = 0x100, T_MADT = 0x200, T_DSDT = 0x500 };
+#define T_DSDT_MAX 0x2000
+#define T_SIZE (T_DSDT + T_DSDT_MAX)
 
 /* Build every table into base, as if base sat at guest address addr. */
-static void build_all(struct machine *m, uint8_t *base, uint32_t addr)
+static size_t build_all(struct machine *m, uint8_t *base, uint32_t addr)
 {
+	struct hw_wbuf aml = { 0 };
+	size_t dsdt_len;
 	uint8_t *t;
 
-	memset(base, 0, T_SIZE(m));
+	memset(base, 0, T_SIZE);
+	acpi_dsdt_aml(&aml);
+	if (36 + aml.len > T_DSDT_MAX) {
+		free(aml.p);
+		return 0;
+	}
+	dsdt_len = build_dsdt(base + T_DSDT, &aml);
+	free(aml.p);
 	t = base + T_FACS;
 	memcpy(t, "FACS", 4);
 	put_le(t + 4, 64, 4);
-	build_dsdt(base + T_DSDT);
 	build_fadt(base + T_FADT, addr + T_FACS, addr + T_DSDT);
 	build_madt(m, base + T_MADT);
 	t = base + T_RSDT;
@@ -210,15 +216,17 @@ static void build_all(struct machine *m, uint8_t *base, uint32_t addr)
 	t[15] = 0;
 	put_le(t + 16, addr + T_RSDT, 4);
 	checksum(t, 20, 8);
+	return T_DSDT + dsdt_len;
 }
 
 int acpi_build_tables(struct machine *m, uint64_t addr, uint64_t room)
 {
 	uint8_t *base = hw_ram_ptr(m, addr, room);
 
-	if (!base || room < (uint64_t)T_SIZE(m) || addr + room > 0x100000000ull)
+	if (!base || room < T_SIZE || addr + room > 0x100000000ull)
 		return err_set(-EINVAL, "no room for the ACPI tables");
-	build_all(m, base, addr);
+	if (!build_all(m, base, addr))
+		return err_set(-EOVERFLOW, "the DSDT outgrew its room");
 	m->rsdp_addr = addr;
 	return 0;
 }
@@ -256,11 +264,15 @@ static void loader_checksum(uint8_t *s, int *n, const char *file, uint32_t start
 
 void acpi_fwcfg_tables(struct machine *m, struct hw_fwcfg *f)
 {
-	uint8_t *buf = xzalloc(T_SIZE(m)), script[128 * 16] = { 0 }, *c;
+	uint8_t *buf = xzalloc(T_SIZE), script[128 * 16] = { 0 }, *c;
 	int n = 0;
 	uint32_t tab = T_RSDT;		/* the tables file starts at the RSDT */
+	size_t size = build_all(m, buf, (uint32_t)-tab);
 
-	build_all(m, buf, (uint32_t)-tab);
+	if (!size) {
+		free(buf);
+		return;
+	}
 	c = loader_cmd(script, &n, 1);
 	strcpy((char *)c, "etc/acpi/rsdp");
 	put_le(c + 56, 16, 4);
@@ -278,7 +290,7 @@ void acpi_fwcfg_tables(struct machine *m, struct hw_fwcfg *f)
 	loader_checksum(script, &n, "etc/acpi/tables", T_RSDT - tab, 44);
 	loader_checksum(script, &n, "etc/acpi/rsdp", 0, 20);
 	fwcfg_add_file(f, "etc/acpi/rsdp", buf, 20);
-	fwcfg_add_file(f, "etc/acpi/tables", buf + tab, T_SIZE(m) - tab);
+	fwcfg_add_file(f, "etc/acpi/tables", buf + tab, size - tab);
 	fwcfg_add_file(f, "etc/table-loader", script, 128 * n);
 	free(buf);
 }
