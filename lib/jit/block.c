@@ -29,7 +29,8 @@
  *    an interrupt shadow and a pending interrupt are seen at the right
  *    boundary.
  *
- * Each instruction still runs through the same handler as in the
+ * Frequent forms get the specialised handlers of fast.c.  Otherwise each
+ * instruction runs through the same handler as in the
  * one-at-a-time interpreter (run.c's step(), kept for single-stepping,
  * code in MMIO and instructions that cross a page), so both paths share
  * one implementation of every instruction.
@@ -140,6 +141,7 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 	size_t room = sizeof(struct jit_block) + BLOCK_MAX * sizeof(struct jit_binsn) +
 		      BLOCK_MAX * 15 + 8;
 	struct jit_block *b;
+	jit_op_fn *fn, *fast;
 	unsigned off = 0;
 	uint8_t n = 0;
 
@@ -152,12 +154,14 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 
 		if (len <= 0 || (bi->in.lock && !jit_lock_ok(&bi->in)))
 			break;
-		bi->fn = maps[bi->in.map][bi->in.op];
-		if (!bi->fn)
+		fn = maps[bi->in.map][bi->in.op];
+		if (!fn)
 			break;
+		fast = jit_fast_form(&bi->in);
+		bi->fn = fast ? fast : fn;
 		off += (unsigned)len;
 		n++;
-		if (!continues_block(bi->fn) || off >= avail)
+		if (!continues_block(fn) || off >= avail)
 			break;
 	}
 	cpu->stat_decodes++;

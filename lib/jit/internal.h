@@ -287,6 +287,7 @@ void jit_bcache_free(struct jit_bcache *bc);
 void jit_bcache_flush(struct jit_bcache *bc);
 bool jit_run_block(struct jit_cpu *cpu, uint64_t limit);
 bool jit_lock_ok(const struct jit_insn *in);
+jit_op_fn *jit_fast_form(const struct jit_insn *in);
 
 /* cpu.c */
 _Noreturn void jit_raise(struct jit_cpu *cpu, int vector, uint32_t code);
