@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
@@ -55,6 +57,7 @@ struct vmrun_io {
 	pthread_t thread;
 	bool running, escape, watchdog_fired, tty_saved;
 	int stop_pipe[2];
+	int sigfd;		/* SIGTERM, SIGINT, SIGHUP: quit */
 	int watchdog_secs;
 	struct termios saved_tty;
 	void *owned[2 * MAX_IN];	/* chardevs and netdevs to free */
@@ -80,6 +83,8 @@ void io_free(struct vmrun_io *io)
 	}
 	for (int i = 0; i < io->nowned; i++)
 		free(io->owned[i]);
+	if (io->sigfd >= 0)
+		close(io->sigfd);
 	free(io);
 }
 
@@ -88,6 +93,7 @@ struct vmrun_io *io_new(void)
 	struct vmrun_io *io = xzalloc(sizeof(*io));
 
 	io->stop_pipe[0] = io->stop_pipe[1] = -1;
+	io->sigfd = -1;
 	return io;
 }
 
@@ -394,6 +400,8 @@ static void *io_thread(void *arg)
 
 		p[n] = (struct pollfd){ .fd = io->stop_pipe[0], .events = POLLIN };
 		map[n++] = -1;
+		p[n] = (struct pollfd){ .fd = io->sigfd, .events = POLLIN };
+		map[n++] = -1;
 		for (int i = 0; i < io->nin; i++)
 			if (io->in[i].fd >= 0) {
 				p[n] = (struct pollfd){ .fd = io->in[i].fd, .events = POLLIN };
@@ -402,11 +410,19 @@ static void *io_thread(void *arg)
 		int r = poll(p, n, 500);
 		if (r < 0 && errno != EINTR)
 			break;
-		for (int i = 1; i < n && r > 0; i++)
+		for (int i = 2; i < n && r > 0; i++)
 			if (p[i].revents)
 				handle(io, &io->in[map[i]]);
 		if (p[0].revents)
 			break;
+		if (p[1].revents) {
+			struct signalfd_siginfo si;
+			if (read(io->sigfd, &si, sizeof(si)) == sizeof(si)) {
+				io_restore_tty(io);
+				fprintf(stderr, "vm-run: terminating on signal %u\n", si.ssi_signo);
+				machine_quit(io->m, 0);
+			}
+		}
 		if (io->watchdog_secs) {
 			int64_t now = clock_ms();
 			uint64_t prog = machine_progress(io->m);
@@ -432,6 +448,14 @@ int io_start(struct vmrun_io *io, struct machine *m, int watchdog_secs)
 
 	io->m = m;
 	io->watchdog_secs = watchdog_secs;
+	if (io->sigfd < 0) {
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGHUP);
+		io->sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	}
 	io->watchdog_fired = false;
 	if (pipe2(io->stop_pipe, O_CLOEXEC) < 0)
 		return err_set_errno(errno, "pipe");

@@ -153,6 +153,9 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d)
 		return err_set_errno(errno, "fork");
 	}
 	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		set_cloexec(sv[1], false);
 		signal(SIGINT, SIG_IGN);	/* Ctrl-C is for vm-run to handle */
 		execvp(exe, (char *const *)argv);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,6 +491,14 @@ int main(int argc, char **argv)
 
 	report_init("vm-run");
 	signal(SIGPIPE, SIG_IGN);
+	/* Termination signals are read by the I/O thread (a signalfd): block
+	 * them before any thread starts so that none takes them. */
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	sigaddset(&term, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
 	if (parse_args(argc, argv, &o) < 0 || validate(&o) < 0) {
 		report_err();
 		free_opts(&o);

@@ -105,6 +105,32 @@ kvm_works() {
 	[ "$(tr -d '\0' <"$T/d.raw" | wc -c)" -eq 0 ]
 }
 
+@test "virtio-net: a frame goes out on the stream socket and the answer comes back" {
+	require python3
+	python3 "$VM_TOP/tests/guest/net-peer.py" "$T/net.sock" &
+	for i in $(seq 50); do [ -S "$T/net.sock" ] && break; sleep 0.1; done
+	run timeout 60 vm-run -accel jit -kernel "$HW/hw-devices.elf" $DX -nographic \
+		-nic socket,path="$T/net.sock",model=virtio </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"virtio-net receives the peer's answer (PONG)"* ]]
+	[[ "$output" != *"not ok"* ]]
+}
+
+@test "-daemonize returns at once; the machine runs on in the background" {
+	run timeout 30 vm-run -accel jit -daemonize -kernel "$HW/hw-devices.elf" -append idle \
+		-serial file:"$T/con.txt" -pidfile "$T/pid"
+	[ "$status" -eq 0 ]
+	for i in $(seq 100); do grep -q idle "$T/con.txt" 2>/dev/null && break; sleep 0.1; done
+	grep -q idle "$T/con.txt"
+	pid=$(cat "$T/pid")
+	kill -0 "$pid"
+	kill "$pid"
+	for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$pid" 2>/dev/null
+	[ ! -e "$T/pid" ]
+}
+
 @test "-no-reboot turns a triple fault into exit status 0" {
 	run timeout 30 vm-run -accel jit -no-reboot -kernel "$HW/hw-devices.elf" -append reboot \
 		$DX -nographic </dev/null

@@ -282,6 +282,62 @@ static void test_pci(void)
 	check(blk_rw(c, bar + 0x3000, 4, 0) == 0, "virtio-blk flushes");
 }
 
+/* ---- virtio-net: one frame out, the peer's answer in ---- */
+static uint8_t nq[2][3 * 4096] __attribute__((aligned(4096)));
+static uint8_t txbuf[12 + 64], rxbuf[12 + 1514];
+
+static void queue_setup(uint32_t c, int q, uint8_t *mem)
+{
+	U16(c + 0x16) = q;
+	U16(c + 0x18) = 8;
+	U32(c + 0x20) = (uint32_t)(uintptr_t)mem; U32(c + 0x24) = 0;
+	U32(c + 0x28) = (uint32_t)(uintptr_t)mem + 4096; U32(c + 0x2c) = 0;
+	U32(c + 0x30) = (uint32_t)(uintptr_t)mem + 8192; U32(c + 0x34) = 0;
+	U16(c + 0x1c) = 1;
+}
+
+static void test_net(void)
+{
+	int dev = -1;
+
+	for (int d = 2; d < 32; d++)
+		if (pci_cfg(d, 0, 0) == 0x10411af4)
+			dev = d;
+	if (dev < 0) {
+		puts_("# no virtio-net\n");
+		return;
+	}
+	uint32_t bar = pci_cfg(dev, 0, 0x20) & ~0xfu, c = bar;
+	U8(c + 0x14) = 0; U8(c + 0x14) = 3;
+	U32(c + 0x08) = 1; U32(c + 0x0c) = 1;
+	U32(c + 0x08) = 0; U32(c + 0x0c) = 1u << 5;		/* VIRTIO_NET_F_MAC */
+	U8(c + 0x14) = 0x0b;
+	check(U8(bar + 0x2000) == 0x52 && U8(bar + 0x2005) == 0x56, "virtio-net MAC 52:54:00:12:34:56");
+	queue_setup(c, 0, nq[0]);
+	queue_setup(c, 1, nq[1]);
+	U8(c + 0x14) = 0x0f;
+	/* one receive buffer */
+	volatile uint64_t *rd = (volatile uint64_t *)nq[0];
+	volatile uint16_t *ra = (volatile uint16_t *)(nq[0] + 4096), *ru = (volatile uint16_t *)(nq[0] + 8192);
+	rd[0] = (uint32_t)(uintptr_t)rxbuf; rd[1] = sizeof(rxbuf) | (uint64_t)2 << 32;
+	ra[2] = 0; ra[1] = 1;
+	U16(bar + 0x3000) = 0;
+	/* one frame out: broadcast, ethertype 0x88b5, "PING" */
+	for (int i = 0; i < 12 + 64; i++) txbuf[i] = 0;
+	for (int i = 0; i < 6; i++) txbuf[12 + i] = 0xff;
+	txbuf[12 + 12] = 0x88; txbuf[12 + 13] = 0xb5;
+	txbuf[12 + 14] = 'P'; txbuf[12 + 15] = 'I'; txbuf[12 + 16] = 'N'; txbuf[12 + 17] = 'G';
+	volatile uint64_t *td = (volatile uint64_t *)nq[1];
+	volatile uint16_t *ta = (volatile uint16_t *)(nq[1] + 4096), *tu = (volatile uint16_t *)(nq[1] + 8192);
+	td[0] = (uint32_t)(uintptr_t)txbuf; td[1] = sizeof(txbuf);
+	ta[2] = 0; ta[1] = 1;
+	U16(bar + 0x3000 + 4) = 1;
+	for (int i = 0; i < 1000 && tu[1] == 0; i++) wait_ms(1);
+	check(tu[1] == 1, "virtio-net transmits a frame");
+	for (int i = 0; i < 3000 && ru[1] == 0; i++) wait_ms(1);
+	check(ru[1] == 1 && rxbuf[12 + 14] == 'P' && rxbuf[12 + 15] == 'O', "virtio-net receives the peer's answer (PONG)");
+}
+
 static void acpi_poweroff(void)
 {
 	for (uint32_t p = 0xe0000; p < 0x100000; p += 16) {
@@ -343,6 +399,7 @@ void cmain(uint32_t info)
 	test_apic();
 	test_smp();
 	test_pci();
+	test_net();
 	puts_("1.."); putdec(tests); putc_('\n');
 	if (failed)
 		outb(0xf4, 1);
