@@ -82,10 +82,66 @@ static void push_str(const char ***v, size_t *n, const char *s)
 	(*v)[(*n)++] = s;
 }
 
-/* One option; returns 0, or the exit status when main should stop. */
-static int net_option(struct net_cmdline *cl, int c, char **argv)
+/* -d, -h and -V: returns 0 to go on, -1 to exit 0, 1 to exit 1. */
+static int net_info_option(int c)
+{
+	switch (c) {
+	case 'd':
+		c = log_parse_categories(optarg, &log_mask);
+		if (c < 0) {
+			report_err();
+			return 1;
+		}
+		if (c == 0)
+			return 0;
+		for (size_t i = 0; i < log_cat_count; i++)
+			printf("%-14s %s\n", log_cat_names[i].name, log_cat_names[i].help);
+		break;
+	case 'h':
+		net_usage();
+		break;
+	default:
+		printf("vm-net version %s\n", VM_VERSION);
+		break;
+	}
+	return report_close_stdout() ? 1 : -1;
+}
+
+/* The capture options. */
+static int net_pcap_option(struct net_cmdline *cl, int c)
 {
 	uint64_t v;
+
+	switch (c) {
+	case OPT_PCAP:
+		cl->lan.pcap = optarg;
+		return 0;
+	case OPT_SNAPLEN:
+		if (parse_u64(optarg, 1, SNAPLEN_MAX, &v) < 0) {
+			report("--snaplen: '%s' is not a number from 1 to %d", optarg, SNAPLEN_MAX);
+			return 1;
+		}
+		cl->lan.snaplen = (unsigned)v;
+		return 0;
+	default:
+		if (size_parse(optarg, 0, &v) < 0) {
+			err_prefix("--pcap-size");
+			report_err();
+			return 1;
+		}
+		if (v < 1024) {
+			report("--pcap-size: %s is too small (at least 1k)", optarg);
+			return 1;
+		}
+		cl->lan.pcap_size = v;
+		return 0;
+	}
+}
+
+/* One option; returns 0, or the exit status when main should stop (-1
+ * for 0). */
+static int net_option(struct net_cmdline *cl, int c, char **argv)
+{
 	int fd;
 
 	switch (c) {
@@ -97,8 +153,10 @@ static int net_option(struct net_cmdline *cl, int c, char **argv)
 		push_str(&cl->connect, &cl->nconnect, optarg);
 		return 0;
 	case 'f':
-		if (sock_parse_fd(optarg, &fd) < 0)
-			break;
+		if (sock_parse_fd(optarg, &fd) < 0) {
+			report_err();
+			return 1;
+		}
 		cl->fds = xrealloc(cl->fds, (cl->nfds + 1) * sizeof(*cl->fds));
 		cl->fds[cl->nfds++] = fd;
 		return 0;
@@ -106,24 +164,9 @@ static int net_option(struct net_cmdline *cl, int c, char **argv)
 		cl->control = optarg;
 		return 0;
 	case OPT_PCAP:
-		cl->lan.pcap = optarg;
-		return 0;
 	case OPT_SNAPLEN:
-		if (parse_u64(optarg, 1, SNAPLEN_MAX, &v) < 0) {
-			report("--snaplen: '%s' is not a number from 1 to %d", optarg, SNAPLEN_MAX);
-			return 1;
-		}
-		cl->lan.snaplen = (unsigned)v;
-		return 0;
 	case OPT_PCAP_SIZE:
-		if (size_parse(optarg, 0, &v) < 0)
-			break;
-		if (v < 1024) {
-			report("--pcap-size: %s is too small (at least 1k)", optarg);
-			return 1;
-		}
-		cl->lan.pcap_size = v;
-		return 0;
+		return net_pcap_option(cl, c);
 	case OPT_FORK:
 		cl->fork = true;
 		return 0;
@@ -131,21 +174,9 @@ static int net_option(struct net_cmdline *cl, int c, char **argv)
 		cl->pid_file = optarg;
 		return 0;
 	case 'd':
-		c = log_parse_categories(optarg, &log_mask);
-		if (c == 1) {
-			for (size_t i = 0; i < log_cat_count; i++)
-				printf("%-14s %s\n", log_cat_names[i].name, log_cat_names[i].help);
-			return report_close_stdout() ? 1 : -1;
-		}
-		if (c < 0)
-			break;
-		return 0;
 	case 'h':
-		net_usage();
-		return report_close_stdout() ? 1 : -1;
 	case 'V':
-		printf("vm-net version %s\n", VM_VERSION);
-		return report_close_stdout() ? 1 : -1;
+		return net_info_option(c);
 	case ':':
 		report("option '%s' needs an argument", argv[optind - 1]);
 		return 1;
@@ -153,8 +184,6 @@ static int net_option(struct net_cmdline *cl, int c, char **argv)
 		report("unrecognized option '%s'", argv[optind - 1]);
 		return 1;
 	}
-	report_err();
-	return 1;
 }
 
 /* BACKEND[,KEY=VALUE...] [KEY=VALUE,...]...: the back-end and its keys. */
