@@ -274,3 +274,15 @@ make_iso() {
 		[[ "$output" == *VM-GUEST-READY* ]]
 	done
 }
+
+@test "-boot d picks the CD-ROM over the hard disk, -boot c the disk" {
+	[ -f /usr/share/seabios/bios-256k.bin ] || skip "seabios is not installed"
+	make_iso halt $'echo DISK-MARKER\nhalt'
+	make_iso cd $'echo CDROM-MARKER\nhalt'
+	run timeout 120 vm-run -accel jit -nographic -hda "$T/halt.iso" -cdrom "$T/cd.iso" -boot d </dev/null
+	[ "$status" -eq 0 ]
+	[[ "$output" == *CDROM-MARKER* ]]
+	run timeout 120 vm-run -accel jit -nographic -hda "$T/halt.iso" -cdrom "$T/cd.iso" -boot order=c </dev/null
+	[ "$status" -eq 0 ]
+	[[ "$output" == *DISK-MARKER* ]]
+}
