@@ -54,6 +54,7 @@ struct jit_binsn {
 struct jit_block {
 	const uint8_t *p;	/* host address of the first code byte */
 	struct jit_block *next;	/* hash chain */
+	struct jit_block *succ[2];	/* blocks that followed this one (chaining hints) */
 	uint16_t nbytes;	/* code bytes covered (copied after insn[]) */
 	uint8_t ninsn;
 	uint8_t code_size;
@@ -62,6 +63,8 @@ struct jit_block {
 
 struct jit_bcache {
 	struct jit_block *hash[BC_HASH];
+	struct jit_block *last;	/* the block run last, NULL after a flush */
+	uint64_t flushes;
 	uint8_t *arena;
 	size_t used;
 };
@@ -96,6 +99,8 @@ void jit_bcache_flush(struct jit_bcache *bc)
 {
 	memset(bc->hash, 0, sizeof(bc->hash));
 	bc->used = 0;
+	bc->last = NULL;
+	bc->flushes++;
 }
 
 static unsigned bc_hash(const uint8_t *p)
@@ -168,6 +173,7 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 	if (n == 0)
 		return NULL;
 	b->p = p;
+	b->succ[0] = b->succ[1] = NULL;
 	b->ninsn = n;
 	b->nbytes = (uint16_t)off;
 	b->code_size = (uint8_t)cpu->code_size;
@@ -176,26 +182,63 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 	return b;
 }
 
-/* The block at host address p, decoded again if its bytes changed. */
+/* Are the n code bytes at p still those block b was decoded from? */
+static bool same_code(const struct jit_block *b, const uint8_t *p)
+{
+	const uint8_t *q = block_bytes(b);
+	unsigned n = b->nbytes, i = 0;
+	uint64_t x, y;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, p + i, 8);
+		memcpy(&y, q + i, 8);
+		if (x != y)
+			return false;
+	}
+	for (; i < n; i++)
+		if (p[i] != q[i])
+			return false;
+	return true;
+}
+
+/* The block at host address p, decoded again if its bytes changed.  The
+ * blocks that followed the last one are tried before the hash table. */
 static struct jit_block *lookup(struct jit_cpu *cpu, const uint8_t *p, unsigned avail)
 {
 	struct jit_bcache *bc = cpu->bcache;
-	struct jit_block **head = &bc->hash[bc_hash(p)], *b, *nb;
+	struct jit_block *last = bc->last, **head, *b, *nb;
+	uint64_t flushes = bc->flushes;
 
+	if (last) {
+		for (int i = 0; i < 2; i++) {
+			b = last->succ[i];
+			if (b && b->p == p && b->code_size == cpu->code_size && same_code(b, p))
+				return b;
+		}
+	}
+	head = &bc->hash[bc_hash(p)];
 	for (b = *head; b; b = b->next)
 		if (b->p == p && b->code_size == cpu->code_size) {
-			if (likely(!memcmp(block_bytes(b), p, b->nbytes)))
-				return b;
+			if (likely(same_code(b, p)))
+				goto found;
 			break;
 		}
 	nb = build(cpu, p, avail);
-	if (nb) {
-		nb->next = *head;
-		*head = nb;
-		if (b)
-			b->p = NULL;	/* stale: never matches again */
+	if (!nb)
+		return NULL;
+	if (bc->flushes != flushes)
+		b = last = NULL;	/* build() flushed the arena: they are gone */
+	nb->next = *head;
+	*head = nb;
+	if (b)
+		b->p = NULL;	/* stale: never matches again */
+	b = nb;
+found:
+	if (last) {
+		last->succ[1] = last->succ[0];
+		last->succ[0] = b;
 	}
-	return nb;
+	return b;
 }
 
 /* Host address of the code at CS:RIP with the bytes left in its page,
@@ -242,6 +285,7 @@ bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
 	if (!p)
 		return false;
 	b = lookup(cpu, p, avail);
+	cpu->bcache->last = (struct jit_block *)b;
 	if (!b)
 		return false;
 	if (!cpu->mode64 && cpu->rip + b->nbytes - 1 > cpu->seg[SEG_CS].limit)

@@ -6,7 +6,8 @@
  * register means AH..BH, whether LOCK applies.  For the forms that
  * dominate real code - 32- and 64-bit MOV, ADD/OR/AND/SUB/XOR/CMP and
  * TEST between registers, with an immediate or loading memory, MOVZX,
- * LEA, PUSH/POP of a register - the block builder (block.c) picks a
+ * LEA, PUSH/POP of a register, SHL/SHR/SAR of a register, Jcc in 64-bit
+ * mode - the block builder (block.c) picks a
  * handler here instead, in which those decisions are constants.  Each
  * computes exactly what the generic handler computes (same inline memory
  * access, same host instruction for the flags); they are shortcuts, not a
@@ -155,6 +156,87 @@ static void f_pop64(struct jit_cpu *cpu, const struct jit_insn *in)
 	cpu->gpr[in->reg] = v;	/* POP RSP: the popped value wins */
 }
 
+/*
+ * SHL/SHR/SAR of a register by 1, CL or an immediate (D1, D3, C1 with mod
+ * 3).  These read the incoming flags (a zero count changes none, and the
+ * undefined AF is whatever the host leaves), so the guest's flags are
+ * loaded first, as in shift.c.
+ */
+#define SH_ASM(ins, sfx, reg) \
+	asm("lea -128(%%rsp), %%rsp\n\tpushq %[f]\n\tpopfq\n\t" ins sfx " %%cl, %" reg "[d]\n\t" \
+	    "pushfq\n\tpopq %[f]\n\tlea 128(%%rsp), %%rsp" \
+	    : [d] "+r"(d), [f] "+r"(f) : "c"(c) : "cc")
+
+static inline __attribute__((always_inline)) unsigned
+sh_count(const struct jit_cpu *cpu, const struct jit_insn *in, unsigned size)
+{
+	unsigned c = in->op == 0xc1 ? (unsigned)in->imm : in->op == 0xd1 ? 1 : (unsigned)cpu->gpr[JIT_RCX];
+
+	return c & (size == 8 ? 63 : 31);
+}
+
+#define DEF_SHIFT(name, ins) \
+static void f_##name##4(struct jit_cpu *cpu, const struct jit_insn *in) \
+{ \
+	uint8_t c = (uint8_t)sh_count(cpu, in, 4); \
+	uint64_t d = (uint32_t)cpu->gpr[in->rm], f = (cpu->rflags & F_ARITH) | 0x202; \
+	if (c) { \
+		SH_ASM(ins, "l", "k"); \
+		set_arith(cpu, f); \
+	} \
+	cpu->gpr[in->rm] = (uint32_t)d; \
+} \
+static void f_##name##8(struct jit_cpu *cpu, const struct jit_insn *in) \
+{ \
+	uint8_t c = (uint8_t)sh_count(cpu, in, 8); \
+	uint64_t d = cpu->gpr[in->rm], f = (cpu->rflags & F_ARITH) | 0x202; \
+	if (c) { \
+		SH_ASM(ins, "q", "q"); \
+		set_arith(cpu, f); \
+		cpu->gpr[in->rm] = d; \
+	} \
+}
+
+DEF_SHIFT(shl, "shl")
+DEF_SHIFT(shr, "shr")
+DEF_SHIFT(sar, "sar")
+
+static jit_op_fn *const shift_forms[8][2] = {
+	[4] = { f_shl4, f_shl8 }, [5] = { f_shr4, f_shr8 },
+	[6] = { f_shl4, f_shl8 }, [7] = { f_sar4, f_sar8 },
+};
+
+/* Jcc in 64-bit mode (the operand size is 64: no truncation of RIP). */
+#define DEF_JCC(cc, cond) \
+static void f_jcc##cc(struct jit_cpu *cpu, const struct jit_insn *in) \
+{ \
+	uint64_t f = cpu->rflags; \
+	if (cond) \
+		cpu->next_rip += in->imm; \
+}
+#define SF_NE_OF (!(f & F_SF) != !(f & F_OF))
+DEF_JCC(0, f & F_OF)
+DEF_JCC(1, !(f & F_OF))
+DEF_JCC(2, f & F_CF)
+DEF_JCC(3, !(f & F_CF))
+DEF_JCC(4, f & F_ZF)
+DEF_JCC(5, !(f & F_ZF))
+DEF_JCC(6, f & (F_CF | F_ZF))
+DEF_JCC(7, !(f & (F_CF | F_ZF)))
+DEF_JCC(8, f & F_SF)
+DEF_JCC(9, !(f & F_SF))
+DEF_JCC(10, f & F_PF)
+DEF_JCC(11, !(f & F_PF))
+DEF_JCC(12, SF_NE_OF)
+DEF_JCC(13, !SF_NE_OF)
+DEF_JCC(14, (f & F_ZF) || SF_NE_OF)
+DEF_JCC(15, !((f & F_ZF) || SF_NE_OF))
+
+static jit_op_fn *const jcc_forms[16] = {
+	f_jcc0, f_jcc1, f_jcc2, f_jcc3, f_jcc4, f_jcc5, f_jcc6, f_jcc7,
+	f_jcc8, f_jcc9, f_jcc10, f_jcc11, f_jcc12, f_jcc13, f_jcc14, f_jcc15,
+};
+
 static jit_op_fn *alu_form(const struct jit_insn *in, unsigned sz)
 {
 	uint8_t op = in->op;
@@ -179,6 +261,9 @@ jit_op_fn *jit_fast_form(const struct jit_insn *in)
 {
 	unsigned sz = in->opsize == 8;
 
+	if (in->mode64 && in->opsize == 8 && (in->map == MAP_0F ? (in->op & 0xf0) == 0x80 :
+	    in->map == MAP_1B && (in->op & 0xf0) == 0x70))
+		return jcc_forms[in->op & 15];
 	if (in->lock || (in->opsize != 4 && in->opsize != 8))
 		return NULL;
 	if (in->map == MAP_0F) {
@@ -198,5 +283,7 @@ jit_op_fn *jit_fast_form(const struct jit_insn *in)
 	}
 	if (in->mode64 && sz && in->op >= 0x50 && in->op < 0x60)
 		return in->op < 0x58 ? f_push64 : f_pop64;
+	if ((in->op == 0xc1 || in->op == 0xd1 || in->op == 0xd3) && in->mod == 3)
+		return shift_forms[in->reg & 7][sz];
 	return alu_form(in, sz);
 }
