@@ -120,7 +120,12 @@ static int image_open(const char *filename, const struct fmt_open_opts *o,
 	int r;
 
 	*out = NULL;
-	if (o->format && !(drv = fmt_driver_find(o->format)))
+	if (drv && o->format && strcmp(o->format, "raw") && strcmp(o->format, drv->name))
+		return err_set(-ENOTSUP, "%s: format '%s' over %s is not supported (the export is raw)",
+			       filename, o->format, drv->name);
+	/* An export's bytes are raw: "-f raw" on a URI keeps the driver
+	 * that claimed it. */
+	if (!drv && o->format && !(drv = fmt_driver_find(o->format)))
 		return err_set(-EINVAL, "Unknown driver '%s'", o->format);
 	if (!drv && (r = image_probe(filename, &drv)) < 0)
 		return r;
