@@ -96,7 +96,7 @@ all: $(BINS) $(UNIT_BINS) $(FUZZ_BINS) $(GUEST_BINS)
 DEB_PKGS := build-essential pkg-config zlib1g-dev libzstd-dev libsodium-dev \
             libjansson-dev libslirp-dev libpcap-dev libedit-dev \
             bats bats-assert bats-support bats-file mandoc \
-            qemu-utils qemu-system-x86 libnbd-bin tshark \
+            qemu-utils qemu-system-x86 libnbd-bin tshark fio jq python3 bc systemd \
             busybox-static cpio xz-utils kmod grub-pc-bin xorriso mtools seabios
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
