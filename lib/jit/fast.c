@@ -4,7 +4,7 @@
  * The generic handlers (alu.c, move.c, ...) decide at run time what the
  * operand size is, whether r/m is a register or memory, whether a byte
  * register means AH..BH, whether LOCK applies.  For the forms that
- * dominate real code - 32- and 64-bit MOV, ADD/OR/AND/SUB/XOR/CMP and
+ * dominate real code - 32- and 64-bit MOV, ADD/OR/ADC/SBB/AND/SUB/XOR/CMP and
  * TEST between registers, with an immediate or loading memory, MOVZX,
  * LEA, PUSH/POP of a register, SHL/SHR/SAR of a register, Jcc in 64-bit
  * mode - the block builder (block.c) picks a
@@ -35,6 +35,27 @@ name(struct jit_cpu *cpu, unsigned size, uint64_t d, uint64_t s) \
 	return size == 4 ? (uint32_t)d : d; \
 }
 
+/* ADC and SBB read CF: the guest's flags are loaded first */
+#define ALU_ASM_CF(ins, sfx, reg) \
+	asm("lea -128(%%rsp), %%rsp\n\tpushq %[f]\n\tpopfq\n\t" ins sfx " %" reg "[s], %" reg "[d]\n\t" \
+	    "pushfq\n\tpopq %[f]\n\tlea 128(%%rsp), %%rsp" \
+	    : [d] "+r"(d), [f] "+r"(f) : [s] "r"(s) : "cc")
+
+#define DEF_ALU_CF(name, ins) \
+static inline __attribute__((always_inline)) uint64_t \
+name(struct jit_cpu *cpu, unsigned size, uint64_t d, uint64_t s) \
+{ \
+	uint64_t f = (cpu->rflags & F_ARITH) | 0x202; \
+	if (size == 4) \
+		ALU_ASM_CF(ins, "l", "k"); \
+	else \
+		ALU_ASM_CF(ins, "q", "q"); \
+	set_arith(cpu, f); \
+	return size == 4 ? (uint32_t)d : d; \
+}
+
+DEF_ALU_CF(h_adc, "adc")
+DEF_ALU_CF(h_sbb, "sbb")
 DEF_ALU(h_add, "add")
 DEF_ALU(h_or, "or")
 DEF_ALU(h_and, "and")
@@ -98,15 +119,18 @@ DEF_ALU_FORMS(and, h_and, 1)
 DEF_ALU_FORMS(sub, h_sub, 1)
 DEF_ALU_FORMS(xor, h_xor, 1)
 DEF_ALU_FORMS(cmp, h_cmp, 0)
+DEF_ALU_FORMS(adc, h_adc, 1)
+DEF_ALU_FORMS(sbb, h_sbb, 1)
 DEF_ALU_FORMS(test, h_test, 0)
 
-/* [ALU op][form][size 4 / 8]; NULL for ADC/SBB (they read CF) */
+/* [ALU op][form][size 4 / 8] */
 enum { FORM_RR, FORM_RRV, FORM_RI, FORM_RM };
 #define ALU_ROW(op) { \
 	{ f_##op##_rr4, f_##op##_rr8 }, { f_##op##_rrv4, f_##op##_rrv8 }, \
 	{ f_##op##_ri4, f_##op##_ri8 }, { f_##op##_rm4, f_##op##_rm8 } }
 static jit_op_fn *const alu_forms[8][4][2] = {
 	[ALU_ADD] = ALU_ROW(add), [ALU_OR] = ALU_ROW(or), [ALU_AND] = ALU_ROW(and),
+	[ALU_ADC] = ALU_ROW(adc), [ALU_SBB] = ALU_ROW(sbb),
 	[ALU_SUB] = ALU_ROW(sub), [ALU_XOR] = ALU_ROW(xor), [ALU_CMP] = ALU_ROW(cmp),
 };
 static jit_op_fn *const test_forms[4][2] = ALU_ROW(test);
