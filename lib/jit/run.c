@@ -1,8 +1,11 @@
 /*
  * The run loop.
  *
- * jit_cpu_run() arms a setjmp point once and then fetches, decodes and
- * executes one instruction at a time.  An instruction that faults calls
+ * jit_cpu_run() arms a setjmp point once and then runs blocks of decoded
+ * instructions (block.c), or one instruction at a time (step() below)
+ * when single-stepping (RFLAGS.TF), when the code is not in RAM, when an
+ * instruction crosses a page, and everywhere with VM_JIT_NOBLOCKS set in
+ * the environment (the plain interpreter, for comparisons).  An instruction that faults calls
  * jit_raise(), which records the vector and error code and longjmps back
  * here.  Every handler makes the accesses that can fault before it writes
  * registers, and cpu->rip moves to cpu->next_rip only after the handler
@@ -12,19 +15,21 @@
  * unwinds to the same point again, where the double-fault rules apply,
  * and a fault while delivering #DF is a shutdown (triple fault).
  *
- * Between instructions the loop polls the signals other threads set: one
+ * Between blocks the loop polls the signals other threads set: one
  * relaxed load of the INTR line and one of the event word (stop, INIT,
  * SIPI, NMI).  External interrupts are taken when RFLAGS.IF is set and no
  * STI/MOV SS shadow covers the boundary (SDM vol. 3, 7.8 on priorities:
  * NMI before INTR).  A halted CPU returns JIT_EXIT_HLT until an event can
  * wake it.  The budget counts retired instructions (a slice of a REP
- * string instruction counts as one).
+ * string instruction counts as one) and is never exceeded: a block runs
+ * at most the instructions left.  VM_JIT_PROFILE=N logs the guest RIP
+ * every N million instructions (a sampling profile, with CPU time).
  *
  * Fetch: the TLB gives a host pointer to the code page; the decoder sees
  * the bytes up to the page end and asks for more only when the
  * instruction really crosses into the next page, so a #PF on the next
- * page is genuine.  Nothing decoded is cached, so self-modifying code
- * needs no special care in the interpreter.
+ * page is genuine.  step() caches nothing; block.c explains how blocks
+ * stay exact under self-modifying code.
  */
 #include <time.h>
 
