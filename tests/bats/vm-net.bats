@@ -256,6 +256,19 @@ netpeer() {
 	done
 }
 
+@test "a second vm-net joined with --connect is a dump port of a running hub" {
+	require tshark
+	start_net hub -k "$T/hub.sock" hub
+	start_net dump --connect "unix:$T/hub.sock" --pcap "$T/dump.pcap" hub
+	sleep 0.2
+	netpeer frames "$T/hub.sock" 4 100 200
+	kill "${PIDS[1]}"
+	sleep 0.3
+	run --separate-stderr tshark -r "$T/dump.pcap" -T fields -e frame.len
+	echo "$output"
+	[ "${#lines[@]}" -eq 8 ]
+}
+
 @test "--pcap-size rotates the capture into complete files" {
 	require tshark
 	start_net hub -k "$T/hub.sock" --pcap "$T/cap.pcap" --pcap-size 4k hub
