@@ -283,16 +283,20 @@ netpeer() {
 	[ "$total" -eq 10 ]
 }
 
-@test "vm-net tap: the host answers ARP through a tap device" {
+@test "vm-net tap: the host answers ARP through a tap device set up by script=" {
 	[ -c /dev/net/tun ] || skip "no /dev/net/tun"
 	unshare -n true 2>/dev/null || skip "cannot make a network namespace (unshare -n): not root?"
+	printf '#!/bin/sh\necho "up $1" >>"%s/scripts.out"\nip addr add 10.0.2.2/24 dev "$1" && ip link set "$1" up\n' "$T" >"$T/up.sh"
+	printf '#!/bin/sh\necho "down $1" >>"%s/scripts.out"\n' "$T" >"$T/down.sh"
+	chmod +x "$T/up.sh" "$T/down.sh"
 	cat >"$T/tap.sh" <<-EOF
 	ip link set lo up
-	vm-net --fork --pid-file "$T/tap.pid" -k "$T/tap.sock" -C "$T/tap.ctl" tap,ifname=vmtest0 2>"$T/tap.log" || exit 1
-	ip addr add 10.0.2.2/24 dev vmtest0 && ip link set vmtest0 up || exit 1
+	vm-net --fork --pid-file "$T/tap.pid" -k "$T/tap.sock" -C "$T/tap.ctl" \\
+		tap,ifname=vmtest0,script=$T/up.sh,downscript=$T/down.sh 2>"$T/tap.log" || exit 1
 	python3 "$NETPEER" arp "$T/tap.sock" 10.0.2.2 || exit 1
 	vm-net ctl "$T/tap.ctl" info
-	kill \$(cat "$T/tap.pid")
+	vm-net ctl "$T/tap.ctl" quit
+	sleep 0.5
 	EOF
 	run unshare -n sh "$T/tap.sh"
 	echo "$output"
@@ -300,4 +304,16 @@ netpeer() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"ok 10.0.2.2 is at"* ]]
 	[[ "$output" == *"tap vmtest0"* ]]
+	[ "$(cat "$T/scripts.out")" = "up vmtest0
+down vmtest0" ]
+}
+
+@test "vm-net tap without the privilege fails with one line" {
+	[ -c /dev/net/tun ] || skip "no /dev/net/tun"
+	command -v setpriv >/dev/null || skip "setpriv is not installed"
+	run timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups vm-net -k "$T/t.sock" tap
+	echo "$output"
+	[ "$status" -eq 1 ]
+	one_line_error
+	[[ "$output" == "vm-net: /dev/net/tun: "* || "$output" == *"cannot create the tap device"* ]]
 }
