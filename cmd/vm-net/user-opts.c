@@ -215,6 +215,11 @@ int user_config_parse(const struct kvlist *kv, struct user_config *c)
 		return r;
 	c->hostname = kv_get(kv, "hostname");
 	c->domainname = kv_get(kv, "domainname");
+	/* A DHCP option holds at most 255 bytes. */
+	if (c->hostname && strlen(c->hostname) > 255)
+		return err_set(-EINVAL, "hostname=: longer than 255 characters");
+	if (c->domainname && strlen(c->domainname) > 255)
+		return err_set(-EINVAL, "domainname=: longer than 255 characters");
 	c->tftp = kv_get(kv, "tftp");
 	c->bootfile = kv_get(kv, "bootfile");
 	c->tftp_server_name = kv_get(kv, "tftp-server-name");

@@ -74,6 +74,12 @@ static void check_networks(void)
 	inet_ntop(AF_INET6, &c.dns6, buf, sizeof(buf));
 	CHECK(!strcmp(buf, "fd00:1::3"), "ipv6 dns follows the prefix (%s)", buf);
 	user_config_free(&c);
+	{
+		char *long_name = xasprintf("hostname=%0300d", 0);
+
+		CHECK(parse(long_name, &c) == -EINVAL, "a hostname over 255 characters");
+		free(long_name);
+	}
 	CHECK(parse("smb=/tmp", &c) == -ENOTSUP, "smb= is not supported");
 	user_config_free(&c);
 }
