@@ -45,7 +45,9 @@ struct conv_job {
 	size_t nops, cap;
 	struct fmt_cdata cd;
 	bool has_cd;
-	uint8_t *needed;         /* -c -B: clusters the top layer allocates */
+	uint8_t *needed;         /* -c: clusters to write (-B: those the top
+				    layer allocates) */
+	uint8_t *want;           /* -c: clusters with data to compress */
 };
 
 int conv_src(const struct conv *c, uint64_t off)
@@ -177,8 +179,34 @@ static int plan_plain(struct conv *c, struct conv_job *j)
 	return 0;
 }
 
-/* -c: the chunk's bytes with holes as zeros (with -B: the whole chain,
- * and the clusters the top layer does not allocate blanked). */
+/* -c: the holes noted as zero ops while filling: clusters wholly inside
+ * one are not compressed at all (want 0), the rest of a hole becomes
+ * zeros in the buffer; then the ops are dropped. */
+static void plan_blank_holes(struct conv_job *j, uint64_t cs)
+{
+	uint64_t a, b, k;
+	size_t i;
+
+	memset(j->want, 1, DIV_ROUND_UP(j->n, cs));
+	for (i = 0; i < j->nops; i++) {
+		a = j->ops[i].off - j->off;
+		b = a + j->ops[i].len;
+		for (k = DIV_ROUND_UP(a, cs); (k + 1) * cs <= b; k++)
+			j->want[k] = 0;
+		if (b == j->n && b % cs && a <= ALIGN_DOWN(b, cs))
+			j->want[b / cs] = 0;      /* the image ends in this hole */
+		if (ALIGN_UP(a, cs) >= b) {
+			memset(j->buf + a, 0, b - a);
+			continue;
+		}
+		memset(j->buf + a, 0, ALIGN_UP(a, cs) - a);
+		memset(j->buf + ALIGN_DOWN(b, cs), 0, b - ALIGN_DOWN(b, cs));
+	}
+	j->nops = 0;
+}
+
+/* -c: the chunk's bytes with holes as zeros (with -B: the whole chain;
+ * the clusters the top layer does not allocate are not wanted). */
 static int plan_fill(struct conv *c, struct conv_job *j, uint64_t cs, bool *empty)
 {
 	uint64_t off = j->off, end = j->off + j->n, so, k;
@@ -201,9 +229,6 @@ static int plan_fill(struct conv *c, struct conv_job *j, uint64_t cs, bool *empt
 			return 0;
 		if ((r = conv_read(c, j->buf, j->off, j->n)) < 0)
 			return r;
-		for (k = 0; k * cs < j->n; k++)
-			if (!j->needed[k])
-				memset(j->buf + k * cs, 0, (size_t)MIN(cs, j->n - k * cs));
 		return 0;
 	}
 	memset(j->needed, 1, DIV_ROUND_UP(j->n, cs));
@@ -213,13 +238,14 @@ static int plan_fill(struct conv *c, struct conv_job *j, uint64_t cs, bool *empt
 		if ((r = conv_extent(c, off, end - off, true, &e, &i, &so)) < 0)
 			return r;
 		if (e.status & FMT_ST_ZERO) {
-			memset(j->buf + bo, 0, e.length);
+			op_add(j, OP_ZERO, off, e.length, 0, 0, 0);
 			continue;
 		}
 		*empty = false;
 		if ((r = fmt_read(c->src[i], j->buf + bo, so, e.length)) < 0)
 			return r;
 	}
+	plan_blank_holes(j, cs);
 	return 0;
 }
 
@@ -232,12 +258,14 @@ static int plan_compressed(struct conv *c, struct conv_job *j)
 	if ((r = plan_fill(c, j, cs, &empty)) < 0)
 		return r;
 	if (empty) {
+		j->nops = 0;
 		if (!c->zero_init && !c->top_only)
 			op_add(j, OP_ZERO, j->off, j->n, 0, 0, 0);
 		return 0;
 	}
 	len = MIN(ALIGN_UP(j->n, cs), fmt_size(c->dst) - j->off);
 	memset(j->buf + j->n, 0, (size_t)(len - j->n));
+	j->cd.want = c->top_only ? j->needed : j->want;
 	if ((r = fmt_compress(c->dst, j->buf, j->off, (size_t)len, true, &j->cd)) < 0)
 		return r;
 	j->has_cd = true;
@@ -298,6 +326,7 @@ static void job_start(struct conv *c, struct conv_job *j, uint64_t idx)
 	if (!j->buf) {
 		j->buf = xmalloc(c->chunk);
 		j->needed = xmalloc(c->chunk / 512 + 1);
+		j->want = xmalloc(c->chunk / 512 + 1);
 	}
 	j->idx = idx;
 	j->off = idx * c->chunk;
@@ -312,6 +341,7 @@ static void job_free(struct conv_job *j)
 	fmt_cdata_free(&j->cd);
 	free(j->ops);
 	free(j->needed);
+	free(j->want);
 	free(j->buf);
 }
 

@@ -128,10 +128,6 @@ static int conv_parse(int argc, char **argv, struct img_ctx *ctx,
 		report("Copying bitmaps only possible with single source");
 		return -1;
 	}
-	if (o->compress && o->unordered) {
-		report("Out of order write and compress are mutually exclusive");
-		return -1;
-	}
 	if (o->copy_range && o->compress) {
 		report("Cannot enable copy offloading when -c is used");
 		return -1;
@@ -299,8 +295,7 @@ int cmd_convert(int argc, char **argv)
 	    conv_setup_target(&c, &o, argv[argc - 1], &ctx) < 0)
 		goto out;
 	if (o.bitmaps && strcmp(fmt_format(c.dst), "qcow2")) {
-		report("Format driver '%s' does not support persistent dirty bitmaps",
-		       fmt_format(c.dst));
+		report("Format driver '%s' does not support bitmaps", fmt_format(c.dst));
 		goto out;
 	}
 	if ((r = conv_copy(&c, o.threads)) == 0 && o.bitmaps)

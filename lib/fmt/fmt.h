@@ -111,6 +111,8 @@ struct fmt_cdata {
 	uint32_t *len;          /* bytes of each cluster in buf: 0 = leave the
 				   cluster alone (it was zero and skipped),
 				   cluster_size = store it uncompressed */
+	const uint8_t *want;    /* set by the caller, or NULL: clusters i with
+				   want[i] == 0 get len 0 unread */
 	size_t cap, buf_cap;    /* allocated entries of len, bytes of buf */
 	void *ctx;              /* the driver's compressor state */
 	void (*ctx_free)(void *ctx);

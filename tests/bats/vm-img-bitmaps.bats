@@ -66,6 +66,10 @@ PY
 	run vm-img convert --bitmaps -O raw "$T/b.qcow2" "$T/o.raw"
 	[ "$status" -eq 1 ]
 	one_line_error
+	[[ "$output" == *"Format driver 'raw' does not support bitmaps"* ]]
+	run vm-img convert --bitmaps -O qcow2 "$T/b.qcow2" "$T/b.qcow2" "$T/o.qcow2"
+	[ "$status" -eq 1 ]
+	one_line_error
 	run vm-img convert --skip-broken-bitmaps -O qcow2 "$T/b.qcow2" "$T/o.qcow2"
 	[ "$status" -eq 1 ]
 	one_line_error
