@@ -8,20 +8,24 @@ FUZZ_BINS := $(patsubst fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 60
 
 
-# fuzz-common-*: lib/common only; the rest link every library.
+# fuzz-common-*: lib/common only; fuzz-fmt-*: the block layer; the rest
+# link every library.
 $(O)/fuzz/fuzz-common-%: $(O)/fuzz/fuzz-common-%.o $(O)/fuzz/standalone.o $(call lib_archives,common)
+	$(Q)$(unit_link)
+$(O)/fuzz/fuzz-fmt-%: $(O)/fuzz/fuzz-fmt-%.o $(O)/fuzz/standalone.o $(call lib_archives,fmt common)
 	$(Q)$(unit_link)
 $(O)/fuzz/%: $(O)/fuzz/%.o $(O)/fuzz/standalone.o $(LIB_ARCHIVES)
 	$(Q)$(unit_link)
 
 LIBFUZZER_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DVM_VERSION='"$(VERSION)"' -Ilib $(PKG_CFLAGS) \
-	-fsanitize=fuzzer,address,undefined -pthread
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -pthread
 fuzz: deps
 	@command -v clang >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
 	@mkdir -p o/fuzz
 	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 		echo "  FUZZ    $$n"; \
-		case $$n in fuzz-common-*) srcs="lib/common/*.c" ;; *) srcs="lib/*/*.c" ;; esac; \
+		case $$n in fuzz-common-*) srcs="lib/common/*.c" ;; fuzz-fmt-*) srcs="lib/fmt/*.c lib/common/*.c" ;; \
+			*) srcs="lib/*/*.c" ;; esac; \
 		clang $(LIBFUZZER_CFLAGS) -o o/fuzz/$$n $$f $$srcs $(PKG_LIBS) -lm || exit 1; \
 		mkdir -p o/fuzz/corpus-$$n; \
 		o/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) o/fuzz/corpus-$$n fuzz/corpus/$${n#fuzz-} || exit 1; \

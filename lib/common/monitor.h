@@ -202,7 +202,8 @@ struct hmp_session {
 void hmp_session_init(struct hmp_session *s, hmp_qmp_fn *qmp, void *opaque);
 /* Run one command line.  0 with the output in *out (malloc'd, maybe ""),
  * or -errno with the message recorded ("unknown command: 'foo'", the
- * server's error for a failed QMP command). */
+ * server's error for a failed QMP command) and in *out whatever was
+ * printed before the failure.  The caller frees *out in both cases. */
 int hmp_run(struct hmp_session *s, const char *line, char **out);
 
 /* Pieces for tests and the server. */

@@ -162,9 +162,11 @@ static int qcow2_unsupported(uint64_t bits)
 	char list[256] = "";
 	size_t i, n = 0;
 
-	for (i = 0; i < 64; i++)
+	/* snprintf reports what it would have written: stop once the list
+	 * is full, before list + n could point past its end. */
+	for (i = 0; i < 64 && n < sizeof(list); i++)
 		if (bits & (1ull << i))
-			n += (size_t)snprintf(list + n, sizeof(list) - MIN(n, sizeof(list)),
+			n += (size_t)snprintf(list + n, sizeof(list) - n,
 					      "%sUnknown incompatible feature: %llx",
 					      n ? ", " : "", 1ull << i);
 	return err_set(-ENOTSUP, "Unsupported qcow2 feature(s): %s", list);
