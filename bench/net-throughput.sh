@@ -109,5 +109,5 @@ for i in $(seq "$runs"); do
 done
 for k in nc httpd wget; do
 	awk -v k="$k" -v a="${best[vm-net.$k]:-0}" -v b="${best[qemu.$k]:-0}" \
-		'BEGIN { printf "best %-6s vm-net %7.1f MB/s  qemu %7.1f MB/s  ratio %.2f\n", k, a, b, b > 0 ? a / b : 0 }'
+		'BEGIN { printf "best %-6s vm-net %7.1f MB/s  qemu %7.1f MB/s  ratio %.2f\n", k, a, b, (b > 0 ? a / b : 0) }'
 done
