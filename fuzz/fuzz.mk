@@ -14,6 +14,10 @@ $(O)/fuzz/fuzz-common-%: $(O)/fuzz/fuzz-common-%.o $(O)/fuzz/standalone.o $(call
 	$(Q)$(unit_link)
 $(O)/fuzz/fuzz-fmt-%: $(O)/fuzz/fuzz-fmt-%.o $(O)/fuzz/standalone.o $(call lib_archives,fmt common)
 	$(Q)$(unit_link)
+# fuzz-nbd-server: vm-nbd's own objects (all but main.o) drive the server.
+$(O)/fuzz/fuzz-nbd-server: $(O)/fuzz/fuzz-nbd-server.o $(O)/fuzz/standalone.o \
+		$(filter-out %/main.o,$(vm-nbd_OBJS)) $(call lib_archives,fmt common)
+	$(Q)$(unit_link)
 $(O)/fuzz/%: $(O)/fuzz/%.o $(O)/fuzz/standalone.o $(LIB_ARCHIVES)
 	$(Q)$(unit_link)
 
@@ -25,6 +29,7 @@ fuzz: deps
 	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
 		echo "  FUZZ    $$n"; \
 		case $$n in fuzz-common-*) srcs="lib/common/*.c" ;; fuzz-fmt-*) srcs="lib/fmt/*.c lib/common/*.c" ;; \
+			fuzz-nbd-server) srcs="$$(ls cmd/vm-nbd/*.c | grep -v main.c) lib/fmt/*.c lib/common/*.c" ;; \
 			*) srcs="lib/*/*.c" ;; esac; \
 		clang $(LIBFUZZER_CFLAGS) -o o/fuzz/$$n $$f $$srcs $(PKG_LIBS) -lm || exit 1; \
 		mkdir -p o/fuzz/corpus-$$n; \
