@@ -52,6 +52,10 @@ static uint64_t i8042_read(void *opaque, uint64_t off, unsigned size)
 	v = k->q[k->qhead];
 	k->qhead = (k->qhead + 1) % QLEN;
 	k->qlen--;
+	/* OBF drops when the byte is read and rises again for the next one:
+	 * an edge per byte, which edge-triggered IRQ 1/12 need. */
+	hw_set_irq(k->m, 1, false);
+	hw_set_irq(k->m, 12, false);
 	update(k);
 	return v;
 }
