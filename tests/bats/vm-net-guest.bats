@@ -23,7 +23,7 @@ timeout 20 nc -l -p 7777 >/dev/null; echo RELEASED'
 # Skip (with the reason) unless a guest can boot here; builds the overlay.
 net_guest_require() {
 	local out
-	require qemu-system-x86_64 python3 curl
+	require qemu-system-x86_64 python3
 	source "$VM_TOP/tests/guest/guest.bash"
 	guest_require
 	out=$("$NETDIR/build-net-guest.sh" "$VM_CACHE" 2>&1)

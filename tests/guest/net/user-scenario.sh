@@ -10,7 +10,7 @@
 # MODEL is a QEMU NIC (virtio-net-pci, e1000); NETOPTS extra vm-net user
 # keys.  The host's payload is OUT/www/payload.txt.  When the guest prints
 # HTTPD-READY the script fetches http://127.0.0.1:5580/ (hostfwd to the
-# guest's port 80) into OUT/curl.out, adds a forward for port 7777 through
+# guest's port 80, with python's urllib) into OUT/curl.out, adds a forward for port 7777 through
 # the control socket and connects to it, which releases the guest.  Leaves
 # OUT/console.log, OUT/vm-net.log, OUT/net.pcap, OUT/dns.log, OUT/http.log.
 set -u
@@ -45,7 +45,8 @@ qemu=$!
 for _ in $(seq 450); do
 	kill -0 "$qemu" 2>/dev/null || break
 	if grep -q HTTPD-READY "$out/console.log" 2>/dev/null; then
-		curl -s -m 10 http://127.0.0.1:5580/ >"$out/curl.out"
+		python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:5580/", timeout=10).read().decode(), end="")' \
+			>"$out/curl.out" 2>"$out/curl.err"
 		vm-net ctl "$out/net.ctl" hostfwd_add tcp:127.0.0.1:5581-:7777 >"$out/ctl.out" 2>&1
 		python3 -c 'import socket; s=socket.create_connection(("127.0.0.1",5581),5); s.sendall(b"bye\n"); s.close()'
 		break
