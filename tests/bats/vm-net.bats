@@ -170,6 +170,24 @@ netpeer() {
 	[ "$status" -eq 0 ]
 }
 
+@test "vm-net --fd listens on an inherited listening socket" {
+	cat >"$T/listen.py" <<-'EOF'
+	import socket, subprocess, sys, time
+	path, netpeer = sys.argv[1], sys.argv[2]
+	ls = socket.socket(socket.AF_UNIX)
+	ls.bind(path)
+	ls.listen()
+	vm = subprocess.Popen(["vm-net", "--fd", str(ls.fileno()), "hub"], pass_fds=(ls.fileno(),))
+	ls.close()
+	r = subprocess.run([sys.executable, netpeer, "hub", path, path, path])
+	vm.terminate()
+	sys.exit(r.returncode or vm.wait(timeout=5))
+	EOF
+	run timeout 20 python3 "$T/listen.py" "$T/inherited.sock" "$NETPEER"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
 @test "vm-net --fd rejects a descriptor that is not open" {
 	run timeout 10 vm-net --fd 77 hub
 	[ "$status" -eq 1 ]
