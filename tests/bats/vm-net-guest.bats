@@ -170,16 +170,18 @@ ping -c 3 -W 2 $2 | grep -q ' 0% packet loss' && echo PING-OK || echo PING-FAILE
 sleep 3"
 }
 
-@test "two QEMU guests on one vm-net hub ping each other (one listens, one is dialled)" {
+@test "two QEMU guests on one vm-net hub ping each other (one over TCP, one dialled on its unix socket)" {
 	net_guest_require
 	# Guest b's QEMU is the server (server=on): the hub connects out to it.
 	boot_guest b "server=on,addr.type=unix,addr.path=$T/b.sock" e1000 52:54:00:00:77:02 \
 		"$(ping_cmd 192.168.77.2 192.168.77.1)"
 	for _ in $(seq 50); do [ -S "$T/b.sock" ] && break; sleep 0.1; done
-	vm-net --fork --pid-file "$T/hub.pid" -k "$T/hub.sock" --connect "unix:$T/b.sock" \
+	# Guest a joins over TCP (addr.type=inet) on the hub's --listen.
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	vm-net --fork --pid-file "$T/hub.pid" --listen "tcp:127.0.0.1:$port" --connect "unix:$T/b.sock" \
 		--pcap "$T/hub.pcap" hub 2>"$T/hub.log"
 	PIDS+=("$(cat "$T/hub.pid")")
-	boot_guest a "server=off,addr.type=unix,addr.path=$T/hub.sock" virtio-net-pci \
+	boot_guest a "server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=$port" virtio-net-pci \
 		52:54:00:00:77:01 "$(ping_cmd 192.168.77.1 192.168.77.2)"
 	wait "${PIDS[0]}" "${PIDS[2]}" || true
 	cat "$T/a.console" "$T/b.console" "$T/hub.log"
