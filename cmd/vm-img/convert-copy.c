@@ -50,7 +50,8 @@ struct conv_job {
 	uint8_t *want;           /* -c: clusters with data to compress */
 };
 
-int conv_src(const struct conv *c, uint64_t off)
+/* Source index holding offset off of the whole. */
+static int conv_src(const struct conv *c, uint64_t off)
 {
 	int i = c->nsrc - 1;
 
@@ -351,7 +352,8 @@ static void conv_done_locked(struct conv *c, const struct conv_job *j)
 	c->written++;
 	c->done_bytes += j->n;
 	progress_update(&c->prog, c->done_bytes, c->total);
-	pthread_cond_broadcast(&c->space);
+	if (c->space_waiters)        /* one slot came free: wake one worker */
+		pthread_cond_signal(&c->space);
 }
 
 static int conv_plan(struct conv *c, struct conv_job *j)
@@ -428,10 +430,15 @@ static void conv_worker(void *arg)
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		while (!c->err && c->next < c->nchunks &&
-		       c->next >= c->written + (uint64_t)c->nslots)
+		       c->next >= c->written + (uint64_t)c->nslots) {
+			c->space_waiters++;
 			pthread_cond_wait(&c->space, &c->lock);
-		if (c->err || c->next >= c->nchunks)
+			c->space_waiters--;
+		}
+		if (c->err || c->next >= c->nchunks) {
+			pthread_cond_broadcast(&c->space);   /* the others stop too */
 			break;
+		}
 		idx = c->next++;
 		j = &c->slots[idx % (uint64_t)c->nslots];
 		pthread_mutex_unlock(&c->lock);

@@ -32,6 +32,7 @@ struct conv {
 	/* run time, under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t space;    /* a slot of the reorder window came free */
+	int space_waiters;
 	struct conv_job *slots;  /* in order: chunk i is planned in slot
 				    i % nslots, committed when its turn comes */
 	int nslots;
@@ -46,7 +47,5 @@ struct conv {
 /* Copy everything with `threads` workers; reports errors itself and
  * returns the exit status (0 or 1). */
 int conv_copy(struct conv *c, int threads);
-/* Source index holding offset off of the whole. */
-int conv_src(const struct conv *c, uint64_t off);
 
 #endif
