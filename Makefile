@@ -94,7 +94,7 @@ all: $(BINS) $(UNIT_BINS) $(FUZZ_BINS) $(GUEST_BINS)
 # Debian packages to build and test; apt-get update runs only when
 # something is missing, so a second `make deps` is quick.
 DEB_PKGS := build-essential pkg-config zlib1g-dev libzstd-dev libsodium-dev \
-            libjansson-dev libslirp-dev libpcap-dev libedit-dev \
+            libjansson-dev libslirp-dev libglib2.0-dev libpcap-dev libedit-dev \
             bats bats-assert bats-support bats-file mandoc \
             qemu-utils qemu-system-x86 libnbd-bin tshark fio jq python3 bc systemd \
             busybox-static cpio xz-utils kmod grub-pc-bin xorriso mtools seabios
