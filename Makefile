@@ -9,6 +9,7 @@
 #   make run          boot the default guest (the main job)
 
 .DELETE_ON_ERROR:
+.SECONDARY:
 .SUFFIXES:
 .DEFAULT_GOAL := all
 
@@ -88,6 +89,7 @@ $(O)/%.o: %.c
 
 include $(wildcard */*.mk */*/*.mk)
 
+all: | pkgcheck
 all: $(BINS) $(UNIT_BINS) $(FUZZ_BINS) $(GUEST_BINS)
 	@mkdir -p bin && for t in $(TOOLS); do ln -sf ../$(O)/bin/$$t bin/$$t; done
 
@@ -98,6 +100,12 @@ DEB_PKGS := build-essential pkg-config zlib1g-dev libzstd-dev libsodium-dev \
             bats bats-assert bats-support bats-file mandoc \
             qemu-utils qemu-system-x86 libnbd-bin tshark fio jq python3 bc systemd \
             busybox-static cpio xz-utils kmod grub-pc-bin xorriso mtools seabios
+# Say plainly when a library is missing, instead of failing later on
+# empty compiler flags.
+pkgcheck:
+	@pkg-config --exists $(PKGS) || { pkg-config --print-errors --exists $(PKGS); \
+		echo "missing build libraries: run 'make deps' (as root)"; exit 1; }
+
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -123,7 +131,7 @@ bench: deps
 clean:
 	rm -rf o bin
 
-.PHONY: all deps check install clean run bench
+.PHONY: all deps check install clean run bench pkgcheck
 
 ALL_OBJS := $(foreach l,$(LIBS),$($(l)_OBJS)) $(foreach t,$(TOOLS),$($(t)_OBJS)) $(UNIT_OBJS)
 -include $(ALL_OBJS:.o=.d)
