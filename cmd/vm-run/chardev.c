@@ -56,6 +56,8 @@ struct vmrun_io {
 	int nin;
 	pthread_t thread;
 	bool running, escape, watchdog_fired, tty_saved;
+	struct vmrun_mon *mon;	/* Ctrl-a c target, or NULL */
+	bool in_monitor;
 	int stop_pipe[2];
 	int sigfd;		/* SIGTERM, SIGINT, SIGHUP: quit */
 	int watchdog_secs;
@@ -224,7 +226,7 @@ int chardev_open(struct vmrun_io *io, const char *spec, int idx, struct hw_char_
 static const char escape_help[] =
 	"\r\nC-a h    print this help\r\n"
 	"C-a x    exit emulator\r\n"
-	"C-a c    switch between console and monitor (not available yet)\r\n"
+	"C-a c    switch between console and monitor\r\n"
 	"C-a a    sends C-a\r\n";
 
 /* Console bytes: Ctrl-a escapes, the rest to the guest. */
@@ -242,9 +244,10 @@ static void console_input(struct vmrun_io *io, const uint8_t *buf, size_t n, int
 			} else if (b == 'h' || b == '?') {
 				write_full(1, escape_help, sizeof(escape_help) - 1);
 				continue;
-			} else if (b == 'c') {
-				static const char msg[] = "\r\nvm-run: the monitor is not available\r\n";
-				write_full(1, msg, sizeof(msg) - 1);
+			} else if (b == 'c' && io->mon) {
+				io->in_monitor = !io->in_monitor;
+				if (io->in_monitor)
+					mon_console_enter(io->mon);
 				continue;
 			} else if (b != 1) {
 				continue;
@@ -253,7 +256,10 @@ static void console_input(struct vmrun_io *io, const uint8_t *buf, size_t n, int
 			io->escape = true;
 			continue;
 		}
-		machine_char_input(io->m, idx, &b, 1);
+		if (io->in_monitor)
+			mon_console_input(io->mon, b);
+		else
+			machine_char_input(io->m, idx, &b, 1);
 	}
 }
 
@@ -477,6 +483,11 @@ void io_stop(struct vmrun_io *io)
 	pthread_join(io->thread, NULL);
 	close(io->stop_pipe[0]);
 	close(io->stop_pipe[1]);
+}
+
+void io_set_monitor(struct vmrun_io *io, struct vmrun_mon *mon)
+{
+	io->mon = mon;
 }
 
 bool io_watchdog_fired(struct vmrun_io *io)

@@ -31,7 +31,7 @@ enum {
 	OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_DRIVE, OPT_HDA, OPT_HDB, OPT_HDC, OPT_HDD,
 	OPT_CDROM, OPT_BOOT, OPT_SNAPSHOT, OPT_NOGRAPHIC, OPT_SERIAL, OPT_NAME, OPT_PIDFILE,
 	OPT_DAEMONIZE, OPT_S, OPT_NO_REBOOT, OPT_NODEFAULTS, OPT_DEVICE, OPT_D, OPT_BIOS,
-	OPT_NIC, OPT_VIRTCON, OPT_DISPLAY, OPT_HELP, OPT_VERSION,
+	OPT_NIC, OPT_VIRTCON, OPT_DISPLAY, OPT_QMP, OPT_MONITOR, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option opts[] = {
@@ -58,6 +58,8 @@ static const struct option opts[] = {
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "virtioconsole", required_argument, NULL, OPT_VIRTCON },
 	{ "nic", required_argument, NULL, OPT_NIC },
+	{ "qmp", required_argument, NULL, OPT_QMP },
+	{ "monitor", required_argument, NULL, OPT_MONITOR },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 	{ "daemonize", no_argument, NULL, OPT_DAEMONIZE },
@@ -118,13 +120,18 @@ static void usage(void)
 "  -device isa-debug-exit[,iobase=0xf4][,iosize=0x04]\n"
 "  -device virtio-rng-pci\n"
 "  -nodefaults          no default serial port\n"
+"  -qmp unix:PATH,server=on,wait=off|tcp:HOST:PORT,server=on,wait=off|fd:N\n"
+"                       a QMP server (several allowed)\n"
+"  -monitor stdio|unix:PATH,server=on,wait=off|tcp:...|none\n"
+"                       a human monitor\n"
 "\n"
 "Process:\n"
 "  -pidfile FILE        write the process id to FILE\n"
 "  -daemonize           run in the background once the machine is built\n"
 "  -d CAT[,CAT...]      debug log categories ('-d help' lists them)\n"
 "\n"
-"On the stdio console: Ctrl-a x quits, Ctrl-a h lists the escapes.\n"
+"On the stdio console: Ctrl-a x quits, Ctrl-a c switches to the monitor,\n"
+"Ctrl-a h lists the escapes.\n"
 "Exit status: 0 when the guest powers off or the user quits, (V << 1) | 1\n"
 "when the guest writes V to isa-debug-exit, 1 on errors.\n");
 }
@@ -315,6 +322,14 @@ static int parse_opt(struct vmrun *o, int c, const char *arg)
 			return err_set(-EINVAL, "-nic: at most %d NICs", HW_MAX_NICS);
 		o->nics[o->nnics++] = arg;
 		return 0;
+	case OPT_QMP: case OPT_MONITOR:
+		if ((c == OPT_QMP ? o->nqmp : o->nmonitors) >= 4)
+			return err_set(-EINVAL, "-%s: at most 4", c == OPT_QMP ? "qmp" : "monitor");
+		if (c == OPT_QMP)
+			o->qmp[o->nqmp++] = arg;
+		else
+			o->monitors[o->nmonitors++] = arg;
+		return 0;
 	case OPT_NAME: o->name = arg; return 0;
 	case OPT_PIDFILE: o->pidfile = arg; return 0;
 	case OPT_DAEMONIZE: o->daemonize = true; return 0;
@@ -464,14 +479,17 @@ static int run_once(struct vmrun *o, struct vmrun_io *io)
 		report_err();
 		return 1;
 	}
+	mon_attach(o->mon, m);
 	r = io_start(io, m, !strcmp(o->hw.accel, "kvm") ? KVM_WATCHDOG_SECS : 0);
 	if (r < 0) {
+		mon_detach(o->mon, HW_STOP_ERROR, false);
 		machine_free(m);
 		report_err();
 		return 1;
 	}
 	why = machine_run(m, &status);
 	io_stop(io);
+	mon_detach(o->mon, why, !io_watchdog_fired(io));
 	machine_free(m);
 	if (io_watchdog_fired(io))
 		return -1;
@@ -524,6 +542,16 @@ int main(int argc, char **argv)
 		free_opts(&o);
 		return 1;
 	}
+	if ((o.nqmp || o.nmonitors || o.nserial) && mon_open(&o, &o.mon) < 0) {
+		io_restore_tty(io);
+		report_err();
+		mon_free(o.mon);
+		disk_close_all();
+		io_free(io);
+		free_opts(&o);
+		return 1;
+	}
+	io_set_monitor(io, o.mon);
 	status = run_once(&o, io);
 	if (status < 0 && o.accel_auto) {
 		fprintf(stderr, "vm-run: KVM made no progress for %d s; starting again on the JIT\n",
@@ -538,6 +566,7 @@ int main(int argc, char **argv)
 		status = 1;
 	}
 	io_restore_tty(io);
+	mon_free(o.mon);
 	disk_close_all();
 	io_free(io);
 	free_opts(&o);
