@@ -133,6 +133,20 @@ void machine_net_input(struct machine *m, int idx, const uint8_t *frame, size_t 
 /* Guest instructions or exits seen so far (progress watchdog). */
 uint64_t machine_progress(struct machine *m);
 
+/* The monitor's view (access.c), any thread.  read_phys: guest-physical
+ * RAM, -EFAULT outside it.  get_cpu: registers of vCPU `cpu` (either
+ * pointer may be NULL), read with every vCPU parked for a moment.
+ * virt_to_phys: through vCPU 0's page tables (identity without paging).
+ * nmi: an NMI to every vCPU. */
+struct hw_regs;
+struct hw_sregs;
+int machine_read_phys(struct machine *m, uint64_t gpa, void *buf, size_t len);
+int machine_get_cpu(struct machine *m, int cpu, struct hw_regs *r, struct hw_sregs *s);
+int machine_virt_to_phys(struct machine *m, uint64_t va, uint64_t *pa);
+bool machine_paused(struct machine *m);
+int machine_cpu_count(struct machine *m);
+void machine_nmi(struct machine *m);
+
 /*
  * Device state: one versioned, tagged stream (every device its own
  * section).  Save into a malloc'd buffer; load treats the bytes as
