@@ -348,7 +348,7 @@ static void net_input(struct vmrun_io *io, struct input *in)
 		}
 		if (in->have < 4 + len)
 			break;
-		machine_net_input(io->m, in->idx, in->buf + 4, len);
+		machine_nic_input(io->m, in->idx, in->buf + 4, len);
 		memmove(in->buf, in->buf + 4 + len, in->have - 4 - len);
 		in->have -= 4 + len;
 	}

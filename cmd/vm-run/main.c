@@ -31,7 +31,7 @@ enum {
 	OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_DRIVE, OPT_HDA, OPT_HDB, OPT_HDC, OPT_HDD,
 	OPT_CDROM, OPT_BOOT, OPT_SNAPSHOT, OPT_NOGRAPHIC, OPT_SERIAL, OPT_NAME, OPT_PIDFILE,
 	OPT_DAEMONIZE, OPT_S, OPT_NO_REBOOT, OPT_NODEFAULTS, OPT_DEVICE, OPT_D, OPT_BIOS,
-	OPT_NIC, OPT_VIRTCON, OPT_DISPLAY, OPT_QMP, OPT_MONITOR, OPT_HELP, OPT_VERSION,
+	OPT_NIC, OPT_NETDEV, OPT_VIRTCON, OPT_DISPLAY, OPT_QMP, OPT_MONITOR, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option opts[] = {
@@ -58,6 +58,7 @@ static const struct option opts[] = {
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "virtioconsole", required_argument, NULL, OPT_VIRTCON },
 	{ "nic", required_argument, NULL, OPT_NIC },
+	{ "netdev", required_argument, NULL, OPT_NETDEV },
 	{ "qmp", required_argument, NULL, OPT_QMP },
 	{ "monitor", required_argument, NULL, OPT_MONITOR },
 	{ "name", required_argument, NULL, OPT_NAME },
@@ -115,8 +116,13 @@ static void usage(void)
 "  -serial DEV          next serial port: stdio, file:PATH, unix:PATH[,server=on,wait=off],\n"
 "                       pty, none\n"
 "  -virtioconsole DEV   a virtio console on DEV (as -serial)\n"
-"  -nic socket,path=PATH|fd=N[,mac=MAC][,model=virtio]\n"
-"                       virtio NIC whose frames travel length-prefixed on a stream socket\n"
+"  -nic user[,hostfwd=...,net=...][,model=M][,mac=MAC]\n"
+"                       a NIC on user-mode networking (a vm-net child)\n"
+"  -nic socket,path=PATH|fd=N|connect=H:P[,mac=MAC][,model=M]\n"
+"                       a NIC whose frames travel length-prefixed on a stream socket\n"
+"  -netdev user|stream|socket,id=ID,...  a back-end for -device NIC,netdev=ID\n"
+"                       (stream: server=off,addr.type=unix,addr.path=P or inet)\n"
+"  -device virtio-net-pci|e1000,netdev=ID[,mac=MAC]\n"
 "  -device isa-debug-exit[,iobase=0xf4][,iosize=0x04]\n"
 "  -device virtio-rng-pci\n"
 "  -nodefaults          no default serial port\n"
@@ -207,6 +213,8 @@ static int parse_device(struct vmrun *o, const char *spec)
 		o->hw.debug_exit_size = size;
 	} else if (type && (!strcmp(type, "virtio-rng-pci") || !strcmp(type, "virtio-rng"))) {
 		o->hw.rng = true;
+	} else if ((r = net_add_device(o, spec)) <= 0) {
+		/* a NIC (0), or a bad one (<0) */
 	} else {
 		r = err_set(-EINVAL, "-device %s: unknown device ('-device help' lists them)", type ? type : "");
 	}
@@ -317,7 +325,10 @@ static int parse_opt(struct vmrun *o, int c, const char *arg)
 		o->serial[o->nserial++] = arg;
 		return 0;
 	case OPT_VIRTCON: o->virtcon = arg; return 0;
+	case OPT_NETDEV: return net_add_netdev(o, arg);
 	case OPT_NIC:
+		if (!strcmp(arg, "none"))
+			return 0;
 		if (o->nnics >= HW_MAX_NICS)
 			return err_set(-EINVAL, "-nic: at most %d NICs", HW_MAX_NICS);
 		o->nics[o->nnics++] = arg;
@@ -421,7 +432,7 @@ static int open_backends(struct vmrun *o, struct vmrun_io *io)
 	if (o->virtcon && (r = chardev_open(io, o->virtcon, -1, &o->hw.virtcon)) < 0)
 		return r;
 	for (int i = 0; i < o->nnics; i++) {
-		r = net_open(io, o->nics[i], i, &o->hw.nics[i]);
+		r = net_nic_open(o, io, i, &o->hw.nics[i]);
 		if (r < 0)
 			return r;
 	}

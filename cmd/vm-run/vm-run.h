@@ -29,8 +29,11 @@ struct vmrun {
 	int nserial;
 	struct vmrun_drive drives[HW_MAX_DISKS];
 	int ndrives;
-	const char *nics[HW_MAX_NICS];
+	const char *nics[HW_MAX_NICS];	/* -nic specs, or -device specs */
+	bool nic_device[HW_MAX_NICS];	/* nics[i] is a -device NIC */
 	int nnics;
+	const char *netdevs[HW_MAX_NICS];	/* -netdev specs */
+	int nnetdevs;
 	bool nographic, nodefaults, snapshot, daemonize, accel_auto, watchdog;
 	const char *name, *pidfile, *virtcon;
 	const char *vm_nbd;	/* path of vm-nbd for -drive file=IMAGE */
@@ -53,6 +56,16 @@ void io_stop(struct vmrun_io *io);
 bool io_watchdog_fired(struct vmrun_io *io);
 void io_restore_tty(struct vmrun_io *io);
 void io_free(struct vmrun_io *io);
+
+/* net.c: -netdev and -device NICs (net_add_device: 1 if spec is no NIC),
+ * and opening NIC idx's back-end (a vm-net child for user). */
+int net_add_netdev(struct vmrun *o, const char *spec);
+int net_add_device(struct vmrun *o, const char *spec);
+int net_nic_open(const struct vmrun *o, struct vmrun_io *io, int idx, struct hw_nic *nic);
+/* The control socket of NIC idx's vm-net child (hostfwd_add, set_link
+ * lines), or -1. */
+int net_ctl_fd(int idx);
+int net_parse_mac(const char *s, uint8_t *mac);
 
 /* monitor.c: -qmp and -monitor on a loop thread of their own; attach
  * the machine while it runs; detach raises SHUTDOWN when `final`. */

@@ -70,7 +70,8 @@ static int add_devices(struct machine *m)
 		if (c->disks[i].iface == HW_IF_VIRTIO)
 			r = virtio_blk_new(m, &c->disks[i]);
 	for (int i = 0; i < c->nnics && r >= 0; i++)
-		r = virtio_net_new(m, i, &c->nics[i]);
+		r = c->nics[i].model == HW_NIC_E1000 ? e1000_new(m, i, &c->nics[i])
+						     : virtio_net_new(m, i, &c->nics[i]);
 	if (r >= 0 && c->virtcon.ops)
 		r = virtio_console_new(m, &c->virtcon);
 	if (r >= 0 && c->rng)

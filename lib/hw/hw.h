@@ -59,10 +59,13 @@ struct hw_disk {
 	int index;		/* IDE: 0..3 (-hda..-hdd, cdrom 2); -1: next free */
 };
 
+enum hw_nic_model { HW_NIC_VIRTIO, HW_NIC_E1000 };
+
 struct hw_nic {
 	const struct hw_net_ops *ops;
 	void *opaque;
 	uint8_t mac[6];
+	enum hw_nic_model model;	/* virtio-net-pci or e1000 (82540EM) */
 };
 
 #define HW_MAX_SERIAL 4
@@ -129,6 +132,8 @@ void machine_pause(struct machine *m, bool paused);
 void machine_char_input(struct machine *m, int idx, const uint8_t *buf, size_t len);
 /* One frame from NIC idx's cable, any thread. */
 void machine_net_input(struct machine *m, int idx, const uint8_t *frame, size_t len);
+/* The same for any NIC model (e1000 or virtio-net; e1000.c). */
+void machine_nic_input(struct machine *m, int idx, const uint8_t *frame, size_t len);
 
 /* Guest instructions or exits seen so far (progress watchdog). */
 uint64_t machine_progress(struct machine *m);

@@ -122,6 +122,7 @@ struct machine {
 	struct hw_acpi *acpi;
 	struct hw_fwcfg *fwcfg;
 	struct hw_virtio *virtcon, *virtnet[HW_MAX_NICS];
+	struct e1000 *e1000[HW_MAX_NICS];	/* NIC idx when it is an e1000 */
 	uint32_t irq_level;	/* ISA/GSI lines 0..31 as last set */
 
 	const struct hw_accel_ops *accel;
@@ -287,6 +288,9 @@ int virtio_blk_new(struct machine *m, const struct hw_disk *d);
 int virtio_console_new(struct machine *m, const struct hw_char_backend *be);
 int virtio_rng_new(struct machine *m);
 int virtio_net_new(struct machine *m, int idx, const struct hw_nic *n);
+struct e1000;
+int e1000_new(struct machine *m, int idx, const struct hw_nic *n);
+void e1000_set_link(struct e1000 *s, bool up);
 void virtio_char_input(struct hw_virtio *v, const uint8_t *buf, size_t len);
 void virtio_net_input(struct hw_virtio *v, const uint8_t *frame, size_t len);
 
