@@ -205,6 +205,79 @@ static int cmd_pmemsave(void *opaque, json_t *args, json_t **ret)
 	return save_mem(opaque, args, true);
 }
 
+/* ---- block devices: QEMU's default names (ide0-hd0, ide1-cd0, virtio0)
+ * unless -drive id= named them ---- */
+
+static char *drive_name(const struct vmrun *o, int i)
+{
+	const struct vmrun_drive *d = &o->drives[i];
+	int n = 0, idx = d->index;
+
+	if (d->id)
+		return xstrdup(d->id);
+	for (int j = 0; j < i; j++)
+		n += o->drives[j].iface == d->iface;
+	if (d->iface == HW_IF_VIRTIO)
+		return xasprintf("virtio%d", n);
+	if (idx < 0)
+		idx = n;
+	return xasprintf("ide%d-%s%d", idx / 2, d->cdrom ? "cd" : "hd", idx % 2);
+}
+
+static int drive_find(const struct vmrun *o, const char *name)
+{
+	for (int i = 0; i < o->ndrives; i++) {
+		char *n = drive_name(o, i);
+		bool same = !strcmp(n, name);
+		free(n);
+		if (same)
+			return i;
+	}
+	return err_set(-ENODEV, "Device '%s' not found", name);
+}
+
+static int cmd_query_block(void *opaque, json_t *args, json_t **ret)
+{
+	struct vmrun_mon *mon = opaque;
+	const struct vmrun *o = mon->o;
+	json_t *a = json_array();
+
+	for (int i = 0; i < o->ndrives; i++) {
+		const struct vmrun_drive *d = &o->drives[i];
+		char *name = drive_name(o, i);
+		json_t *in = json_pack("{s:s, s:s, s:b, s:s, s:i, s:b, s:{s:b, s:b, s:b}}",
+			"file", d->file, "node-name", name, "ro", d->readonly,
+			"drv", d->format ? d->format : "raw", "backing_file_depth", 0,
+			"encrypted", 0, "cache", "writeback", 1, "direct", 0, "no-flush", 0);
+		json_t *dev = json_pack("{s:s, s:b, s:b, s:s, s:s, s:o}", "device", name, "locked", 0,
+			"removable", d->cdrom, "type", "unknown", "io-status", "ok", "inserted", in);
+		if (d->cdrom)
+			json_object_set_new(dev, "tray_open", json_false());
+		json_array_append_new(a, dev);
+		free(name);
+	}
+	*ret = a;
+	return 0;
+}
+
+static int cmd_eject(void *opaque, json_t *args, json_t **ret)
+{
+	struct vmrun_mon *mon = opaque;
+	const char *dev = json_string_value(json_object_get(args, "device"));
+	int i;
+
+	if (!dev)
+		dev = json_string_value(json_object_get(args, "id"));
+	if (!dev)
+		return err_set(-EINVAL, "Need exactly one of 'device' and 'id'");
+	i = drive_find(mon->o, dev);
+	if (i < 0)
+		return i;
+	if (!mon->o->drives[i].cdrom)
+		return err_set(-EINVAL, "Device '%s' is not removable", dev);
+	return err_set(-ENOTSUP, "Device '%s': changing media is not supported by vm-run yet", dev);
+}
+
 static const struct qmp_cmd mon_cmds[] = {
 	{ "query-status", cmd_query_status, "" },
 	{ "query-name", cmd_query_name, "" },
@@ -218,6 +291,8 @@ static const struct qmp_cmd mon_cmds[] = {
 	{ "inject-nmi", cmd_inject_nmi, "" },
 	{ "memsave", cmd_memsave, "val:i,size:i,filename:s,*cpu-index:i" },
 	{ "pmemsave", cmd_pmemsave, "val:i,size:i,filename:s" },
+	{ "query-block", cmd_query_block, "" },
+	{ "eject", cmd_eject, "*device:s,*id:s,*force:b" },
 };
 
 /* ---- the human layer: x/xp/p and info registers ---- */
@@ -378,8 +453,20 @@ static int hmp_info_registers(void *opaque, const struct hmp_args *a, struct hmp
 	return 0;
 }
 
+/* savevm/loadvm/delvm wait for vm-snap; QEMU's answer without a disk. */
+static int hmp_snapshot(void *opaque, const struct hmp_args *a, struct hmp_out *o)
+{
+	struct vmrun_mon *mon = opaque;
+
+	for (int i = 0; i < mon->o->ndrives; i++)
+		if (!mon->o->drives[i].readonly)
+			return err_set(-ENOTSUP, "snapshots are not supported by vm-run yet");
+	return err_set(-ENOTSUP, "no block device can store vmstate for snapshot");
+}
+
 static const struct hmp_native mon_native[] = {
 	{ "info registers", "", "show the cpu registers", hmp_info_registers },
+	{ "savevm", "tag?", "save a VM snapshot", hmp_snapshot },
 };
 
 /* ---- the loop thread ---- */
