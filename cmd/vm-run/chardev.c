@@ -337,6 +337,7 @@ static void net_input(struct vmrun_io *io, struct input *in)
 	n = read(in->fd, in->buf + in->have, FRAME_MAX + 4 - in->have);
 	if (n <= 0) {
 		in->fd = -1;
+		machine_nic_set_link(io->m, in->idx, false);	/* back-end gone */
 		return;
 	}
 	in->have += n;

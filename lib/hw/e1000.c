@@ -481,7 +481,7 @@ int e1000_new(struct machine *m, int idx, const struct hw_nic *nic)
 }
 
 /* Link state from the host (the back-end went away or came back). */
-void e1000_set_link(struct e1000 *s, bool up)
+static void e1000_set_link(struct e1000 *s, bool up)
 {
 	if (s->link_down == !up)
 		return;
@@ -502,4 +502,14 @@ void machine_nic_input(struct machine *m, int idx, const uint8_t *frame, size_t 
 	pthread_mutex_unlock(&m->lock);
 	if (!s)
 		machine_net_input(m, idx, frame, len);
+}
+
+void machine_nic_set_link(struct machine *m, int idx, bool up)
+{
+	if (idx < 0 || idx >= HW_MAX_NICS)
+		return;
+	pthread_mutex_lock(&m->lock);
+	if (m->e1000[idx])
+		e1000_set_link(m->e1000[idx], up);
+	pthread_mutex_unlock(&m->lock);
 }

@@ -134,6 +134,9 @@ void machine_char_input(struct machine *m, int idx, const uint8_t *buf, size_t l
 void machine_net_input(struct machine *m, int idx, const uint8_t *frame, size_t len);
 /* The same for any NIC model (e1000 or virtio-net; e1000.c). */
 void machine_nic_input(struct machine *m, int idx, const uint8_t *frame, size_t len);
+/* NIC idx's link up or down (e1000: STATUS.LU, PHY and an LSC
+ * interrupt; virtio-net has no link status), any thread. */
+void machine_nic_set_link(struct machine *m, int idx, bool up);
 
 /* Guest instructions or exits seen so far (progress watchdog). */
 uint64_t machine_progress(struct machine *m);

@@ -290,7 +290,6 @@ int virtio_rng_new(struct machine *m);
 int virtio_net_new(struct machine *m, int idx, const struct hw_nic *n);
 struct e1000;
 int e1000_new(struct machine *m, int idx, const struct hw_nic *n);
-void e1000_set_link(struct e1000 *s, bool up);
 void virtio_char_input(struct hw_virtio *v, const uint8_t *buf, size_t len);
 void virtio_net_input(struct hw_virtio *v, const uint8_t *frame, size_t len);
 

@@ -199,6 +199,14 @@ int main(void)
 	eeprom_phy(m);
 	tx_ring(m);
 	rx_ring(m);
+	rd(m, 0xc0);
+	wr(m, 0xd0, 0x4);	/* IMS: LSC */
+	machine_nic_set_link(m, 0, false);
+	CHECK(!(rd(m, 0x08) & 0x2) && (rd(m, 0xc0) & 0x4), "back-end gone: STATUS.LU clears, ICR.LSC");
+	CHECK(!(mdic_read(m, 1) & 0x4), "and the PHY reports the link down");
+	int before = nsent;
+	wr(m, 0x3818, 5);
+	CHECK(nsent == before, "frames sent with the link down go nowhere");
 	machine_free(m);
 	return unit_done();
 }
