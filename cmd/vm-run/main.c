@@ -175,6 +175,7 @@ static int add_drive(struct vmrun *o, const char *spec, int iface, int index, bo
 			goto out;
 		d->format = (s = kv_get(&kv, "format")) ? xstrdup(s) : NULL;
 		d->cache = (s = kv_get(&kv, "cache")) ? xstrdup(s) : NULL;
+		d->id = (s = kv_get(&kv, "id")) ? xstrdup(s) : NULL;
 		d->index = (s = kv_get(&kv, "index")) ? atoi(s) : -1;
 		if (!(s = kv_get(&kv, "file")) || !*s) {
 			r = err_set(-EINVAL, "-drive %s: needs file=", spec);
@@ -277,6 +278,7 @@ static void free_opts(struct vmrun *o)
 		free(o->drives[i].file);
 		free((char *)o->drives[i].format);
 		free((char *)o->drives[i].cache);
+		free((char *)o->drives[i].id);
 	}
 }
 
