@@ -216,7 +216,18 @@ void disk_close_all(void)
 	for (int i = 0; i < nclients; i++)
 		nbd_client_close(clients[i]);
 	nclients = 0;
-	for (int i = 0; i < nchildren; i++)
-		waitpid(children[i], NULL, 0);
+	/* The children end when their client disconnects; one that does not
+	 * within 3 seconds is terminated, so vm-run never hangs on exit. */
+	for (int i = 0; i < nchildren; i++) {
+		int waited = 0;
+		while (waitpid(children[i], NULL, WNOHANG) == 0) {
+			if (waited == 30)
+				kill(children[i], SIGTERM);
+			else if (waited == 50)
+				kill(children[i], SIGKILL);
+			usleep(100000);
+			waited++;
+		}
+	}
 	nchildren = 0;
 }
