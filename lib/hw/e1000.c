@@ -19,6 +19,7 @@
 
 #define MMIO_SIZE 0x20000
 #define FRAME_MAX 16384
+#define TX_MAX (65536 + 256)	/* a TSO frame: header and 64 KiB payload */
 
 enum {
 	CTRL = 0x0000, STATUS = 0x0008, EECD = 0x0010, EERD = 0x0014, MDIC = 0x0020,
@@ -52,6 +53,7 @@ enum {
 #define TX_EOP 0x01
 #define TX_IC 0x04		/* legacy: insert checksum */
 #define TX_RS 0x08
+#define TX_TSE 0x04		/* DEXT: TCP segmentation */
 #define TX_DEXT 0x20
 #define POPTS_IXSM 0x01
 #define POPTS_TXSM 0x02
@@ -69,7 +71,10 @@ struct e1000 {
 	struct { uint32_t in; int nin, nout; uint16_t addr; bool reading; } ee;
 	/* transmit context: offsets of the IP and TCP/UDP checksums */
 	struct { uint8_t css, cso; uint16_t cse; } ipcs, tucs;
-	uint8_t tx[FRAME_MAX];
+	/* TCP segmentation (TSE): header length, MSS, TUCMD bits */
+	struct { uint8_t hdrlen, tucmd; uint16_t mss; bool on; } tso;
+	uint8_t tx[TX_MAX];
+	uint8_t seg[FRAME_MAX];
 	size_t tx_len;
 	uint8_t tx_popts;
 	bool link_down;
@@ -238,9 +243,11 @@ static void e1000_input(struct e1000 *s, const uint8_t *frame, size_t len)
 
 /* ---- transmit (SDM 3.3) ---- */
 
-static void put_csum(uint8_t *f, size_t len, unsigned css, unsigned cso, unsigned cse)
+/* The one's complement sum of f[css..cse] (cse 0: to the end) plus add,
+ * stored at cso. */
+static void put_csum(uint8_t *f, size_t len, unsigned css, unsigned cso, unsigned cse, uint32_t add)
 {
-	uint32_t sum = 0;
+	uint32_t sum = add;
 	size_t end = cse ? MIN((size_t)cse + 1, len) : len;
 
 	if (css >= end || cso + 2 > len)
@@ -257,11 +264,59 @@ static void put_csum(uint8_t *f, size_t len, unsigned css, unsigned cso, unsigne
 static void tx_frame(struct e1000 *s)
 {
 	if (s->tx_popts & POPTS_IXSM)
-		put_csum(s->tx, s->tx_len, s->ipcs.css, s->ipcs.cso, s->ipcs.cse);
+		put_csum(s->tx, s->tx_len, s->ipcs.css, s->ipcs.cso, s->ipcs.cse, 0);
 	if (s->tx_popts & POPTS_TXSM)
-		put_csum(s->tx, s->tx_len, s->tucs.css, s->tucs.cso, s->tucs.cse);
+		put_csum(s->tx, s->tx_len, s->tucs.css, s->tucs.cso, s->tucs.cse, 0);
 	if (!s->link_down && s->tx_len)
-		s->nic.ops->send(s->nic.opaque, s->tx, s->tx_len);
+		s->nic.ops->send(s->nic.opaque, s->tx, MIN(s->tx_len, (size_t)FRAME_MAX));
+	s->tx_len = 0;
+	s->tx_popts = 0;
+}
+
+static void be16_put(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
+
+/* TCP segmentation (SDM 3.5): the header in front of every MSS-sized
+ * piece, with the IPv4 length and id, the TCP sequence number and flags
+ * adjusted, and the checksums (the TCP one from the driver's pseudo-header
+ * sum without the length) filled in. */
+static void tx_tso(struct e1000 *s)
+{
+	unsigned hl = s->tso.hdrlen, mss = s->tso.mss, ip = s->ipcs.css, tu = s->tucs.css;
+	size_t plen = s->tx_len > hl ? s->tx_len - hl : 0;
+	bool ipv4 = s->tso.tucmd & 0x02, tcp = s->tso.tucmd & 0x01;
+
+	if (!mss || hl + mss > FRAME_MAX || ip + 6 > hl || (tcp && tu + 20 > hl)) {
+		LOG(LOG_GUEST_ERRORS, "e1000: bad TSO context (hdrlen %u mss %u)", hl, mss);
+		s->tx_len = s->tx_popts = 0;
+		return;
+	}
+	uint16_t id = s->tx[ip + 4] << 8 | s->tx[ip + 5];
+	uint32_t seq = le32_read(s->tx + tu + 4);
+	seq = __builtin_bswap32(seq);
+	for (size_t off = 0, i = 0; off < plen || (!plen && !i); off += mss, i++) {
+		size_t n = MIN((size_t)mss, plen - off), len = hl + n;
+		uint8_t *f = s->seg;
+		memcpy(f, s->tx, hl);
+		memcpy(f + hl, s->tx + hl + off, n);
+		if (ipv4) {
+			be16_put(f + ip + 2, len - ip);
+			be16_put(f + ip + 4, id + i);
+		}
+		if (tcp) {
+			uint32_t sq = __builtin_bswap32(seq + off);
+			memcpy(f + tu + 4, &sq, 4);
+			if (off + n < plen)
+				f[tu + 13] &= ~0x09;	/* FIN and PSH on the last one only */
+		}
+		if (s->tx_popts & POPTS_IXSM)
+			put_csum(f, len, ip, s->ipcs.cso, s->ipcs.cse, 0);
+		if (s->tx_popts & POPTS_TXSM)
+			put_csum(f, len, tu, s->tucs.cso, 0, len - tu);
+		if (!s->link_down)
+			s->nic.ops->send(s->nic.opaque, f, len);
+		if (!plen)
+			break;
+	}
 	s->tx_len = 0;
 	s->tx_popts = 0;
 }
@@ -276,6 +331,10 @@ static void tx_desc(struct e1000 *s, uint8_t *d)
 	if ((cmd & TX_DEXT) && (lower >> 20 & 15) == 0) {
 		s->ipcs.css = d[0], s->ipcs.cso = d[1], s->ipcs.cse = le16_read(d + 2);
 		s->tucs.css = d[4], s->tucs.cso = d[5], s->tucs.cse = le16_read(d + 6);
+		s->tso.tucmd = cmd;
+		s->tso.on = cmd & TX_TSE;
+		s->tso.hdrlen = d[13];
+		s->tso.mss = le16_read(d + 14);
 		return;
 	}
 	if (cmd & TX_DEXT)
@@ -286,8 +345,11 @@ static void tx_desc(struct e1000 *s, uint8_t *d)
 	if (!(cmd & TX_EOP))
 		return;
 	if (!(cmd & TX_DEXT) && (cmd & TX_IC))
-		put_csum(s->tx, s->tx_len, upper >> 8 & 0xff, lower >> 16 & 0xff, 0);
-	tx_frame(s);
+		put_csum(s->tx, s->tx_len, upper >> 8 & 0xff, lower >> 16 & 0xff, 0, 0);
+	if ((cmd & TX_DEXT) && (cmd & TX_TSE) && s->tso.on)
+		tx_tso(s);
+	else
+		tx_frame(s);
 }
 
 static void tx_run(struct e1000 *s)

@@ -148,6 +148,56 @@ static void tx_ring(struct machine *m)
 	      "TXSM inserts the one's complement sum at TUCSO (%02x%02x)", sent[1][40], sent[1][41]);
 }
 
+static uint16_t fold(uint32_t sum, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i += 2)
+		sum += (uint32_t)p[i] << 8 | (i + 1 < n ? p[i + 1] : 0);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
+
+/* TSE: a 54-byte Ethernet/IPv4/TCP header and 2500 bytes, MSS 1000. */
+static void tso(struct machine *m)
+{
+	uint8_t *ring = hw_ram_ptr(m, TXR, 256), *buf = hw_ram_ptr(m, TXB, 4096);
+	static uint8_t ip_src[4] = { 10, 0, 2, 15 }, ip_dst[4] = { 10, 0, 2, 2 };
+	uint32_t pseudo = 0;
+	bool ok = true;
+
+	memset(buf, 0, 54 + 2500);
+	buf[12] = 0x08, buf[14] = 0x45, buf[23] = 6;
+	memcpy(buf + 26, ip_src, 4), memcpy(buf + 30, ip_dst, 4);
+	buf[38] = 0x12, buf[41] = 0x34;	/* seq 0x12000034 */
+	buf[46] = 0x50, buf[47] = 0x19;	/* data offset 5; FIN, PSH, ACK */
+	for (int i = 0; i < 2500; i++)
+		buf[54 + i] = i * 7;
+	pseudo = fold(6, ip_src, 4) + fold(0, ip_dst, 4);
+	pseudo = fold(pseudo, (uint8_t[]){ 0, 0 }, 2);
+	buf[50] = pseudo >> 8, buf[51] = pseudo;	/* the driver's partial sum */
+	memset(ring + 64, 0, 32);
+	ring[64] = 14, ring[65] = 24, ring[66] = 33;	/* IPCSS, IPCSO, IPCSE */
+	ring[68] = 34, ring[69] = 50;	/* TUCSS, TUCSO */
+	memcpy(ring + 72, &(uint32_t){ 2500 | 0x27u << 24 }, 4);	/* DEXT|TSE|IP|TCP */
+	ring[77] = 54, ring[78] = 1000 & 0xff, ring[79] = 1000 >> 8;	/* HDRLEN, MSS */
+	memcpy(ring + 80, &(uint64_t){ TXB }, 8);
+	memcpy(ring + 88, &(uint32_t){ (54 + 2500) | 1u << 20 | 0x2du << 24 }, 4);
+	ring[93] = 0x03;	/* POPTS: IXSM, TXSM */
+	nsent = 0;
+	wr(m, 0x3818, 6);
+	CHECK(nsent == 3 && sent_len[0] == 1054 && sent_len[2] == 554, "TSO: 2500 bytes at MSS 1000 go out as 3 frames (%d)", nsent);
+	for (int i = 0; i < 3 && i < nsent; i++) {
+		uint8_t *f = sent[i];
+		size_t tl = sent_len[i] - 34;
+		uint32_t seq = (uint32_t)f[38] << 24 | f[39] << 16 | f[40] << 8 | f[41];
+		uint32_t ps = fold(6 + tl, ip_src, 4) + fold(0, ip_dst, 4);
+		ok &= (size_t)(f[16] << 8 | f[17]) == sent_len[i] - 14 && seq == 0x12000034u + 1000 * i;
+		ok &= fold(0, f + 14, 20) == 0xffff && fold(ps, f + 34, tl) == 0xffff;
+		ok &= (f[47] & 0x09) == (i == 2 ? 0x09 : 0);
+	}
+	CHECK(ok, "each with its IP length, sequence number, flags and valid IP and TCP checksums");
+}
+
 static void rx_ring(struct machine *m)
 {
 	uint8_t *ring = hw_ram_ptr(m, RXR, 128), *buf = hw_ram_ptr(m, RXB, 8192);
@@ -198,6 +248,7 @@ int main(void)
 	CHECK(find_and_map(m) >= 0, "PCI 8086:100e is on the bus");
 	eeprom_phy(m);
 	tx_ring(m);
+	tso(m);
 	rx_ring(m);
 	rd(m, 0xc0);
 	wr(m, 0xd0, 0x4);	/* IMS: LSC */
