@@ -322,10 +322,21 @@ static void conv_pace(struct conv *c, uint64_t n)
 	img_pace(c->rate, c->start_ns, bytes);
 }
 
+/* Page-aligned buffers: the kernel copies to and from the page cache
+ * much faster than into a buffer 16 bytes off a page boundary. */
+static void *conv_buf_alloc(size_t n)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, n))
+		return xmalloc(n);      /* xmalloc reports running out of memory */
+	return p;
+}
+
 static void job_start(struct conv *c, struct conv_job *j, uint64_t idx)
 {
 	if (!j->buf) {
-		j->buf = xmalloc(c->chunk);
+		j->buf = conv_buf_alloc(c->chunk);
 		j->needed = xmalloc(c->chunk / 512 + 1);
 		j->want = xmalloc(c->chunk / 512 + 1);
 	}
