@@ -3,7 +3,9 @@
 # kernel + busybox initramfs from tests/guest), same accelerator class:
 #   1. time to the guest's marker line (VM-GUEST-READY) and to power-off;
 #   2. in-guest sequential read throughput of a 256 MiB qcow2 disk on
-#      virtio-blk (dd of /dev/vda), vm-run's disk served by a vm-nbd child.
+#      virtio-blk (dd of /dev/vda), vm-run's disk served by a vm-nbd child;
+#   and, with no OS in the way (tests/guest multiboot programs): start-up
+#   time to a program's exit, and virtio-blk read throughput.
 # KVM is used on both sides where real KVM exists, TCG/JIT otherwise.
 #
 #   bench/run.sh            (VM_BUILD=o/rel, BENCH_TIMEOUT=600 seconds)
@@ -44,6 +46,34 @@ run_timed() {
 	fi
 }
 
+# Device level, no Linux: tests/guest multiboot programs (make builds them).
+HWB=$B/tests/guest
+DX="-device isa-debug-exit,iobase=0xf4,iosize=0x04"
+if [ -f "$HWB/hw-hello.elf" ]; then
+	echo "== start-up to a multiboot program's exit (QEMU goes through SeaBIOS, vm-run does not)"
+	for who in qemu vm-run; do
+		start=$(date +%s.%N)
+		for i in 1 2 3 4 5; do
+			if [ $who = qemu ]; then
+				qemu-system-x86_64 -accel $qaccel -nographic -kernel "$HWB/hw-hello.elf" $DX </dev/null >/dev/null 2>&1
+			else
+				"$B/bin/vm-run" -accel $vaccel -nographic -kernel "$HWB/hw-hello.elf" $DX </dev/null >/dev/null 2>&1
+			fi
+		done
+		awk -v w="$who" -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%-28s %6.3f s per run\n", w, (e - s) / 5 }'
+	done
+	echo "== virtio-blk sequential read of a 256 MiB qcow2, multiboot program (4 x 256 KiB in flight)"
+	head -c $((256 << 20)) /dev/urandom >"$work/b.raw"
+	qemu-img convert -O qcow2 "$work/b.raw" "$work/b.qcow2" && rm -f "$work/b.raw"
+	q=$(timeout "$TIMEOUT" qemu-system-x86_64 -accel $qaccel -nographic -kernel "$HWB/hw-diskbench.elf" $DX \
+		-drive file="$work/b.qcow2",if=none,id=d0,format=qcow2,readonly=on \
+		-device virtio-blk-pci,drive=d0,disable-legacy=on </dev/null 2>&1 | grep -ao 'diskbench:.*')
+	v=$(timeout "$TIMEOUT" "$B/bin/vm-run" -accel $vaccel -nographic -kernel "$HWB/hw-diskbench.elf" $DX \
+		-drive file="$work/b.qcow2",if=virtio,format=qcow2,readonly=on </dev/null 2>&1 | grep -ao 'diskbench:.*')
+	printf '%-28s %s\n' "qemu" "${q:-no result}" "vm-run (disk via vm-nbd)" "${v:-no result}"
+	rm -f "$work/b.qcow2"
+fi
+
 echo "== boot to marker (accelerators: qemu $qaccel, vm-run $vaccel)"
 APPEND="console=ttyS0 quiet vmtest.cmd=true"
 run_timed qemu-direct qemu-system-x86_64 -accel $qaccel -m 512 -nographic -no-reboot \
@@ -54,7 +84,7 @@ run_timed vm-run-direct "$B/bin/vm-run" -accel $vaccel -m 512 -nographic -no-reb
 echo "== in-guest sequential read of a 256 MiB qcow2 disk (virtio-blk)"
 head -c $((256 << 20)) /dev/urandom >"$work/d.raw"
 qemu-img convert -O qcow2 "$work/d.raw" "$work/d.qcow2" && rm -f "$work/d.raw"
-DD='dd if=/dev/vda of=/dev/null bs=1M 2>&1 | tail -1'
+DD='time dd if=/dev/vda of=/dev/null bs=1M 2>&1 | tail -3'
 APPEND="console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$DD" | base64 -w0)"
 for who in qemu vm-run; do
 	rm -f "$work/$who-disk.out"
@@ -67,6 +97,8 @@ for who in qemu vm-run; do
 			-kernel "$K" -initrd "$I" -append "$APPEND" \
 			-drive file="$work/d.qcow2",if=virtio,format=qcow2,readonly=on >/dev/null
 	fi
-	rate=$(grep -ao 'copied.*' "$work/$who-disk.out" | tail -1)
+	# busybox time: "real<TAB>0m 1.23s"
+	rate=$(tr -d '\r' <"$work/$who-disk.out" | awk '/^real/ { split($2, a, "m"); s = a[1] * 60 + $3;
+		if (s > 0) printf "%.1f MiB/s (256 MiB in %.2f s)", 256 / s, s }')
 	printf '%-28s %s\n' "$who disk read" "${rate:-no result}"
 done
