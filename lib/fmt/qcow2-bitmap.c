@@ -207,6 +207,10 @@ void qcow2_bitmap_info(struct qcow2 *s, json_t *d)
 
 	if (!bm_ext(s) || qcow2_bitmap_list(s->img, &l, &n) < 0)
 		return;
+	if (!n) {                   /* qemu-img shows no empty list */
+		free(l);
+		return;
+	}
 	a = json_array();
 	for (i = 0; i < n; i++) {
 		o = json_object();
