@@ -88,11 +88,13 @@ static int cmd_query_cpus_fast(void *opaque, json_t *args, json_t **ret)
 	json_t *a = json_array();
 
 	MACHINE(mon);
-	for (int i = 0; i < machine_cpu_count(mon->m); i++)
-		json_array_append_new(a, json_pack("{s:i, s:s+, s:i, s:{s:i, s:i, s:i}, s:s}",
-			"cpu-index", i, "qom-path", "/machine/unattached/device[",
-			i == 0 ? "0]" : "n]", "thread-id", (int)getpid(),
+	for (int i = 0; i < machine_cpu_count(mon->m); i++) {
+		char path[48];
+		snprintf(path, sizeof(path), "/machine/unattached/device[%d]", i);
+		json_array_append_new(a, json_pack("{s:i, s:s, s:i, s:{s:i, s:i, s:i}, s:s}",
+			"cpu-index", i, "qom-path", path, "thread-id", (int)getpid(),
 			"props", "core-id", 0, "thread-id", 0, "socket-id", i, "target", "x86_64"));
+	}
 	*ret = a;
 	return 0;
 }
@@ -467,6 +469,8 @@ static int hmp_snapshot(void *opaque, const struct hmp_args *a, struct hmp_out *
 static const struct hmp_native mon_native[] = {
 	{ "info registers", "", "show the cpu registers", hmp_info_registers },
 	{ "savevm", "tag?", "save a VM snapshot", hmp_snapshot },
+	{ "loadvm", "tag", "restore a VM snapshot", hmp_snapshot },
+	{ "delvm", "tag", "delete a VM snapshot", hmp_snapshot },
 };
 
 /* ---- the loop thread ---- */
