@@ -14,6 +14,11 @@ const struct img_cmd img_cmds[] = {
 	  "[-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] "
 	  "[-t cache] [-w] [-U] filename",
 	  "run a simple read or write benchmark on an image" },
+	{ "bitmap", cmd_bitmap, "bitmap (--merge SOURCE | --add | --remove | "
+	  "--clear | --enable | --disable)... [-b source_file [-F source_fmt]] "
+	  "[-g granularity] [--object objectdef] [--image-opts | -f fmt] "
+	  "filename bitmap",
+	  "add, remove, clear, enable, disable or merge a persistent bitmap" },
 	{ "check", cmd_check, "check [--object objectdef] [--image-opts] [-q] "
 	  "[-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename",
 	  "check an image for consistency, optionally repairing it" },
@@ -24,7 +29,8 @@ const struct img_cmd img_cmds[] = {
 	  "[-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2",
 	  "check whether two images have the same content" },
 	{ "convert", cmd_convert, "convert [--object objectdef] [--image-opts] "
-	  "[--target-image-opts] [--target-is-zero] [--bitmaps] [-U] [-C] [-c] "
+	  "[--target-image-opts] [--target-is-zero] [--bitmaps] "
+	  "[--skip-broken-bitmaps] [-U] [-C] [-c] "
 	  "[-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] "
 	  "[-B backing_file [-F backing_fmt]] [-o options] [-l snapshot_param] "
 	  "[-S sparse_size] [-r rate_limit] [-m num_coroutines] [-W] "

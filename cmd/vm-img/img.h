@@ -66,6 +66,7 @@ void img_print_snapshots(struct fmt_image *img);
 
 int cmd_amend(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bitmap(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
 int cmd_compare(int argc, char **argv);

@@ -276,6 +276,10 @@ int fmt_bitmap_read(struct fmt_image *img, const char *name, uint8_t **bits,
  * laid out as fmt_bitmap_read returns them. */
 int fmt_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
 		   const uint8_t *bits);
+/* Change bitmap `name`: b NULL removes it; else it becomes enabled as
+ * b->enabled says and, when bits is not NULL, holds those bits. */
+int fmt_bitmap_change(struct fmt_image *img, const char *name,
+		      const struct fmt_bitmap *b, const uint8_t *bits);
 
 /* ---- info and measure ---- */
 

@@ -156,6 +156,8 @@ struct fmt_driver {
 			   size_t *len);
 	int (*bitmap_add)(struct fmt_image *img, const struct fmt_bitmap *b,
 			  const uint8_t *bits);
+	int (*bitmap_change)(struct fmt_image *img, const char *name,
+			     const struct fmt_bitmap *b, const uint8_t *bits);
 	/* Fill the "data" object of format-specific info.  Optional. */
 	int (*info)(struct fmt_image *img, struct json_t *data);
 	/* Dirty bit set?  Optional. */
@@ -385,6 +387,8 @@ int qcow2_bitmap_read(struct fmt_image *img, const char *name, uint8_t **bits,
 		      size_t *len);
 int qcow2_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
 		     const uint8_t *bits);
+int qcow2_bitmap_change(struct fmt_image *img, const char *name,
+			const struct fmt_bitmap *b, const uint8_t *bits);
 
 /* qcow2-check.c */
 int qcow2_check(struct fmt_image *img, unsigned fix, struct fmt_check *c);

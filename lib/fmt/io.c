@@ -361,6 +361,16 @@ int fmt_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
 	return img->drv->bitmap_add(img, b, bits);
 }
 
+int fmt_bitmap_change(struct fmt_image *img, const char *name,
+		      const struct fmt_bitmap *b, const uint8_t *bits)
+{
+	if (!(img->flags & FMT_O_RDWR))
+		return err_set(-EPERM, "%s: image is opened read-only", img->filename);
+	if (!img->drv->bitmap_change)
+		return err_set(-ENOENT, "Dirty bitmap '%s' not found", name);
+	return img->drv->bitmap_change(img, name, b, bits);
+}
+
 struct json_t *fmt_info_specific(struct fmt_image *img)
 {
 	json_t *o, *data;

@@ -413,3 +413,138 @@ int qcow2_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
+
+/* ---- changing or removing one ---- */
+
+/* Free a bitmap's table and data clusters (after nothing points at them). */
+static int free_table(struct qcow2 *s, uint64_t toff, uint32_t tsize)
+{
+	uint64_t *t = xmalloc((uint64_t)tsize * 8 + 8), d, i;
+	int r = fmt_file_pread(&s->f, t, (uint64_t)tsize * 8, toff);
+
+	for (i = 0; r == 0 && i < tsize; i++)
+		if ((d = be64_get(&t[i]) & BM_TABLE_MASK))
+			r = qcow2_free(s, d, s->cluster_size);
+	free(t);
+	if (r == 0 && tsize)
+		r = qcow2_free(s, toff, ALIGN_UP((uint64_t)tsize * 8, s->cluster_size));
+	return r;
+}
+
+/* Drop the bitmaps extension (no bitmap left). */
+static void drop_ext(struct qcow2 *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_exts; i++)
+		if (s->exts[i].type == QCOW2_EXT_BITMAPS) {
+			free(s->exts[i].data);
+			s->exts[i] = s->exts[--s->n_exts];
+			break;
+		}
+	s->autoclear &= ~QCOW2_AUTOCLEAR_BITMAPS;
+}
+
+/* Write directory nd of nsize bytes (nb entries) and switch the header. */
+static int dir_switch(struct qcow2 *s, const uint8_t *nd, uint64_t nsize, uint32_t nb)
+{
+	int64_t noff = 0;
+	int r = 0;
+
+	if (nb) {
+		if ((noff = qcow2_alloc(s, DIV_ROUND_UP(nsize, s->cluster_size))) < 0)
+			return (int)noff;
+		if ((r = fmt_file_pwrite(&s->f, nd, ALIGN_UP(nsize, s->cluster_size),
+					 (uint64_t)noff)) < 0 ||
+		    (r = fmt_file_flush(&s->f)) < 0)
+			return r;
+		set_ext(s, nb, nsize, (uint64_t)noff);
+	} else
+		drop_ext(s);
+	return qcow2_header_write(s);
+}
+
+/* Find entry `name`: its position and length in dir. */
+static int find_ent(struct qcow2 *s, const uint8_t *dir, uint64_t size, uint32_t n,
+		    const char *name, uint64_t *at, uint64_t *len, struct bm_ent *b)
+{
+	uint64_t pos = 0, start;
+	uint32_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		start = pos;
+		if ((r = bm_ent_parse(s, dir, size, &pos, b)) < 0)
+			return r;
+		if (!strcmp(b->name, name)) {
+			*at = start;
+			*len = pos - start;
+			return 0;
+		}
+	}
+	return err_set(-ENOENT, "Dirty bitmap '%s' not found", name);
+}
+
+static int change_locked(struct qcow2 *s, const char *name, const struct fmt_bitmap *b,
+			 const uint8_t *bits, size_t len)
+{
+	uint64_t size, off, at = 0, el = 0, toff = 0, nsize;
+	uint32_t nb, tsize = 0, fl;
+	struct bm_ent e;
+	uint8_t *dir, *nd;
+	int r;
+
+	if ((r = bm_dir_read(s, &dir, &size, &off, &nb)) < 0 ||
+	    (r = find_ent(s, dir, size, nb, name, &at, &el, &e)) < 0 ||
+	    (bits && (r = add_table(s, bits, len, &toff, &tsize)) < 0)) {
+		free(dir);
+		return r;
+	}
+	nd = xzalloc(ALIGN_UP(size, s->cluster_size) + 8);
+	memcpy(nd, dir, at);
+	nsize = size;
+	if (!b) {                                   /* remove */
+		memcpy(nd + at, dir + at + el, size - at - el);
+		nsize -= el;
+	} else {
+		memcpy(nd + at, dir + at, size - at);
+		fl = (e.flags & ~BM_AUTO) | (b->enabled ? BM_AUTO : 0);
+		if (bits) {
+			be64_put(nd + at, toff);
+			be32_put(nd + at + 8, tsize);
+			fl &= ~BM_IN_USE;
+		}
+		be32_put(nd + at + 12, fl);
+	}
+	r = dir_switch(s, nd, nsize, b ? nb : nb - 1);
+	if (r == 0)
+		r = qcow2_free(s, off, ALIGN_UP(size, s->cluster_size));
+	if (r == 0 && (!b || bits))
+		r = free_table(s, e.table_off, e.table_size);
+	free(nd);
+	free(dir);
+	return r;
+}
+
+int qcow2_bitmap_change(struct fmt_image *img, const char *name,
+			const struct fmt_bitmap *b, const uint8_t *bits)
+{
+	struct qcow2 *s = qcow2_of(img);
+	struct fmt_bitmap *l;
+	size_t n, i, len = 0;
+	int r;
+
+	if ((r = qcow2_bitmap_list(img, &l, &n)) < 0)
+		return r;
+	for (i = 0; i < n && strcmp(l[i].name, name); i++)
+		;
+	if (i < n)
+		len = (size_t)DIV_ROUND_UP(DIV_ROUND_UP(img->size, l[i].granularity), 8);
+	fmt_bitmaps_free(l, n);
+	if (i == n)
+		return err_set(-ENOENT, "Dirty bitmap '%s' not found", name);
+	pthread_mutex_lock(&s->lock);
+	r = change_locked(s, name, b, bits, len);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}

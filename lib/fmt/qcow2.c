@@ -532,6 +532,7 @@ const struct fmt_driver fmt_qcow2_driver = {
 	.bitmap_list = qcow2_bitmap_list,
 	.bitmap_read = qcow2_bitmap_read,
 	.bitmap_add = qcow2_bitmap_add,
+	.bitmap_change = qcow2_bitmap_change,
 	.info = qcow2_info,
 	.is_dirty = qcow2_is_dirty,
 	.cluster_size = qcow2_cluster_size,

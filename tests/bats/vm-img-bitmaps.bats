@@ -74,3 +74,31 @@ PY
 	[ "$status" -eq 1 ]
 	one_line_error
 }
+
+@test "bitmap --add/--disable/--merge/--clear/--enable/--remove as qemu-img does them" {
+	require nbdinfo qemu-nbd
+	cp "$T/b.qcow2" "$T/q.qcow2"
+	for t in v q; do
+		[ $t = v ] && tool=vm-img || tool=qemu-img
+		img="$T/b.qcow2"; [ $t = q ] && img="$T/q.qcow2"
+		$tool bitmap --add --disable -g 64k "$img" m
+		$tool bitmap --merge b0 "$img" m
+		$tool bitmap --add "$img" gone
+		$tool bitmap --clear --enable "$img" b0
+		$tool bitmap --remove "$img" gone
+		qemu-img check "$img"
+	done
+	diff <(qemu-img info "$T/b.qcow2" | sed -n '/bitmaps/,$p') \
+	     <(qemu-img info "$T/q.qcow2" | sed -n '/bitmaps/,$p')
+	for b in b0 b1 m; do
+		[ "$(bits "$T/b.qcow2" $b)" = "$(bits "$T/q.qcow2" $b)" ]
+	done
+	[[ "$(bits "$T/b.qcow2" m)" == *dirty* ]]
+	for b in b0 b1 m; do vm-img bitmap --remove "$T/b.qcow2" $b; done
+	qemu-img check "$T/b.qcow2"
+	run qemu-img info "$T/b.qcow2"
+	[[ "$output" != *bitmaps* ]]
+	run vm-img bitmap --remove "$T/b.qcow2" m
+	[ "$status" -eq 1 ]
+	[ "$output" = "vm-img: Operation remove on bitmap m failed: Dirty bitmap 'm' not found" ]
+}
