@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Persistent dirty bitmaps made by qemu-img: vm-img check counts their
 # clusters, info lists them, convert --bitmaps copies them (same bits as
-# qemu-img's copy, read back through qemu-nbd).
+# qemu-img's copy, read back through qemu-nbd), and vm-img bitmap changes
+# them as qemu-img bitmap does.
 
 load helper
 
