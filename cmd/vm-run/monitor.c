@@ -280,6 +280,39 @@ static int cmd_eject(void *opaque, json_t *args, json_t **ret)
 	return err_set(-ENOTSUP, "Device '%s': changing media is not supported by vm-run yet", dev);
 }
 
+/* query-chardev: QEMU's labels (serial0.., virtiocon0, compat_monitor0,
+ * qmp) with the back-end as given on the command line. */
+static void add_chardev(json_t *a, const char *label, const char *spec)
+{
+	json_array_append_new(a, json_pack("{s:s, s:s, s:b}", "label", label,
+					   "filename", spec, "frontend-open", 1));
+}
+
+static int cmd_query_chardev(void *opaque, json_t *args, json_t **ret)
+{
+	struct vmrun_mon *mon = opaque;
+	const struct vmrun *o = mon->o;
+	json_t *a = json_array();
+	char label[32];
+
+	for (int i = 0; i < o->nserial; i++) {
+		snprintf(label, sizeof(label), "serial%d", i);
+		add_chardev(a, label, o->serial[i]);
+	}
+	if (o->virtcon)
+		add_chardev(a, "virtiocon0", o->virtcon);
+	for (int i = 0; i < o->nmonitors; i++) {
+		snprintf(label, sizeof(label), "compat_monitor%d", i);
+		add_chardev(a, label, o->monitors[i]);
+	}
+	for (int i = 0; i < o->nqmp; i++) {
+		snprintf(label, sizeof(label), i ? "qmp%d" : "qmp", i);
+		add_chardev(a, label, o->qmp[i]);
+	}
+	*ret = a;
+	return 0;
+}
+
 static const struct qmp_cmd mon_cmds[] = {
 	{ "query-status", cmd_query_status, "" },
 	{ "query-name", cmd_query_name, "" },
@@ -294,6 +327,7 @@ static const struct qmp_cmd mon_cmds[] = {
 	{ "memsave", cmd_memsave, "val:i,size:i,filename:s,*cpu-index:i" },
 	{ "pmemsave", cmd_pmemsave, "val:i,size:i,filename:s" },
 	{ "query-block", cmd_query_block, "" },
+	{ "query-chardev", cmd_query_chardev, "" },
 	{ "eject", cmd_eject, "*device:s,*id:s,*force:b" },
 };
 

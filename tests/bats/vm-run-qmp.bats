@@ -198,6 +198,8 @@ counter() {
 	run vm-mon "$T/qmp.sock" info cpus
 	[ "${#lines[@]}" -eq 2 ]
 	[[ "${lines[0]}" == "* CPU #0: thread_id="* ]]
+	run vm-mon "$T/qmp.sock" info chardev
+	[ "${lines[0]}" = "serial0: filename=file:$T/serial" ]
 }
 
 @test "vm-run-qmp: -monitor unix: the human monitor with QEMU's banner" {
