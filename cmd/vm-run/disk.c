@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ static const struct hw_block_ops nbd_blk_ops = { blk_read, blk_write, blk_flush 
 #define CHUNK (64 * 1024)
 
 struct overlay {
+	pthread_mutex_t lock;	/* virtio-blk runs requests on several threads */
 	struct nbd_client *base;
 	uint64_t size;
 	uint8_t **chunk;	/* by chunk index; NULL: still the base's */
@@ -82,12 +84,24 @@ static int ov_io(struct overlay *o, void *buf, uint64_t off, size_t len, bool wr
 
 static int ov_read(void *opaque, void *buf, uint64_t off, size_t len)
 {
-	return ov_io(opaque, buf, off, len, false);
+	struct overlay *o = opaque;
+	int r;
+
+	pthread_mutex_lock(&o->lock);
+	r = ov_io(o, buf, off, len, false);
+	pthread_mutex_unlock(&o->lock);
+	return r;
 }
 
 static int ov_write(void *opaque, const void *buf, uint64_t off, size_t len)
 {
-	return ov_io(opaque, (void *)buf, off, len, true);
+	struct overlay *o = opaque;
+	int r;
+
+	pthread_mutex_lock(&o->lock);
+	r = ov_io(o, (void *)buf, off, len, true);
+	pthread_mutex_unlock(&o->lock);
+	return r;
 }
 
 static const struct hw_block_ops overlay_ops = { ov_read, ov_write, NULL };
@@ -192,6 +206,7 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 		.iface = d->iface, .index = d->index };
 	if (d->snapshot && nbd_uri_is(d->file)) {
 		struct overlay *o = xzalloc(sizeof(*o));
+		pthread_mutex_init(&o->lock, NULL);
 		o->base = c;
 		o->size = out->size;
 		o->chunk = xzalloc(sizeof(*o->chunk) * DIV_ROUND_UP(o->size, CHUNK));

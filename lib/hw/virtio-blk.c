@@ -1,9 +1,14 @@
 /*
  * virtio-blk (VIRTIO 1.2 section 5.2): one request queue; requests are a
- * 16-byte header (type, sector), the data, and a status byte.  Reads,
- * writes, flushes and GET_ID go straight to the block back-end, from the
- * vCPU thread that notified the queue, into or out of guest memory with
- * no bounce buffer.
+ * 16-byte header (type, sector), the data, and a status byte.
+ *
+ * The vCPU that notifies the queue only takes the requests off it; a
+ * small thread pool per disk does the I/O (reads and writes go straight
+ * between the block back-end and guest memory, no bounce buffer), several
+ * requests at once and without the machine lock, then completes each
+ * under the lock: status byte, used ring, interrupt.  A device reset
+ * bumps a generation number so that requests still running then are
+ * not completed into the new rings.
  */
 #include <string.h>
 
@@ -18,7 +23,20 @@
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8 };
 enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 
-struct vblk { struct hw_disk disk; };
+#define WORKERS 4
+
+struct vblk {
+	struct hw_disk disk;
+	struct pool *pool;
+	unsigned gen;		/* bumped by reset (machine lock) */
+};
+
+struct vblk_req {
+	struct hw_virtio *v;
+	unsigned gen;
+	int q;
+	struct virtq_elem e;
+};
 
 /* Read or write the data segments [first byte after skip ..] at off. */
 static int blk_io(struct vblk *b, struct virtq_seg *s, int n, size_t skip, uint64_t off,
@@ -97,31 +115,64 @@ static uint32_t handle(struct hw_virtio *v, struct vblk *b, struct virtq_elem *e
 	return 1;
 }
 
+/* A pool thread: the I/O without the lock, the completion with it. */
+static void blk_work(void *arg)
+{
+	struct vblk_req *r = arg;
+	struct hw_virtio *v = r->v;
+	struct vblk *b = v->dev;
+	uint8_t st;
+	uint32_t len = handle(v, b, &r->e, &st);
+
+	pthread_mutex_lock(&v->m->lock);
+	if (r->gen == b->gen) {
+		struct virtq_seg *last = &r->e.in[r->e.nin - 1];
+		last->p[last->len - 1] = st;
+		virtq_push(v, r->q, &r->e, len);
+	}
+	pthread_mutex_unlock(&v->m->lock);
+	free(r);
+}
+
 static void blk_notify(struct hw_virtio *v, int q)
 {
 	struct vblk *b = v->dev;
-	struct virtq_elem *e = v->elem;
 
-	while (virtq_pop(v, q, e) > 0) {
-		uint8_t st;
-		uint32_t len;
-		if (!e->nin || !e->in[e->nin - 1].len) {
+	for (;;) {
+		struct vblk_req *r = xmalloc(sizeof(*r));
+		if (virtq_pop(v, q, &r->e) <= 0) {
+			free(r);
+			break;
+		}
+		if (!r->e.nin || !r->e.in[r->e.nin - 1].len) {
 			LOG(LOG_GUEST_ERRORS, "virtio-blk: request without a status byte");
-			virtq_push(v, q, e, 0);
+			virtq_push(v, q, &r->e, 0);
+			free(r);
 			continue;
 		}
-		len = handle(v, b, e, &st);
-		struct virtq_seg *last = &e->in[e->nin - 1];
-		last->p[last->len - 1] = st;
-		virtq_push(v, q, e, len);
+		r->v = v;
+		r->gen = b->gen;
+		r->q = q;
+		pool_submit(b->pool, blk_work, r);
 	}
 }
 
-static void blk_free(struct hw_virtio *v) { free(v->dev); }
+static void blk_reset(struct hw_virtio *v)
+{
+	((struct vblk *)v->dev)->gen++;
+}
+
+static void blk_free(struct hw_virtio *v)
+{
+	struct vblk *b = v->dev;
+
+	pool_free(b->pool);
+	free(b);
+}
 
 static const struct virtio_dev_ops vblk_ops = {
 	.name = "virtio-blk", .device_id = 2, .class_code = 0x0180,
-	.nqueues = 1, .qsize = QSIZE, .notify = blk_notify, .free = blk_free,
+	.nqueues = 1, .qsize = QSIZE, .notify = blk_notify, .reset = blk_reset, .free = blk_free,
 };
 
 int virtio_blk_new(struct machine *m, const struct hw_disk *d)
@@ -132,6 +183,7 @@ int virtio_blk_new(struct machine *m, const struct hw_disk *d)
 	int r;
 
 	b->disk = *d;
+	b->pool = pool_new(WORKERS);
 	r = virtio_pci_new(m, &vblk_ops, b, BLK_F_SEG_MAX | BLK_F_FLUSH | (d->readonly ? BLK_F_RO : 0),
 			   24, &v);
 	if (r < 0)
