@@ -304,3 +304,22 @@ make_iso() {
 		[[ "$stderr" != *Sanitizer* && "$stderr" != *"runtime error"* ]]
 	done
 }
+
+@test "the Debian guest writes a pattern to a qcow2 disk (vm-nbd child) that reads back on the host" {
+	require qemu-img
+	guest_require
+	qemu-img create -q -f qcow2 "$T/d.qcow2" 4M
+	boot_guest -append "console=ttyS0 quiet vmtest.cmd=\"seq 1 100000 >/dev/vda; sync\"" \
+		-drive file="$T/d.qcow2",if=virtio,format=qcow2
+	[ "$status" -eq 0 ]
+	[[ "$output" == *VM-GUEST-STATUS=0* ]]
+	qemu-img check "$T/d.qcow2"
+	want=$(seq 1 100000 | sha256sum)
+	n=$(seq 1 100000 | wc -c)
+	if command -v vm-img >/dev/null && vm-img dd --help >/dev/null 2>&1; then
+		vm-img dd if="$T/d.qcow2" of="$T/out.raw" bs=1M count=1
+	else
+		qemu-img dd if="$T/d.qcow2" of="$T/out.raw" bs=1M count=1
+	fi
+	[ "$(head -c "$n" "$T/out.raw" | sha256sum)" = "$want" ]
+}
