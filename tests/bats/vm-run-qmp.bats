@@ -231,3 +231,24 @@ counter() {
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "vm-run: cannot use stdio by multiple character devices" ]
 }
+
+@test "vm-run-qmp: -qmp fd:N serves an inherited listening socket" {
+	command -v python3 >/dev/null || skip "python3 missing"
+	run timeout 30 python3 - "$T/fd.sock" "$G" <<-'PY'
+		import json, os, socket, subprocess, sys, time
+		l = socket.socket(socket.AF_UNIX); l.bind(sys.argv[1]); l.listen(1)
+		p = subprocess.Popen(["vm-run", "-accel", "jit", "-display", "none", "-serial", "none",
+		                      "-kernel", sys.argv[2], "-qmp", "fd:%d" % l.fileno()],
+		                     pass_fds=[l.fileno()], stdin=subprocess.DEVNULL)
+		c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); f = c.makefile("rw")
+		print(json.loads(f.readline())["QMP"]["version"]["qemu"]["major"])
+		for cmd in ("qmp_capabilities", "query-status", "quit"):
+		    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+		    print(f.readline().strip())
+		print("exit", p.wait())
+	PY
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "7" ]
+	[[ "${lines[2]}" == *'"status": "running"'* ]]
+	[ "${lines[-1]}" = "exit 0" ]
+}
