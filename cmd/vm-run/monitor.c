@@ -35,6 +35,7 @@ struct vmrun_mon {
 	struct machine *m;	/* set and cleared on the loop thread */
 	bool launched;		/* ever running (else "prelaunch") */
 	const char *quit_reason;	/* a SHUTDOWN reason set by a command */
+	atomic_bool host_reset;	/* system_reset in progress: not the guest's */
 	/* Ctrl-a c: console lines go through a pipe to a human client */
 	int con_pipe[2], ctl_pipe[2];
 	bool con_added, thread_started;
@@ -131,7 +132,9 @@ static int cmd_system_reset(void *opaque, json_t *args, json_t **ret)
 	MACHINE(mon);
 	qmp_server_event(mon->qmp, "RESET",
 			 json_pack("{s:b, s:s}", "guest", 0, "reason", "host-qmp-system-reset"));
+	atomic_store(&mon->host_reset, true);
 	machine_reset(mon->m);
+	atomic_store(&mon->host_reset, false);
 	return 0;
 }
 
@@ -582,7 +585,18 @@ static int mon_listen(struct vmrun_mon *mon)
 	return r;
 }
 
-int mon_open(const struct vmrun *o, struct vmrun_mon **out)
+/* The machine resets (lib/hw's on_reset, machine lock held): RESET for
+ * the guest's own resets; system_reset raised its event itself. */
+static void on_guest_reset(void *opaque)
+{
+	struct vmrun_mon *mon = opaque;
+
+	if (!atomic_load(&mon->host_reset))
+		qmp_server_event(mon->qmp, "RESET",
+				 json_pack("{s:b, s:s}", "guest", 1, "reason", "guest-reset"));
+}
+
+int mon_open(struct vmrun *o, struct vmrun_mon **out)
 {
 	struct vmrun_mon *mon = xzalloc(sizeof(*mon));
 	struct qmp_server_config cfg = {
@@ -593,6 +607,8 @@ int mon_open(const struct vmrun *o, struct vmrun_mon **out)
 	int r;
 
 	mon->o = o;
+	o->hw.on_reset = on_guest_reset;
+	o->hw.on_reset_opaque = mon;
 	mon->launched = !o->hw.start_paused;
 	mon->con_pipe[0] = mon->con_pipe[1] = mon->ctl_pipe[0] = mon->ctl_pipe[1] = -1;
 	mon->loop = loop_new();

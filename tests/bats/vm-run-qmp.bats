@@ -31,6 +31,28 @@ setup_file() {
 	ASM
 	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
 		-Wl,-T,tests/guest/hw-link.ld -o "$G" "$BATS_FILE_TMPDIR/counter.S"
+	# A second program resets the machine once through the i8042.
+	R=$BATS_FILE_TMPDIR/reset.elf
+	export R
+	cat >"$BATS_FILE_TMPDIR/reset.S" <<-'ASM'
+		.section .multiboot, "a"
+		.align 4
+		.long 0x1badb002, 0, -0x1badb002
+		.text
+		.code32
+		.globl _start
+	_start:	mov $0x3f8, %dx
+		mov $'b', %al; out %al, %dx
+		mov $'\n', %al; out %al, %dx
+		cmpl $0x1234, 0x7100
+		je 1f
+		movl $0x1234, 0x7100
+		mov $0xfe, %al
+		out %al, $0x64
+	1:	jmp 1b
+	ASM
+	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
+		-Wl,-T,tests/guest/hw-link.ld -o "$R" "$BATS_FILE_TMPDIR/reset.S"
 }
 
 setup() {
@@ -251,4 +273,13 @@ counter() {
 	[ "${lines[0]}" = "7" ]
 	[[ "${lines[2]}" == *'"status": "running"'* ]]
 	[ "${lines[-1]}" = "exit 0" ]
+}
+
+@test "vm-run-qmp: a reset by the guest raises RESET with guest true" {
+	G=$R emu_start -S
+	run vm-mon --wait RESET --timeout 10 "$T/qmp.sock" cont
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"event": "RESET", "data": {"guest": true, "reason": "guest-reset"}'* ]]
+	sleep 0.3
+	[ "$(grep -c b "$T/serial")" -eq 2 ]
 }
