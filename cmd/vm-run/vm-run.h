@@ -21,6 +21,7 @@ struct vmrun_drive {
 	bool readonly, cdrom, snapshot;
 	const char *cache;
 	int index;
+	const char *id;	/* -drive id=, or NULL */
 };
 
 struct vmrun {
@@ -70,7 +71,7 @@ int net_parse_mac(const char *s, uint8_t *mac);
 /* monitor.c: -qmp and -monitor on a loop thread of their own; attach
  * the machine while it runs; detach raises SHUTDOWN when `final`. */
 struct vmrun_mon;
-int mon_open(const struct vmrun *o, struct vmrun_mon **out);
+int mon_open(struct vmrun *o, struct vmrun_mon **out);
 void mon_attach(struct vmrun_mon *mon, struct machine *m);
 void mon_detach(struct vmrun_mon *mon, enum hw_stop why, bool final);
 void mon_free(struct vmrun_mon *mon);

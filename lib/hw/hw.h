@@ -94,6 +94,10 @@ struct hw_config {
 	int nnics;
 	uint16_t debug_exit_port;	/* isa-debug-exit iobase, 0: none */
 	uint8_t debug_exit_size;
+	/* A reset was requested (guest or machine_reset()), not with
+	 * no_reboot; called with the machine lock held.  Optional. */
+	void (*on_reset)(void *opaque);
+	void *on_reset_opaque;
 };
 
 /*

@@ -145,6 +145,8 @@ void hw_request_reset(struct machine *m)
 		hw_request_exit(m, HW_STOP_RESET, 0);
 		return;
 	}
+	if (m->cfg.on_reset)
+		m->cfg.on_reset(m->cfg.on_reset_opaque);
 	m->request = HW_REQ_RESET;
 	kick_all(m);
 	pthread_cond_broadcast(&m->state_cond);
