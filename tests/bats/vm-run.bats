@@ -323,3 +323,11 @@ make_iso() {
 	fi
 	[ "$(head -c "$n" "$T/out.raw" | sha256sum)" = "$want" ]
 }
+
+@test "the Debian guest's reboot resets the machine; with -no-reboot vm-run exits 0" {
+	guest_require
+	boot_guest -no-reboot -append "console=ttyS0 quiet vmtest.cmd=\"reboot -f\""
+	[ "$status" -eq 0 ]
+	[[ "$output" == *VM-GUEST-READY* ]]
+	[[ "$output" != *VM-GUEST-STATUS* ]]
+}
