@@ -316,3 +316,66 @@ int net_parse_mac(const char *s, uint8_t *mac)
 	}
 	return 0;
 }
+
+/*
+ * One command line to NIC idx's vm-net child ("hostfwd_add tcp::8080-:80",
+ * "set_link off"): its output lines go to *out (malloc'd, may be NULL),
+ * 0 on "OK", -EIO with vm-net's message on "ERROR: ...".  The monitor's
+ * thread only.
+ */
+int net_ctl(int idx, const char *cmd, char **out)
+{
+	int fd = net_ctl_fd(idx);
+	char *acc = xstrdup(""), line[1024];
+	size_t n = 0;
+
+	if (out)
+		*out = NULL;
+	if (fd < 0) {
+		free(acc);
+		return err_set(-ENOENT, "NIC %d has no vm-net child", idx);
+	}
+	if (write_full(fd, cmd, strlen(cmd)) < 0 || write_full(fd, "\n", 1) < 0) {
+		free(acc);
+		return err_set(-EIO, "vm-net control socket: %s", strerror(errno));
+	}
+	for (;;) {
+		char c;
+		ssize_t r = read(fd, &c, 1);
+		if (r <= 0) {
+			free(acc);
+			return err_set(-EIO, "vm-net control socket closed");
+		}
+		if (c != '\n') {
+			if (n < sizeof(line) - 1)
+				line[n++] = c;
+			continue;
+		}
+		line[n] = 0;
+		n = 0;
+		if (!strcmp(line, "OK") || !strncmp(line, "ERROR: ", 7))
+			break;
+		char *t = xasprintf("%s%s\n", acc, line);
+		free(acc);
+		acc = t;
+	}
+	if (!strcmp(line, "OK")) {
+		if (out)
+			*out = acc;
+		else
+			free(acc);
+		return 0;
+	}
+	free(acc);
+	return err_set(-EIO, "%s", line + 7);
+}
+
+/* QEMU's set_link: the guest's NIC sees the link change, and a vm-net
+ * child drops frames while it is off. */
+int net_set_link(struct machine *m, int idx, bool up)
+{
+	if (idx < 0 || idx >= HW_MAX_NICS)
+		return err_set(-EINVAL, "no NIC %d", idx);
+	machine_nic_set_link(m, idx, up);
+	return net_ctl_fd(idx) < 0 ? 0 : net_ctl(idx, up ? "set_link on" : "set_link off", NULL);
+}

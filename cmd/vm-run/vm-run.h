@@ -66,6 +66,11 @@ int net_nic_open(const struct vmrun *o, struct vmrun_io *io, int idx, struct hw_
 /* The control socket of NIC idx's vm-net child (hostfwd_add, set_link
  * lines), or -1. */
 int net_ctl_fd(int idx);
+/* Send one control line to NIC idx's vm-net child; output lines in *out;
+ * 0, or -EIO with vm-net's "ERROR:" message. */
+int net_ctl(int idx, const char *cmd, char **out);
+/* set_link: the guest NIC's link state, forwarded to a vm-net child. */
+int net_set_link(struct machine *m, int idx, bool up);
 int net_parse_mac(const char *s, uint8_t *mac);
 
 /* monitor.c: -qmp and -monitor on a loop thread of their own; attach
