@@ -390,9 +390,14 @@ static enum hw_exit exit_reason(struct kvm_vcpu *v)
 		err_set(-EIO, "KVM: entry failed, reason 0x%llx",
 			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		return HW_EXIT_ERROR;
-	case KVM_EXIT_INTERNAL_ERROR:
-		err_set(-EIO, "KVM: internal error %u (emulation failure?)", run->internal.suberror);
+	case KVM_EXIT_INTERNAL_ERROR: {
+		struct hw_regs r = { 0 };
+		kvm_get_regs(v, &r);
+		err_set(-EIO, "KVM: internal error %u%s at rip 0x%" PRIx64, run->internal.suberror,
+			run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? " (emulation failure)" : "",
+			r.rip);
 		return HW_EXIT_ERROR;
+	}
 	default:
 		err_set(-EIO, "KVM: unexpected exit reason %u", run->exit_reason);
 		return HW_EXIT_ERROR;
