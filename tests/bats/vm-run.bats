@@ -264,15 +264,14 @@ make_iso() {
 	[[ "$output" == *GRUB-MARKER* ]]
 }
 
-@test "the Debian guest boots through SeaBIOS and GRUB from -cdrom and -hda" {
+@test "the Debian guest boots through SeaBIOS and GRUB from -cdrom" {
 	guest_require
 	make_iso linux $'set timeout=0\nmenuentry t {\n linux /boot/vmlinuz console=ttyS0 quiet vmtest.cmd=true\n initrd /boot/initramfs.cpio.gz\n}' \
 		"$GUEST_KERNEL" "$GUEST_INITRD"
-	for how in -cdrom -hda; do
-		boot_guest_bios $how "$T/linux.iso"
-		[ "$status" -eq 0 ]
-		[[ "$output" == *VM-GUEST-READY* ]]
-	done
+	# (-hda with the same image is the GRUB test above: one Linux boot is enough)
+	boot_guest_bios -cdrom "$T/linux.iso"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *VM-GUEST-READY* ]]
 }
 
 @test "-boot d picks the CD-ROM over the hard disk, -boot c the disk" {
