@@ -618,20 +618,24 @@ int mon_open(struct vmrun *o, struct vmrun_mon **out)
 	if (pipe2(mon->ctl_pipe, O_CLOEXEC) < 0 || pipe2(mon->con_pipe, O_CLOEXEC) < 0)
 		return err_set_errno(errno, "pipe");
 	r = loop_add(mon->loop, mon->ctl_pipe[0], LOOP_IN, on_ctl, mon);
-	r = r < 0 ? r : mon_listen(mon);
-	if (r < 0)
-		return r;
-	r = pthread_create(&mon->thread, NULL, mon_thread, mon);
-	if (r)
-		return err_set_errno(r, "monitor thread");
-	mon->thread_started = true;
-	return 0;
+	return r < 0 ? r : mon_listen(mon);
 }
 
+/* The loop starts with the first machine, as QEMU's main loop does:
+ * clients that connect earlier wait for their greeting. */
 void mon_attach(struct vmrun_mon *mon, struct machine *m)
 {
-	if (mon)
-		ctl_send(mon, 'm', m, true);
+	if (!mon)
+		return;
+	if (!mon->thread_started) {
+		int r = pthread_create(&mon->thread, NULL, mon_thread, mon);
+		if (r) {
+			log_msg(LOG_ERROR, "monitor thread: %s", strerror(r));
+			return;
+		}
+		mon->thread_started = true;
+	}
+	ctl_send(mon, 'm', m, true);
 }
 
 void mon_detach(struct vmrun_mon *mon, enum hw_stop why, bool final)
@@ -639,7 +643,7 @@ void mon_detach(struct vmrun_mon *mon, enum hw_stop why, bool final)
 	const char *reason = NULL;
 	bool guest = false;
 
-	if (!mon)
+	if (!mon || !mon->thread_started)
 		return;
 	ctl_send(mon, 'm', NULL, true);
 	if (!final)
@@ -685,7 +689,7 @@ void mon_console_enter(struct vmrun_mon *mon)
 	static const char nl[] = "\r\n";
 
 	write_full(STDOUT_FILENO, nl, 2);
-	if (!mon->con_added)
+	if (!mon->con_added && mon->thread_started)
 		ctl_send(mon, 'c', NULL, false);
 	else
 		write_full(STDOUT_FILENO, "(qemu) ", 7);

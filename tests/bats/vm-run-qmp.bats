@@ -269,6 +269,7 @@ counter() {
 		    print(f.readline().strip())
 		print("exit", p.wait())
 	PY
+	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "7" ]
 	[[ "${lines[2]}" == *'"status": "running"'* ]]
