@@ -85,18 +85,6 @@ void mon_console_enter(struct vmrun_mon *mon);
 void mon_console_input(struct vmrun_mon *mon, uint8_t b);
 void io_set_monitor(struct vmrun_io *io, struct vmrun_mon *mon);
 
-/* monitor.c: -qmp and -monitor on a loop thread of their own; attach
- * the machine while it runs; detach raises SHUTDOWN when `final`. */
-struct vmrun_mon;
-int mon_open(const struct vmrun *o, struct vmrun_mon **out);
-void mon_attach(struct vmrun_mon *mon, struct machine *m);
-void mon_detach(struct vmrun_mon *mon, enum hw_stop why, bool final);
-void mon_free(struct vmrun_mon *mon);
-/* Ctrl-a c on the stdio console (called from the I/O thread). */
-void mon_console_enter(struct vmrun_mon *mon);
-void mon_console_input(struct vmrun_mon *mon, uint8_t b);
-void io_set_monitor(struct vmrun_io *io, struct vmrun_mon *mon);
-
 /* disk.c */
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out);
 void disk_close_all(void);
