@@ -36,12 +36,13 @@ run_nic virtio_net 10.0.3.2'
 # The scenario inside the namespace: OUT is the directory, the rest vm-run's
 # NIC options.
 scenario() {
-	local out=$1 h
+	local out=$1 h t=200
 	shift
+	case $(command -v vm-run) in */san/*) t=900 ;; esac	# ASan'd JIT: slower
 	ip link set lo up || return 1
 	(cd "$out/www" && exec python3 -m http.server 8080 --bind 0.0.0.0) >"$out/http.log" 2>&1 &
 	h=$!
-	timeout 200 vm-run -accel jit -m 256 -nodefaults -display none -no-reboot \
+	timeout "$t" vm-run -accel jit -m 256 -nodefaults -display none -no-reboot \
 		-serial "file:$out/console.log" \
 		-kernel "$VM_CACHE/vmlinuz" -initrd "$VM_CACHE/net/initramfs.cpio.gz" \
 		-append "console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$GUEST_CMD" | base64 -w0)" \
