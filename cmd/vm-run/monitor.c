@@ -316,6 +316,38 @@ static int cmd_query_chardev(void *opaque, json_t *args, json_t **ret)
 	return 0;
 }
 
+/* ---- NICs: named by their id=, netdev=, or net0, net1, ... ---- */
+
+static int nic_find(const struct vmrun *o, const char *name)
+{
+	for (int i = 0; i < o->nnics; i++) {
+		struct kvlist kv = { 0 };
+		char dflt[16];
+		bool same = false;
+
+		snprintf(dflt, sizeof(dflt), "net%d", i);
+		if (kv_parse(o->nics[i], o->nic_device[i] ? "driver" : "type", &kv) >= 0) {
+			const char *id = kv_get(&kv, "id"), *nd = kv_get(&kv, "netdev");
+			same = (id && !strcmp(id, name)) || (nd && !strcmp(nd, name));
+		}
+		kv_free(&kv);
+		if (same || !strcmp(name, dflt))
+			return i;
+	}
+	return err_set(-ENODEV, "Device '%s' not found", name);
+}
+
+static int cmd_set_link(void *opaque, json_t *args, json_t **ret)
+{
+	struct vmrun_mon *mon = opaque;
+	int i = nic_find(mon->o, json_string_value(json_object_get(args, "name")));
+
+	MACHINE(mon);
+	if (i < 0)
+		return i;
+	return net_set_link(mon->m, i, json_is_true(json_object_get(args, "up")));
+}
+
 static const struct qmp_cmd mon_cmds[] = {
 	{ "query-status", cmd_query_status, "" },
 	{ "query-name", cmd_query_name, "" },
@@ -331,6 +363,7 @@ static const struct qmp_cmd mon_cmds[] = {
 	{ "pmemsave", cmd_pmemsave, "val:i,size:i,filename:s" },
 	{ "query-block", cmd_query_block, "" },
 	{ "query-chardev", cmd_query_chardev, "" },
+	{ "set_link", cmd_set_link, "name:s,up:b" },
 	{ "eject", cmd_eject, "*device:s,*id:s,*force:b" },
 };
 
@@ -503,7 +536,35 @@ static int hmp_snapshot(void *opaque, const struct hmp_args *a, struct hmp_out *
 	return err_set(-ENOTSUP, "no block device can store vmstate for snapshot");
 }
 
+/* hostfwd_add/hostfwd_remove [netdev] RULE: a line to the NIC's vm-net
+ * child (QEMU's optional hub id is not supported). */
+static int hmp_hostfwd(void *opaque, const struct hmp_args *a, struct hmp_out *o)
+{
+	struct vmrun_mon *mon = opaque;
+	const char *dev = hmp_arg(a, "netdev"), *rule = hmp_arg(a, "rule");
+	char *line, *out = NULL;
+	int i = 0, r;
+
+	if (!rule)
+		rule = dev, dev = NULL;
+	if (dev && (i = nic_find(mon->o, dev)) < 0)
+		return i;
+	if (!mon->o->nnics || net_ctl_fd(i) < 0)
+		return err_set(-ENODEV, "no user-mode network (-nic user) to forward to");
+	line = xasprintf("%s %s", a->name, rule);
+	r = net_ctl(i, line, &out);
+	if (out)
+		hmp_printf(o, "%s", out);
+	free(out);
+	free(line);
+	return r;
+}
+
 static const struct hmp_native mon_native[] = {
+	{ "hostfwd_add", "netdev rule?", "redirect TCP or UDP connections from host to guest "
+	  "([netdev] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport)", hmp_hostfwd },
+	{ "hostfwd_remove", "netdev rule?", "remove host-to-guest TCP or UDP redirection "
+	  "([netdev] [tcp|udp]:[hostaddr]:hostport)", hmp_hostfwd },
 	{ "info registers", "", "show the cpu registers", hmp_info_registers },
 	{ "savevm", "tag?", "save a VM snapshot", hmp_snapshot },
 	{ "loadvm", "tag", "restore a VM snapshot", hmp_snapshot },

@@ -284,3 +284,19 @@ counter() {
 	sleep 0.3
 	[ "$(grep -c b "$T/serial")" -eq 2 ]
 }
+
+@test "vm-run-qmp: set_link and hostfwd_add/remove reach the -nic user back-end" {
+	require vm-net
+	emu_start -S -nic user
+	run --separate-stderr vm-mon "$T/qmp.sock" set_link nope off
+	[ "$status" -eq 1 ] && [ "$stderr" = "vm-mon: Device 'nope' not found" ]
+	run vm-mon "$T/qmp.sock" set_link net0 off
+	[ "$status" -eq 0 ]
+	local port=$((20000 + RANDOM % 20000))
+	run vm-mon "$T/qmp.sock" hostfwd_add "tcp:127.0.0.1:$port-:22"
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" hostfwd_remove "tcp:127.0.0.1:$port"
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" hostfwd_remove "tcp:127.0.0.1:$port"
+	[ "$status" -eq 1 ]
+}
