@@ -107,6 +107,8 @@ static int cmd_stop(void *opaque, json_t *args, json_t **ret)
 	MACHINE(mon);
 	if (!machine_paused(mon->m)) {
 		machine_pause(mon->m, true);
+		/* As QEMU: the reply comes when the vCPUs are parked. */
+		machine_get_cpu(mon->m, 0, NULL, NULL);
 		qmp_server_event(mon->qmp, "STOP", NULL);
 	}
 	return 0;
