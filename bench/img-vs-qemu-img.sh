@@ -69,30 +69,40 @@ hr() { awk -v b="$1" 'BEGIN { if (b >= 1073741824) printf "%.2fG", b / 107374182
 
 
 # row NAME LOOP QOUT VOUT qemu-cmd... -- vm-cmd...: QOUT/VOUT are the
-# outputs (removed before each run, sized after), or - for none.
+# outputs, or - for none.  Before each run both outputs are removed (a
+# leftover output of the other tool costs the writer page-cache reclaim),
+# and the tools take turns going first (qemu-img last, so its outputs are
+# there for the rows after).
 row() {
 	local name=$1 loop=$2 qo=$3 vo=$4; shift 4
-	local q=() v=() i
+	local q=() v=() i sq=0 sv=0 sr=-
 	while [ "$1" != -- ]; do q+=("$1"); shift; done; shift
 	v=("$@")
 	: > "$D/q.t"; : > "$D/v.t"
 	for ((i = 0; i < RUNS; i++)); do
-		[ "$qo" = - ] || rm -f "$qo"
-		once "$loop" "${q[@]}" >> "$D/q.t"
-		[ "$vo" = - ] || rm -f "$vo"
-		once "$loop" "${v[@]}" >> "$D/v.t"
+		for t in $([ $(((RUNS - 1 - i) % 2)) -eq 0 ] && echo v q || echo q v); do
+			[ "$qo" = - ] || rm -f "$qo" "$vo"
+			if [ $t = q ]; then
+				once "$loop" "${q[@]}" >> "$D/q.t"
+				[ "$qo" = - ] || sq=$(size "$qo")
+			else
+				once "$loop" "${v[@]}" >> "$D/v.t"
+				[ "$vo" = - ] || sv=$(size "$vo")
+			fi
+		done
 	done
-	local tq tv cq cv sq=0 sv=0 sr=-
+	# the last turn was qemu-img's: remake vm-img's output for later rows
+	[ "$vo" = - ] || [ -e "$vo" ] || "${v[@]}" >/dev/null 2>&1
+	local tq tv cq cv
 	tq=$(cut -d' ' -f1 "$D/q.t" | median); tv=$(cut -d' ' -f1 "$D/v.t" | median)
 	cq=$(cut -d' ' -f2 "$D/q.t" | median); cv=$(cut -d' ' -f2 "$D/v.t" | median)
 	if [ "$qo" != - ]; then
-		sq=$(size "$qo"); sv=$(size "$vo")
 		sr=$(awk -v a="$sv" -v b="$sq" 'BEGIN { printf "%.4f", a / b }')
 		sq=$(hr "$sq"); sv=$(hr "$sv")
 	else
 		sq=-; sv=-
 	fi
-	printf "%-26s %8.2fs %8.2fs %6.2f %7.2fs %7.2fs %9s %9s %6s\n" "$name" "$tq" "$tv" \
+printf "%-26s %8.2fs %8.2fs %6.2f %7.2fs %7.2fs %9s %9s %6s\n" "$name" "$tq" "$tv" \
 		"$(awk -v a="$tq" -v b="$tv" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
 		"$cq" "$cv" "$sq" "$sv" "$sr"
 }
