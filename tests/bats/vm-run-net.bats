@@ -125,3 +125,27 @@ show_run() {
 	[ "$status" = 1 ] && [[ "$output" == *"bad MAC address 'zz'"* ]]
 	[ "${#lines[@]}" = 1 ]
 }
+
+@test "-netdev stream (unix) and -netdev socket,connect= join a vm-net hub; a gone back-end leaves the guest running" {
+	local port=$((20000 + RANDOM % 20000)) vm i
+	vm-net --fork --pid-file "$T/hub.pid" -k "$T/hub.sock" -l "tcp:127.0.0.1:$port" \
+		-C "$T/hub.ctl" hub 2>"$T/hub.log"
+	vm-run -accel jit -S -display none -kernel "$VM_BUILD/tests/guest/hw-hello.elf" \
+		-netdev stream,id=a,server=off,addr.type=unix,addr.path="$T/hub.sock" \
+		-device e1000,netdev=a \
+		-netdev socket,id=b,connect=127.0.0.1:$port -device virtio-net-pci,netdev=b \
+		</dev/null 2>"$T/vm-run.log" &
+	vm=$!
+	for i in $(seq 100); do
+		[ "$(vm-net ctl "$T/hub.ctl" info | grep -c '^port')" = 2 ] && break
+		sleep 0.1
+	done
+	vm-net ctl "$T/hub.ctl" info
+	[ "$(vm-net ctl "$T/hub.ctl" info | grep -c '^port')" = 2 ]
+	kill "$(cat "$T/hub.pid")"
+	sleep 0.5
+	kill -0 "$vm"	# still running without its back-ends
+	kill "$vm"
+	wait "$vm" || true
+	cat "$T/vm-run.log"
+}
