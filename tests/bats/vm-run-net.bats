@@ -69,8 +69,9 @@ setup_file() {
 	U=$BATS_FILE_TMPDIR/run
 	mkdir -p "$U/www"
 	echo "payload $RANDOM$RANDOM from the host" >"$U/www/payload.txt"
+	echo "r$RANDOM$RANDOM.example" >"$U/tag"	# names this run's vm-net child
 	unshare -n -m --propagation private bash -c 'scenario "$@"' scenario "$U" \
-		-netdev user,id=u0,hostname=e1000guest -device e1000,netdev=u0,mac=52:54:00:aa:bb:01 \
+		-netdev user,id=u0,hostname=e1000guest,dnssearch="$(cat "$U/tag")" -device e1000,netdev=u0,mac=52:54:00:aa:bb:01 \
 		-nic user,model=virtio-net-pci,net=10.0.3.0/24 3>&-
 }
 
@@ -110,7 +111,8 @@ show_run() {
 	show_run
 	grep -q "VM-GUEST-STATUS=" "$U/console.log"
 	grep -q "vm-run exit 0" "$U/vm-run.log"
-	! pgrep -f "vm-net --fd .* user,hostname=e1000guest"
+	run pgrep -f "vm-net --fd .* user,hostname=e1000guest,dnssearch=$(cat "$U/tag")"
+	[ "$status" = 1 ]
 }
 
 @test "vm-run NIC options: one-line errors for a bad back-end, model, netdev or MAC" {
