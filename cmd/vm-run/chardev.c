@@ -437,9 +437,11 @@ static void *io_thread(void *arg)
 				idle_ms += now - last_t;
 			else
 				idle_ms = 0;
+			if (prog > 100000)	/* it got going: an idle guest later is fine */
+				io->watchdog_secs = 0;
 			last = prog;
 			last_t = now;
-			if (idle_ms >= io->watchdog_secs * 1000ll) {
+			if (io->watchdog_secs && idle_ms >= io->watchdog_secs * 1000ll) {
 				io->watchdog_fired = true;
 				machine_quit(io->m, 1);
 				break;
