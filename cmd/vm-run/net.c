@@ -189,8 +189,18 @@ static int open_backend(const struct kvlist *kv, int idx)
 
 	if (!t)
 		return err_set(-EINVAL, "needs a back-end type (user, stream, socket)");
-	if (!strcmp(t, "user"))
-		return spawn_user(kv, &ctl_fds[idx]);
+	if (!strcmp(t, "user")) {
+		fd = spawn_user(kv, &ctl_fds[idx]);
+		/* vm-net answers on its control socket once it is set up: a
+		 * bad key fails here (vm-net says why), not later in the guest */
+		if (fd >= 0 && net_ctl(idx, "info", NULL) < 0) {
+			close(fd);
+			close(ctl_fds[idx]);
+			ctl_fds[idx] = -1;
+			return err_set(-EINVAL, "vm-net user did not start");
+		}
+		return fd;
+	}
 	if (!strcmp(t, "stream"))
 		return open_stream(kv);
 	if (strcmp(t, "socket"))

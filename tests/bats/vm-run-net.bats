@@ -123,6 +123,9 @@ show_run() {
 	[ "$status" = 1 ] && [[ "$output" == *"NIC model rtl8139 is not supported"* ]]
 	run vm-run -display none -kernel "$k" -device e1000,netdev=zz
 	[ "$status" = 1 ] && [[ "$output" == *"no -netdev with id=zz"* ]]
+	run vm-run -display none -kernel "$k" -nic user,bogus=1
+	[ "$status" = 1 ] && [ "${lines[-1]}" = "vm-run: -nic user,bogus=1: vm-net user did not start" ]
+	[[ "$output" == *"vm-net: user: invalid parameter 'bogus'"* ]]
 	run vm-run -display none -kernel "$k" -netdev user,id=a -device e1000,netdev=a,mac=zz
 	[ "$status" = 1 ] && [[ "$output" == *"bad MAC address 'zz'"* ]]
 	[ "${#lines[@]}" = 1 ]
