@@ -36,7 +36,7 @@ run_nic virtio_net 10.0.3.2'
 # The scenario inside the namespace: OUT is the directory, the rest vm-run's
 # NIC options.
 scenario() {
-	local out=$1 h t=200
+	local out=$1 h t=400
 	shift
 	case $(command -v vm-run) in */san/*) t=900 ;; esac	# ASan'd JIT: slower
 	ip link set lo up || return 1
