@@ -10,9 +10,10 @@
  * the guest-visible (virtual) disk unless said otherwise.
  *
  * Thread safety: fmt_read, fmt_write, fmt_write_zeroes, fmt_discard,
- * fmt_flush and fmt_block_status may be called on one image from many
- * threads at once (raw uses pread/pwrite; qcow2 locks its metadata
- * internally).  Everything else (open, close, truncate, snapshots, check,
+ * fmt_flush, fmt_block_status, fmt_compress (each thread with its own
+ * struct fmt_cdata), fmt_write_compressed and fmt_copy_range may be called
+ * on one image from many threads at once (raw uses pread/pwrite; qcow2
+ * locks its metadata internally).  Everything else (open, close, truncate, snapshots, check,
  * amend, backing changes) needs the image to itself.
  */
 #ifndef VM_FMT_H
