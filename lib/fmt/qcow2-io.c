@@ -17,7 +17,10 @@
  * a zero cluster becoming data) runs entirely under the lock, in the order
  * data, refcounts (already written when allocated), L2 entry, then the
  * old cluster is freed.  A kill at any instant thus leaves at worst leaks.
- * Runs of whole unallocated clusters are allocated and written in one go.
+ * Runs of whole unallocated clusters are allocated in one go under the
+ * lock, their data is written without it (so writers to different places
+ * overlap), and the L2 entries are set under it again; an entry another
+ * writer filled meanwhile wins and the run's cluster for it is freed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -390,15 +393,17 @@ out:
 	return r;
 }
 
-/* Fast path: whole unallocated clusters in one L2 table, one allocation.
- * Returns the bytes written, 0 when the path does not apply, or -errno. */
-static int64_t write_run_locked(struct qcow2 *s, const uint8_t *data,
-				uint64_t pos, size_t n)
+/* Fast path, first step: whole unallocated clusters in one L2 table get
+ * one allocation (refcounts written).  Returns the bytes the run covers,
+ * 0 when the path does not apply, or -errno; *host is where they go.  The
+ * caller writes the data without the lock, then run_finish_locked. */
+static int64_t run_start_locked(struct qcow2 *s, uint64_t pos, size_t n,
+				uint64_t *host)
 {
-	uint64_t cs = s->cluster_size, i, k, per = 1ull << s->l2_bits;
+	uint64_t cs = s->cluster_size, k, per = 1ull << s->l2_bits;
 	uint64_t idx = qcow2_l2_index(s, pos), e;
-	uint8_t *t, *ents;
-	int64_t host;
+	int64_t h;
+	uint8_t *t;
 	int r;
 
 	if (pos & (cs - 1) || n < cs)
@@ -412,23 +417,63 @@ static int64_t write_run_locked(struct qcow2 *s, const uint8_t *data,
 	}
 	if (k == 0)
 		return 0;
-	if ((host = qcow2_alloc(s, k)) < 0)
-		return host;
-	if ((r = fmt_file_pwrite(&s->f, data, k * cs, (uint64_t)host)) < 0)
-		return r;
+	if ((h = qcow2_alloc(s, k)) < 0)
+		return h;
+	*host = (uint64_t)h;
+	return (int64_t)(k * cs);
+}
+
+/* Second step, the data written: point the L2 entries at the run (one
+ * write).  An entry another writer filled meanwhile (overlapping writes
+ * in flight together) is left to it and our cluster for it is freed. */
+static int run_finish_locked(struct qcow2 *s, uint64_t pos, uint64_t len,
+			     uint64_t host)
+{
+	uint64_t cs = s->cluster_size, idx = qcow2_l2_index(s, pos), i, e;
+	uint8_t *t, *ents;
+	int r;
+
 	if ((r = qcow2_l2_table(s, pos, true, &t)) < 0)
 		return r;
 	ents = t + idx * s->l2_entry_size;
-	for (i = 0; i < k; i++) {
-		be64_put(ents + i * s->l2_entry_size,
-			 ((uint64_t)host + i * cs) | QCOW2_OFLAG_COPIED);
+	for (i = 0; i < len / cs && r == 0; i++) {
+		e = be64_get(ents + i * s->l2_entry_size);
+		if (qcow2_l2_host(e) || l2_compressed(e)) {
+			r = qcow2_free(s, host + i * cs, cs);
+			continue;
+		}
+		be64_put(ents + i * s->l2_entry_size, (host + i * cs) | QCOW2_OFLAG_COPIED);
 		if (s->ext_l2)
 			be64_put(ents + i * 16 + 8, L2_SC_ALL);
 	}
-	r = fmt_file_pwrite(&s->f, ents, k * s->l2_entry_size,
-			    (s->l1[pos >> (s->cluster_bits + s->l2_bits)] &
-			     QCOW2_OFFSET_MASK) + idx * s->l2_entry_size);
-	return r < 0 ? r : (int64_t)(k * cs);
+	if (r < 0)
+		return r;
+	return qcow2_write_l2_range(s, pos, t, idx, len / cs);
+}
+
+/* Write a whole-cluster run: allocate under the lock, move the data
+ * without it (other requests go on meanwhile), then map it.  Returns the
+ * bytes written, 0 when the path does not apply, or -errno. */
+static int64_t write_run(struct qcow2 *s, const uint8_t *data, uint64_t pos,
+			 size_t n)
+{
+	uint64_t host = 0;
+	int64_t k;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	k = run_start_locked(s, pos, n, &host);
+	pthread_mutex_unlock(&s->lock);
+	if (k <= 0)
+		return k;
+	r = fmt_file_pwrite(&s->f, data, (size_t)k, host);
+	pthread_mutex_lock(&s->lock);
+	if (r == 0)
+		r = run_finish_locked(s, pos, (uint64_t)k, host);
+	else
+		qcow2_free(s, host, (uint64_t)k);
+	pthread_mutex_unlock(&s->lock);
+	return r < 0 ? r : k;
 }
 
 int qcow2_mark_dirty(struct qcow2 *s)
@@ -491,10 +536,13 @@ int qcow2_write(struct fmt_image *img, const void *vbuf, uint64_t pos,
 
 		pthread_mutex_lock(&s->lock);
 		r = write_direct(s, pos, m, &host);
-		k = 0;
-		if (r == 0 && !host && (k = write_run_locked(s, buf, pos, n)) == 0)
-			k = (r = write_cluster_locked(img, buf, pos, m)) < 0 ? r : (int64_t)m;
 		pthread_mutex_unlock(&s->lock);
+		k = 0;
+		if (r == 0 && !host && (k = write_run(s, buf, pos, n)) == 0) {
+			pthread_mutex_lock(&s->lock);
+			k = (r = write_cluster_locked(img, buf, pos, m)) < 0 ? r : (int64_t)m;
+			pthread_mutex_unlock(&s->lock);
+		}
 		if (k < 0)
 			return (int)k;
 		if (r == 0 && host) {
