@@ -45,7 +45,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS  += $(PKG_LIBS) -lm
 
-LIBS  := jit hw fmt common
+LIBS  := hw jit fmt common
 TOOLS := vm-img vm-nbd vm-run vm-net vm-mon vm-snap
 
 # lib/NAME/*.c -> $(O)/lib/NAME.a

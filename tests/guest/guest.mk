@@ -27,7 +27,9 @@ $(GUEST_KERNEL) $(GUEST_INITRD) &: tests/guest/build-guest.sh tests/guest/init
 
 guest: $(GUEST_KERNEL) $(GUEST_INITRD)
 
-run: all guest
+# deps first (apt-get), then build, as `make check` does.
+run: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) all guest
 	$(O)/bin/vm-run $(RUN_ARGS) -nographic -kernel $(GUEST_KERNEL) \
 		-initrd $(GUEST_INITRD) -append "console=ttyS0 quiet vmtest.shell=1"
 
