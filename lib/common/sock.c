@@ -18,14 +18,18 @@
 
 #include "common.h"
 
-static int unix_addr(const char *path, struct sockaddr_un *sa)
+/* A new unix stream socket and the address of path, or -errno. */
+static int unix_socket(const char *path, struct sockaddr_un *sa)
 {
+	int fd;
+
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa->sun_path))
 		return err_set(-ENAMETOOLONG, "%s: socket path is too long", path);
 	strcpy(sa->sun_path, path);
-	return 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	return fd < 0 ? err_set_errno(errno, "socket") : fd;
 }
 
 int sock_listen_unix(const char *path, mode_t mode)
@@ -34,11 +38,8 @@ int sock_listen_unix(const char *path, mode_t mode)
 	mode_t old;
 	int fd, r;
 
-	if ((r = unix_addr(path, &sa)) < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set_errno(errno, "socket");
+	if ((fd = unix_socket(path, &sa)) < 0)
+		return fd;
 	unlink(path);
 	/* Create the socket file with the asked-for mode from the start, so
 	 * there is no window in which others may connect. */
@@ -58,11 +59,8 @@ int sock_connect_unix(const char *path)
 	struct sockaddr_un sa;
 	int fd, r;
 
-	if ((r = unix_addr(path, &sa)) < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set_errno(errno, "socket");
+	if ((fd = unix_socket(path, &sa)) < 0)
+		return fd;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = err_set_errno(errno, "%s", path);
 		close(fd);

@@ -151,18 +151,6 @@ static enum hw_exit jit_run(void *vcpu)
 	}
 }
 
-#define SEG_COPY(D_, S_) do { (D_).base = (S_).base; (D_).limit = (S_).limit; \
-	(D_).selector = (S_).selector; (D_).type = (S_).type; (D_).present = (S_).present; \
-	(D_).dpl = (S_).dpl; (D_).db = (S_).db; (D_).s = (S_).s; (D_).l = (S_).l; (D_).g = (S_).g; \
-	(D_).avl = (S_).avl; (D_).unusable = (S_).unusable; } while (0)
-#define SREGS_COPY(D_, S_) do { SEG_COPY((D_).cs, (S_).cs); SEG_COPY((D_).ds, (S_).ds); \
-	SEG_COPY((D_).es, (S_).es); SEG_COPY((D_).fs, (S_).fs); SEG_COPY((D_).gs, (S_).gs); \
-	SEG_COPY((D_).ss, (S_).ss); SEG_COPY((D_).tr, (S_).tr); SEG_COPY((D_).ldt, (S_).ldt); \
-	(D_).gdt.base = (S_).gdt.base; (D_).gdt.limit = (S_).gdt.limit; \
-	(D_).idt.base = (S_).idt.base; (D_).idt.limit = (S_).idt.limit; \
-	(D_).cr0 = (S_).cr0; (D_).cr2 = (S_).cr2; (D_).cr3 = (S_).cr3; (D_).cr4 = (S_).cr4; \
-	(D_).cr8 = (S_).cr8; (D_).efer = (S_).efer; (D_).apic_base = (S_).apic_base; } while (0)
-
 static int jit_get_regs(void *vcpu, struct hw_regs *r)
 {
 	struct jit_regs j;
