@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "common/monitor.h"
+#include "common/common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

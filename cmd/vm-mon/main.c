@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
-#include "common/monitor.h"
+#include "common/common.h"
 #include "vm-mon.h"
 
 static void mon_usage(void)

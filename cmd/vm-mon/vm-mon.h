@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "common/monitor.h"
+#include "common/common.h"
 
 struct mon_config {
 	const char *addr;        /* the monitor socket */

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "fmt/nbd.h"
+#include "fmt/fmt.h"
 
 struct kvlist;
 struct secret_store;

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
-#include "fmt/nbd.h"
+#include "fmt/fmt.h"
 #include "vm-run.h"
 
 #define MAX_CHILDREN HW_MAX_DISKS

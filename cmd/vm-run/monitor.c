@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
-#include "common/monitor.h"
+#include "common/common.h"
 #include "vm-run.h"
 
 struct vmrun_mon {

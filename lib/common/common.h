@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -263,5 +265,319 @@ void pool_wait(struct pool *p);
 void pool_free(struct pool *p);        /* waits, then joins */
 int pool_threads(const struct pool *p);
 int cpu_count(void);
+
+/* ======== the monitor: QMP and HMP ======== */
+
+/*
+ * The monitor: QEMU's machine protocol (QMP) and the human monitor
+ * commands (HMP) layered on it, shared by vm-mon (the client) and vm-run
+ * (the server, and its own stdio monitor).
+ *
+ * Wire protocol: QEMU's "QMP specification" (docs/interop/qmp-spec):
+ * a greeting {"QMP": {"version", "capabilities"}}, capabilities
+ * negotiation with qmp_capabilities, commands {"execute", "arguments",
+ * "id"}, replies {"return"} or {"error": {"class", "desc"}} carrying the
+ * request's id, and asynchronous events {"event", "data", "timestamp"}.
+ *
+ * The parts:
+ *   qmp_stream_*  splits a byte stream into JSON texts (qmp-stream.c)
+ *   qmp_client_*  a blocking client: connect, negotiate, execute, events
+ *   hmp_*         human commands: a const table of {name, syntax, help,
+ *                 translate-to-QMP, format-reply}; parsing, help, x/xp/p
+ *   qmp_listen_*  opening -qmp/-monitor addresses (qmp-listen.c)
+ *   qmp_server_*  a server on the lib/common event loop; the embedding
+ *                 program supplies its command table and, for human
+ *                 commands only it can run, a table of native ones
+ *   hmp_server_*  the human monitor (-monitor) on sockets and stdio.
+ *
+ * Embedding (vm-run): fill a struct qmp_server_config with a const
+ * table of {name, handler, argument schema}, the version, and
+ * optionally native human commands and hmp_machine_ops; qmp_server_new()
+ * on the machine's loop; qmp_server_listen() for each -qmp;
+ * hmp_server_new() + hmp_server_listen() for each -monitor; raise events
+ * with qmp_server_event() from any thread.
+ *
+ * Errors follow lib/common: -errno with one message recorded.  A QMP
+ * error reply is -EREMOTEIO with the server's "desc" as the message.
+ */
+
+/* ---- JSON stream splitting (qmp-stream.c) ----
+ * QMP has no framing: a message ends where its outermost braces (or
+ * brackets) balance.  Bytes outside any object (a bare word, a number, a
+ * stray '}') form a message of their own, so that the parser can answer
+ * it with an error as QEMU does.  A message longer than QMP_MAX_MSG is an
+ * error (-EMSGSIZE) and the splitter resynchronises at the next newline. */
+
+#define QMP_MAX_MSG (4u << 20)
+
+struct qmp_stream {
+	char *buf;          /* bytes received and not yet returned */
+	size_t len, cap;
+	size_t pos;         /* how far buf has been scanned */
+	size_t start;       /* start of the current message, or SIZE_MAX */
+	int depth;          /* brace/bracket nesting at pos */
+	bool in_str, esc;   /* inside a string, after a backslash */
+	bool bare;          /* the current message is a bare token */
+	bool skipping;      /* discarding an overlong message up to '\n' */
+};
+
+void qmp_stream_init(struct qmp_stream *s);
+void qmp_stream_free(struct qmp_stream *s);
+void qmp_stream_feed(struct qmp_stream *s, const void *data, size_t len);
+/* Next complete message: 1 with *msg (malloc'd, NUL-terminated) and
+ * *len; 0 when more bytes are needed; -EMSGSIZE for an overlong one
+ * (reported once; the stream stays usable). */
+int qmp_stream_next(struct qmp_stream *s, char **msg, size_t *len);
+/* Count the complete messages in text and say whether it ends inside one
+ * (used by vm-mon --json to know how many replies a line asks for). */
+size_t qmp_stream_count(const char *text, bool *incomplete);
+
+/* ---- client (qmp-client.c) ---- */
+
+struct qmp_client;
+
+/* Connect to "unix:PATH", "tcp:HOST:PORT", "fd:N" or a bare PATH and read
+ * the greeting (waiting at most timeout_ms, -1 forever). */
+int qmp_client_open(const char *addr, int timeout_ms, struct qmp_client **out);
+/* The same over an already connected descriptor (taken over). */
+int qmp_client_open_fd(int fd, int timeout_ms, struct qmp_client **out);
+void qmp_client_close(struct qmp_client *c);
+/* The greeting's "QMP" member (borrowed). */
+json_t *qmp_client_greeting(const struct qmp_client *c);
+/* Wait at most timeout_ms for each reply (-1, the default: forever). */
+void qmp_client_set_timeout(struct qmp_client *c, int timeout_ms);
+/* qmp_capabilities with no capabilities enabled. */
+int qmp_client_negotiate(struct qmp_client *c);
+/* Run a command (args: an object, stolen, or NULL).  0 and *ret (a new
+ * reference to the "return" member; ret may be NULL); -EREMOTEIO for an
+ * error reply (message = its desc, class in qmp_client_error_class());
+ * -ECONNRESET if the server closed the connection first; -ETIMEDOUT.
+ * Events read while waiting are queued for qmp_client_event(). */
+int qmp_client_execute(struct qmp_client *c, const char *cmd, json_t *args, json_t **ret);
+/* The class of the last error reply ("GenericError", ...). */
+const char *qmp_client_error_class(const struct qmp_client *c);
+/* Raw traffic: send bytes as they are, read the next message (queued
+ * events are not consulted).  recv: 0 and *msg, -ETIMEDOUT, -ECONNRESET
+ * at end of stream, -EPROTO for a reply that is not JSON. */
+int qmp_client_send_raw(struct qmp_client *c, const char *text, size_t len);
+int qmp_client_recv(struct qmp_client *c, int timeout_ms, json_t **msg);
+/* The next event: a queued one first, else from the wire.  0 and *ev,
+ * -ETIMEDOUT, -ECONNRESET when the server went away. */
+int qmp_client_event(struct qmp_client *c, int timeout_ms, json_t **ev);
+
+/* ---- human commands (hmp.c, hmp-cmds.c, hmp-info.c, hmp-mem.c) ---- */
+
+/* Output of a human command: a growing string. */
+struct hmp_out { char *buf; size_t len, cap; };
+void hmp_printf(struct hmp_out *o, const char *fmt, ...) PRINTF(2, 3);
+void hmp_out_free(struct hmp_out *o);
+
+/* QEMU's "/fmt": /[count][format][size], format one of x d u o c i,
+ * size b h w g (1, 2, 4, 8 bytes). */
+struct hmp_fmt { unsigned count; char format; int size; };
+
+#define HMP_MAX_ARGS 6
+
+/* One parsed command line. */
+struct hmp_args {
+	const char *name;                /* the command as typed ("c", "info") */
+	const char *line;                /* the whole line, trimmed */
+	struct hmp_fmt fmt;              /* for commands taking /fmt */
+	int n;                           /* parameters in the syntax */
+	const char *key[HMP_MAX_ARGS];   /* their names */
+	char *val[HMP_MAX_ARGS];         /* values; NULL when optional and absent */
+};
+/* The value of parameter `key`, or NULL when absent. */
+const char *hmp_arg(const struct hmp_args *a, const char *key);
+
+struct hmp_session;
+
+/*
+ * A human command.  `name` lists aliases separated by '|' ("c|cont"), and
+ * "info X" commands are named with their subcommand ("info status").
+ * `params` is the argument syntax, also shown by help:
+ *     /fmt        a QEMU /count-format-size suffix on the command name
+ *     NAME        a word            NAME?   an optional word
+ *     NAME...     the rest of the line (NAME...? optional)
+ *     -f          an optional flag (its value is "on" when given)
+ * `translate` builds the QMP request: *cmd (static string) and *args (a
+ * new object or NULL); returns 0 or -errno with a message.  Required
+ * unless `local` always succeeds.
+ * `format` prints the reply's "return" value in QEMU's human layout;
+ * NULL prints nothing.
+ * `local`, optional, runs the command without a QMP round trip (help, or
+ * x/xp/p when the session has hmp_machine_ops); it returns -ENOTSUP when
+ * this session cannot, and `translate` is used instead.
+ */
+struct hmp_cmd {
+	const char *name;
+	const char *params;
+	const char *help;
+	int (*translate)(const struct hmp_args *a, const char **cmd, json_t **args);
+	int (*format)(const struct hmp_args *a, json_t *ret, struct hmp_out *out);
+	int (*local)(struct hmp_session *s, const struct hmp_args *a, struct hmp_out *out);
+};
+
+/* The shared table (hmp-cmds.c). */
+extern const struct hmp_cmd hmp_cmds[];
+extern const size_t hmp_cmd_count;
+
+/* Human commands an embedding program runs itself (vm-run: info
+ * registers, info mtree, info jit, hostfwd_add, ...); looked up before
+ * the shared table.  `run` prints into out and returns 0 or -errno. */
+struct hmp_native {
+	const char *name;
+	const char *params;
+	const char *help;
+	int (*run)(void *opaque, const struct hmp_args *a, struct hmp_out *out);
+};
+
+/* What x/xp/p need from a machine, when the session runs them itself.
+ * Both optional.  read_mem: copy len bytes at addr (guest-physical when
+ * phys, else virtual through the current CPU's page tables); 0 or
+ * -errno.  get_reg: the value of register `name` ("eax", "pc", "rip"),
+ * 0 or -ENOENT. */
+struct hmp_machine_ops {
+	int (*read_mem)(void *opaque, uint64_t addr, void *buf, size_t len, bool phys);
+	int (*get_reg)(void *opaque, const char *name, uint64_t *val);
+};
+
+/* Run one QMP command for the human layer (args: an object or NULL,
+ * stolen): 0 and *ret (new reference, may be NULL for {}), or -errno
+ * with the message recorded. */
+typedef int hmp_qmp_fn(void *opaque, const char *cmd, json_t *args, json_t **ret);
+
+struct hmp_session {
+	hmp_qmp_fn *qmp;                 /* how QMP commands are run */
+	void *opaque;                    /* for qmp */
+	void *machine;                   /* for native and mach (init: opaque) */
+	const struct hmp_native *native; /* may be NULL */
+	size_t native_count;
+	const struct hmp_machine_ops *mach;  /* may be NULL */
+	bool no_passthrough;             /* a server: never send human-monitor-command */
+	char last_format;                /* QEMU remembers x's last format and size */
+	int last_size;
+};
+
+void hmp_session_init(struct hmp_session *s, hmp_qmp_fn *qmp, void *opaque);
+/* Run one command line.  0 with the output in *out (malloc'd, maybe ""),
+ * or -errno with the message recorded ("unknown command: 'foo'", the
+ * server's error for a failed QMP command) and in *out whatever was
+ * printed before the failure.  The caller frees *out in both cases. */
+int hmp_run(struct hmp_session *s, const char *line, char **out);
+
+/* Pieces for tests and the server. */
+const struct hmp_cmd *hmp_find(const char *name, const char *sub);
+/* Parse a line against a command's syntax into a (trimmed, split) args;
+ * hmp_args_free releases it. */
+int hmp_parse(const struct hmp_session *s, const char *line,
+	      const struct hmp_cmd **cmd, const struct hmp_native **native,
+	      struct hmp_args *a);
+void hmp_args_free(struct hmp_args *a);
+/* Evaluate a monitor expression (numbers, + - * / % & | ^ ~ ( ), and
+ * $reg through the session's get_reg). */
+int hmp_eval(const struct hmp_session *s, const char *expr, uint64_t *val);
+/* QEMU's memory dump layout for x/xp of bytes already read. */
+void hmp_dump(struct hmp_out *o, uint64_t addr, const uint8_t *mem, size_t len,
+	      const struct hmp_fmt *f);
+/* QEMU's p/print of one value. */
+void hmp_print_value(struct hmp_out *o, uint64_t v, char format);
+
+/* Building blocks of the shared table, for embedders' own tables too:
+ * x, xp and print run locally (hmp-mem.c); formatters of QMP replies in
+ * QEMU's layout (hmp-info.c); hmp_fmt_text prints a human-monitor-command
+ * reply without its "\r". */
+int hmp_local_x(struct hmp_session *s, const struct hmp_args *a, struct hmp_out *o);
+int hmp_local_xp(struct hmp_session *s, const struct hmp_args *a, struct hmp_out *o);
+int hmp_local_print(struct hmp_session *s, const struct hmp_args *a, struct hmp_out *o);
+typedef int hmp_format_fn(const struct hmp_args *a, json_t *ret, struct hmp_out *o);
+hmp_format_fn hmp_fmt_status, hmp_fmt_version, hmp_fmt_name, hmp_fmt_kvm, hmp_fmt_cpus,
+	hmp_fmt_chardev, hmp_fmt_blockstats, hmp_fmt_block, hmp_fmt_pci, hmp_fmt_text;
+
+/* ---- monitor sockets (qmp-listen.c) ----
+ * What -qmp and -monitor name: "unix:PATH", "tcp:HOST:PORT" or "fd:N",
+ * with QEMU's ",server=on,wait=off" (wait=on is refused).  Opens the
+ * listening sockets (TCP: one per address family), or takes an fd:N
+ * that is already connected (`connected`: it is the one client). */
+struct qmp_listen {
+	int fd[4];
+	int n;
+	bool connected;
+	char *path;        /* the unix socket to unlink when done (malloc'd) */
+};
+int qmp_listen_open(const char *spec, struct qmp_listen *out);
+
+/* ---- server (qmp-server.c) ---- */
+
+struct qmp_server;
+
+/*
+ * A command of the embedding program.  `args` is its argument schema:
+ * "name:T,*opt:T" with T one of s (string), i (integer), n (number), b
+ * (boolean), o (object), a (array), any; a leading '*' marks an optional
+ * argument.  Arguments missing, mistyped or unknown are answered with
+ * QEMU's GenericError messages before the handler runs.
+ * The handler returns 0 with *ret set (a new reference; NULL means {}),
+ * or -errno with a message recorded; the error class comes from the
+ * errno: -ENODEV DeviceNotFound, -ENOTCONN DeviceNotActive, -ENOSYS
+ * CommandNotFound, anything else GenericError.
+ */
+typedef int qmp_cmd_fn(void *opaque, json_t *args, json_t **ret);
+struct qmp_cmd {
+	const char *name;
+	qmp_cmd_fn *fn;
+	const char *args;
+};
+
+struct qmp_server_config {
+	const struct qmp_cmd *cmds;      /* the embedder's commands */
+	size_t cmd_count;
+	void *opaque;                    /* for handlers, hmp native, mach */
+	int major, minor, micro;         /* the greeting's and query-version's */
+	const char *package;
+	const struct hmp_native *hmp;    /* human commands only it can run */
+	size_t hmp_count;
+	const struct hmp_machine_ops *mach;
+};
+
+/* Built in: qmp_capabilities, query-commands, query-version, getfd,
+ * closefd, human-monitor-command (through an hmp_session whose QMP calls
+ * are dispatched in-process). */
+struct qmp_server *qmp_server_new(struct loop *l, const struct qmp_server_config *cfg);
+/* Flushes what it can to clients (briefly), closes them and the
+ * listeners. */
+void qmp_server_free(struct qmp_server *s);
+/* Listen on "unix:PATH", "tcp:HOST:PORT" or "fd:N" (a listening socket,
+ * or a connected one which becomes a client). */
+int qmp_server_listen(struct qmp_server *s, const char *addr);
+/* Serve one already connected descriptor (taken over). */
+int qmp_server_add_client(struct qmp_server *s, int fd);
+/* Broadcast an event to negotiated clients (data stolen, may be NULL).
+ * Safe from any thread; events raised by a command reach its client
+ * before the command's reply. */
+void qmp_server_event(struct qmp_server *s, const char *name, json_t *data);
+/* In-process use (vm-run's stdio monitor): run a command or a human
+ * command line as a client would. */
+int qmp_server_execute(struct qmp_server *s, const char *cmd, json_t *args, json_t **ret);
+int qmp_server_hmp(struct qmp_server *s, const char *line, char **out);
+/* A descriptor a client passed with getfd (SCM_RIGHTS, QEMU's getfd
+ * and closefd are built in): ownership moves to the caller.  -ENOENT
+ * when no descriptor has that name. */
+int qmp_server_take_fd(struct qmp_server *s, const char *name);
+/* Connected clients (for tests and statistics). */
+int qmp_server_client_count(struct qmp_server *s);
+
+/* ---- the human monitor on sockets and terminals (hmp-server.c) ----
+ * QEMU's -monitor: a banner ("BANNER monitor - type 'help' ..."), the
+ * "(qemu) " prompt, one command per line run through
+ * qmp_server_hmp(), output with "\r\n" line ends. */
+struct hmp_server;
+struct hmp_server *hmp_server_new(struct loop *l, struct qmp_server *qmp, const char *banner);
+/* Listen as qmp_server_listen() does ("unix:PATH,server=on,wait=off"). */
+int hmp_server_listen(struct hmp_server *h, const char *spec);
+/* Serve a client reading from in and writing to out (the same socket, or
+ * STDIN_FILENO and STDOUT_FILENO, which are never closed). */
+int hmp_server_add(struct hmp_server *h, int in, int out);
+void hmp_server_free(struct hmp_server *h);
 
 #endif

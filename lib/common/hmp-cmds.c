@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitor.h"
+#include "common.h"
 
 /* A command that is one QMP command without arguments. */
 #define PLAIN(fn, qmp) \

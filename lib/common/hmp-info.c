@@ -9,7 +9,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "monitor.h"
+#include "common.h"
 
 static const char *jstr(json_t *o, const char *key)
 {

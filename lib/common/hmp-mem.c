@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitor.h"
+#include "common.h"
 
 struct eval {
 	const struct hmp_session *s;

@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "monitor.h"
+#include "common.h"
 
 #define HMP_MAX_LINE 4096
 #define HMP_MAX_LISTEN 8

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitor.h"
+#include "common.h"
 
 void hmp_printf(struct hmp_out *o, const char *fmt, ...)
 {

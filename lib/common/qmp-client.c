@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "monitor.h"
+#include "common.h"
 
 struct qmp_client {
 	int fd;

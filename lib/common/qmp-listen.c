@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "monitor.h"
+#include "common.h"
 
 static int listen_options(const char *spec, struct kvlist *kv)
 {

@@ -30,7 +30,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "monitor.h"
+#include "common.h"
 
 #define QMP_MAX_LISTEN 8
 #define QMP_MAX_OUT (16u << 20)   /* a client this far behind is dropped */

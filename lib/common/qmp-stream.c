@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitor.h"
+#include "common.h"
 
 void qmp_stream_init(struct qmp_stream *s)
 {

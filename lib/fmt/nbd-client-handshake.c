@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "fmt/nbd.h"
+#include "fmt/fmt.h"
 
 #define REP_MAX (64u << 10)   /* longest option reply we accept */
 

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
-#include "fmt/nbd.h"
+#include "fmt/fmt.h"
 
 #define BS_PAYLOAD_MAX (4u + 8u * (1u << 20))   /* 2^20 descriptors */
 #define ZEROES_STEP (1u << 30)                  /* write_zeroes/trim/bs split */

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "fmt/nbd.h"
+#include "fmt/fmt.h"
 #include "internal.h"
 
 #define CACHE_EXTENTS 256

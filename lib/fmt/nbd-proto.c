@@ -7,7 +7,7 @@
 #include <errno.h>
 
 #include "common/common.h"
-#include "fmt/nbd.h"
+#include "fmt/fmt.h"
 
 uint32_t nbd_errno_to_wire(int err)
 {

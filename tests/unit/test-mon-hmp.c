@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/monitor.h"
+#include "common/common.h"
 #include "unit.h"
 
 static void test_stream(void)

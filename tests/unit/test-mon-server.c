@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/monitor.h"
+#include "common/common.h"
 #include "unit.h"
 
 struct toy {

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
-#include "fmt/nbd.h"
+#include "fmt/fmt.h"
 #include "unit.h"
 
 #define SIZE (16u << 20)
