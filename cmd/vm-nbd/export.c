@@ -27,14 +27,19 @@ static bool all_zero(const void *buf, size_t len)
 	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
 }
 
+/* Every request holds the export's lock shared; the control channel
+ * (control.c: snapshots, resize) holds it exclusively. */
+#define LOCKED(e, expr) ({ pthread_rwlock_rdlock(&(e)->lock); int r_ = (expr); \
+			   pthread_rwlock_unlock(&(e)->lock); r_; })
+
 int export_read(struct export *e, void *buf, uint64_t off, size_t len)
 {
-	return len ? fmt_read(e->img, buf, e->offset + off, len) : 0;
+	return len ? LOCKED(e, fmt_read(e->img, buf, e->offset + off, len)) : 0;
 }
 
 int export_flush(struct export *e)
 {
-	return e->unsafe ? 0 : fmt_flush(e->img);
+	return e->unsafe ? 0 : LOCKED(e, fmt_flush(e->img));
 }
 
 static int after_write(struct export *e, int r, bool fua)
@@ -44,8 +49,8 @@ static int after_write(struct export *e, int r, bool fua)
 	return r;
 }
 
-int export_write(struct export *e, const void *buf, uint64_t off, size_t len,
-		 bool fua)
+static int write_unlocked(struct export *e, const void *buf, uint64_t off, size_t len,
+			  bool fua)
 {
 	int r;
 
@@ -59,6 +64,12 @@ int export_write(struct export *e, const void *buf, uint64_t off, size_t len,
 	return after_write(e, r, fua);
 }
 
+int export_write(struct export *e, const void *buf, uint64_t off, size_t len,
+		 bool fua)
+{
+	return LOCKED(e, write_unlocked(e, buf, off, len, fua));
+}
+
 int export_write_zeroes(struct export *e, uint64_t off, uint64_t len,
 			bool no_hole, bool fast, bool fua)
 {
@@ -70,14 +81,15 @@ int export_write_zeroes(struct export *e, uint64_t off, uint64_t len,
 		flags |= FMT_W_MAY_UNMAP;
 	if (fast)
 		flags |= FMT_W_NO_FALLBACK;
-	return after_write(e, fmt_write_zeroes(e->img, e->offset + off, len, flags), fua);
+	return LOCKED(e, after_write(e, fmt_write_zeroes(e->img, e->offset + off, len, flags),
+				     fua));
 }
 
 int export_trim(struct export *e, uint64_t off, uint64_t len, bool fua)
 {
 	if (!len || !e->discard)
 		return 0;
-	return after_write(e, fmt_discard(e->img, e->offset + off, len), fua);
+	return LOCKED(e, after_write(e, fmt_discard(e->img, e->offset + off, len), fua));
 }
 
 /* base:allocation as QEMU maps it: HOLE where no layer stores data,
@@ -90,7 +102,7 @@ int export_block_status(struct export *e, uint64_t off, uint64_t len,
 
 	if (off + len > e->size)
 		len = e->size - off;
-	r = fmt_block_status(e->img, e->offset + off, len, true, &x);
+	r = LOCKED(e, fmt_block_status(e->img, e->offset + off, len, true, &x));
 	if (r < 0)
 		return r;
 	ext->length = MIN(x.length, len);
@@ -200,6 +212,7 @@ int export_open(const struct nbd_config *cfg, struct export **out)
 	unsigned flags = cfg->read_only || cfg->load_snapshot ? 0 : FMT_O_RDWR;
 	int r;
 
+	pthread_rwlock_init(&e->lock, NULL);
 	if ((r = cache_flags(cfg, e, &flags)) < 0)
 		goto fail;
 	if (cfg->discard)
@@ -233,5 +246,6 @@ void export_close(struct export *e)
 		return;
 	if (e->img && fmt_close(e->img) < 0)
 		log_warn("%s", err_msg());
+	pthread_rwlock_destroy(&e->lock);
 	free(e);
 }

@@ -26,7 +26,7 @@
 
 enum {
 	OPT_CACHE = 256, OPT_AIO, OPT_DISCARD, OPT_DETECT_ZEROES, OPT_FORK,
-	OPT_PID_FILE, OPT_OBJECT, OPT_IMAGE_OPTS, OPT_FD,
+	OPT_PID_FILE, OPT_OBJECT, OPT_IMAGE_OPTS, OPT_FD, OPT_CONTROL_FD,
 };
 
 static const struct option long_opts[] = {
@@ -57,6 +57,7 @@ static const struct option long_opts[] = {
 	{ "object", required_argument, NULL, OPT_OBJECT },
 	{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
 	{ "fd", required_argument, NULL, OPT_FD },
+	{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -76,6 +77,7 @@ static void usage(void)
 "  -b, --bind=IFACE          interface to bind to (default: all, IPv4 and IPv6)\n"
 "  -k, --socket=PATH         listen on the unix socket PATH (mode 0600)\n"
 "      --fd=N                serve the already-connected socket N, then exit\n"
+"      --control-fd=N        take vm-run's snapshot and resize requests on socket N\n"
 "  -e, --shared=NUM          serve up to NUM clients at once (default 1, 0 = no limit)\n"
 "  -t, --persistent          don't exit when the last client disconnects\n"
 "  -x, --export-name=NAME    the export name (default: the empty string)\n"
@@ -196,6 +198,10 @@ static int parse_number_opt(int opt, const char *a, struct nbd_config *cfg)
 		if (parse_int(a, 0, 1 << 20, &cfg->shared) < 0)
 			return bad("Invalid shared device number '%s'", a);
 		return 0;
+	case OPT_CONTROL_FD:
+		if (sock_parse_fd(a, &cfg->control_fd) < 0)
+			return bad("Invalid file descriptor '%s'", a);
+		return 0;
 	default:
 		if (sock_parse_fd(a, &cfg->fd) < 0)
 			return bad("Invalid file descriptor '%s'", a);
@@ -206,7 +212,7 @@ static int parse_number_opt(int opt, const char *a, struct nbd_config *cfg)
 static int parse_one(int opt, const char *a, struct nbd_config *cfg)
 {
 	switch (opt) {
-	case 'p': case 'o': case 'P': case 'e': case OPT_FD:
+	case 'p': case 'o': case 'P': case 'e': case OPT_FD: case OPT_CONTROL_FD:
 		return parse_number_opt(opt, a, cfg);
 	case OPT_CACHE: case OPT_AIO: case OPT_DISCARD: case OPT_DETECT_ZEROES:
 		return parse_mode(opt, a, cfg);
@@ -394,10 +400,13 @@ static int write_pid_file(const char *path)
 static int serve(struct nbd_config *cfg, int ready_fd, int nact, int *lfds)
 {
 	struct server s = { .cfg = cfg, .notify = { -1, -1 } };
+	struct control *ctl = NULL;
 	int n = 0, r;
 
 	if ((r = export_open(cfg, &s.exp)) < 0)
 		return r;
+	if (cfg->control_fd >= 0)
+		ctl = control_start(s.exp, cfg->control_fd);
 	if (cfg->fd < 0 && (n = r = open_listeners(cfg, lfds, 16, nact)) < 0)
 		goto out;
 	if (cfg->pid_file && (r = write_pid_file(cfg->pid_file)) < 0)
@@ -418,13 +427,14 @@ out:
 		unlink(cfg->sockpath);
 	if (cfg->pid_file && r >= 0)
 		unlink(cfg->pid_file);
+	control_stop(ctl);
 	export_close(s.exp);
 	return r;
 }
 
 int main(int argc, char **argv)
 {
-	struct nbd_config cfg = { .fd = -1, .shared = 1, .export_name = "" };
+	struct nbd_config cfg = { .fd = -1, .control_fd = -1, .shared = 1, .export_name = "" };
 	int lfds[16], nact, ready_fd = -1, r;
 
 	report_init("vm-nbd");

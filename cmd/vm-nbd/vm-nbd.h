@@ -54,6 +54,7 @@ struct nbd_config {
 	bool verbose;                /* -v */
 	bool allocation_depth;       /* -A (always offered; accepted for QEMU) */
 	struct secret_store *secrets;/* --object secret,... */
+	int control_fd;              /* --control-fd N, or -1 */
 };
 
 /* ---- the export (export.c): an image of lib/fmt ---- */
@@ -81,6 +82,7 @@ struct export {
 	uint32_t min_block, pref_block, max_payload;
 	const char *name;
 	const char *description;
+	pthread_rwlock_t lock;       /* shared by requests, exclusive for control.c */
 };
 
 /* Open the image named in the config with its back-end. */
@@ -96,6 +98,14 @@ int export_trim(struct export *e, uint64_t off, uint64_t len, bool fua);
 int export_flush(struct export *e);
 int export_block_status(struct export *e, uint64_t off, uint64_t len,
 			struct export_extent *ext);
+
+/* ---- the control channel (control.c): vm-run's snapshots and resize ---- */
+
+struct control;
+/* Serve control requests on fd on a thread of its own (NULL: none). */
+struct control *control_start(struct export *e, int fd);
+/* Hang up and wait for the thread. */
+void control_stop(struct control *c);
 
 /* ---- partitions (partition.c): -P N of an MBR or GPT disk ---- */
 

@@ -133,8 +133,8 @@ static char *find_vm_nbd(const struct vmrun *o)
 /* Start `vm-nbd --fd N` on a socketpair; returns our end. */
 static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d)
 {
-	int sv[2];
-	char *exe = find_vm_nbd(o), fdarg[16];
+	int sv[2], cv[2];
+	char *exe = find_vm_nbd(o), fdarg[16], ctlarg[32];
 	const char *argv[16];
 	int n = 0;
 	pid_t pid;
@@ -143,10 +143,16 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d)
 		free(exe);
 		return err_set_errno(errno, "socketpair");
 	}
+	/* the control channel (nbdctl.c): snapshots, resize */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv) < 0)
+		cv[0] = cv[1] = -1;
 	snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
+	snprintf(ctlarg, sizeof(ctlarg), "--control-fd=%d", cv[1]);
 	argv[n++] = exe;
 	argv[n++] = "--fd";
 	argv[n++] = fdarg;
+	if (cv[1] >= 0)
+		argv[n++] = ctlarg;
 	if (d->format) {
 		argv[n++] = "-f";
 		argv[n++] = d->format;
@@ -163,6 +169,8 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d)
 	if (pid < 0) {
 		close(sv[0]);
 		close(sv[1]);
+		if (cv[0] >= 0)
+			close(cv[0]), close(cv[1]);
 		free(exe);
 		return err_set_errno(errno, "fork");
 	}
@@ -171,6 +179,8 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		set_cloexec(sv[1], false);
+		if (cv[1] >= 0)
+			set_cloexec(cv[1], false);
 		signal(SIGINT, SIG_IGN);	/* Ctrl-C is for vm-run to handle */
 		execvp(exe, (char *const *)argv);
 		fprintf(stderr, "vm-run: %s: %s\n", exe, strerror(errno));
@@ -178,6 +188,10 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d)
 	}
 	free(exe);
 	close(sv[1]);
+	if (cv[1] >= 0) {
+		close(cv[1]);
+		nbdctl_register((int)(d - o->drives), cv[0]);
+	}
 	if (nchildren < MAX_CHILDREN)
 		children[nchildren++] = pid;
 	return sv[0];
@@ -231,6 +245,7 @@ void disk_close_all(void)
 	for (int i = 0; i < nclients; i++)
 		nbd_client_close(clients[i]);
 	nclients = 0;
+	nbdctl_close_all();
 	/* The children end when their client disconnects; one that does not
 	 * within 3 seconds is terminated, so vm-run never hangs on exit. */
 	for (int i = 0; i < nchildren; i++) {

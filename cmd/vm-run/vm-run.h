@@ -85,6 +85,26 @@ void mon_console_enter(struct vmrun_mon *mon);
 void mon_console_input(struct vmrun_mon *mon, uint8_t b);
 void io_set_monitor(struct vmrun_io *io, struct vmrun_mon *mon);
 
+/* nbdctl.c: the control channel to drive i's vm-nbd child (vm-nbd
+ * --control-fd; protocol in cmd/vm-nbd/control.c).  Drives opened from
+ * an NBD URI have none.  Calls are serialised per drive; 0 or -errno
+ * with vm-nbd's message recorded. */
+void nbdctl_register(int drive, int fd);
+bool nbdctl_has(int drive);
+void nbdctl_close_all(void);
+/* One request line (no newline) plus payload; the reply's payload in
+ * *reply (malloc'd, NUL-terminated, may be NULL to ignore). */
+int nbdctl_call(int drive, const char *line, const void *data, size_t len,
+		uint8_t **reply, size_t *rlen);
+/* block_resize: the image grows or shrinks to size bytes. */
+int nbdctl_resize(int drive, uint64_t size);
+/* The VM-state area of the image's current state, from offset 0. */
+int nbdctl_vmstate_write(int drive, const uint8_t *buf, size_t len);
+int nbdctl_vmstate_read(int drive, uint8_t *buf, size_t len);
+/* Snapshot names on the channel are percent-encoded (spaces, '%'). */
+char *nbdctl_name_encode(const char *s);
+void nbdctl_name_decode(char *s);
+
 /* disk.c */
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out);
 void disk_close_all(void);
