@@ -7,11 +7,11 @@
  * hub learns nothing and filters nothing; with the link down (set_link
  * off) every frame is dropped.
  *
- * The process runs one epoll loop (lib/common) plus a short list of
- * timers, which libslirp and the reconnecting ports need.  A round is:
- * the back-end's prepare, one loop_run_once bounded by the next timer,
- * the expired timers, the back-end's dispatch, then closing the ports
- * that failed and flushing the capture.
+ * The process runs one epoll loop (lib/common), whose timers serve
+ * libslirp and the reconnecting ports.  A round is: the back-end's
+ * prepare, one loop_run_once (bounded by the next timer, which it then
+ * fires), the back-end's dispatch, then closing the ports that failed and
+ * flushing the capture.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,18 +19,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
-
-struct lan_timer {
-	struct lan *lan;
-	void (*fn)(void *opaque);
-	void *opaque;
-	int64_t when;                /* -1: disarmed */
-	struct lan_timer *next;
-};
 
 struct lan *lan_new(const struct lan_config *cfg)
 {
@@ -60,8 +51,6 @@ void lan_free(struct lan *lan)
 	port_close_all(lan);
 	if (lan->be)
 		lan->be->close(lan->be_state);
-	while (lan->timers)
-		lan_timer_free(lan, lan->timers);
 	capture_close(lan->cap);
 	if (lan->sigfd >= 0)
 		close(lan->sigfd);
@@ -85,80 +74,6 @@ void lan_input(struct lan *lan, struct port *from, const uint8_t *frame, size_t 
 			port_send(p, frame, len);
 	if (from && lan->be && lan->be->receive)
 		lan->be->receive(lan->be_state, frame, len);
-}
-
-/* ---- timers ---- */
-
-int64_t lan_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct lan_timer *lan_timer_new(struct lan *lan, void (*fn)(void *opaque), void *opaque)
-{
-	struct lan_timer *t = xzalloc(sizeof(*t));
-
-	t->lan = lan;
-	t->fn = fn;
-	t->opaque = opaque;
-	t->when = -1;
-	t->next = lan->timers;
-	lan->timers = t;
-	return t;
-}
-
-void lan_timer_mod(struct lan_timer *t, int64_t when)
-{
-	t->when = when;
-}
-
-void lan_timer_free(struct lan *lan, struct lan_timer *t)
-{
-	struct lan_timer **pp;
-
-	if (!t)
-		return;
-	for (pp = &lan->timers; *pp; pp = &(*pp)->next)
-		if (*pp == t) {
-			*pp = t->next;
-			break;
-		}
-	free(t);
-}
-
-/* Milliseconds until the first armed timer, or -1. */
-static int lan_timers_timeout(struct lan *lan)
-{
-	int64_t now = lan_now_ms(), first = -1;
-
-	for (struct lan_timer *t = lan->timers; t; t = t->next)
-		if (t->when >= 0 && (first < 0 || t->when < first))
-			first = t->when;
-	if (first < 0)
-		return -1;
-	return first <= now ? 0 : (int)MIN(first - now, 60000);
-}
-
-/* Fire the expired timers.  A callback may free or re-arm any timer, so
- * each firing restarts the walk. */
-static void lan_timers_run(struct lan *lan)
-{
-	int64_t now = lan_now_ms();
-	bool fired;
-
-	do {
-		fired = false;
-		for (struct lan_timer *t = lan->timers; t; t = t->next)
-			if (t->when >= 0 && t->when <= now) {
-				t->when = -1;
-				t->fn(t->opaque);
-				fired = true;
-				break;
-			}
-	} while (fired);
 }
 
 /* ---- running ---- */
@@ -214,13 +129,12 @@ int lan_run(struct lan *lan)
 	if ((r = lan_signals(lan)) < 0)
 		return r;
 	while (!lan->stop) {
-		int timeout = lan_timers_timeout(lan);
+		int timeout = -1;
 
 		if (lan->be && lan->be->prepare)
 			lan->be->prepare(lan->be_state, &timeout);
 		if ((r = loop_run_once(lan->loop, timeout)) < 0)
 			return r;
-		lan_timers_run(lan);
 		if (lan->be && lan->be->dispatch)
 			lan->be->dispatch(lan->be_state);
 		port_sweep(lan);

@@ -98,7 +98,6 @@ struct lan {
 	unsigned next_port_id;
 	struct listener *listeners;
 	struct target *targets;
-	struct lan_timer *timers;
 	struct control *control;
 	int sigfd;
 	bool link_up;
@@ -135,13 +134,7 @@ int lan_run(struct lan *lan);
 /* Describe the link, the ports and the counters. */
 void lan_info(struct lan *lan, FILE *out);
 
-/* Timers, in milliseconds of CLOCK_MONOTONIC. */
-struct lan_timer;
-int64_t lan_now_ms(void);
-struct lan_timer *lan_timer_new(struct lan *lan, void (*fn)(void *opaque), void *opaque);
-/* Arm for `when` (lan_now_ms() scale); -1 disarms. */
-void lan_timer_mod(struct lan_timer *t, int64_t when);
-void lan_timer_free(struct lan *lan, struct lan_timer *t);
+/* Timers are lib/common's (loop_timer_* on lan->loop). */
 
 /* ---- port.c: stream connections ---- */
 

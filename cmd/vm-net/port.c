@@ -44,7 +44,7 @@ struct listener {
 struct target {
 	char *addr;
 	struct port *port;   /* NULL while disconnected */
-	struct lan_timer *retry;
+	struct loop_timer *retry;  /* every RECONNECT_MS while away */
 	struct lan *lan;
 	struct target *next;
 };
@@ -265,10 +265,9 @@ static void target_retry(void *opaque)
 	struct target *t = opaque;
 	int fd = target_dial(t->addr);
 
-	if (fd < 0) {
-		lan_timer_mod(t->retry, lan_now_ms() + RECONNECT_MS);
+	if (fd < 0)
 		return;
-	}
+	loop_timer_mod(t->retry, -1);
 	t->port = port_new(t->lan, fd, t->addr);
 	t->port->target = t;
 	log_warn("%s: reconnected", t->addr);
@@ -284,7 +283,7 @@ int port_connect(struct lan *lan, const char *addr)
 	t = xzalloc(sizeof(*t));
 	t->addr = xstrdup(addr);
 	t->lan = lan;
-	t->retry = lan_timer_new(lan, target_retry, t);
+	t->retry = loop_timer_new(lan->loop, target_retry, t);
 	t->next = lan->targets;
 	lan->targets = t;
 	t->port = port_new(lan, fd, addr);
@@ -424,7 +423,7 @@ static void port_free(struct port *p)
 		p->target->port = NULL;
 		if (!p->lan->stop)
 			log_warn("%s: connection lost; reconnecting", p->target->addr);
-		lan_timer_mod(p->target->retry, lan_now_ms() + RECONNECT_MS);
+		loop_timer_every(p->target->retry, RECONNECT_MS);
 	}
 	free(p->name);
 	free(p->rbuf);
@@ -481,7 +480,7 @@ void port_close_all(struct lan *lan)
 		struct target *t = lan->targets;
 
 		lan->targets = t->next;
-		lan_timer_free(lan, t->retry);
+		loop_timer_free(t->retry);
 		free(t->addr);
 		free(t);
 	}

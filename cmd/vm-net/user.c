@@ -81,19 +81,17 @@ static void *user_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
 {
 	struct user *u = opaque;
 
-	return lan_timer_new(u->lan, cb, cb_opaque);
+	return loop_timer_new(u->lan->loop, cb, cb_opaque);
 }
 
 static void user_timer_free(void *timer, void *opaque)
 {
-	struct user *u = opaque;
-
-	lan_timer_free(u->lan, timer);
+	loop_timer_free(timer);
 }
 
 static void user_timer_mod(void *timer, int64_t expire_ms, void *opaque)
 {
-	lan_timer_mod(timer, expire_ms);
+	loop_timer_mod(timer, expire_ms);
 }
 
 static void user_register_fd(int fd, void *opaque)

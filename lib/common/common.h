@@ -228,6 +228,28 @@ void loop_stop(struct loop *l);
 void loop_wake(struct loop *l);
 void loop_on_wake(struct loop *l, void (*fn)(struct loop *l, void *opaque), void *opaque);
 
+/* Timers on the loop, in milliseconds of CLOCK_MONOTONIC (loop_now_ms).
+ * loop_run_once() waits no longer than the earliest armed timer and fires
+ * the expired ones after the descriptor callbacks, each at most once per
+ * round.  Loop thread only.  A callback may arm, disarm or free any timer,
+ * its own included. */
+struct loop_timer;
+typedef void loop_timer_fn(void *opaque);
+int64_t loop_now_ms(void);
+/* A disarmed timer; freed by loop_timer_free() or loop_free(). */
+struct loop_timer *loop_timer_new(struct loop *l, loop_timer_fn *fn, void *opaque);
+/* One-shot at `when` (loop_now_ms() scale; in the past: the next round);
+ * -1 disarms. */
+void loop_timer_mod(struct loop_timer *t, int64_t when);
+/* Periodic: every period_ms from now on (a late round skips the missed
+ * ticks); 0 disarms. */
+void loop_timer_every(struct loop_timer *t, int64_t period_ms);
+bool loop_timer_armed(const struct loop_timer *t);
+void loop_timer_free(struct loop_timer *t);
+/* timeout_ms (-1: none) lowered to the wait until the earliest timer: for
+ * callers that poll other things between rounds. */
+int loop_timeout(struct loop *l, int timeout_ms);
+
 /* ---- progress (progress.c): qemu-img's "-p" line "    (42.00/100%)" ---- */
 
 struct progress {

@@ -1,5 +1,5 @@
-/* lib/common's runtime pieces: sockets and fd passing, the event loop,
- * the thread pool, secrets, the progress line and JSON output. */
+/* lib/common's runtime pieces: sockets and fd passing, the event loop
+ * and its timers, the thread pool, secrets, the progress line and JSON output. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -141,6 +141,82 @@ static void pool_job(void *arg)
 	atomic_fetch_add(&pool_count, (int)(intptr_t)arg);
 }
 
+/* Timers: a one-shot fires once, a periodic one keeps firing, a callback
+ * may free another timer (which then never fires) or re-arm itself. */
+struct timer_ctx {
+	struct loop *l;
+	struct loop_timer *self, *victim;
+	int once, ticks, victim_fired, rearms;
+	int64_t first_at;
+};
+
+static void on_once(void *opaque)
+{
+	struct timer_ctx *c = opaque;
+
+	c->once++;
+	c->first_at = loop_now_ms();
+	loop_timer_free(c->victim);	/* due 1 ms later */
+	c->victim = NULL;
+}
+
+static void on_tick(void *opaque)
+{
+	((struct timer_ctx *)opaque)->ticks++;
+}
+
+static void on_victim(void *opaque)
+{
+	((struct timer_ctx *)opaque)->victim_fired++;
+}
+
+static void on_rearm(void *opaque)
+{
+	struct timer_ctx *c = opaque;
+
+	if (++c->rearms < 3)
+		loop_timer_mod(c->self, 0);	/* in the past: next round */
+	else
+		loop_timer_free(c->self);
+}
+
+static void test_loop_timers(void)
+{
+	struct loop *l = loop_new();
+	struct timer_ctx c = { .l = l };
+	struct loop_timer *once = loop_timer_new(l, on_once, &c);
+	struct loop_timer *tick = loop_timer_new(l, on_tick, &c);
+	int64_t start = loop_now_ms(), end;
+	int bad = 0;
+
+	c.victim = loop_timer_new(l, on_victim, &c);
+	CHECK(!loop_timer_armed(once) && loop_timeout(l, -1) == -1, "new timers are disarmed");
+	CHECK(loop_timeout(l, 500) == 500, "no armed timer keeps the caller's timeout");
+	loop_timer_mod(once, start + 50);
+	loop_timer_mod(c.victim, start + 51);
+	loop_timer_every(tick, 20);
+	CHECK(loop_timer_armed(once) && loop_timeout(l, -1) <= 20, "the earliest timer bounds the wait");
+	CHECK(loop_timeout(l, 5) == 5, "a shorter caller timeout wins");
+	while ((end = loop_now_ms()) < start + 130 && bad >= 0)
+		bad = loop_run_once(l, -1);	/* waits for the timers only */
+	CHECK(bad >= 0, "rounds driven by timers alone");
+	CHECK(c.once == 1 && !loop_timer_armed(once), "a one-shot fires once, then is disarmed");
+	CHECK(c.first_at >= start + 50 && c.first_at < start + 100, "at its time (%lld ms late)",
+	      (long long)(c.first_at - start - 50));
+	CHECK(c.victim_fired == 0, "a timer freed by an earlier callback never fires");
+	CHECK(c.ticks >= 4 && c.ticks <= (end - start) / 20 + 1, "a periodic timer ticks every 20 ms (%d)",
+	      c.ticks);
+	loop_timer_every(tick, 0);
+	CHECK(!loop_timer_armed(tick), "a period of 0 disarms");
+	c.self = loop_timer_new(l, on_rearm, &c);
+	loop_timer_mod(c.self, 0);
+	for (int i = 0; i < 5; i++)
+		loop_run_once(l, 0);
+	CHECK(c.rearms == 3, "a timer re-armed in the past fires once per round (%d)", c.rearms);
+	loop_timer_free(once);
+	loop_free(l);	/* frees the timers still there */
+}
+
 static void test_pool(void)
 {
 	struct pool *p = pool_new(3);
@@ -250,6 +326,7 @@ int main(void)
 	test_unix_and_fds();
 	test_tcp();
 	test_loop();
+	test_loop_timers();
 	test_pool();
 	test_secret();
 	test_output();
