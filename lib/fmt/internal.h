@@ -244,6 +244,15 @@ struct qcow2_snap {
 	uint32_t extra_rest_len;
 };
 
+/* An enabled persistent bitmap being kept up to date in memory while the
+ * image is written (qcow2-bitmap.c); its directory entry says in-use. */
+struct qcow2_bmtrack {
+	char *name;
+	uint32_t gran_bits;
+	uint8_t *bits;
+	size_t len;
+};
+
 struct qcow2 {
 	struct fmt_file f;
 	pthread_mutex_t lock;
@@ -284,6 +293,9 @@ struct qcow2 {
 	bool snapshot_view;           /* opened on a snapshot (read-only) */
 	bool writable;
 	bool meta_prealloc_checked, meta_prealloc;
+	struct qcow2_bmtrack *track;  /* enabled bitmaps, while track_on */
+	size_t n_track;
+	bool track_on;                /* directory marked in-use, bits in memory */
 };
 
 static inline struct qcow2 *qcow2_of(const struct fmt_image *img)
@@ -337,6 +349,9 @@ int qcow2_seg_of(struct qcow2 *s, uint64_t e, uint64_t bm, uint64_t coff,
 		 struct qcow2_seg *g);
 int qcow2_free_entry(struct qcow2 *s, uint64_t e);
 int qcow2_mark_dirty(struct qcow2 *s);
+/* Before guest data in [off, off + len) changes (lock held): the dirty
+ * bit (lazy refcounts) and the enabled bitmaps' bits. */
+int qcow2_before_write(struct qcow2 *s, uint64_t off, uint64_t len);
 uint64_t qcow2_sc_bits(const struct qcow2 *s, uint64_t coff, uint64_t n);
 int qcow2_l2_entry(struct qcow2 *s, uint64_t vaddr, uint64_t *entry, uint64_t *bitmap);
 int qcow2_rw_locked(struct fmt_image *img, uint8_t *buf, uint64_t off, size_t len,
@@ -387,6 +402,9 @@ int qcow2_bitmap_read(struct fmt_image *img, const char *name, uint8_t **bits,
 		      size_t *len);
 int qcow2_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
 		     const uint8_t *bits);
+int qcow2_bitmap_track_begin(struct qcow2 *s);
+void qcow2_bitmap_track_mark(struct qcow2 *s, uint64_t off, uint64_t len);
+int qcow2_bitmap_track_end(struct qcow2 *s);
 int qcow2_bitmap_change(struct fmt_image *img, const char *name,
 			const struct fmt_bitmap *b, const uint8_t *bits);
 

@@ -232,34 +232,49 @@ void qcow2_bitmap_info(struct qcow2 *s, json_t *d)
 
 struct bm_read { const char *name; uint8_t *bits; size_t len; bool found; };
 
-static int read_one(struct qcow2 *s, const struct bm_ent *b, void *arg)
+/* Load the bits of bitmap b: *len bytes for the image's size. */
+static int bits_load(struct qcow2 *s, const struct bm_ent *b, uint8_t **bits, size_t *len)
 {
-	struct bm_read *br = arg;
 	uint64_t cs = s->cluster_size, i, d, e;
 	uint64_t granules = DIV_ROUND_UP(s->img->size, 1ull << b->gran_bits);
 	int r = 0;
 
-	if (br->found || strcmp(b->name, br->name))
-		return 0;
-	br->found = true;
-	br->len = (size_t)DIV_ROUND_UP(granules, 8);
-	br->bits = xzalloc(br->len + 1);
-	if (DIV_ROUND_UP(br->len, cs) > b->table_size)
+	*len = (size_t)DIV_ROUND_UP(granules, 8);
+	*bits = xzalloc(*len + 1);
+	if (DIV_ROUND_UP(*len, cs) > b->table_size)
 		return err_set(-EINVAL, "%s: bitmap '%s' has a short table",
 			       s->img->filename, b->name);
-	for (i = 0; r == 0 && i * cs < br->len; i++) {
-		size_t n = (size_t)MIN(cs, br->len - i * cs);
+	for (i = 0; r == 0 && i * cs < *len; i++) {
+		size_t n = (size_t)MIN(cs, *len - i * cs);
 		uint8_t ent[8];
 
 		if ((r = fmt_file_pread(&s->f, ent, 8, b->table_off + i * 8)) < 0)
 			break;
 		e = be64_get(ent);
 		if ((d = e & BM_TABLE_MASK))
-			r = fmt_file_pread(&s->f, br->bits + i * cs, n, d);
+			r = fmt_file_pread(&s->f, *bits + i * cs, n, d);
 		else if (e & 1)
-			memset(br->bits + i * cs, 0xff, n);
+			memset(*bits + i * cs, 0xff, n);
 	}
 	return r;
+}
+
+static int read_one(struct qcow2 *s, const struct bm_ent *b, void *arg)
+{
+	struct bm_read *br = arg;
+	size_t i;
+
+	if (br->found || strcmp(b->name, br->name))
+		return 0;
+	br->found = true;
+	for (i = 0; i < s->n_track; i++)       /* being tracked: memory is newer */
+		if (!strcmp(s->track[i].name, b->name)) {
+			br->len = s->track[i].len;
+			br->bits = xmalloc(br->len + 1);
+			memcpy(br->bits, s->track[i].bits, br->len);
+			return 0;
+		}
+	return bits_load(s, b, &br->bits, &br->len);
 }
 
 int qcow2_bitmap_read(struct fmt_image *img, const char *name, uint8_t **bits,
@@ -409,7 +424,8 @@ int qcow2_bitmap_add(struct fmt_image *img, const struct fmt_bitmap *b,
 		return err_set(-EEXIST, "Bitmap already exists: %s", b->name);
 	len = (size_t)DIV_ROUND_UP(DIV_ROUND_UP(img->size, b->granularity), 8);
 	pthread_mutex_lock(&s->lock);
-	r = add_locked(s, b, bits, len);
+	if ((r = qcow2_bitmap_track_end(s)) == 0)
+		r = add_locked(s, b, bits, len);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -544,7 +560,113 @@ int qcow2_bitmap_change(struct fmt_image *img, const char *name,
 	if (i == n)
 		return err_set(-ENOENT, "Dirty bitmap '%s' not found", name);
 	pthread_mutex_lock(&s->lock);
-	r = change_locked(s, name, b, bits, len);
+	if ((r = qcow2_bitmap_track_end(s)) == 0)
+		r = change_locked(s, name, b, bits, len);
 	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- keeping enabled bitmaps up to date while the image is written ----
+ * Before the first change of guest data, every enabled bitmap that is
+ * not already in use gets its bits loaded into memory and its directory
+ * entry marked in-use (a new directory, flushed, then the header switch),
+ * so that a kill at any later point leaves the bitmap flagged
+ * inconsistent rather than silently missing writes.  Writes set bits in
+ * memory; a clean close stores each bitmap with the in-use flag cleared. */
+
+static void track_free(struct qcow2 *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_track; i++) {
+		free(s->track[i].name);
+		free(s->track[i].bits);
+	}
+	free(s->track);
+	s->track = NULL;
+	s->n_track = 0;
+	s->track_on = false;
+}
+
+/* Load entry b for tracking; mark it in-use in the new directory nd. */
+static int track_add(struct qcow2 *s, const struct bm_ent *b, uint8_t *nd_ent)
+{
+	struct qcow2_bmtrack *t;
+
+	s->track = xrealloc(s->track, (s->n_track + 1) * sizeof(*s->track));
+	t = &s->track[s->n_track++];
+	*t = (struct qcow2_bmtrack){ .name = xstrdup(b->name), .gran_bits = b->gran_bits };
+	be32_put(nd_ent + 12, b->flags | BM_IN_USE);
+	return bits_load(s, b, &t->bits, &t->len);
+}
+
+int qcow2_bitmap_track_begin(struct qcow2 *s)
+{
+	uint64_t size, off, pos = 0, at;
+	uint8_t *dir, *nd;
+	struct bm_ent b;
+	uint32_t n, i;
+	int r;
+
+	if ((r = bm_dir_read(s, &dir, &size, &off, &n)) < 0) {
+		free(dir);
+		return r;
+	}
+	nd = xzalloc(ALIGN_UP(size, s->cluster_size) + 8);
+	if (size)
+		memcpy(nd, dir, size);
+	for (i = 0; r == 0 && i < n; i++) {
+		at = pos;
+		if ((r = bm_ent_parse(s, dir, size, &pos, &b)) == 0 &&
+		    (b.flags & (BM_AUTO | BM_IN_USE)) == BM_AUTO)
+			r = track_add(s, &b, nd + at);
+	}
+	if (r == 0 && s->n_track && (r = dir_switch(s, nd, size, n)) == 0)
+		r = qcow2_free(s, off, ALIGN_UP(size, s->cluster_size));
+	free(nd);
+	free(dir);
+	if (r < 0)
+		track_free(s);
+	else
+		s->track_on = true;
+	return r;
+}
+
+void qcow2_bitmap_track_mark(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	uint64_t g, a, z;
+	size_t i;
+
+	if (!len || off >= s->img->size)
+		return;
+	len = MIN(len, s->img->size - off);
+	for (i = 0; i < s->n_track; i++) {
+		struct qcow2_bmtrack *t = &s->track[i];
+
+		a = off >> t->gran_bits;
+		z = (off + len - 1) >> t->gran_bits;
+		for (g = a; g <= z && g / 8 < t->len; g++) {
+			if (!(g & 7) && z - g >= 7) {
+				t->bits[g / 8] = 0xff;
+				g += 7;
+			} else
+				t->bits[g / 8] |= (uint8_t)(1u << (g & 7));
+		}
+	}
+}
+
+int qcow2_bitmap_track_end(struct qcow2 *s)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < s->n_track && r == 0; i++) {
+		struct qcow2_bmtrack *t = &s->track[i];
+		struct fmt_bitmap b = { .name = t->name, .enabled = true,
+					.granularity = 1u << t->gran_bits };
+
+		r = change_locked(s, t->name, &b, t->bits, t->len);
+	}
+	track_free(s);
 	return r;
 }

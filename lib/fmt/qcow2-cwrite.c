@@ -198,7 +198,7 @@ static int cw_commit_locked(struct qcow2 *s, const struct fmt_cdata *cd,
 	size_t i;
 	int r;
 
-	if ((r = qcow2_mark_dirty(s)) < 0)
+	if ((r = qcow2_before_write(s, cd->off, cd->n * cs)) < 0)
 		return r;
 	for (v = ALIGN_DOWN(cd->off, span); v < cd->off + cd->n * cs; v += span)
 		if ((r = qcow2_l2_table(s, v, true, &t)) < 0)

@@ -484,6 +484,17 @@ int qcow2_mark_dirty(struct qcow2 *s)
 	return qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, true);
 }
 
+int qcow2_before_write(struct qcow2 *s, uint64_t off, uint64_t len)
+{
+	int r = qcow2_mark_dirty(s);
+
+	if (r == 0 && s->writable && !s->track_on)
+		r = qcow2_bitmap_track_begin(s);
+	if (r == 0)
+		qcow2_bitmap_track_mark(s, off, len);
+	return r;
+}
+
 /* Can the bytes go straight to an existing cluster of ours? */
 static int write_direct(struct qcow2 *s, uint64_t pos, size_t n, uint64_t *host)
 {
@@ -529,7 +540,7 @@ int qcow2_write(struct fmt_image *img, const void *vbuf, uint64_t pos,
 	if (flags & FMT_W_COMPRESSED)
 		return write_compressed(img, buf, pos, n);
 	pthread_mutex_lock(&s->lock);
-	r = qcow2_mark_dirty(s);
+	r = qcow2_before_write(s, pos, n);
 	pthread_mutex_unlock(&s->lock);
 	while (n && r == 0) {
 		size_t m = (size_t)MIN((uint64_t)n, cs - (pos & (cs - 1)));

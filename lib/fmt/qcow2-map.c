@@ -192,7 +192,7 @@ int qcow2_write_zeroes(struct fmt_image *img, uint64_t off, uint64_t len,
 	if (s->version < 3)
 		return -ENOTSUP;
 	pthread_mutex_lock(&s->lock);
-	r = qcow2_mark_dirty(s);
+	r = qcow2_before_write(s, off, len);
 	pthread_mutex_unlock(&s->lock);
 	return r < 0 ? r : zero_range(img, off, len, true, flags);
 }
@@ -200,7 +200,13 @@ int qcow2_write_zeroes(struct fmt_image *img, uint64_t off, uint64_t len,
 int qcow2_discard(struct fmt_image *img, uint64_t off, uint64_t len)
 {
 	struct qcow2 *s = qcow2_of(img);
+	int r;
 
+	pthread_mutex_lock(&s->lock);
+	r = qcow2_before_write(s, off, len);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		return r;
 	/* With a backing file a discarded cluster must not show old data. */
 	if (img->backing)
 		return s->version < 3 ? 0 : zero_range(img, off, len, true,

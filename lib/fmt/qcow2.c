@@ -455,14 +455,16 @@ static int qcow2_flush(struct fmt_image *img)
 	return r < 0 ? r : fmt_file_flush(&s->f);
 }
 
-/* A clean close writes the deferred refcounts, flushes, then clears the
- * dirty bit (lazy_refcounts). */
+/* A clean close stores the bitmaps kept up to date in memory, writes the
+ * deferred refcounts, flushes, then clears the dirty bit (lazy_refcounts). */
 static void qcow2_close(struct fmt_image *img)
 {
 	struct qcow2 *s = qcow2_of(img);
 
 	if (!s)
 		return;
+	if (s->track_on)
+		qcow2_bitmap_track_end(s);
 	if (s->writable && s->dirty_set && qcow2_rc_writeback(s) == 0 &&
 	    fmt_file_flush(&s->f) == 0)
 		qcow2_set_incompat(s, QCOW2_INCOMPAT_DIRTY, false);

@@ -103,3 +103,60 @@ PY
 	[ "$status" -eq 1 ]
 	[ "$output" = "vm-img: Operation remove on bitmap m failed: Dirty bitmap 'm' not found" ]
 }
+
+# The same writes done by qemu-io directly and through a vm-nbd export
+# must leave the same bits in each enabled bitmap, and none in a disabled
+# one.
+@test "writes through vm-nbd keep enabled bitmaps up to date, as QEMU does" {
+	require nbdinfo qemu-nbd
+	cp "$T/b.qcow2" "$T/q.qcow2"
+	qemu-io -c 'write -P 3 8M 4k' -c 'write -z 40M 128k' -c 'discard 48M 64k' \
+		"$T/q.qcow2" >/dev/null
+	vm-nbd --fork -t --discard=unmap --pid-file "$T/pid" -k "$T/s" -f qcow2 "$T/b.qcow2"
+	pid=$(cat "$T/pid")
+	qemu-io -f raw -c 'write -P 3 8M 4k' -c 'write -z 40M 128k' -c 'discard 48M 64k' \
+		"nbd+unix:///?socket=$T/s" >/dev/null
+	# while the export runs, the enabled bitmap is flagged in use
+	qemu-img info -U --output=json "$T/b.qcow2" |
+		jq -e '.["format-specific"].data.bitmaps[] | select(.name=="b0") |
+		       .flags | index("in-use")'
+	kill "$pid"
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	qemu-img check "$T/b.qcow2"
+	diff <(qemu-img info "$T/b.qcow2" | sed -n '/bitmaps/,$p') \
+	     <(qemu-img info "$T/q.qcow2" | sed -n '/bitmaps/,$p')
+	for b in b0 b1; do
+		diff <(bits "$T/b.qcow2" $b) <(bits "$T/q.qcow2" $b)
+	done
+	[[ "$(bits "$T/b.qcow2" b0)" == *"8388608"*dirty* ]]
+}
+
+@test "a writer killed mid-session leaves the bitmap flagged in use, never stale" {
+	vm-nbd --fork -t --pid-file "$T/pid" -k "$T/s" -f qcow2 "$T/b.qcow2"
+	qemu-io -f raw -c 'write -P 3 8M 4k' "nbd+unix:///?socket=$T/s" >/dev/null
+	kill -9 "$(cat "$T/pid")"
+	qemu-img info --output=json "$T/b.qcow2" |
+		jq -e '.["format-specific"].data.bitmaps[] | select(.name=="b0") |
+		       .flags | index("in-use")'
+	# the disabled one was not touched
+	qemu-img info --output=json "$T/b.qcow2" |
+		jq -e '.["format-specific"].data.bitmaps[] | select(.name=="b1") |
+		       .flags == []'
+	qemu-img check "$T/b.qcow2"
+}
+
+@test "vm-img convert -n into an image with a bitmap marks what it wrote, as qemu-img" {
+	require nbdinfo qemu-nbd
+	qemu-img create -q -f qcow2 "$T/v.qcow2" 64M
+	qemu-img bitmap --add "$T/v.qcow2" b0
+	cp "$T/v.qcow2" "$T/q.qcow2"
+	qemu-img create -q -f raw "$T/src.raw" 64M
+	qemu-io -f raw -c 'write -P 7 16M 64k' "$T/src.raw" >/dev/null
+	vm-img convert -n -f raw -O qcow2 "$T/src.raw" "$T/v.qcow2"
+	qemu-img convert -n -f raw -O qcow2 "$T/src.raw" "$T/q.qcow2"
+	qemu-img check "$T/v.qcow2"
+	diff <(bits "$T/v.qcow2" b0) <(bits "$T/q.qcow2" b0)
+	[[ "$(bits "$T/v.qcow2" b0)" == *dirty* ]]
+	qemu-img info --output=json "$T/v.qcow2" |
+		jq -e '.["format-specific"].data.bitmaps[0].flags == ["auto"]'
+}
