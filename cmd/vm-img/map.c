@@ -88,7 +88,9 @@ static int map_run(struct fmt_image *img, uint64_t start, uint64_t end, bool jso
 		}
 		off += x.length;
 	}
-	if (have)
+	if (!have)              /* an empty range: one empty extent, as qemu-img */
+		cur = (struct map_ent){ .start = start };
+	if (have || json)
 		map_print(&cur, json, first);
 	if (json)
 		printf("]\n");
@@ -141,7 +143,7 @@ int cmd_map(int argc, char **argv)
 	}
 	end = maxlen > fmt_size(img) - MIN(start, fmt_size(img)) ? fmt_size(img)
 								   : start + maxlen;
-	r = map_run(img, MIN(start, fmt_size(img)), end, json);
+	r = map_run(img, start, end, json);
 	fmt_close(img);
 	img_ctx_free(&ctx);
 	return r;

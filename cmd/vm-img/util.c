@@ -159,25 +159,12 @@ void img_print_snapshots(struct fmt_image *img)
 
 	if (fmt_snapshot_list(img, &l, &n) < 0)
 		return;
-	printf("%-9s %-17s %7s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE",
-	       "VM CLOCK", "ICOUNT");
+	printf("%s\n", fmt_snapshot_heading());
 	for (i = 0; i < n; i++) {
-		char sz[SIZE_STR_LEN], date[32], clk[48], ic[24] = "";
-		time_t t = l[i].date_sec;
-		struct tm tm;
-		uint64_t ms = l[i].vm_clock_nsec / 1000000;
+		char *row = fmt_snapshot_row(&l[i]);
 
-		localtime_r(&t, &tm);
-		strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-		snprintf(clk, sizeof(clk), "%02llu:%02llu:%02llu.%03llu",
-			 (unsigned long long)(ms / 3600000),
-			 (unsigned long long)(ms / 60000 % 60),
-			 (unsigned long long)(ms / 1000 % 60),
-			 (unsigned long long)(ms % 1000));
-		if (l[i].icount != UINT64_MAX)
-			snprintf(ic, sizeof(ic), "%llu", (unsigned long long)l[i].icount);
-		printf("%-9s %-17s %7s%20s%13s%11s\n", l[i].id, l[i].name,
-		       size_to_str(l[i].vm_state_size, sz), date, clk, ic);
+		printf("%s\n", row);
+		free(row);
 	}
 	fmt_snapshots_free(l, n);
 }

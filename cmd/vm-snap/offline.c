@@ -59,27 +59,6 @@ static int snap_open(const char *path, const char *format, unsigned flags, struc
 	return 0;
 }
 
-/* One row: "ID TAG VM-SIZE DATE VM-CLOCK ICOUNT" with qemu-img's widths. */
-static void snap_print_row(const struct fmt_snapshot *s)
-{
-	char size[SIZE_STR_LEN], date[32], clock[32], icount[24];
-	time_t t = s->date_sec;
-	uint64_t ms = s->vm_clock_nsec / 1000000;
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(clock, sizeof(clock), "%02llu:%02llu:%02llu.%03llu",
-		 (unsigned long long)(ms / 3600000), (unsigned long long)(ms / 60000 % 60),
-		 (unsigned long long)(ms / 1000 % 60), (unsigned long long)(ms % 1000));
-	if (s->icount == UINT64_MAX)
-		icount[0] = 0;
-	else
-		snprintf(icount, sizeof(icount), "%llu", (unsigned long long)s->icount);
-	printf("%-9s %-16s %8s %19s %12s %10s\n", s->id, s->name,
-	       size_to_str(s->vm_state_size, size), date, clock, icount);
-}
-
 int snap_list(int argc, char **argv)
 {
 	const char *format = NULL;
@@ -98,10 +77,13 @@ int snap_list(int argc, char **argv)
 	}
 	if (n) {
 		printf("Snapshot list:\n");
-		printf("%-9s %-17s %7s %19s %12s %10s\n", "ID", "TAG", "VM SIZE", "DATE",
-		       "VM CLOCK", "ICOUNT");
-		for (size_t k = 0; k < n; k++)
-			snap_print_row(&list[k]);
+		printf("%s\n", fmt_snapshot_heading());
+		for (size_t k = 0; k < n; k++) {
+			char *row = fmt_snapshot_row(&list[k]);
+
+			printf("%s\n", row);
+			free(row);
+		}
 	}
 	fmt_snapshots_free(list, n);
 	fmt_close(img);

@@ -249,6 +249,10 @@ int fmt_snapshot_create(struct fmt_image *img, const struct fmt_snapshot *sn);
 /* Revert the image to a snapshot, found by id first, then by name. */
 int fmt_snapshot_apply(struct fmt_image *img, const char *id_or_name);
 int fmt_snapshot_delete(struct fmt_image *img, const char *id_or_name);
+/* qemu-img's snapshot table (also HMP's info snapshots): the heading
+ * line and one row (malloc'd, free it), both without the newline. */
+const char *fmt_snapshot_heading(void);
+char *fmt_snapshot_row(const struct fmt_snapshot *sn);
 /* The VM-state area of the current state (saved into the next snapshot by
  * fmt_snapshot_create; after apply, holds the snapshot's state). */
 int fmt_vmstate_write(struct fmt_image *img, const void *buf, uint64_t off,

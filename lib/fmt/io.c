@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -306,6 +307,31 @@ int fmt_snapshot_delete(struct fmt_image *img, const char *id_or_name)
 	if (!img->drv->snapshot_delete)
 		return io_unsupported(img, "internal snapshots");
 	return img->drv->snapshot_delete(img, id_or_name);
+}
+
+const char *fmt_snapshot_heading(void)
+{
+	return "ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT";
+}
+
+/* The columns are qemu-img's: a long field pushes the rest to the right
+ * but always leaves one space before the next. */
+char *fmt_snapshot_row(const struct fmt_snapshot *sn)
+{
+	char size[SIZE_STR_LEN], date[32], clock[48], icount[24] = "";
+	time_t t = sn->date_sec;
+	uint64_t ms = sn->vm_clock_nsec / 1000000;
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(clock, sizeof(clock), "%02llu:%02llu:%02llu.%03llu",
+		 (unsigned long long)(ms / 3600000), (unsigned long long)(ms / 60000 % 60),
+		 (unsigned long long)(ms / 1000 % 60), (unsigned long long)(ms % 1000));
+	if (sn->icount != UINT64_MAX)
+		snprintf(icount, sizeof(icount), "%llu", (unsigned long long)sn->icount);
+	return xasprintf("%-9s %-16s %8s %19s %12s %10s", sn->id, sn->name,
+			 size_to_str(sn->vm_state_size, size), date, clock, icount);
 }
 
 int fmt_vmstate_write(struct fmt_image *img, const void *buf, uint64_t off,

@@ -161,6 +161,27 @@ PY
 	[ -z "$output" ]
 }
 
+@test "snapshot -l and info print the snapshot table as qemu-img, long tags included" {
+	qemu-img create -q -f qcow2 "$T/s.qcow2" 16M
+	for tag in a-seventeen-chars x a-very-long-snapshot-tag-of-forty-characters; do
+		qemu-img snapshot -c "$tag" "$T/s.qcow2"
+	done
+	diff <(qemu-img snapshot -l "$T/s.qcow2") <(vm-img snapshot -l "$T/s.qcow2")
+	diff <(qemu-img info "$T/s.qcow2") <(vm-img info "$T/s.qcow2")
+	diff <(qemu-img snapshot -l "$T/s.qcow2") <(vm-snap list "$T/s.qcow2")
+}
+
+@test "map of an empty range prints what qemu-img prints" {
+	qemu-img create -q -f qcow2 "$T/m.qcow2" 16M
+	qemu-img create -q -f raw "$T/z.raw" 0
+	for a in --start-offset=32M --max-length=0 "--start-offset=1M --max-length=0"; do
+		diff <(qemu-img map --output=json $a "$T/m.qcow2") \
+		     <(vm-img map --output=json $a "$T/m.qcow2")
+		diff <(qemu-img map $a "$T/m.qcow2") <(vm-img map $a "$T/m.qcow2")
+	done
+	diff <(qemu-img map --output=json "$T/z.raw") <(vm-img map --output=json "$T/z.raw")
+}
+
 @test "convert -l copies an internal snapshot" {
 	mkdata "$T/d.raw"
 	qemu-img convert -O qcow2 "$T/d.raw" "$T/s.qcow2"
