@@ -35,17 +35,16 @@ static int unix_socket(const char *path, struct sockaddr_un *sa)
 int sock_listen_unix(const char *path, mode_t mode)
 {
 	struct sockaddr_un sa;
-	mode_t old;
 	int fd, r;
 
 	if ((fd = unix_socket(path, &sa)) < 0)
 		return fd;
 	unlink(path);
-	/* Create the socket file with the asked-for mode from the start, so
-	 * there is no window in which others may connect. */
-	old = umask(~mode & 0777);
+	/* Nobody can connect before listen(), so the mode is set between the
+	 * two; changing the umask instead would race with other threads. */
 	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
+	if (r == 0 && chmod(path, mode) < 0)
+		r = -1;
 	if (r < 0 || listen(fd, 128) < 0) {
 		r = err_set_errno(errno, "%s", path);
 		close(fd);
