@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the test guest: Debian's stock x86-64 kernel and an initramfs of
 # busybox-static plus the virtio modules, from packages fetched once with
-# `apt-get download` into the cache folder.
+# `apt-get download` into a per-user cache folder.
 #
 #   tests/guest/build-guest.sh CACHE_DIR
 #
@@ -11,8 +11,18 @@
 set -eu
 cache=${1:?usage: build-guest.sh CACHE_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$cache/debs"
+mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
+# The .debs are kept per user (VM_DEB_CACHE, else ~/.cache/vm-suite/debs),
+# so a fresh clone does not download them again; CACHE_DIR/debs points there.
+if [ ! -e "$cache/debs" ]; then
+	debs=${VM_DEB_CACHE:-${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}/vm-suite/debs}
+	if mkdir -p "$debs" 2>/dev/null && [ -w "$debs" ]; then
+		ln -s "$debs" "$cache/debs"
+	else
+		mkdir -p "$cache/debs"
+	fi
+fi
 
 fetch() {	# fetch PACKAGE: download its .deb into the cache unless present
 	if ! ls "$cache/debs/$1"_*.deb >/dev/null 2>&1; then
