@@ -5,6 +5,11 @@
  * process that runs the guest.  -snapshot asks vm-nbd for a temporary
  * overlay (-s); for an NBD URI the overlay lives in vm-run's memory, in
  * 64 KiB copy-on-write chunks.  The block back-end calls are synchronous.
+ *
+ * For the monitor: each drive gets its counters (hw_block_stats) and its
+ * rerror/werror policy here; a CD-ROM may start empty; a medium is opened
+ * and closed later (change, eject) from the monitor's thread, hence the
+ * lock around the tables of clients and children.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,9 +28,12 @@
 
 #define MAX_CHILDREN HW_MAX_DISKS
 
-static struct nbd_client *clients[HW_MAX_DISKS];
-static pid_t children[MAX_CHILDREN];
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nbd_client *clients[HW_MAX_DISKS * 4];
+static pid_t children[MAX_CHILDREN * 4];
 static int nclients, nchildren;
+static struct hw_block_stats stats[HW_MAX_DISKS];
+static int nstats;
 
 static int blk_read(void *opaque, void *buf, uint64_t off, size_t len)
 {
@@ -130,8 +138,9 @@ static char *find_vm_nbd(const struct vmrun *o)
 	return xstrdup("vm-nbd");
 }
 
-/* Start `vm-nbd --fd N` on a socketpair; returns our end. */
-static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d)
+/* Start `vm-nbd --fd N` on a socketpair for drive idx (its control
+ * channel goes to nbdctl.c; -1: none); returns our end. */
+static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d, int idx)
 {
 	int sv[2], cv[2];
 	char *exe = find_vm_nbd(o), fdarg[16], ctlarg[32];
@@ -190,11 +199,40 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d)
 	close(sv[1]);
 	if (cv[1] >= 0) {
 		close(cv[1]);
-		nbdctl_register((int)(d - o->drives), cv[0]);
+		nbdctl_register(idx, cv[0]);
 	}
-	if (nchildren < MAX_CHILDREN)
+	pthread_mutex_lock(&table_lock);
+	if (nchildren < (int)ARRAY_SIZE(children))
 		children[nchildren++] = pid;
+	pthread_mutex_unlock(&table_lock);
 	return sv[0];
+}
+
+/* -drive rerror=/werror= into lib/hw's actions (QEMU's names). */
+static int error_action(const char *s, enum hw_blk_error_action dflt,
+			enum hw_blk_error_action *out)
+{
+	static const char *const names[] = {
+		[HW_BLKERR_REPORT] = "report", [HW_BLKERR_IGNORE] = "ignore",
+		[HW_BLKERR_STOP] = "stop", [HW_BLKERR_ENOSPC] = "enospc",
+	};
+
+	*out = dflt;
+	for (size_t i = 0; s && i < ARRAY_SIZE(names); i++)
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	return s ? err_set(-EINVAL, "'%s' invalid %s error action", s,
+			   dflt == HW_BLKERR_ENOSPC ? "write" : "read") : 0;
+}
+
+static void add_client(struct nbd_client *c)
+{
+	pthread_mutex_lock(&table_lock);
+	if (nclients < (int)ARRAY_SIZE(clients))
+		clients[nclients++] = c;
+	pthread_mutex_unlock(&table_lock);
 }
 
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out)
@@ -202,10 +240,20 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 	struct nbd_client *c;
 	int r;
 
+	*out = (struct hw_disk){ .cdrom = d->cdrom, .iface = d->iface, .index = d->index,
+		.readonly = d->readonly, .stats = nstats < HW_MAX_DISKS ? &stats[nstats++] : NULL };
+	r = error_action(d->rerror, HW_BLKERR_REPORT, &out->rerror);
+	r = r < 0 ? r : error_action(d->werror, HW_BLKERR_ENOSPC, &out->werror);
+	if (r < 0)
+		return r;
+	if (d->cdrom && (!d->file || !*d->file)) {
+		out->empty = true;
+		return 0;
+	}
 	if (nbd_uri_is(d->file)) {
 		r = nbd_client_open_uri(d->file, NULL, &c);
 	} else {
-		int fd = spawn_vm_nbd(o, d);
+		int fd = spawn_vm_nbd(o, d, (int)(d - o->drives));
 		if (fd < 0)
 			return fd;
 		r = nbd_client_open_fd(fd, NULL, &c);
@@ -214,10 +262,11 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 		err_prefix("%s", d->file);
 		return r;
 	}
-	clients[nclients++] = c;
-	*out = (struct hw_disk){ .ops = &nbd_blk_ops, .opaque = c, .size = nbd_client_size(c),
-		.readonly = d->readonly || nbd_client_read_only(c), .cdrom = d->cdrom,
-		.iface = d->iface, .index = d->index };
+	add_client(c);
+	out->ops = &nbd_blk_ops;
+	out->opaque = c;
+	out->size = nbd_client_size(c);
+	out->readonly = d->readonly || nbd_client_read_only(c);
 	if (d->snapshot && nbd_uri_is(d->file)) {
 		struct overlay *o = xzalloc(sizeof(*o));
 		pthread_mutex_init(&o->lock, NULL);
@@ -260,4 +309,60 @@ void disk_close_all(void)
 		}
 	}
 	nchildren = 0;
+}
+
+/* ---- the monitor's media and resize ---- */
+
+int disk_open_medium(const struct vmrun *o, const char *file, const char *format,
+		     struct hw_disk *out)
+{
+	struct vmrun_drive d = { .file = (char *)file, .format = format, .readonly = true,
+		.cdrom = true, .iface = HW_IF_IDE, .index = -1 };
+	struct nbd_client *c;
+	int r;
+
+	if (!nbd_uri_is(file) && access(file, R_OK) < 0)
+		return err_set_errno(errno, "Could not open '%s'", file);
+	if (nbd_uri_is(file)) {
+		r = nbd_client_open_uri(file, NULL, &c);
+	} else {
+		int fd = spawn_vm_nbd(o, &d, -1);
+		if (fd < 0)
+			return fd;
+		r = nbd_client_open_fd(fd, NULL, &c);
+	}
+	if (r < 0) {
+		err_prefix("Could not open '%s'", file);
+		return r;
+	}
+	add_client(c);
+	*out = (struct hw_disk){ .ops = &nbd_blk_ops, .opaque = c, .size = nbd_client_size(c),
+		.readonly = true, .cdrom = true, .iface = HW_IF_IDE };
+	return 0;
+}
+
+void disk_close_medium(const struct hw_disk *d)
+{
+	bool ours = false;
+
+	pthread_mutex_lock(&table_lock);
+	for (int i = 0; i < nclients; i++)
+		if (clients[i] == d->opaque) {
+			clients[i] = clients[--nclients];
+			ours = true;
+			break;
+		}
+	pthread_mutex_unlock(&table_lock);
+	if (ours)
+		nbd_client_close(d->opaque);
+	/* its vm-nbd child ends with the connection; disk_close_all reaps it */
+}
+
+/* block_resize through the vm-nbd child's control channel. */
+int disk_resize(const struct vmrun *o, int idx, uint64_t size)
+{
+	if (!nbdctl_has(idx))
+		return err_set(-ENOTSUP, "Cannot resize '%s': an NBD export is resized by its server",
+			       o->drives[idx].file);
+	return nbdctl_resize(idx, size);
 }

@@ -22,6 +22,9 @@ struct vmrun_drive {
 	const char *cache;
 	int index;
 	const char *id;	/* -drive id=, or NULL */
+	/* -drive rerror=/werror= (report, ignore, stop, enospc), or NULL
+	 * for QEMU's defaults (report; enospc) */
+	const char *rerror, *werror;
 };
 
 struct vmrun {
@@ -108,5 +111,14 @@ void nbdctl_name_decode(char *s);
 /* disk.c */
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out);
 void disk_close_all(void);
+/* The monitor's change: open file (format, or probed when NULL) as a
+ * read-only medium the way -drive opens images, and close one that was
+ * taken out (any thread).  0 or -errno with QEMU's message. */
+int disk_open_medium(const struct vmrun *o, const char *file, const char *format,
+		     struct hw_disk *out);
+void disk_close_medium(const struct hw_disk *d);
+/* block_resize: grow or shrink drive idx's image through its back-end;
+ * 0 or -errno (-ENOTSUP when the back-end cannot). */
+int disk_resize(const struct vmrun *o, int idx, uint64_t size);
 
 #endif

@@ -49,6 +49,22 @@ struct hw_char_backend { const struct hw_char_ops *ops; void *opaque; };
 
 enum hw_disk_if { HW_IF_VIRTIO, HW_IF_IDE };
 
+/* What a disk does when its back-end fails a request (QEMU's -drive
+ * rerror=/werror=): report the error to the guest, ignore it (the guest
+ * sees success), stop the machine (the request is retried when it runs
+ * again), or stop only for ENOSPC and report anything else. */
+enum hw_blk_error_action { HW_BLKERR_REPORT, HW_BLKERR_IGNORE, HW_BLKERR_STOP, HW_BLKERR_ENOSPC };
+
+/* A drive's counters, kept by its device model per guest request
+ * (QEMU's query-blockstats).  Updated atomically by the device; read
+ * them with __atomic_load_n. */
+struct hw_block_stats {
+	uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops, flush_ops;
+	uint64_t rd_ns, wr_ns, flush_ns;	/* time spent, summed */
+	uint64_t failed_rd, failed_wr, failed_flush;
+	int64_t last_ns;	/* hw_clock_ns() of the last request, 0: none yet */
+};
+
 struct hw_disk {
 	const struct hw_block_ops *ops;
 	void *opaque;
@@ -57,6 +73,10 @@ struct hw_disk {
 	bool cdrom;
 	enum hw_disk_if iface;
 	int index;		/* IDE: 0..3 (-hda..-hdd, cdrom 2); -1: next free */
+	/* Added for the monitor; zero means "report" and no counters. */
+	enum hw_blk_error_action rerror, werror;
+	struct hw_block_stats *stats;	/* owned by the caller, or NULL */
+	bool empty;		/* a CD-ROM drive with no medium (ops may be NULL) */
 };
 
 enum hw_nic_model { HW_NIC_VIRTIO, HW_NIC_E1000 };
@@ -98,6 +118,14 @@ struct hw_config {
 	 * no_reboot; called with the machine lock held.  Optional. */
 	void (*on_reset)(void *opaque);
 	void *on_reset_opaque;
+	/* Disk `disk` (index in disks[]) failed a request with -errno err
+	 * and the device took `action` (REPORT, IGNORE or STOP; when STOP
+	 * the machine is already paused).  Called with the machine lock
+	 * held, from a vCPU or an I/O thread: raise events, nothing more.
+	 * Optional. */
+	void (*on_block_error)(void *opaque, int disk, bool write, int err,
+			       enum hw_blk_error_action action);
+	void *on_block_error_opaque;
 };
 
 /*
@@ -158,6 +186,42 @@ int machine_virt_to_phys(struct machine *m, uint64_t va, uint64_t *pa);
 bool machine_paused(struct machine *m);
 int machine_cpu_count(struct machine *m);
 void machine_nmi(struct machine *m);
+
+/* ---- device controls for the monitor (any thread) ---- */
+
+/* One PCI function as QEMU's query-pci shows it. */
+struct hw_pci_bar {
+	uint64_t addr, size;	/* size 0: the BAR is unused */
+	bool io, mem64, prefetch;
+};
+struct hw_pci_info {
+	int bus, slot, function;
+	uint16_t vendor, device, subsys_vendor, subsys;
+	uint16_t class_code;	/* base class << 8 | subclass */
+	uint8_t revision, prog_if, irq, irq_pin;	/* irq_pin 0: none, 1: INTA# */
+	struct hw_pci_bar bar[6];
+};
+/* Up to max functions of bus 0 in devfn order; returns how many. */
+int machine_pci_list(struct machine *m, struct hw_pci_info *out, int max);
+
+/* Swap the medium of CD-ROM disk `disk` (index in disks[]): NULL ejects
+ * it (the tray opens), else the new medium is loaded and the guest gets
+ * a UNIT ATTENTION (medium may have changed).  The back-end of the old
+ * medium is no longer used when this returns.  0, -ENODEV when disk is
+ * no CD-ROM. */
+int machine_cdrom_change(struct machine *m, int disk, const struct hw_disk *medium);
+/* Whether the guest locked the tray (PREVENT MEDIUM REMOVAL); -ENODEV. */
+int machine_cdrom_locked(struct machine *m, int disk);
+/* Virtio disk `disk` now holds size bytes: the capacity in its config
+ * space changes and the guest gets a configuration-change interrupt.
+ * 0, -ENODEV when disk is no virtio-blk disk. */
+int machine_disk_resize(struct machine *m, int disk, uint64_t size);
+
+/* Keys typed into the PS/2 keyboard: QEMU's "qnum" codes (scancode set 1,
+ * 0x80 | code for the 0xe0-prefixed ones), pressed in order and released
+ * in reverse order hold_ms milliseconds later.  The i8042 delivers set 1
+ * when its translation is on, else set 2.  0 or -EINVAL (bad code). */
+int machine_send_keys(struct machine *m, const uint16_t *qnum, int n, int hold_ms);
 
 /*
  * Device state: one versioned, tagged stream (every device its own

@@ -7,13 +7,20 @@
  * READ CAPACITY, READ(10)/READ(12), READ TOC (formats 0 and 1), MODE
  * SENSE(10), GET CONFIGURATION, GET EVENT STATUS NOTIFICATION,
  * MECHANISM STATUS, START STOP UNIT, PREVENT ALLOW MEDIUM REMOVAL.
+ *
+ * Removable media (SPC-3 and MMC-3 sense codes): with no medium the
+ * medium-access commands fail NOT READY / MEDIUM NOT PRESENT (3A/02,
+ * tray open); after the monitor loads a new medium the next command
+ * (but INQUIRY, REQUEST SENSE, GET EVENT STATUS) fails UNIT ATTENTION /
+ * MEDIUM MAY HAVE CHANGED (28/00), which is how Linux's sr driver
+ * notices, and GET EVENT STATUS NOTIFICATION reports the media event.
  */
 #include <string.h>
 
 #include "common/common.h"
 #include "hw/ide.h"
 
-enum { SK_NOT_READY = 2, SK_ILLEGAL = 5 };
+enum { SK_NOT_READY = 2, SK_ILLEGAL = 5, SK_UNIT_ATTENTION = 6 };
 
 void atapi_identify(struct ide_drive *d, uint8_t *id)
 {
@@ -36,6 +43,7 @@ static void complete(struct ide_channel *c, uint8_t key, uint8_t asc)
 	c->nsector = 3;				/* I/O, C/D: status phase */
 	d->sense_key = key;
 	d->asc = asc;
+	d->ascq = key == SK_NOT_READY && asc == 0x3a ? (d->tray_open ? 2 : 1) : 0;
 	if (key) {
 		c->status = ST_DRDY | ST_ERR;
 		c->error = key << 4 | ERR_ABRT;
@@ -58,7 +66,7 @@ static void start_block(struct ide_channel *c)
 			return;
 		}
 		uint32_t n = MIN(c->remaining, IDE_BUF);
-		if (d->disk.ops->read(d->disk.opaque, c->buf, c->lba * 2048, n) < 0) {
+		if (ide_blk_io(c, d, 'r', c->buf, c->lba * 2048, n, n == c->remaining) < 0) {
 			complete(c, 3, 0x11);	/* MEDIUM ERROR, unrecovered read error */
 			return;
 		}
@@ -171,6 +179,42 @@ static void do_read(struct ide_channel *c, uint32_t lba, uint32_t count)
 	start_block(c);
 }
 
+/* GET EVENT STATUS NOTIFICATION, media class only (MMC-3 5.6). */
+static void event_status(struct ide_channel *c, struct ide_drive *d, const uint8_t *cdb)
+{
+	uint8_t *b = c->buf;
+
+	if (!(cdb[1] & 1)) {			/* only polled requests */
+		complete(c, SK_ILLEGAL, 0x24);
+		return;
+	}
+	memset(b, 0, 8);
+	put_be(b, 6, 2); b[2] = 4; b[3] = 0x10;
+	b[4] = d->media_event;
+	b[5] = d->tray_open ? 1 : d->sectors ? 2 : 0;	/* door open, media present */
+	if (cdb[4] & 0x10)
+		d->media_event = 0;
+	reply(c, 8, be(cdb + 7, 2));
+}
+
+/* Unit attention and a missing medium, before the command runs:
+ * true when the command was answered. */
+static bool media_check(struct ide_channel *c, struct ide_drive *d, uint8_t op)
+{
+	bool info = op == 0x03 || op == 0x12 || op == 0x4a || op == 0x46 || op == 0xbd || op == 0x1e;
+
+	if (d->unit_attention && !info) {
+		d->unit_attention = false;
+		complete(c, SK_UNIT_ATTENTION, 0x28);
+		return true;
+	}
+	if (d->disk.empty && !info && op != 0x1b && op != 0x5a) {
+		complete(c, SK_NOT_READY, 0x3a);
+		return true;
+	}
+	return false;
+}
+
 void atapi_packet_ready(struct ide_channel *c)
 {
 	struct ide_drive *d = ide_cur(c);
@@ -179,15 +223,21 @@ void atapi_packet_ready(struct ide_channel *c)
 	memcpy(cdb, c->buf, 12);
 	LOG(LOG_IOPORT, "atapi: command 0x%02x", cdb[0]);
 	if (cdb[0] != 0x03)
-		d->sense_key = d->asc = 0;
+		d->sense_key = d->asc = d->ascq = 0;
+	if (media_check(c, d, cdb[0]))
+		return;
 	switch (cdb[0]) {
-	case 0x00: case 0x1b: case 0x1e: case 0x35:
+	case 0x1e:
+		d->locked = cdb[4] & 1;
+		complete(c, 0, 0);
+		return;
+	case 0x00: case 0x1b: case 0x35:
 		complete(c, 0, 0);
 		return;
 	case 0x03:
 		memset(b, 0, 18);
-		b[0] = 0x70; b[2] = d->sense_key; b[7] = 10; b[12] = d->asc;
-		d->sense_key = d->asc = 0;
+		b[0] = 0x70; b[2] = d->sense_key; b[7] = 10; b[12] = d->asc; b[13] = d->ascq;
+		d->sense_key = d->asc = d->ascq = 0;
 		reply(c, 18, cdb[4]);
 		return;
 	case 0x12:
@@ -211,13 +261,7 @@ void atapi_packet_ready(struct ide_channel *c)
 		reply(c, 8, be(cdb + 7, 2));
 		return;
 	case 0x4a:
-		if (!(cdb[1] & 1)) {			/* only polled requests */
-			complete(c, SK_ILLEGAL, 0x24);
-			return;
-		}
-		memset(b, 0, 8);
-		put_be(b, 6, 2); b[2] = 4; b[3] = 0x10; b[5] = 2;	/* media present */
-		reply(c, 8, be(cdb + 7, 2));
+		event_status(c, d, cdb);
 		return;
 	case 0x5a:
 		if ((cdb[2] & 0x3f) != 0x2a && (cdb[2] & 0x3f) != 0x3f) {

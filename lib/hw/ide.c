@@ -7,6 +7,11 @@
  * WRITE SECTORS / MULTIPLE (28- and 48-bit LBA, and CHS), VERIFY, FLUSH
  * CACHE, SET FEATURES / MULTIPLE MODE, and the PACKET command handed to
  * ide-atapi.c.  PIO only: there is no bus-master DMA BAR.
+ *
+ * For the monitor: every back-end request goes through ide_blk_io(),
+ * which counts it in the drive's hw_block_stats and applies the drive's
+ * rerror/werror policy (QEMU's -drive options); machine_cdrom_change()
+ * swaps the CD-ROM's medium.
  */
 #include <string.h>
 
@@ -20,6 +25,80 @@ void ide_set_irq(struct ide_channel *c)
 	c->irq_pending = true;
 	if (!(c->ctrl & 2))
 		hw_set_irq(c->ide->m, c->irq, true);
+}
+
+static enum hw_blk_error_action error_action(const struct ide_drive *d, char kind, int err)
+{
+	enum hw_blk_error_action a = kind == 'r' ? d->disk.rerror : d->disk.werror;
+
+	if (a == HW_BLKERR_ENOSPC)
+		a = err == -ENOSPC ? HW_BLKERR_STOP : HW_BLKERR_REPORT;
+	return a;
+}
+
+/* The machine stops for a failed request: this vCPU waits, counted as
+ * parked, until it runs again.  False when the machine ends. */
+static bool stop_and_wait_locked(struct machine *m)
+{
+	m->paused = true;
+	for (int i = 0; i < m->ncpu; i++)
+		hw_cpu_kick(m, i);
+	m->nparked++;
+	pthread_cond_broadcast(&m->state_cond);
+	while (m->paused && !m->stopping)
+		pthread_cond_wait(&m->state_cond, &m->lock);
+	m->nparked--;
+	return !m->stopping;
+}
+
+static void count(struct hw_block_stats *s, char kind, size_t len, bool last, int err, int64_t t0)
+{
+	int64_t now = hw_clock_ns();
+	uint64_t *ops = kind == 'r' ? &s->rd_ops : kind == 'w' ? &s->wr_ops : &s->flush_ops;
+	uint64_t *ns = kind == 'r' ? &s->rd_ns : kind == 'w' ? &s->wr_ns : &s->flush_ns;
+
+	if (err < 0)
+		__atomic_fetch_add(kind == 'r' ? &s->failed_rd : kind == 'w' ? &s->failed_wr :
+				   &s->failed_flush, 1, __ATOMIC_RELAXED);
+	else if (last)
+		__atomic_fetch_add(ops, 1, __ATOMIC_RELAXED);
+	if (err >= 0 && kind != 'f')
+		__atomic_fetch_add(kind == 'r' ? &s->rd_bytes : &s->wr_bytes, len, __ATOMIC_RELAXED);
+	__atomic_fetch_add(ns, (uint64_t)(now - t0), __ATOMIC_RELAXED);
+	__atomic_store_n(&s->last_ns, now, __ATOMIC_RELAXED);
+}
+
+int ide_blk_io(struct ide_channel *c, struct ide_drive *d, char kind, void *buf,
+	       uint64_t off, size_t len, bool last)
+{
+	struct machine *m = c->ide->m;
+	const struct hw_block_ops *ops = d->disk.ops;
+	enum hw_blk_error_action a;
+	int r;
+
+	for (;;) {
+		int64_t t0 = hw_clock_ns();
+		if (!ops)
+			r = -ENOMEDIUM;
+		else if (kind == 'r')
+			r = ops->read(d->disk.opaque, buf, off, len);
+		else if (kind == 'w')
+			r = ops->write(d->disk.opaque, buf, off, len);
+		else
+			r = ops->flush ? ops->flush(d->disk.opaque) : 0;
+		if (d->disk.stats)
+			count(d->disk.stats, kind, len, last, r, t0);
+		if (r >= 0 || !ops)
+			return r;
+		a = error_action(d, kind, r);
+		if (m->cfg.on_block_error)
+			m->cfg.on_block_error(m->cfg.on_block_error_opaque, d->index, kind != 'r', r, a);
+		if (a == HW_BLKERR_IGNORE)
+			return 0;
+		if (a != HW_BLKERR_STOP || !stop_and_wait_locked(m))
+			return r;
+		ops = d->disk.ops;
+	}
 }
 
 static void clear_irq(struct ide_channel *c)
@@ -115,7 +194,7 @@ static void read_block(struct ide_channel *c, unsigned per_block)
 	struct ide_drive *d = ide_cur(c);
 	uint32_t n = MIN(c->remaining, per_block);
 
-	if (d->disk.ops->read(d->disk.opaque, c->buf, c->lba * 512, n * 512) < 0) {
+	if (ide_blk_io(c, d, 'r', c->buf, c->lba * 512, n * 512, n == c->remaining) < 0) {
 		ide_abort(c);
 		return;
 	}
@@ -155,7 +234,7 @@ static void write_block_done(struct ide_channel *c)
 	struct ide_drive *d = ide_cur(c);
 	uint32_t n = c->end / 512;
 
-	if (d->disk.ops->write(d->disk.opaque, c->buf, c->lba * 512, c->end) < 0) {
+	if (ide_blk_io(c, d, 'w', c->buf, c->lba * 512, c->end, n == c->remaining) < 0) {
 		ide_abort(c);
 		return;
 	}
@@ -216,7 +295,7 @@ static void command(struct ide_channel *c, uint8_t cmd)
 		done(c);
 		return;
 	case 0xe7: case 0xea:
-		if (d->disk.ops->flush && d->disk.ops->flush(d->disk.opaque) < 0) {
+		if (ide_blk_io(c, d, 'f', NULL, 0, 0, true) < 0) {
 			ide_abort(c);
 			return;
 		}
@@ -426,12 +505,14 @@ static const struct hw_dev_ops ide_ops = {
 	.save = ide_save, .load = ide_load, .free = ide_free,
 };
 
-static void attach(struct ide_drive *d, const struct hw_disk *disk)
+static void attach(struct ide_drive *d, const struct hw_disk *disk, int index)
 {
 	d->disk = *disk;
+	d->index = index;
 	d->present = true;
 	d->atapi = disk->cdrom;
-	d->sectors = disk->size / (d->atapi ? 2048 : 512);
+	d->tray_open = disk->empty;
+	d->sectors = disk->empty ? 0 : disk->size / (d->atapi ? 2048 : 512);
 	d->heads = 16;
 	d->spt = 63;
 	d->cyls = MIN(d->sectors / (16 * 63), 16383);
@@ -466,7 +547,7 @@ int ide_new(struct machine *m)
 			return err_set(-EINVAL, "IDE: no room for another drive (index %d)", idx);
 		}
 		used[idx] = true;
-		attach(&ide->ch[idx / 2].drive[idx % 2], d);
+		attach(&ide->ch[idx / 2].drive[idx % 2], d, i);
 	}
 	pci_add_fn(m, (1 << 3) | 1, 0x8086, 0x7010, 0x01018000);
 	ide_reset(ide);
@@ -476,4 +557,63 @@ int ide_new(struct machine *m)
 		r = r < 0 ? r : hw_pio_add(m, ch_ctl[i], 1, &ide_ctl_io, &ide->ch[i], "ide");
 	}
 	return r;
+}
+
+/* ---- removable media (the monitor's eject and change) ---- */
+
+/* The CD-ROM drive of disk `disk`, or NULL (lock held). */
+static struct ide_drive *cdrom_locked(struct machine *m, int disk)
+{
+	for (int i = 0; i < m->ndevs; i++) {
+		struct hw_ide *ide = m->devs[i].dev;
+		if (m->devs[i].ops != &ide_ops)
+			continue;
+		for (int k = 0; k < 4; k++) {
+			struct ide_drive *d = &ide->ch[k / 2].drive[k % 2];
+			if (d->present && d->atapi && d->index == disk)
+				return d;
+		}
+	}
+	return NULL;
+}
+
+int machine_cdrom_change(struct machine *m, int disk, const struct hw_disk *medium)
+{
+	struct ide_drive *d;
+
+	pthread_mutex_lock(&m->lock);
+	d = cdrom_locked(m, disk);
+	if (d && medium) {
+		d->disk.ops = medium->ops;
+		d->disk.opaque = medium->opaque;
+		d->disk.size = medium->size;
+		d->disk.empty = false;
+		d->sectors = medium->size / 2048;
+		d->tray_open = false;
+		d->media_event = 2;
+		d->unit_attention = true;
+	} else if (d) {
+		d->disk.ops = NULL;
+		d->disk.opaque = NULL;
+		d->disk.size = 0;
+		d->disk.empty = true;
+		d->sectors = 0;
+		d->tray_open = true;
+		d->media_event = 3;
+		d->unit_attention = false;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return d ? 0 : err_set(-ENODEV, "disk %d is no CD-ROM", disk);
+}
+
+int machine_cdrom_locked(struct machine *m, int disk)
+{
+	struct ide_drive *d;
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	d = cdrom_locked(m, disk);
+	r = !d ? -ENODEV : d->locked;
+	pthread_mutex_unlock(&m->lock);
+	return r < 0 ? err_set(r, "disk %d is no CD-ROM", disk) : r;
 }

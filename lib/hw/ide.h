@@ -20,6 +20,12 @@ struct ide_drive {
 	uint16_t cyls, heads, spt;
 	uint8_t mult;			/* READ/WRITE MULTIPLE block, sectors */
 	uint8_t sense_key, asc;		/* ATAPI sense */
+	/* For the monitor (not in the saved state): */
+	int index;			/* in the machine's disks[] */
+	uint8_t ascq;			/* ATAPI sense qualifier */
+	uint8_t media_event;		/* GET EVENT STATUS: 2 new, 3 removed, 0 none */
+	bool unit_attention;		/* medium changed: next command says so */
+	bool locked, tray_open;		/* PREVENT MEDIUM REMOVAL; no medium after eject */
 };
 
 enum ide_xfer { X_NONE, X_READ, X_WRITE, X_PACKET, X_ATAPI_IN };
@@ -63,5 +69,11 @@ void atapi_packet_ready(struct ide_channel *c);	/* the 12 command bytes are in *
 void atapi_data_consumed(struct ide_channel *c);	/* the host read one DRQ block */
 void atapi_identify(struct ide_drive *d, uint8_t *buf);
 void ide_put_string(uint8_t *id, int word, int words, const char *s);
+/* One back-end request of drive d (kind: 'r', 'w' or 'f') with its
+ * counters and the drive's rerror/werror policy (a stop waits for the
+ * machine to run again and retries).  0 (also for an ignored failure) or
+ * -errno to report.  `last`: the guest's command ends with it. */
+int ide_blk_io(struct ide_channel *c, struct ide_drive *d, char kind, void *buf,
+	       uint64_t off, size_t len, bool last);
 
 #endif

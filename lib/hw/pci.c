@@ -335,3 +335,52 @@ int pci_new(struct machine *m)
 	r = hw_dev_add(m, &pci_ops, p);
 	return r < 0 ? r : hw_pio_add(m, 0xcf8, 8, &pci_io, p, "pci");
 }
+
+/* ---- the monitor's view (query-pci) ---- */
+
+static void bar_info(const struct hw_pci_dev *d, int b, struct hw_pci_bar *o)
+{
+	uint32_t sz = d->bar_size[b] & ~1u;
+	bool io = d->bar_size[b] & 1;
+	uint64_t a = get32(d->cfg + 0x10 + 4 * b) & (io ? ~3u : ~15u);
+
+	if (!sz)
+		return;
+	if (d->bar64[b])
+		a |= (uint64_t)get32(d->cfg + 0x14 + 4 * b) << 32;
+	*o = (struct hw_pci_bar){ .addr = a, .size = sz, .io = io, .mem64 = d->bar64[b],
+		.prefetch = !io && (d->cfg[0x10 + 4 * b] & 8) };
+}
+
+int machine_pci_list(struct machine *m, struct hw_pci_info *out, int max)
+{
+	struct hw_pci *p = m->pci;
+	int n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (int i = 0; p && i < PCI_MAX * 8 && n < max; i++) {
+		const struct hw_pci_dev *d = p->dev[i];
+		struct hw_pci_info *o = &out[n++];
+
+		if (!d) {
+			n--;
+			continue;
+		}
+		memset(o, 0, sizeof(*o));
+		o->slot = i >> 3;
+		o->function = i & 7;
+		o->vendor = d->cfg[0] | d->cfg[1] << 8;
+		o->device = d->cfg[2] | d->cfg[3] << 8;
+		o->revision = d->cfg[8];
+		o->prog_if = d->cfg[9];
+		o->class_code = d->cfg[0x0a] | d->cfg[0x0b] << 8;
+		o->subsys_vendor = d->cfg[0x2c] | d->cfg[0x2d] << 8;
+		o->subsys = d->cfg[0x2e] | d->cfg[0x2f] << 8;
+		o->irq = d->cfg[0x3c];
+		o->irq_pin = d->cfg[0x3d];
+		for (int b = 0; b < 6; b++)
+			bar_info(d, b, &o->bar[b]);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}

@@ -9,6 +9,13 @@
  * under the lock: status byte, used ring, interrupt.  A device reset
  * bumps a generation number so that requests still running then are
  * not completed into the new rings.
+ *
+ * For the monitor: each request is counted in the drive's
+ * hw_block_stats; a failed one follows the drive's rerror/werror policy
+ * (QEMU's: report, ignore, or stop the machine and retry the request
+ * when it runs again, raising the embedder's on_block_error hook); a
+ * resize rewrites the capacity and raises a configuration-change
+ * interrupt (section 4.1.4.5).
  */
 #include <string.h>
 
@@ -26,9 +33,10 @@ enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 #define WORKERS 4
 
 struct vblk {
-	struct hw_disk disk;
+	struct hw_disk disk;	/* disk.size: atomic (resize) */
 	struct pool *pool;
 	unsigned gen;		/* bumped by reset (machine lock) */
+	int index;		/* in the machine's disks[] */
 };
 
 struct vblk_req {
@@ -42,7 +50,9 @@ struct vblk_req {
 static int blk_io(struct vblk *b, struct virtq_seg *s, int n, size_t skip, uint64_t off,
 		  size_t total, bool write)
 {
-	if (off + total < off || off + total > b->disk.size)
+	uint64_t size = __atomic_load_n(&b->disk.size, __ATOMIC_RELAXED);
+
+	if (off + total < off || off + total > size)
 		return -EINVAL;
 	for (int i = 0; i < n && total; i++) {
 		if (skip >= s[i].len) {
@@ -70,7 +80,8 @@ static size_t seg_total(const struct virtq_seg *s, int n)
 	return t;
 }
 
-static uint32_t handle(struct hw_virtio *v, struct vblk *b, struct virtq_elem *e, uint8_t *st)
+static uint32_t handle(struct hw_virtio *v, struct vblk *b, struct virtq_elem *e, uint8_t *st,
+		       int *err, uint32_t *kind)
 {
 	uint8_t hdr[16];
 	size_t out = seg_total(e->out, e->nout), in = seg_total(e->in, e->nin) - 1;
@@ -87,9 +98,10 @@ static uint32_t handle(struct hw_virtio *v, struct vblk *b, struct virtq_elem *e
 	for (int i = 7; i >= 0; i--)
 		off = off << 8 | hdr[8 + i];
 	off *= 512;
+	*kind = type;
 	switch (type) {
 	case T_IN:
-		r = blk_io(b, e->in, e->nin, 0, off, in, false);
+		r = *err = blk_io(b, e->in, e->nin, 0, off, in, false);
 		*st = r < 0 ? S_IOERR : S_OK;
 		return r < 0 ? 1 : in + 1;
 	case T_OUT:
@@ -111,8 +123,86 @@ static uint32_t handle(struct hw_virtio *v, struct vblk *b, struct virtq_elem *e
 	if (r < 0)
 		LOG(LOG_BLOCK, "virtio-blk: %s at %" PRIu64 ": %s", type == T_OUT ? "write" : "flush",
 		    off, err_msg());
+	*err = r;
 	*st = r < 0 ? S_IOERR : S_OK;
 	return 1;
+}
+
+static size_t req_bytes(const struct virtq_elem *e, uint32_t kind)
+{
+	if (kind == T_IN)
+		return seg_total(e->in, e->nin) - 1;
+	return kind == T_OUT ? seg_total(e->out, e->nout) - 16 : 0;
+}
+
+static void count(struct hw_block_stats *s, uint32_t kind, size_t bytes, int err, int64_t t0)
+{
+	int64_t now = hw_clock_ns();
+	uint64_t *ops, *nbytes = NULL, *ns, *failed;
+
+	if (!s || (kind != T_IN && kind != T_OUT && kind != T_FLUSH))
+		return;
+	if (kind == T_IN)
+		ops = &s->rd_ops, nbytes = &s->rd_bytes, ns = &s->rd_ns, failed = &s->failed_rd;
+	else if (kind == T_OUT)
+		ops = &s->wr_ops, nbytes = &s->wr_bytes, ns = &s->wr_ns, failed = &s->failed_wr;
+	else
+		ops = &s->flush_ops, ns = &s->flush_ns, failed = &s->failed_flush;
+	if (err < 0) {
+		__atomic_fetch_add(failed, 1, __ATOMIC_RELAXED);
+	} else {
+		__atomic_fetch_add(ops, 1, __ATOMIC_RELAXED);
+		if (nbytes)
+			__atomic_fetch_add(nbytes, bytes, __ATOMIC_RELAXED);
+	}
+	__atomic_fetch_add(ns, (uint64_t)(now - t0), __ATOMIC_RELAXED);
+	__atomic_store_n(&s->last_ns, now, __ATOMIC_RELAXED);
+}
+
+/* What the drive's policy says for a failed request (-EROFS of a
+ * read-only disk and unsupported requests are the guest's problem). */
+static enum hw_blk_error_action error_action(const struct vblk *b, uint32_t kind, int err)
+{
+	enum hw_blk_error_action a = kind == T_IN ? b->disk.rerror : b->disk.werror;
+
+	if (err >= 0 || err == -EROFS || err == -EINVAL)
+		return HW_BLKERR_REPORT;
+	if (a == HW_BLKERR_ENOSPC)
+		a = err == -ENOSPC ? HW_BLKERR_STOP : HW_BLKERR_REPORT;
+	return a;
+}
+
+/* Stop the machine for a failed request and wait (lock held) until it
+ * runs again: true to retry, false when the machine ends or the device
+ * was reset meanwhile. */
+static bool stop_and_wait_locked(struct hw_virtio *v, struct vblk *b, unsigned gen)
+{
+	struct machine *m = v->m;
+
+	m->paused = true;
+	for (int i = 0; i < m->ncpu; i++)
+		hw_cpu_kick(m, i);
+	pthread_cond_broadcast(&m->state_cond);
+	while (m->paused && !m->stopping && gen == b->gen)
+		pthread_cond_wait(&m->state_cond, &m->lock);
+	return !m->stopping && gen == b->gen;
+}
+
+/* Report a failure to the embedder and apply the policy (lock held):
+ * true when the request is to be run again. */
+static bool failed_locked(struct hw_virtio *v, struct vblk *b, struct vblk_req *r,
+			  uint32_t kind, int err, uint8_t *st)
+{
+	const struct hw_config *cfg = &v->m->cfg;
+	enum hw_blk_error_action a = error_action(b, kind, err);
+
+	if (err >= 0 || kind == T_GET_ID || r->gen != b->gen)
+		return false;
+	if (cfg->on_block_error)
+		cfg->on_block_error(cfg->on_block_error_opaque, b->index, kind != T_IN, err, a);
+	if (a == HW_BLKERR_IGNORE)
+		*st = S_OK;
+	return a == HW_BLKERR_STOP && stop_and_wait_locked(v, b, r->gen);
 }
 
 /* A pool thread: the I/O without the lock, the completion with it. */
@@ -122,9 +212,19 @@ static void blk_work(void *arg)
 	struct hw_virtio *v = r->v;
 	struct vblk *b = v->dev;
 	uint8_t st;
-	uint32_t len = handle(v, b, &r->e, &st);
+	uint32_t len, kind = T_GET_ID;
+	int err;
 
-	pthread_mutex_lock(&v->m->lock);
+	for (;;) {
+		int64_t t0 = hw_clock_ns();
+		err = 0;
+		len = handle(v, b, &r->e, &st, &err, &kind);
+		count(b->disk.stats, kind, req_bytes(&r->e, kind), err, t0);
+		pthread_mutex_lock(&v->m->lock);
+		if (!failed_locked(v, b, r, kind, err, &st))
+			break;
+		pthread_mutex_unlock(&v->m->lock);
+	}
 	if (r->gen == b->gen) {
 		struct virtq_seg *last = &r->e.in[r->e.nin - 1];
 		last->p[last->len - 1] = st;
@@ -183,6 +283,7 @@ int virtio_blk_new(struct machine *m, const struct hw_disk *d)
 	int r;
 
 	b->disk = *d;
+	b->index = (int)(d - m->cfg.disks);
 	b->pool = pool_new(WORKERS);
 	r = virtio_pci_new(m, &vblk_ops, b, BLK_F_SEG_MAX | BLK_F_FLUSH | (d->readonly ? BLK_F_RO : 0),
 			   24, &v);
@@ -192,4 +293,35 @@ int virtio_blk_new(struct machine *m, const struct hw_disk *d)
 		v->config[i] = sectors >> (8 * i);
 	v->config[12] = QSIZE - 2;	/* seg_max */
 	return 0;
+}
+
+/* The virtio-blk device of disk `disk`, or NULL (lock held). */
+static struct hw_virtio *find_locked(struct machine *m, int disk)
+{
+	for (int i = 0; i < m->ndevs; i++) {
+		struct hw_virtio *v = m->devs[i].dev;
+		if (!strcmp(m->devs[i].ops->name, vblk_ops.name) && ((struct vblk *)v->dev)->index == disk)
+			return v;
+	}
+	return NULL;
+}
+
+int machine_disk_resize(struct machine *m, int disk, uint64_t size)
+{
+	struct hw_virtio *v;
+	struct vblk *b;
+
+	pthread_mutex_lock(&m->lock);
+	v = find_locked(m, disk);
+	if (v) {
+		b = v->dev;
+		__atomic_store_n(&b->disk.size, size, __ATOMIC_RELAXED);
+		for (int i = 0; i < 8; i++)
+			v->config[i] = (size / 512) >> (8 * i);
+		v->cfg_gen++;
+		if (v->status & 4)	/* DRIVER_OK */
+			virtio_interrupt(v, 2);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return v ? 0 : err_set(-ENODEV, "disk %d is no virtio-blk disk", disk);
 }
