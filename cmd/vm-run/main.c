@@ -105,7 +105,10 @@ static void usage(void)
 "Disks:\n"
 "  -drive file=F[,if=virtio|ide][,format=FMT][,readonly=on][,cache=MODE][,media=cdrom][,snapshot=on]\n"
 "                       a disk: an image (served by a vm-nbd child) or an NBD URI\n"
-"                       (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH)\n"
+"                       (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH);\n"
+"                       [,werror=A][,rerror=A]: on a back-end error report, ignore,\n"
+"                       stop or enospc (stop on ENOSPC only); media=cdrom without\n"
+"                       file= is an empty CD-ROM drive\n"
 "  -hda/-hdb/-hdc/-hdd FILE  IDE disks 0-3\n"
 "  -cdrom FILE          IDE CD-ROM\n"
 "  -snapshot            write to temporary overlays, never to the images\n"
@@ -145,7 +148,8 @@ static void usage(void)
 static int add_drive(struct vmrun *o, const char *spec, int iface, int index, bool cdrom)
 {
 	static const char *const known[] = { "file", "if", "format", "readonly", "cache", "media",
-					     "index", "snapshot", "id", "aio", "discard", NULL };
+					     "index", "snapshot", "id", "aio", "discard", "rerror",
+					     "werror", NULL };
 	struct kvlist kv = { 0 };
 	struct vmrun_drive *d;
 	const char *s;
@@ -177,7 +181,11 @@ static int add_drive(struct vmrun *o, const char *spec, int iface, int index, bo
 		d->cache = (s = kv_get(&kv, "cache")) ? xstrdup(s) : NULL;
 		d->id = (s = kv_get(&kv, "id")) ? xstrdup(s) : NULL;
 		d->index = (s = kv_get(&kv, "index")) ? atoi(s) : -1;
-		if (!(s = kv_get(&kv, "file")) || !*s) {
+		d->rerror = (s = kv_get(&kv, "rerror")) ? xstrdup(s) : NULL;
+		d->werror = (s = kv_get(&kv, "werror")) ? xstrdup(s) : NULL;
+		if (((!(s = kv_get(&kv, "file")) || !*s)) && d->cdrom) {
+			s = "";		/* an empty CD-ROM drive */
+		} else if (!s || !*s) {
 			r = err_set(-EINVAL, "-drive %s: needs file=", spec);
 			goto out;
 		}
@@ -279,6 +287,8 @@ static void free_opts(struct vmrun *o)
 		free((char *)o->drives[i].format);
 		free((char *)o->drives[i].cache);
 		free((char *)o->drives[i].id);
+		free((char *)o->drives[i].rerror);
+		free((char *)o->drives[i].werror);
 	}
 }
 

@@ -53,6 +53,98 @@ setup_file() {
 	ASM
 	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
 		-Wl,-T,tests/guest/hw-link.ld -o "$R" "$BATS_FILE_TMPDIR/reset.S"
+	# The keyboard: every byte the i8042 hands over, in hex, on COM1.
+	K=$BATS_FILE_TMPDIR/kbd.elf
+	export K
+	cat >"$BATS_FILE_TMPDIR/kbd.S" <<-'ASM'
+		.section .multiboot, "a"
+		.align 4
+		.long 0x1badb002, 0, -0x1badb002
+		.text
+		.code32
+		.globl _start
+	_start:	mov $0x90000, %esp
+		mov $0x3f8, %dx
+		mov $'k', %al; out %al, %dx
+		mov $'\n', %al; out %al, %dx
+	1:	in $0x64, %al
+		test $1, %al
+		jz 1b
+		in $0x60, %al
+		mov %al, %bl
+		shr $4, %al
+		call nib
+		mov %bl, %al
+		and $15, %al
+		call nib
+		mov $' ', %al; out %al, %dx
+		jmp 1b
+	nib:	add $'0', %al
+		cmp $'9', %al
+		jbe 2f
+		add $('a' - '9' - 1), %al
+	2:	mov $0x3f8, %dx
+		out %al, %dx
+		ret
+	ASM
+	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
+		-Wl,-T,tests/guest/hw-link.ld -o "$K" "$BATS_FILE_TMPDIR/kbd.S"
+	# The IDE disk: READ SECTORS of LBA 0, WRITE SECTORS of it to LBA 1,
+	# FLUSH CACHE; "R", "W", "F" on COM1 as each succeeds, "E" for an error.
+	D=$BATS_FILE_TMPDIR/ide.elf
+	export D
+	cat >"$BATS_FILE_TMPDIR/ide.S" <<-'ASM'
+		.section .multiboot, "a"
+		.align 4
+		.long 0x1badb002, 0, -0x1badb002
+		.macro putc c
+		mov $0x3f8, %dx; mov $\c, %al; out %al, %dx
+		.endm
+		.text
+		.code32
+		.globl _start
+	_start:	mov $0x90000, %esp
+		putc 'b'
+		xor %bl, %bl
+		call sel
+		mov $0x20, %al; out %al, %dx
+		call wait
+		test $1, %al; jnz err
+		mov $0x1f0, %dx; mov $0x9000, %edi; mov $256, %ecx; rep insw
+		putc 'R'
+		mov $1, %bl
+		call sel
+		mov $0x30, %al; out %al, %dx
+		call wait
+		test $1, %al; jnz err
+		mov $0x1f0, %dx; mov $0x9000, %esi; mov $256, %ecx; rep outsw
+		call wait
+		test $1, %al; jnz err
+		putc 'W'
+		mov $0x1f7, %dx; mov $0xe7, %al; out %al, %dx
+		call wait
+		test $1, %al; jnz err
+		putc 'F'
+		jmp done
+	err:	putc 'E'
+	done:	putc '\n'
+	1:	hlt
+		jmp 1b
+	wait:	mov $0x1f7, %dx
+	2:	in %dx, %al
+		test $0x80, %al
+		jnz 2b
+		ret
+	sel:	mov $0x1f6, %dx; mov $0xe0, %al; out %al, %dx
+		mov $0x1f2, %dx; mov $1, %al; out %al, %dx
+		mov $0x1f3, %dx; mov %bl, %al; out %al, %dx
+		mov $0x1f4, %dx; xor %al, %al; out %al, %dx
+		mov $0x1f5, %dx; out %al, %dx
+		mov $0x1f7, %dx
+		ret
+	ASM
+	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
+		-Wl,-T,tests/guest/hw-link.ld -o "$D" "$BATS_FILE_TMPDIR/ide.S"
 }
 
 setup() {
@@ -67,10 +159,11 @@ teardown() {
 	emu_gone
 }
 
-# emu_start ARGS...: vm-run on the counter program, QMP at $T/qmp.sock.
+# emu_start ARGS...: vm-run on the counter program (or ${PROG}), QMP at
+# $T/qmp.sock.
 emu_start() {
 	local i
-	vm-run -accel jit -display none -serial "file:$T/serial" -kernel "$G" "$@" \
+	vm-run -accel jit -display none -serial "file:$T/serial" -kernel "${PROG:-$G}" "$@" \
 		-qmp "unix:$T/qmp.sock,server=on,wait=off" </dev/null >"$T/emu.log" 2>&1 &
 	echo $! >"$T/emu.pid"
 	for i in $(seq 1 100); do
@@ -300,3 +393,138 @@ counter() {
 	run vm-mon "$T/qmp.sock" hostfwd_remove "tcp:127.0.0.1:$port"
 	[ "$status" -eq 1 ]
 }
+
+# wait_serial TEXT: until the guest printed TEXT (10 s).
+wait_serial() {
+	local i
+	for i in $(seq 1 100); do
+		grep -q -- "$1" "$T/serial" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "no '$1' on the console: $(cat "$T/serial")"
+	return 1
+}
+
+@test "vm-run-qmp: query-pci and info pci list the bus in QEMU's layout" {
+	truncate -s 1M "$T/d.raw"
+	emu_start -S -drive "file=$T/d.raw,if=virtio,format=raw"
+	run vm-mon "$T/qmp.sock" info pci
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "  Bus  0, device   0, function 0:" ]
+	[ "${lines[1]}" = "    Host bridge: PCI device 8086:1237" ]
+	[[ "$output" == *"  Bus  0, device   1, function 0:"*"    ISA bridge: PCI device 8086:7000"* ]]
+	[[ "$output" == *"  Bus  0, device   1, function 1:"*"    IDE controller: PCI device 8086:7010"* ]]
+	[[ "$output" == *"PCI device 1af4:1042"*"IRQ "*", pin A"*"BAR4: 64 bit memory at 0x"* ]]
+	[[ "$output" == *'      id ""'* ]]
+	run vm-mon --json "$T/qmp.sock" '{"execute": "query-pci"}'
+	[[ "$output" == '{"return": [{"bus": 0, "devices": [{'* ]]
+	[[ "$output" == *'"class_info": {"class": 1536, "desc": "Host bridge"}'* ]]
+	[[ "$output" == *'"id": {'*'"vendor": 32902'* ]]
+}
+
+@test "vm-run-qmp: info blockstats counts the guest's IDE reads, writes and flushes" {
+	printf 'SECTOR-ZERO' | dd of="$T/d.raw" conv=notrunc 2>/dev/null
+	truncate -s 1M "$T/d.raw"
+	PROG=$D emu_start -drive "file=$T/d.raw,if=ide,format=raw"
+	wait_serial bRWF
+	run vm-mon "$T/qmp.sock" info blockstats
+	[ "$status" -eq 0 ]
+	[[ "$output" == "ide0-hd0: rd_bytes=512 wr_bytes=512 rd_operations=1 wr_operations=1 flush_operations=1 "* ]]
+	[[ "$output" == *" idle_time_ns="[0-9]* ]]
+	run vm-mon --json "$T/qmp.sock" '{"execute": "query-blockstats"}'
+	[[ "$output" == *'"device": "ide0-hd0"'* && "$output" == *'"failed_rd_operations": 0'* ]]
+	vm-mon "$T/qmp.sock" quit
+	emu_gone
+	[ "$(dd if="$T/d.raw" bs=512 skip=1 count=1 2>/dev/null | head -c 11)" = SECTOR-ZERO ]
+}
+
+@test "vm-run-qmp: sendkey and send-key type into the i8042 (scancode set 1 through the translation)" {
+	PROG=$K emu_start
+	wait_serial k
+	run vm-mon "$T/qmp.sock" sendkey ctrl-alt-delete
+	[ "$status" -eq 0 ]
+	wait_serial "1d 38 e0 53 e0 d3 b8 9d "
+	run vm-mon --json "$T/qmp.sock" '{"execute": "send-key", "arguments": {"keys": [{"type": "qcode", "data": "a"}, {"type": "number", "data": 48}], "hold-time": 50}}'
+	[ "$output" = '{"return": {}}' ]
+	wait_serial "1e 30 b0 9e "
+	run vm-mon --json "$T/qmp.sock" '{"execute": "send-key", "arguments": {"keys": [{"type": "qcode", "data": "nokey"}]}}'
+	[[ "$output" == *GenericError*"'nokey'"* ]]
+}
+
+@test "vm-run-qmp: eject and change on the IDE CD-ROM: DEVICE_TRAY_MOVED, query-block, errors" {
+	truncate -s 1M "$T/a.iso" "$T/b.iso" "$T/d.raw"
+	emu_start -S -qmp "unix:$T/ev.sock,server=on,wait=off" -cdrom "$T/a.iso" \
+		-drive "file=$T/d.raw,if=virtio,format=raw"
+	vm-mon --events "$T/ev.sock" >"$T/events" &
+	local evpid=$!
+	sleep 0.5
+	run vm-mon "$T/qmp.sock" info block ide1-cd0
+	[ "${lines[0]}" = "ide1-cd0 (ide1-cd0): $T/a.iso (raw, read-only)" ]
+	[ "${lines[1]}" = "    Removable device: not locked, tray closed" ]
+	run vm-mon "$T/qmp.sock" eject ide1-cd0
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info block ide1-cd0
+	[ "${lines[0]}" = "ide1-cd0: [not inserted]" ]
+	[ "${lines[1]}" = "    Removable device: not locked, tray open" ]
+	run vm-mon "$T/qmp.sock" change ide1-cd0 "$T/b.iso" raw
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info block ide1-cd0
+	[ "${lines[0]}" = "ide1-cd0 (ide1-cd0): $T/b.iso (raw, read-only)" ]
+	run --separate-stderr vm-mon "$T/qmp.sock" eject virtio0
+	[ "$status" -eq 1 ] && [ "$stderr" = "vm-mon: Device 'virtio0' is not removable" ]
+	run --separate-stderr vm-mon "$T/qmp.sock" change ide1-cd0 "$T/none.iso"
+	[ "$status" -eq 1 ] && [[ "$stderr" == "vm-mon: Could not open '$T/none.iso': No such file"* ]]
+	run vm-mon --json "$T/qmp.sock" '{"execute": "eject", "arguments": {"device": "nodrive"}}'
+	[[ "$output" == *'"class": "DeviceNotFound"'* ]]
+	sleep 0.3
+	kill "$evpid"
+	run cat "$T/events"
+	# eject opens the tray; change finds it open and only closes it
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[0]}" == *'"event": "DEVICE_TRAY_MOVED"'* && "${lines[0]}" == *'"tray-open": true'* ]]
+	[[ "${lines[0]}" == *'"device": "ide1-cd0"'* ]]
+	[[ "${lines[1]}" == *'"tray-open": false'* ]]
+}
+
+@test "vm-run-qmp: a back-end that fails a read: BLOCK_IO_ERROR, the guest sees the error (rerror=report)" {
+	truncate -s 1M "$T/d.raw"
+	PROG=$D emu_start -S -drive "file=$T/d.raw,if=ide,format=raw"
+	kill "$(pgrep -P "$(cat "$T/emu.pid")" vm-nbd)"
+	run vm-mon --wait BLOCK_IO_ERROR --timeout 20 "$T/qmp.sock" cont
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"device": "ide0-hd0"'* && "$output" == *'"operation": "read"'* ]]
+	[[ "$output" == *'"action": "report"'* ]]
+	wait_serial bE
+	run vm-mon "$T/qmp.sock" info status
+	[ "$output" = "VM status: running" ]
+	run vm-mon --json "$T/qmp.sock" '{"execute": "query-blockstats"}'
+	[[ "$output" == *'"failed_rd_operations": 1'* ]]
+}
+
+@test "vm-run-qmp: rerror=stop pauses the machine with status io-error; cont retries" {
+	truncate -s 1M "$T/d.raw"
+	PROG=$D emu_start -S -drive "file=$T/d.raw,if=ide,format=raw,rerror=stop"
+	kill "$(pgrep -P "$(cat "$T/emu.pid")" vm-nbd)"
+	run vm-mon --wait STOP --timeout 20 "$T/qmp.sock" cont
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info status
+	[ "$output" = "VM status: paused (io-error)" ]
+	run vm-mon --json "$T/qmp.sock" '{"execute": "query-block"}'
+	[[ "$output" == *'"io-status": "failed"'* ]]
+	[ "$(cat "$T/serial")" = b ]
+	# cont retries the read, which fails again: stopped again
+	run vm-mon --wait BLOCK_IO_ERROR --timeout 20 "$T/qmp.sock" cont
+	[[ "$output" == *'"action": "stop"'* ]]
+	run vm-mon --wait SHUTDOWN --timeout 20 "$T/qmp.sock" quit
+	[ "$status" -eq 0 ]
+	emu_gone
+}
+
+@test "vm-run-qmp: -drive werror= with a bad action is one line and status 1" {
+	truncate -s 1M "$T/d.raw"
+	run --separate-stderr vm-run -accel jit -display none -kernel "$G" \
+		-drive "file=$T/d.raw,if=ide,format=raw,werror=sometimes" </dev/null
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "vm-run: 'sometimes' invalid write error action" ]
+}
+
