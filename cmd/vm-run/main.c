@@ -85,11 +85,14 @@ static void usage(void)
 "Standard options:\n"
 "  -h, -help            display this help and exit\n"
 "  -version             display version information and exit\n"
-"  -M, -machine TYPE    machine type: pc (the only one)\n"
+"  -M, -machine [type=]pc[,kernel_irqchip=on|off|split][,accel=A]\n"
+"                       machine type: pc (the only one); kernel_irqchip: KVM's\n"
+"                       in-kernel PIC/IOAPIC/APIC/PIT, ioeventfd, irqfd (default on)\n"
 "  -m SIZE              guest RAM, default suffix M (default 128M)\n"
 "  -smp N               number of vCPUs (default 1)\n"
 "  -cpu MODEL           CPU model (accepted: host, max, qemu64; the accelerator decides)\n"
-"  -accel kvm|jit       accelerator (tcg means jit); default: kvm when it works, else jit\n"
+"  -accel kvm|jit[,kernel-irqchip=on|off|split]\n"
+"                       accelerator (tcg means jit); default: kvm when it works, else jit\n"
 "  -enable-kvm          same as -accel kvm\n"
 "  -name NAME           a name for the guest\n"
 "\n"
@@ -264,20 +267,78 @@ static int parse_smp(const char *s, int *out)
 	return r < 0 ? err_set(-EINVAL, "-smp %s: want 1 to %d vCPUs", s, HW_MAX_CPUS) : 0;
 }
 
+/* QEMU's kernel_irqchip=on|off|split (the JIT ignores it, as TCG does). */
+static int parse_irqchip(struct vmrun *o, const char *opt, const char *val)
+{
+	bool b;
+
+	if (!val)
+		return 0;
+	if (!strcmp(val, "split"))
+		o->hw.kernel_irqchip = HW_IRQCHIP_SPLIT;
+	else if (parse_bool(val, &b) == 0)
+		o->hw.kernel_irqchip = b ? HW_IRQCHIP_ON : HW_IRQCHIP_OFF;
+	else
+		return err_set(-EINVAL, "%s: kernel_irqchip=%s: want on, off or split", opt, val);
+	return 0;
+}
+
+/* -accel NAME[,kernel-irqchip=on|off|split] and -machine accel=NAME */
 static int parse_accel(struct vmrun *o, const char *s)
 {
+	static const char *const known[] = { "accel", "kernel-irqchip", "kernel_irqchip", NULL };
 	const struct hw_accel_ops *a;
-	char name[16];
+	struct kvlist kv;
+	const char *name;
+	int r = kv_parse(s, "accel", &kv);
 
-	if (!strncmp(s, "accel=", 6))
-		s += 6;
-	snprintf(name, sizeof(name), "%.*s", (int)strcspn(s, ","), s);
+	if (r < 0 || kv_check(&kv, known) < 0) {
+		char why[200];
+		snprintf(why, sizeof(why), "%s", err_msg());
+		kv_free(&kv);
+		return err_set(-EINVAL, "-accel %s: %s", s, why);
+	}
+	name = kv_get(&kv, "accel") ? kv_get(&kv, "accel") : "";
 	a = hw_accel_find(strcmp(name, "tcg") ? name : "jit");
 	if (!a)
-		return err_set(-EINVAL, "-accel %s: unknown accelerator (kvm, jit)", s);
-	o->hw.accel = a->name;
-	o->accel_auto = false;
-	return 0;
+		r = err_set(-EINVAL, "-accel %s: unknown accelerator (kvm, jit)", s);
+	if (r >= 0)
+		r = parse_irqchip(o, "-accel", kv_get(&kv, "kernel-irqchip"));
+	if (r >= 0)
+		r = parse_irqchip(o, "-accel", kv_get(&kv, "kernel_irqchip"));
+	if (r >= 0) {
+		o->hw.accel = a->name;
+		o->accel_auto = false;
+	}
+	kv_free(&kv);
+	return r;
+}
+
+/* -machine [type=]pc[,accel=NAME][,kernel_irqchip=on|off|split] */
+static int parse_machine(struct vmrun *o, const char *s)
+{
+	static const char *const known[] = { "type", "accel", "kernel_irqchip", "kernel-irqchip", NULL };
+	struct kvlist kv;
+	const char *type;
+	int r = kv_parse(s, "type", &kv);
+
+	if (r < 0 || kv_check(&kv, known) < 0) {
+		char why[200];
+		snprintf(why, sizeof(why), "%s", err_msg());
+		kv_free(&kv);
+		return err_set(-EINVAL, "-machine %s: %s", s, why);
+	}
+	type = kv_get(&kv, "type");
+	if (type && strncmp(type, "pc", 2))
+		r = err_set(-EINVAL, "-machine %s: unsupported machine type (pc)", s);
+	if (r >= 0 && kv_get(&kv, "accel"))
+		r = parse_accel(o, kv_get(&kv, "accel"));
+	if (r >= 0)
+		r = parse_irqchip(o, "-machine", kv_get(&kv, "kernel_irqchip"));
+	if (r >= 0)
+		r = parse_irqchip(o, "-machine", kv_get(&kv, "kernel-irqchip"));
+	kv_free(&kv);
+	return r;
 }
 
 static void free_opts(struct vmrun *o)
@@ -302,11 +363,7 @@ static int parse_opt(struct vmrun *o, int c, const char *arg)
 			printf("pc                   Standard PC (i440FX + PIIX, 1996) (default)\n");
 			exit(0);
 		}
-		if (strncmp(arg, "pc", 2) && strncmp(arg, "type=pc", 7))
-			return err_set(-EINVAL, "-machine %s: unsupported machine type (pc)", arg);
-		if (strstr(arg, "accel="))
-			return parse_accel(o, strstr(arg, "accel="));
-		return 0;
+		return parse_machine(o, arg);
 	case OPT_MEM: return parse_size(arg, &o->hw.ram_size);
 	case OPT_SMP: return parse_smp(arg, &o->hw.smp);
 	case OPT_CPU:

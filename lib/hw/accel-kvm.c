@@ -1,12 +1,21 @@
 /*
- * The KVM accelerator (Linux KVM API, Documentation/virt/kvm/api.rst)
- * with the interrupt controllers in user space: the machine's PIC, IOAPIC
- * and local APICs decide what to inject, and this file injects it with
- * KVM_INTERRUPT when the guest opens an interrupt window.  Port I/O and
- * MMIO exits go to the machine's bus.  Application processors wait for
- * their startup IPI here, in user space, since there is no in-kernel
- * APIC to hold them.  A vCPU is kicked out of KVM_RUN with SIGUSR1 and
- * immediate_exit.
+ * The KVM accelerator (Linux KVM API, Documentation/virt/kvm/api.rst).
+ *
+ * Two ways to hold the interrupt controllers, chosen by -machine
+ * kernel_irqchip= (QEMU's option; on by default):
+ *
+ *  - on: KVM's in-kernel PIC, IOAPIC, local APICs and PIT
+ *    (kvm-irqchip.c).  Device lines go in with KVM_IRQ_LINE, the kernel
+ *    injects, HLT and INIT/SIPI stay in the kernel, and virtio doorbells
+ *    and interrupts take ioeventfds and irqfds served by the event thread
+ *    (kvm-event.c).
+ *  - off: the machine's PIC, IOAPIC and local APICs decide what to
+ *    inject, and this file injects it with KVM_INTERRUPT when the guest
+ *    opens an interrupt window; application processors wait for their
+ *    startup IPI here, in user space.
+ *
+ * Port I/O and MMIO exits go to the machine's bus.  A vCPU is kicked out
+ * of KVM_RUN with SIGUSR1 and immediate_exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +36,8 @@ struct kvm_state {
 	int kvm, vm, slots;
 	size_t run_size;
 	struct kvm_cpuid2 *cpuid;
+	struct kvm_chips *chips;	/* kernel_irqchip=on, else NULL */
+	struct kvm_events *events;	/* with chips */
 };
 
 struct kvm_vcpu {
@@ -61,6 +72,9 @@ static void kick_handler(int sig) { }
 
 static int get_cpuid(struct kvm_state *k)
 {
+	/* x2APIC and the TSC deadline timer: the in-kernel APIC has them,
+	 * our user-space APIC lacks them. */
+	uint32_t drop = (1u << 21) | (1u << 24), add = 0;
 	int n = 100;
 
 	for (;;) {
@@ -74,12 +88,58 @@ static int get_cpuid(struct kvm_state *k)
 			return err_set_errno(errno, "KVM_GET_SUPPORTED_CPUID");
 		n *= 2;
 	}
+	if (k->chips) {
+		drop = 0;
+		if (ioctl(k->kvm, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+			add = 1u << 24;
+	}
 	for (unsigned i = 0; i < k->cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &k->cpuid->entries[i];
-		if (e->function == 1)	/* no x2APIC, no TSC deadline: our APIC lacks them */
-			e->ecx &= ~((1u << 21) | (1u << 24));
+		if (e->function == 1)
+			e->ecx = (e->ecx & ~drop) | add;
 	}
 	return 0;
+}
+
+/* kernel_irqchip=on: the chips, then the lines devices already raised. */
+static int irqchip_init(struct kvm_state *k)
+{
+	struct machine *m = k->m;
+	int r;
+
+	switch (m->cfg.kernel_irqchip) {
+	case HW_IRQCHIP_OFF:
+		return 0;
+	case HW_IRQCHIP_SPLIT:
+		return err_set(-ENOTSUP, "kernel_irqchip=split is not supported; use on or off");
+	default:
+		break;
+	}
+	r = kvm_irqchip_new(k->vm, k->kvm, &k->chips);
+	if (r < 0)
+		return r;
+	r = kvm_events_new(m, k->vm, &k->events);
+	if (r < 0)
+		return r;
+	m->kernel_irqchip = true;
+	for (int i = 0; i < 24; i++)
+		if (m->irq_level & (1u << i))
+			kvm_irqchip_set_irq(k->chips, i, true);
+	return 0;
+}
+
+struct kvm_events *kvm_accel_events(struct machine *m)
+{
+	struct kvm_state *k = m->accel_state;
+
+	return m->accel == &hw_accel_kvm && k ? k->events : NULL;
+}
+
+struct kvm_chips *kvm_accel_chips(struct machine *m)
+{
+	struct kvm_state *k = m->accel_state;
+
+	return m->accel == &hw_accel_kvm && k ? k->chips : NULL;
 }
 
 static int kvm_init(struct machine *m, void **accel)
@@ -105,6 +165,9 @@ static int kvm_init(struct machine *m, void **accel)
 		goto fail;
 	}
 	k->run_size = ioctl(k->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	r = irqchip_init(k);
+	if (r < 0)
+		goto fail;
 	r = get_cpuid(k);
 	if (r < 0)
 		goto fail;
@@ -113,6 +176,9 @@ static int kvm_init(struct machine *m, void **accel)
 	*accel = k;
 	return 0;
 fail:
+	kvm_events_free(k->events);
+	kvm_irqchip_free(k->chips);
+	m->kernel_irqchip = false;
 	if (k->vm >= 0)
 		close(k->vm);
 	if (k->kvm >= 0)
@@ -125,6 +191,8 @@ static void kvm_free(void *accel)
 {
 	struct kvm_state *k = accel;
 
+	kvm_events_free(k->events);
+	kvm_irqchip_free(k->chips);
 	close(k->vm);
 	close(k->kvm);
 	free(k->cpuid);
@@ -169,6 +237,15 @@ static void set_cpuid(struct kvm_vcpu *v)
 	ioctl(v->fd, KVM_SET_CPUID2, c);
 }
 
+static void kvm_vcpu_free(void *vcpu)
+{
+	struct kvm_vcpu *v = vcpu;
+
+	munmap(v->run, v->k->run_size);
+	close(v->fd);
+	free(v);
+}
+
 static int kvm_vcpu_new(void *accel, int index, void **out)
 {
 	struct kvm_state *k = accel;
@@ -188,19 +265,14 @@ static int kvm_vcpu_new(void *accel, int index, void **out)
 		return err_set_errno(errno, "mmap of the KVM vCPU");
 	}
 	set_cpuid(v);
+	if (k->chips && kvm_irqchip_vcpu_init(k->chips, v->fd, index) < 0) {
+		kvm_vcpu_free(v);
+		return -EIO;
+	}
 	atomic_store(&v->sipi, -1);
-	v->wait_sipi = index > 0;
+	v->wait_sipi = index > 0 && !k->chips;
 	*out = v;
 	return 0;
-}
-
-static void kvm_vcpu_free(void *vcpu)
-{
-	struct kvm_vcpu *v = vcpu;
-
-	munmap(v->run, v->k->run_size);
-	close(v->fd);
-	free(v);
 }
 
 /* ---- registers ---- */
@@ -403,7 +475,8 @@ static enum hw_exit kvm_run(void *vcpu)
 	take_signals(v);
 	if (v->wait_sipi)
 		return HW_EXIT_HLT;
-	inject(v);
+	if (!v->k->chips)
+		inject(v);
 	if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 		v->run->immediate_exit = 0;
 		if (errno == EINTR || errno == EAGAIN)
@@ -456,8 +529,18 @@ static void kvm_reset(void *vcpu)
 	struct kvm_vcpu *v = vcpu;
 
 	reset_state(v, -1);
-	v->wait_sipi = v->index > 0;
+	v->wait_sipi = v->index > 0 && !v->k->chips;
 	atomic_store(&v->intr, false);
+	if (v->k->chips) {
+		struct machine *m = v->k->m;
+		kvm_irqchip_vcpu_reset(v->k->chips, v->fd, v->index);
+		if (v->index == 0) {	/* once per machine reset: the chips */
+			kvm_irqchip_reset(v->k->chips);
+			for (int i = 0; i < 24; i++)
+				if (m->irq_level & (1u << i))
+					kvm_irqchip_set_irq(v->k->chips, i, true);
+		}
+	}
 }
 
 const struct hw_accel_ops hw_accel_kvm = {

@@ -93,6 +93,15 @@ struct hw_nic {
 #define HW_MAX_NICS 4
 #define HW_MAX_CPUS 64
 
+/* Where KVM runs the interrupt controllers (QEMU's -machine
+ * kernel_irqchip=); the JIT ignores it.  DEFAULT means ON, as QEMU's pc
+ * machine under KVM.  ON: KVM's in-kernel PIC, IOAPIC, local APICs and
+ * PIT, device lines through KVM_IRQ_LINE, virtio notifies through
+ * ioeventfd and its interrupts through irqfd.  OFF: lib/hw's own models
+ * in user space.  SPLIT (local APICs in the kernel, the rest in user
+ * space) is refused with a message. */
+enum hw_irqchip { HW_IRQCHIP_DEFAULT, HW_IRQCHIP_ON, HW_IRQCHIP_OFF, HW_IRQCHIP_SPLIT };
+
 /* Everything the machine is built from; filled by vm-run's option parser. */
 struct hw_config {
 	uint64_t ram_size;		/* bytes */
@@ -118,6 +127,7 @@ struct hw_config {
 	 * no_reboot; called with the machine lock held.  Optional. */
 	void (*on_reset)(void *opaque);
 	void *on_reset_opaque;
+	enum hw_irqchip kernel_irqchip;	/* KVM only */
 	/* Disk `disk` (index in disks[]) failed a request with -errno err
 	 * and the device took `action` (REPORT, IGNORE or STOP; when STOP
 	 * the machine is already paused).  Called with the machine lock

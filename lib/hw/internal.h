@@ -124,6 +124,7 @@ struct machine {
 	struct hw_virtio *virtcon, *virtnet[HW_MAX_NICS];
 	struct e1000 *e1000[HW_MAX_NICS];	/* NIC idx when it is an e1000 */
 	uint32_t irq_level;	/* ISA/GSI lines 0..31 as last set */
+	bool kernel_irqchip;	/* KVM holds the PIC, IOAPIC, APICs and PIT */
 
 	const struct hw_accel_ops *accel;
 	void *accel_state;
@@ -315,6 +316,44 @@ bool boot_is_multiboot(const uint8_t *img, size_t len);
 int boot_bios(struct machine *m, const char *path);
 int boot_enter32(struct machine *m, uint32_t eip, uint32_t eax, uint32_t ebx, uint32_t esi);
 int hw_read_file(const char *path, uint8_t **buf, size_t *len);
+
+/* ---- fast device paths (kvm-event.c) ----
+ * Under KVM with the in-kernel irqchip a device can skip the vCPU's exit
+ * to user space.  An ioevent: a guest write to the MMIO address gpa calls
+ * fn(opaque, arg) on the machine's event thread with m->lock held.  An
+ * irqfd: a level-triggered line into GSI gsi raised without an ioctl; the
+ * kernel lowers it when the guest EOIs it, and it is raised again at once
+ * while pending(opaque) says so.  Both return -ENOTSUP on other
+ * accelerators (the device keeps its MMIO handler and hw_set_irq); call
+ * them with m->lock held. */
+struct hw_ioevent;
+struct hw_irqfd;
+int hw_ioevent_add(struct machine *m, uint64_t gpa, void (*fn)(void *opaque, int arg),
+		   void *opaque, int arg, struct hw_ioevent **out);
+void hw_ioevent_del(struct machine *m, struct hw_ioevent *e);
+int hw_irqfd_new(struct machine *m, int gsi, bool (*pending)(void *opaque), void *opaque,
+		 struct hw_irqfd **out);
+void hw_irqfd_raise(struct hw_irqfd *f);
+
+/* ---- the KVM accelerator's pieces (accel-kvm.c, kvm-*.c) ---- */
+struct kvm_chips;
+struct kvm_events;
+/* In-kernel PIC + IOAPIC (KVM_CREATE_IRQCHIP), QEMU's GSI routing and the
+ * PIT (KVM_CREATE_PIT2); power-on state kept for reset. */
+int kvm_irqchip_new(int vm, int kvm, struct kvm_chips **out);
+void kvm_irqchip_free(struct kvm_chips *c);
+void kvm_irqchip_set_irq(struct kvm_chips *c, int gsi, bool level);
+void kvm_irqchip_reset(struct kvm_chips *c);
+/* A vCPU's local APIC: keep its power-on state; put it back with the
+ * MP state of a reset (BSP runnable, APs waiting for INIT/SIPI). */
+int kvm_irqchip_vcpu_init(struct kvm_chips *c, int fd, int index);
+void kvm_irqchip_vcpu_reset(struct kvm_chips *c, int fd, int index);
+/* The event thread serving ioeventfds and irqfd resamplers. */
+int kvm_events_new(struct machine *m, int vm, struct kvm_events **out);
+void kvm_events_free(struct kvm_events *e);
+/* accel-kvm.c: the machine's event thread, NULL without kernel irqchip. */
+struct kvm_events *kvm_accel_events(struct machine *m);
+struct kvm_chips *kvm_accel_chips(struct machine *m);
 
 extern const struct hw_accel_ops hw_accel_kvm;
 extern const struct hw_accel_ops hw_accel_jit;

@@ -40,6 +40,10 @@ void hw_set_irq(struct machine *m, int irq, bool level)
 		m->irq_level |= 1u << irq;
 	else
 		m->irq_level &= ~(1u << irq);
+	if (m->kernel_irqchip) {	/* KVM's chips; its routing maps IRQ 0 to pin 2 */
+		kvm_irqchip_set_irq(kvm_accel_chips(m), irq, level);
+		return;
+	}
 	if (irq < 16 && m->pic)
 		pic_set_irq(m->pic, irq, level);
 	if (m->ioapic)

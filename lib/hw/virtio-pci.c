@@ -7,6 +7,12 @@
  * are INTx (no MSI-X), so the ISR register tells the driver why.  Ring
  * indices are read with acquire and written with release ordering since
  * the driver runs on other vCPU threads.
+ *
+ * Under KVM with the in-kernel irqchip, once the driver sets DRIVER_OK
+ * each queue's doorbell becomes an ioeventfd (the queue then runs on the
+ * machine's event thread, with no exit of the vCPU) and INTx an irqfd
+ * (kvm-event.c); elsewhere both stay on the MMIO handler and
+ * pci_set_intx().
  */
 #include <string.h>
 
@@ -19,6 +25,27 @@
 #define OFF_DEVICE 0x2000
 #define OFF_NOTIFY 0x3000
 #define NOTIFY_MULT 4
+
+/* The transport's private part around what the devices see. */
+struct virtio_pci {
+	struct hw_virtio v;	/* first: the device's pointer is ours */
+	uint64_t bar;		/* where BAR 4 is, 0 when unmapped */
+	bool fast_tried;	/* fast paths set up, or found missing */
+	struct hw_ioevent *doorbell[VIRTIO_MAX_QUEUES];
+	struct hw_irqfd *irqfd;
+};
+
+static struct virtio_pci *vpci(struct hw_virtio *v) { return (struct virtio_pci *)v; }
+
+static void set_intx(struct hw_virtio *v, bool level)
+{
+	struct hw_irqfd *f = vpci(v)->irqfd;
+
+	if (f && level)
+		hw_irqfd_raise(f);	/* lowered by the kernel at EOI */
+	else if (!f)
+		pci_set_intx(v->pci, level);
+}
 
 static uint16_t rd16(const uint8_t *p) { return p[0] | p[1] << 8; }
 static uint32_t rd32(const uint8_t *p) { return rd16(p) | (uint32_t)rd16(p + 2) << 16; }
@@ -43,13 +70,13 @@ static void vdev_reset(struct hw_virtio *v)
 		v->q[i] = (struct virtq){ .size = v->ops->qsize };
 	if (v->ops->reset)
 		v->ops->reset(v);
-	pci_set_intx(v->pci, false);
+	set_intx(v, false);
 }
 
 void virtio_interrupt(struct hw_virtio *v, uint8_t isr_bit)
 {
 	v->isr |= isr_bit;
-	pci_set_intx(v->pci, true);
+	set_intx(v, true);
 }
 
 bool virtio_ready(struct hw_virtio *v, int q)
@@ -183,6 +210,57 @@ size_t virtq_copy_to(const struct virtq_seg *s, int n, size_t skip, const void *
 	return done;
 }
 
+/* ---- fast paths: ioeventfd doorbells and an irqfd (kvm-event.c) ---- */
+
+static void doorbell(void *opaque, int q)
+{
+	struct hw_virtio *v = opaque;
+
+	LOG(LOG_VIRTIO, "%s: notify queue %d (ioeventfd)", v->ops->name, q);
+	if (q < v->ops->nqueues && virtio_ready(v, q))
+		v->ops->notify(v, q);
+}
+
+static bool intx_pending(void *opaque)
+{
+	return ((struct hw_virtio *)opaque)->isr != 0;
+}
+
+/* One doorbell per queue at BAR 4's notify area, wherever it is now. */
+static void doorbells_map(struct virtio_pci *p)
+{
+	struct hw_virtio *v = &p->v;
+
+	for (int q = 0; q < v->ops->nqueues; q++) {
+		hw_ioevent_del(v->m, p->doorbell[q]);
+		p->doorbell[q] = NULL;
+		if (p->bar && hw_ioevent_add(v->m, p->bar + OFF_NOTIFY + q * NOTIFY_MULT,
+					     doorbell, v, q, &p->doorbell[q]) < 0)
+			p->doorbell[q] = NULL;
+	}
+}
+
+static void fast_paths(struct virtio_pci *p)
+{
+	struct hw_virtio *v = &p->v;
+	int r;
+
+	if (p->fast_tried)
+		return;
+	p->fast_tried = true;
+	r = hw_irqfd_new(v->m, v->pci->irq, intx_pending, v, &p->irqfd);
+	if (r < 0) {
+		p->irqfd = NULL;
+		if (r != -ENOTSUP)
+			LOG(LOG_VIRTIO, "%s: no irqfd: %s", v->ops->name, err_msg());
+		return;
+	}
+	pci_set_intx(v->pci, false);	/* the irqfd holds the line from now on */
+	if (v->isr)
+		hw_irqfd_raise(p->irqfd);
+	doorbells_map(p);
+}
+
 /* ---- the common configuration structure (4.1.4.3) ---- */
 
 static uint64_t common_read(struct hw_virtio *v, unsigned off)
@@ -239,6 +317,8 @@ static void common_write(struct hw_virtio *v, unsigned off, uint32_t val)
 		if ((val & 8) && !(v->driver_features & VIRTIO_F_VERSION_1))
 			val &= ~8;	/* FEATURES_OK refused: legacy drivers are not served */
 		v->status = val;
+		if (val & 4)
+			fast_paths(vpci(v));
 		break;
 	case 0x16: v->qsel = val; break;
 	case 0x18:
@@ -270,7 +350,7 @@ static uint64_t bar_read(void *opaque, uint64_t off, unsigned size)
 	} else if (off < OFF_DEVICE) {
 		val = v->isr;
 		v->isr = 0;
-		pci_set_intx(v->pci, false);
+		set_intx(v, false);
 	} else if (off < OFF_NOTIFY) {
 		unsigned o = off - OFF_DEVICE;
 		for (unsigned i = 0; i < size && o + i < v->config_len; i++)
@@ -293,7 +373,7 @@ static void bar_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 			v->ops->config_write(v, o);
 	} else if (off >= OFF_NOTIFY) {
 		unsigned q = (off - OFF_NOTIFY) / NOTIFY_MULT;
-		LOG(LOG_VIRTIO, "%s: notify queue %u", v->ops->name, q);
+		LOG(LOG_VIRTIO, "%s: notify queue %u (exit)", v->ops->name, q);
 		if (q < v->ops->nqueues && virtio_ready(v, q))
 			v->ops->notify(v, q);
 	}
@@ -303,8 +383,14 @@ static const struct hw_io_ops bar_io = { bar_read, bar_write };
 
 static void bar_map(struct hw_pci_dev *d, int bar, uint64_t addr, bool io)
 {
-	if (bar == 4)
-		hw_mmio_move(d->m, d->opaque, 0, addr);
+	struct virtio_pci *p = d->opaque;
+
+	if (bar != 4)
+		return;
+	hw_mmio_move(d->m, d->opaque, 0, addr);
+	p->bar = addr;
+	if (p->irqfd || p->doorbell[0])
+		doorbells_map(p);
 }
 
 static const struct hw_pci_ops virtio_pci_ops = { .bar_map = bar_map };
@@ -376,7 +462,7 @@ static int vdev_load(void *dev, struct hw_rbuf *r)
 	v->qsel = qsel;
 	memcpy(v->q, q, nq * sizeof(q[0]));
 	memcpy(v->config, cfg, v->config_len);
-	pci_set_intx(v->pci, v->isr != 0);
+	set_intx(v, v->isr != 0);
 	return 0;
 }
 
@@ -412,7 +498,8 @@ static void add_cap(struct hw_pci_dev *d, uint8_t type, uint32_t off, uint32_t l
 int virtio_pci_new(struct machine *m, const struct virtio_dev_ops *ops, void *dev,
 		   uint64_t features, unsigned config_len, struct hw_virtio **out)
 {
-	struct hw_virtio *v = xzalloc(sizeof(*v));
+	struct virtio_pci *p = xzalloc(sizeof(*p));
+	struct hw_virtio *v = &p->v;
 	int r;
 
 	v->m = m;

@@ -1,0 +1,315 @@
+/*
+ * The event thread of a KVM machine with the in-kernel irqchip: virtio
+ * doorbells as ioeventfds and device interrupts as irqfds (Linux KVM API,
+ * Documentation/virt/kvm/api.rst: KVM_IOEVENTFD, KVM_IRQFD with
+ * KVM_IRQFD_FLAG_RESAMPLE).
+ *
+ * An ioeventfd turns the guest's write to a doorbell into an eventfd
+ * signal inside the kernel: the vCPU goes straight back into the guest,
+ * and this thread runs the device's queue with the machine lock held.
+ *
+ * An irqfd raises a GSI when its eventfd is written, without an ioctl.
+ * PCI INTx is level-triggered, so it is a resampling irqfd: the kernel
+ * holds the line high until the guest's EOI, then lowers it and signals
+ * the resample eventfd; this thread then raises it again at once if the
+ * device still has an interrupt pending (virtio: ISR not yet read).
+ *
+ * While the machine is paused or being reset, doorbells wait (polled
+ * every few milliseconds) so that devices never run behind a stopped
+ * machine's back, as in savevm.
+ *
+ * Slots are fixed arrays, never freed while the thread runs: an event
+ * that fires for a slot just released is recognised by its descriptor
+ * and dropped.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "hw/internal.h"
+
+#define IOEVENTS 64
+#define IRQFDS 32
+#define KIND_IO 1ull
+#define KIND_IRQ 2ull
+#define KIND_STOP 3ull
+
+struct hw_ioevent {
+	struct kvm_events *ev;
+	int fd;
+	bool used, deferred;
+	uint64_t gpa;
+	unsigned len;
+	void (*fn)(void *opaque, int arg);
+	void *opaque;
+	int arg;
+};
+
+struct hw_irqfd {
+	struct kvm_events *ev;
+	int fd, resample, gsi;
+	bool used;
+	bool (*pending)(void *opaque);
+	void *opaque;
+};
+
+struct kvm_events {
+	struct machine *m;
+	int vm, ep, stop;
+	bool any_length;
+	pthread_t thread;
+	struct hw_ioevent io[IOEVENTS];
+	struct hw_irqfd irq[IRQFDS];
+};
+
+static uint64_t ev_key(uint64_t kind, unsigned idx, int fd)
+{
+	return kind << 56 | (uint64_t)idx << 32 | (uint32_t)fd;
+}
+
+static void drain(int fd)
+{
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		LOG(LOG_VIRTIO, "eventfd read: %s", strerror(errno));
+}
+
+/* One event, machine lock held.  False when the loop must end. */
+static bool dispatch(struct kvm_events *e, uint64_t key)
+{
+	unsigned kind = key >> 56, idx = (key >> 32) & 0xffffff;
+	int fd = (int)(uint32_t)key;
+	struct machine *m = e->m;
+
+	if (kind == KIND_STOP)
+		return false;
+	if (kind == KIND_IO && idx < IOEVENTS && e->io[idx].used && e->io[idx].fd == fd) {
+		struct hw_ioevent *io = &e->io[idx];
+		drain(fd);
+		if (m->paused || m->request)
+			io->deferred = true;
+		else
+			io->fn(io->opaque, io->arg);
+	} else if (kind == KIND_IRQ && idx < IRQFDS && e->irq[idx].used && e->irq[idx].resample == fd) {
+		drain(fd);
+		if (e->irq[idx].pending(e->irq[idx].opaque))
+			hw_irqfd_raise(&e->irq[idx]);
+	}
+	return true;
+}
+
+/* Doorbells rung while the machine was stopped; true if some still wait. */
+static bool run_deferred(struct kvm_events *e)
+{
+	struct machine *m = e->m;
+	bool left = false;
+
+	for (int i = 0; i < IOEVENTS; i++) {
+		struct hw_ioevent *io = &e->io[i];
+		if (!io->used || !io->deferred)
+			continue;
+		if (m->paused || m->request) {
+			left = true;
+			continue;
+		}
+		io->deferred = false;
+		io->fn(io->opaque, io->arg);
+	}
+	return left;
+}
+
+static void *event_thread(void *arg)
+{
+	struct kvm_events *e = arg;
+	struct epoll_event evs[16];
+	bool go = true, waiting = false;
+
+	while (go) {
+		int n = epoll_wait(e->ep, evs, ARRAY_SIZE(evs), waiting ? 10 : -1);
+		if (n < 0 && errno != EINTR)
+			break;
+		pthread_mutex_lock(&e->m->lock);
+		for (int i = 0; i < n && go; i++)
+			go = dispatch(e, evs[i].data.u64);
+		waiting = go && run_deferred(e);
+		pthread_mutex_unlock(&e->m->lock);
+	}
+	return NULL;
+}
+
+static int watch(struct kvm_events *e, int fd, uint64_t key)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = key };
+
+	if (epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return err_set_errno(errno, "epoll_ctl");
+	return 0;
+}
+
+int kvm_events_new(struct machine *m, int vm, struct kvm_events **out)
+{
+	struct kvm_events *e = xzalloc(sizeof(*e));
+	sigset_t all, old;
+	int r;
+
+	e->m = m;
+	e->vm = vm;
+	e->any_length = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+	e->ep = epoll_create1(EPOLL_CLOEXEC);
+	e->stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (e->ep < 0 || e->stop < 0) {
+		r = err_set_errno(errno, "event thread");
+		goto fail;
+	}
+	r = watch(e, e->stop, ev_key(KIND_STOP, 0, e->stop));
+	if (r < 0)
+		goto fail;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&e->thread, NULL, event_thread, e);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		r = err_set_errno(r, "event thread");
+		goto fail;
+	}
+	*out = e;
+	return 0;
+fail:
+	if (e->ep >= 0)
+		close(e->ep);
+	if (e->stop >= 0)
+		close(e->stop);
+	free(e);
+	return r;
+}
+
+void kvm_events_free(struct kvm_events *e)
+{
+	uint64_t one = 1;
+
+	if (!e)
+		return;
+	if (write(e->stop, &one, sizeof(one)) != sizeof(one))
+		log_msg(LOG_WARN, "event thread: cannot stop it");
+	pthread_join(e->thread, NULL);
+	for (int i = 0; i < IOEVENTS; i++)
+		if (e->io[i].used)
+			close(e->io[i].fd);
+	for (int i = 0; i < IRQFDS; i++)
+		if (e->irq[i].used) {
+			close(e->irq[i].fd);
+			close(e->irq[i].resample);
+		}
+	close(e->ep);
+	close(e->stop);
+	free(e);
+}
+
+/* ---- ioeventfds ---- */
+
+static int ioeventfd(struct hw_ioevent *io, bool add)
+{
+	struct kvm_ioeventfd k = {
+		.addr = io->gpa, .len = io->len, .fd = io->fd,
+		.flags = add ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+	};
+
+	return ioctl(io->ev->vm, KVM_IOEVENTFD, &k) < 0 ? -errno : 0;
+}
+
+int hw_ioevent_add(struct machine *m, uint64_t gpa, void (*fn)(void *opaque, int arg),
+		   void *opaque, int arg, struct hw_ioevent **out)
+{
+	struct kvm_events *e = kvm_accel_events(m);
+	struct hw_ioevent *io = NULL;
+	int r;
+
+	if (!e)
+		return -ENOTSUP;
+	for (int i = 0; i < IOEVENTS && !io; i++)
+		if (!e->io[i].used && !e->io[i].deferred)
+			io = &e->io[i];
+	if (!io)
+		return err_set(-ENOSPC, "too many ioeventfds");
+	*io = (struct hw_ioevent){ .ev = e, .gpa = gpa, .len = e->any_length ? 0 : 2,
+				   .fn = fn, .opaque = opaque, .arg = arg };
+	io->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (io->fd < 0)
+		return err_set_errno(errno, "eventfd");
+	r = ioeventfd(io, true);
+	if (r == 0)
+		r = watch(e, io->fd, ev_key(KIND_IO, io - e->io, io->fd));
+	else
+		r = err_set_errno(-r, "KVM_IOEVENTFD at 0x%" PRIx64, gpa);
+	if (r < 0) {
+		close(io->fd);
+		return r;
+	}
+	io->used = true;
+	LOG(LOG_VIRTIO, "kvm: ioeventfd at 0x%" PRIx64 " (%s)", gpa, e->any_length ? "any size" : "2 bytes");
+	*out = io;
+	return 0;
+}
+
+void hw_ioevent_del(struct machine *m, struct hw_ioevent *io)
+{
+	if (!io || !io->used)
+		return;
+	epoll_ctl(io->ev->ep, EPOLL_CTL_DEL, io->fd, NULL);
+	if (ioeventfd(io, false) < 0)
+		LOG(LOG_VIRTIO, "kvm: KVM_IOEVENTFD deassign at 0x%" PRIx64 " failed", io->gpa);
+	close(io->fd);
+	io->used = io->deferred = false;
+	io->fd = -1;
+}
+
+/* ---- irqfds ---- */
+
+int hw_irqfd_new(struct machine *m, int gsi, bool (*pending)(void *opaque), void *opaque,
+		 struct hw_irqfd **out)
+{
+	struct kvm_events *e = kvm_accel_events(m);
+	struct hw_irqfd *f = NULL;
+	struct kvm_irqfd k = { .gsi = gsi, .flags = KVM_IRQFD_FLAG_RESAMPLE };
+
+	if (!e)
+		return -ENOTSUP;
+	for (int i = 0; i < IRQFDS && !f; i++)
+		if (!e->irq[i].used)
+			f = &e->irq[i];
+	if (!f)
+		return err_set(-ENOSPC, "too many irqfds");
+	*f = (struct hw_irqfd){ .ev = e, .gsi = gsi, .pending = pending, .opaque = opaque };
+	f->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	f->resample = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	k.fd = f->fd;
+	k.resamplefd = f->resample;
+	if (f->fd < 0 || f->resample < 0 || ioctl(e->vm, KVM_IRQFD, &k) < 0 ||
+	    watch(e, f->resample, ev_key(KIND_IRQ, f - e->irq, f->resample)) < 0) {
+		int r = err_set_errno(errno, "KVM_IRQFD on GSI %d", gsi);
+		if (f->fd >= 0)
+			close(f->fd);
+		if (f->resample >= 0)
+			close(f->resample);
+		return r;
+	}
+	f->used = true;
+	LOG(LOG_VIRTIO, "kvm: irqfd on GSI %d (level, resampled at EOI)", gsi);
+	*out = f;
+	return 0;
+}
+
+void hw_irqfd_raise(struct hw_irqfd *f)
+{
+	uint64_t one = 1;
+
+	if (write(f->fd, &one, sizeof(one)) != sizeof(one))
+		LOG(LOG_INT, "kvm: irqfd on GSI %d: %s", f->gsi, strerror(errno));
+}
