@@ -268,8 +268,9 @@ static int parse_smp(const char *s, int *out)
 }
 
 /* QEMU's kernel_irqchip=on|off|split (the JIT ignores it, as TCG does). */
-static int parse_irqchip(struct vmrun *o, const char *opt, const char *val)
+static int parse_irqchip(struct vmrun *o, const char *opt, const struct kvlist *kv, const char *key)
 {
+	const char *val = kv_get(kv, key);
 	bool b;
 
 	if (!val)
@@ -279,7 +280,7 @@ static int parse_irqchip(struct vmrun *o, const char *opt, const char *val)
 	else if (parse_bool(val, &b) == 0)
 		o->hw.kernel_irqchip = b ? HW_IRQCHIP_ON : HW_IRQCHIP_OFF;
 	else
-		return err_set(-EINVAL, "%s: kernel_irqchip=%s: want on, off or split", opt, val);
+		return err_set(-EINVAL, "%s: %s=%s: want on, off or split", opt, key, val);
 	return 0;
 }
 
@@ -303,9 +304,9 @@ static int parse_accel(struct vmrun *o, const char *s)
 	if (!a)
 		r = err_set(-EINVAL, "-accel %s: unknown accelerator (kvm, jit)", s);
 	if (r >= 0)
-		r = parse_irqchip(o, "-accel", kv_get(&kv, "kernel-irqchip"));
+		r = parse_irqchip(o, "-accel", &kv, "kernel-irqchip");
 	if (r >= 0)
-		r = parse_irqchip(o, "-accel", kv_get(&kv, "kernel_irqchip"));
+		r = parse_irqchip(o, "-accel", &kv, "kernel_irqchip");
 	if (r >= 0) {
 		o->hw.accel = a->name;
 		o->accel_auto = false;
@@ -334,9 +335,9 @@ static int parse_machine(struct vmrun *o, const char *s)
 	if (r >= 0 && kv_get(&kv, "accel"))
 		r = parse_accel(o, kv_get(&kv, "accel"));
 	if (r >= 0)
-		r = parse_irqchip(o, "-machine", kv_get(&kv, "kernel_irqchip"));
+		r = parse_irqchip(o, "-machine", &kv, "kernel_irqchip");
 	if (r >= 0)
-		r = parse_irqchip(o, "-machine", kv_get(&kv, "kernel-irqchip"));
+		r = parse_irqchip(o, "-machine", &kv, "kernel-irqchip");
 	kv_free(&kv);
 	return r;
 }

@@ -1,0 +1,125 @@
+#!/usr/bin/env bats
+# vm-run's KVM accelerator with -machine kernel_irqchip=on (KVM's
+# in-kernel PIC, IOAPIC, local APICs and PIT; ioeventfd doorbells and
+# irqfd interrupts for virtio) and =off (lib/hw's chips in user space).
+# The freestanding program tests/guest/hw-kvm.c checks PIT, IOAPIC and
+# local APIC timer interrupts, port 0x61, the second CPU's start and
+# interrupt-driven virtio-blk reads of a known pattern; the -d virtio log
+# shows which doorbell path each request took.
+
+load helper
+
+HW=$VM_BUILD/tests/guest
+DX="-device isa-debug-exit,iobase=0xf4,iosize=0x04"
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+}
+
+# kvm_works: /dev/kvm usable by the multiboot test programs.
+kvm_works() {
+	[ -w /dev/kvm ] || return 1
+	timeout 20 vm-run -accel kvm -kernel "$HW/hw-hello.elf" $DX -nographic </dev/null >/dev/null 2>&1
+	[ $? -eq 33 ]
+}
+
+need_kvm() {
+	[ -e /dev/kvm ] || skip "no /dev/kvm"
+	kvm_works || skip "/dev/kvm cannot run the test programs here"
+}
+
+# A disk whose sector i begins with "KVMSECT" and i in 8 digits.
+pattern_disk() {
+	python3 -c '
+import sys
+b = bytearray(16384 * 512)
+for i in range(16384):
+    t = b"KVMSECT%08d" % i
+    b[i * 512:i * 512 + len(t)] = t
+open(sys.argv[1], "wb").write(b)' "$1"
+}
+
+# run_hwkvm ACCEL-ARGS...: hw-kvm with -smp 2 and the pattern disk,
+# serial output in $T/out, the -d virtio,int log in $T/log.
+run_hwkvm() {
+	pattern_disk "$T/disk.img"
+	run timeout 60 vm-run "$@" -smp 2 -d virtio,int -kernel "$HW/hw-kvm.elf" $DX -nographic \
+		-drive file="$T/disk.img",if=virtio,format=raw,readonly=on </dev/null
+	printf '%s\n' "$output" | grep -a -v '^vm-run: ' >"$T/out" || true
+	printf '%s\n' "$output" | grep -a '^vm-run: ' >"$T/log" || true
+	cat "$T/out"
+}
+
+check_all_passed() {
+	[ "$status" -eq 33 ]
+	! grep -q '^not ok' "$T/out"
+	grep -q '^1\.\.9$' "$T/out"
+	grep -q 'PIT interrupts through the IOAPIC' "$T/out"
+	grep -q '^ok .* local APIC one-shot timer' "$T/out"
+	grep -q '^ok .* start the second CPU' "$T/out"
+	grep -q '^ok .* virtio-blk reads 64 sectors of the known pattern' "$T/out"
+}
+
+@test "kvm kernel_irqchip=on: PIT, IOAPIC, APIC timer, -smp 2 and virtio-blk pass in hw-kvm" {
+	need_kvm
+	run_hwkvm -accel kvm -machine pc,kernel_irqchip=on
+	check_all_passed
+	grep -q 'in-kernel PIC, IOAPIC, local APICs and PIT' "$T/log"
+}
+
+@test "kvm kernel_irqchip=on: virtio doorbells go through ioeventfd and interrupts through irqfd" {
+	need_kvm
+	run_hwkvm -accel kvm,kernel-irqchip=on
+	check_all_passed
+	grep -q 'kvm: ioeventfd at 0x' "$T/log"
+	grep -q 'kvm: irqfd on GSI' "$T/log"
+	[ "$(grep -c 'virtio-blk: notify queue 0 (ioeventfd)' "$T/log")" -eq 64 ]
+	# no doorbell left the guest for user space
+	[ "$(grep -c 'notify queue .* (exit)' "$T/log")" -eq 0 ]
+	# and no interrupt went through lib/hw's APIC
+	! grep -q 'interrupt vector' "$T/log"
+}
+
+@test "kvm kernel_irqchip=off: the same program passes with lib/hw's chips and userspace doorbells" {
+	need_kvm
+	run_hwkvm -accel kvm -machine kernel_irqchip=off
+	check_all_passed
+	! grep -q 'in-kernel PIC' "$T/log"
+	! grep -q 'ioeventfd' "$T/log"
+	[ "$(grep -c 'virtio-blk: notify queue 0 (exit)' "$T/log")" -eq 64 ]
+	grep -q 'interrupt vector 0x32' "$T/log"
+}
+
+@test "kvm: kernel_irqchip is on by default, as in QEMU's pc machine" {
+	need_kvm
+	run timeout 30 vm-run -accel kvm -d int -kernel "$HW/hw-hello.elf" $DX -nographic </dev/null
+	[ "$status" -eq 33 ]
+	[[ "$output" == *"in-kernel PIC, IOAPIC, local APICs and PIT"* ]]
+}
+
+@test "jit: kernel_irqchip=on is accepted and ignored, as QEMU does under TCG" {
+	run_hwkvm -accel jit -machine pc,kernel_irqchip=on
+	check_all_passed
+	! grep -q 'in-kernel PIC' "$T/log"
+	! grep -q 'ioeventfd' "$T/log"
+}
+
+@test "a bad kernel_irqchip value is one line on stderr and exit 1" {
+	run --separate-stderr vm-run -machine pc,kernel_irqchip=maybe -kernel "$HW/hw-hello.elf"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "vm-run: -machine: kernel_irqchip=maybe: want on, off or split" ]
+	run --separate-stderr vm-run -accel kvm,kernel-irqchip=2 -kernel "$HW/hw-hello.elf"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "vm-run: -accel: kernel-irqchip=2: want on, off or split" ]
+	run --separate-stderr vm-run -accel kvm,irqchip=on -kernel "$HW/hw-hello.elf"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "vm-run: -accel kvm,irqchip=on: invalid parameter 'irqchip'" ]
+}
+
+@test "kvm kernel_irqchip=split is refused with one line, never a hang" {
+	[ -w /dev/kvm ] || skip "no /dev/kvm"
+	run --separate-stderr timeout 20 vm-run -accel kvm -machine kernel_irqchip=split \
+		-kernel "$HW/hw-hello.elf" $DX -nographic </dev/null
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "vm-run: kernel_irqchip=split is not supported; use on or off" ]
+}
