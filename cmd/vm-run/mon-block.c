@@ -69,12 +69,13 @@ void mon_block_free(struct vmrun_mon *mon)
 	pthread_mutex_destroy(&mon->drive_lock);
 }
 
+/* io_status is set under the machine lock (mon_block_error), so it is
+ * atomic rather than under drive_lock: the lock order is drive_lock,
+ * then the machine's. */
 void mon_block_reset_status(struct vmrun_mon *mon)
 {
-	pthread_mutex_lock(&mon->drive_lock);
 	for (int i = 0; i < mon->o->ndrives; i++)
-		mon->drives[i].io_status = "ok";
-	pthread_mutex_unlock(&mon->drive_lock);
+		__atomic_store_n(&mon->drives[i].io_status, "ok", __ATOMIC_RELAXED);
 }
 
 static const char *device_arg(json_t *args)
@@ -111,7 +112,7 @@ int mon_query_block(void *opaque, json_t *args, json_t **ret)
 		int locked = d->cdrom && mon->m ? machine_cdrom_locked(mon->m, i) : 0;
 		json_t *dev = json_pack("{s:s, s:b, s:b, s:s, s:s}", "device", name,
 			"locked", locked > 0, "removable", d->cdrom, "type", "unknown",
-			"io-status", mon->drives[i].io_status);
+			"io-status", __atomic_load_n(&mon->drives[i].io_status, __ATOMIC_RELAXED));
 
 		if (mon->drives[i].file)
 			json_object_set_new(dev, "inserted", inserted(mon, i, name));
@@ -330,9 +331,8 @@ void mon_block_error(void *opaque, int disk, bool write, int err, enum hw_blk_er
 			  "operation", write ? "write" : "read", "action", actions[action],
 			  "nospace", err == -ENOSPC, "reason", strerror(-err)));
 	if (action == HW_BLKERR_STOP) {
-		pthread_mutex_lock(&mon->drive_lock);
-		mon->drives[disk].io_status = err == -ENOSPC ? "nospace" : "failed";
-		pthread_mutex_unlock(&mon->drive_lock);
+		__atomic_store_n(&mon->drives[disk].io_status, err == -ENOSPC ? "nospace" : "failed",
+				 __ATOMIC_RELAXED);
 		if (!atomic_exchange(&mon->io_error, true))
 			qmp_server_event(mon->qmp, "STOP", NULL);
 	}

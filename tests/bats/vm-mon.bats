@@ -11,8 +11,10 @@ EMU=${VM_MON_EMU:-qemu-system-x86_64}
 # Options every machine gets: no display (and, for QEMU, no default devices).
 if [[ "$EMU" == qemu-system-* ]]; then
 	EMU_ARGS=(-display none -nodefaults)
+	BOOT_WAIT=60
 else
 	EMU_ARGS=(-display none)
+	BOOT_WAIT=400	# vm-run's JIT boots Linux several times slower than TCG
 fi
 
 setup() {
@@ -302,7 +304,7 @@ last_tick() { grep -o 'VM-TICK-[0-9]*' "$T/serial.log" | tail -1; }
 
 @test "vm-mon: a booted guest: x/xp read its memory, stop/cont stop its clock, system_reset reboots it, system_powerdown powers it off" {
 	guest_boot
-	wait_marker VM-ACPID-READY 1
+	wait_marker VM-ACPID-READY 1 "$BOOT_WAIT"
 	wait_marker VM-TICK- 1
 	run vm-mon "$T/qmp.sock" xp/4xb 0x600
 	[ "$output" = "0000000000000600: 0x21 0x4e 0x4f 0x4d" ]
@@ -322,8 +324,8 @@ last_tick() { grep -o 'VM-TICK-[0-9]*' "$T/serial.log" | tail -1; }
 	[ "$(last_tick)" != "$t2" ]
 	run vm-mon --wait RESET --timeout 10 "$T/qmp.sock" system_reset
 	[ "$status" -eq 0 ]
-	wait_marker VM-GUEST-READY 2
-	wait_marker VM-ACPID-READY 2
+	wait_marker VM-GUEST-READY 2 "$BOOT_WAIT"
+	wait_marker VM-ACPID-READY 2 "$BOOT_WAIT"
 	run vm-mon --wait SHUTDOWN --timeout 30 "$T/qmp.sock" system_powerdown
 	[ "$status" -eq 0 ]
 	[[ "$output" == *'"event": "SHUTDOWN"'*'"reason": "guest-shutdown"'* ]]
