@@ -207,6 +207,54 @@ static void jit_reset(void *vcpu)
 	jit_cpu_invalidate(v->cpu, 0, ~0ull);
 }
 
+/* The MSRs the JIT CPU keeps (msr.c), saved with a snapshot. */
+static const uint32_t saved_msrs[] = {
+	0x10, 0x174, 0x175, 0x176, 0x1a0, 0x277, 0x2ff,
+	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,
+	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
+	0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
+	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102, 0xc0000103,
+};
+
+static int jit_get_extra(void *vcpu, struct hw_cpu_extra *x)
+{
+	struct jit_cpu *c = ((struct jit_vcpu *)vcpu)->cpu;
+	struct jit_misc_state ms;
+
+	memset(x, 0, sizeof(*x));
+	jit_cpu_get_fxsave(c, x->fxsave);
+	for (size_t i = 0; i < ARRAY_SIZE(saved_msrs) && x->nmsrs < HW_CPU_MAX_MSRS; i++) {
+		uint64_t v;
+		if (jit_cpu_get_msr(c, saved_msrs[i], &v) == 0)
+			x->msrs[x->nmsrs++] = (struct hw_msr){ saved_msrs[i], v };
+	}
+	jit_cpu_get_misc(c, &ms);
+	memcpy(x->dr, ms.dr, sizeof(x->dr));
+	x->xcr0 = ms.xcr0;
+	x->halted = ms.halted;
+	x->wait_sipi = ms.wait_sipi;
+	x->shadow = ms.shadow;
+	x->nmi_blocked = ms.nmi_blocked;
+	x->nmi_pending = ms.nmi_pending;
+	return 0;
+}
+
+static int jit_set_extra(void *vcpu, const struct hw_cpu_extra *x)
+{
+	struct jit_cpu *c = ((struct jit_vcpu *)vcpu)->cpu;
+	struct jit_misc_state ms = { .xcr0 = x->xcr0, .halted = x->halted,
+		.wait_sipi = x->wait_sipi, .shadow = x->shadow,
+		.nmi_blocked = x->nmi_blocked, .nmi_pending = x->nmi_pending };
+
+	jit_cpu_set_fxsave(c, x->fxsave);
+	for (uint32_t i = 0; i < x->nmsrs && i < HW_CPU_MAX_MSRS; i++)
+		if (jit_cpu_set_msr(c, x->msrs[i].index, x->msrs[i].value) < 0)
+			LOG(LOG_UNIMP, "snapshot: MSR 0x%x not restored", x->msrs[i].index);
+	memcpy(ms.dr, x->dr, sizeof(ms.dr));
+	jit_cpu_set_misc(c, &ms);
+	return 0;
+}
+
 const struct hw_accel_ops hw_accel_jit = {
 	.name = "jit", .probe = jit_probe, .init = jit_init, .free = jit_free,
 	.map = jit_map, .vcpu_new = jit_vcpu_new, .vcpu_free = jit_vcpu_free,
@@ -214,4 +262,5 @@ const struct hw_accel_ops hw_accel_jit = {
 	.get_sregs = jit_get_sregs, .set_sregs = jit_set_sregs,
 	.irq_line = jit_irq_line, .nmi = jit_nmi, .init_ipi = jit_init_ipi,
 	.sipi = jit_sipi, .kick = jit_kick, .reset = jit_reset,
+	.get_extra = jit_get_extra, .set_extra = jit_set_extra,
 };

@@ -241,6 +241,21 @@ int machine_send_keys(struct machine *m, const uint16_t *qnum, int n, int hold_m
 int machine_save_devices(struct machine *m, uint8_t **buf, size_t *len);
 int machine_load_devices(struct machine *m, const uint8_t *buf, size_t len);
 
+/*
+ * The whole machine as one stream (vmstate.c): a header, every vCPU
+ * (registers, segments, FPU/SSE, MSRs, execution state), the device
+ * sections above and guest RAM (zero pages skipped, the rest zstd
+ * compressed), ending in a CRC-32.  savevm/loadvm, -loadvm and migration
+ * use it.  Any thread; the vCPUs are parked inside and left paused by
+ * load (the caller resumes).  load checks the whole stream before it
+ * changes anything: -EINVAL with a message and the machine unchanged;
+ * -EIO when it failed part-way (the machine must stay stopped).
+ */
+int machine_save_state(struct machine *m, uint8_t **buf, size_t *len);
+int machine_load_state(struct machine *m, const uint8_t *buf, size_t len);
+/* Write guest-physical RAM (any thread; vmstate.c); -EFAULT outside it. */
+int machine_write_phys(struct machine *m, uint64_t gpa, const void *buf, size_t len);
+
 /* ---- accelerators ---- */
 
 /* General-purpose registers, in instruction-encoding order. */
@@ -262,6 +277,17 @@ struct hw_sregs {
 	struct hw_segment cs, ds, es, fs, gs, ss, tr, ldt;
 	struct hw_dtable gdt, idt;
 	uint64_t cr0, cr2, cr3, cr4, cr8, efer, apic_base;
+};
+
+/* vCPU state beyond hw_regs/hw_sregs that a snapshot carries. */
+#define HW_CPU_MAX_MSRS 64
+struct hw_msr { uint32_t index; uint64_t value; };
+struct hw_cpu_extra {
+	uint8_t fxsave[512];		/* x87/MMX/SSE, FXSAVE layout */
+	uint64_t xcr0, dr[8];
+	uint32_t nmsrs;
+	struct hw_msr msrs[HW_CPU_MAX_MSRS];	/* the CPU's own, TSC included */
+	bool halted, wait_sipi, shadow, nmi_blocked, nmi_pending;
 };
 
 /* Why an accelerator's run returned. */
@@ -308,6 +334,12 @@ struct hw_accel_ops {
 	void (*reset)(void *vcpu);
 	/* Guest code in [gpa, gpa+len) changed behind the CPU (DMA). Optional. */
 	void (*invalidate)(void *vcpu, uint64_t gpa, uint64_t len);
+	/* The rest of the vCPU state for snapshots (vCPU parked); set is
+	 * called after set_sregs and forgets cached translations and TLB
+	 * entries.  0 or -errno.  Optional (snapshots then carry registers
+	 * and segments only). */
+	int (*get_extra)(void *vcpu, struct hw_cpu_extra *x);
+	int (*set_extra)(void *vcpu, const struct hw_cpu_extra *x);
 };
 
 /* The accelerators, by name, NULL-terminated. */

@@ -131,6 +131,17 @@ int jit_cpu_set_sregs(struct jit_cpu *cpu, const struct jit_sregs *sregs);
 void jit_cpu_get_fxsave(struct jit_cpu *cpu, uint8_t buf[512]);
 void jit_cpu_set_fxsave(struct jit_cpu *cpu, const uint8_t buf[512]);
 
+/* What else a snapshot carries (state.c): debug registers, XCR0 and the
+ * state at the instruction boundary.  set_misc comes after set_sregs
+ * (which clears wait_sipi) and flushes the TLB and translated code. */
+struct jit_misc_state {
+	uint64_t dr[8];
+	uint64_t xcr0;
+	bool halted, wait_sipi, shadow, nmi_blocked, nmi_pending;
+};
+void jit_cpu_get_misc(const struct jit_cpu *cpu, struct jit_misc_state *x);
+void jit_cpu_set_misc(struct jit_cpu *cpu, const struct jit_misc_state *x);
+
 /* MSR access from the machine (e.g. loading state); 0 or -ENOENT. */
 int jit_cpu_get_msr(struct jit_cpu *cpu, uint32_t msr, uint64_t *val);
 int jit_cpu_set_msr(struct jit_cpu *cpu, uint32_t msr, uint64_t val);
