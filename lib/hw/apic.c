@@ -107,18 +107,18 @@ static void accept(struct hw_apic *a, uint8_t mode, uint8_t vec, bool level)
 	case 4:
 		if (vc)
 			m->accel->nmi(vc);
-		hw_cpu_wake(m, a->cpu);
+		hw_cpu_kick(m, a->cpu);
 		break;
 	case 5:
 		if (vc)
 			m->accel->init_ipi(vc);
-		hw_cpu_wake(m, a->cpu);
+		hw_cpu_kick(m, a->cpu);
 		break;
 	case 6:
 		LOG(LOG_INT, "cpu %d: startup IPI, vector 0x%x", a->cpu, vec);
 		if (vc)
 			m->accel->sipi(vc, vec);
-		hw_cpu_wake(m, a->cpu);
+		hw_cpu_kick(m, a->cpu);
 		break;
 	default:
 		LOG(LOG_UNIMP, "apic: delivery mode %u", mode);

@@ -91,6 +91,9 @@ void jit_cpu_reset(struct jit_cpu *cpu, bool ap_wait)
 	memset(cpu->dr, 0, sizeof(cpu->dr));
 	cpu->dr[6] = 0xffff0ff0;
 	cpu->dr[7] = 0x400;
+	cpu->dbg_held = 0;
+	cpu->dbg_after_ss = false;
+	jit_dbg_update(cpu);
 	cpu->star = cpu->lstar = cpu->cstar = cpu->sfmask = cpu->kernel_gs_base = 0;
 	cpu->sysenter_cs = cpu->sysenter_esp = cpu->sysenter_eip = 0;
 	cpu->pat = 0x0007040600070406ull;

@@ -201,6 +201,14 @@ struct jit_cpu {
 	uint64_t dr[8];
 	uint64_t xcr0;
 
+	/* debug registers in force (debug.c; bit n for DRn) */
+	uint8_t dbg_exec;	/* enabled instruction breakpoints */
+	uint8_t dbg_data;	/* enabled data breakpoints */
+	uint8_t dbg_hit;	/* data breakpoints the current instruction hit */
+	uint32_t dbg_held;	/* DR6 bits of traps held over a MOV SS/POP SS */
+	bool dbg_after_ss;	/* the last instruction loaded SS */
+	bool dbg_on;		/* any of the above: run one instruction at a time */
+
 	/* derived from the above by jit_update_mode() */
 	int cpl;
 	unsigned code_size;	/* 2, 4 or 8: default operand/address size of CS */
@@ -323,6 +331,14 @@ void jit_seg_real(struct jit_segment *s, uint16_t sel);
 void jit_seg_null(struct jit_segment *s, uint16_t sel);
 void jit_fix_data_segs(struct jit_cpu *cpu);
 uint64_t jit_read_desc_sys(struct jit_cpu *cpu, uint16_t sel, uint64_t *hi, int vec);
+
+/* debug.c: debug registers and #DB (see the essay there) */
+void jit_dbg_update(struct jit_cpu *cpu);
+bool jit_dbg_page(const struct jit_cpu *cpu, uint64_t lin);
+void jit_dbg_access(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned acc);
+bool jit_dbg_before(struct jit_cpu *cpu);
+void jit_dbg_after(struct jit_cpu *cpu, const struct jit_insn *in, bool tf, uint64_t old_rip);
+void jit_dbg_mov(struct jit_cpu *cpu, const struct jit_insn *in);
 
 /* intr.c */
 enum { INT_EXC, INT_SOFT, INT_EXT, INT_NMI, INT_ICEBP };

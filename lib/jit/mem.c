@@ -86,6 +86,8 @@ uint64_t jit_lin_read_slow(struct jit_cpu *cpu, uint64_t lin, unsigned size, uns
 	struct jit_tlb_entry *e;
 	uint64_t v = 0;
 
+	if (unlikely(cpu->dbg_data))
+		jit_dbg_access(cpu, lin, size, acc);	/* data breakpoints (debug.c) */
 	if (n1 >= size)
 		return read_in_page(cpu, translate(cpu, lin, acc), lin, size);
 	/* crosses a page: translate both before reading either */
@@ -105,6 +107,8 @@ void jit_lin_write_slow(struct jit_cpu *cpu, uint64_t lin, unsigned size, uint64
 {
 	unsigned n1 = 0x1000 - (lin & 0xfff);
 
+	if (unlikely(cpu->dbg_data))
+		jit_dbg_access(cpu, lin, size, acc);
 	if (n1 >= size) {
 		write_in_page(cpu, translate(cpu, lin, acc), lin, size, v);
 		return;
@@ -123,6 +127,8 @@ uint8_t *jit_lin_ptr(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned 
 	unsigned n1 = 0x1000 - (lin & 0xfff);
 	struct jit_tlb_entry *e = translate(cpu, lin, acc);
 
+	if (unlikely(cpu->dbg_data))
+		jit_dbg_access(cpu, lin, size, acc);
 	if (n1 < size) {
 		translate(cpu, trunc_lin(cpu, lin + n1), acc);
 		return NULL;

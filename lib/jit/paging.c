@@ -228,5 +228,7 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 	e->host_r = cpu->bus.ram(cpu->bus.opaque, w.gpa, false);
 	e->host_w = (e->perm & (P_W | P_W << 3)) ? cpu->bus.ram(cpu->bus.opaque, w.gpa, true)
 						 : NULL;
+	if (unlikely(cpu->dbg_data) && jit_dbg_page(cpu, lin))
+		e->tag = TLB_NONE;	/* every access takes the slow path (debug.c) */
 	return e;
 }

@@ -125,8 +125,12 @@ static void step(struct jit_cpu *cpu)
 	const struct jit_insn *in;
 	jit_op_fn *fn;
 	bool tf = cpu->rflags & F_TF;
+	uint64_t old_rip = cpu->rip;
 
+	if (unlikely(cpu->dbg_on) && jit_dbg_before(cpu))
+		return;		/* instruction breakpoint (debug.c) */
 	in = fetch(cpu, &tmp);
+	cpu->rflags &= ~(uint64_t)F_RF;
 	cpu->shadow = false;
 	cpu->next_rip = (cpu->rip + in->len) & size_mask(cpu->code_size);
 	if (in->lock && !jit_lock_ok(in))
@@ -137,10 +141,8 @@ static void step(struct jit_cpu *cpu)
 	fn(cpu, in);
 	cpu->rip = cpu->next_rip;
 	cpu->icount++;
-	if (unlikely(tf)) {
-		cpu->dr[6] |= 0x4000;
-		jit_deliver(cpu, EXC_DB, INT_EXC, false, 0, cpu->rip);
-	}
+	if (unlikely(tf || cpu->dbg_on))
+		jit_dbg_after(cpu, in, tf, old_rip);	/* single-step, data breakpoints */
 }
 
 /* INIT: processor 0 resets; others wait for SIPI (SDM vol. 3, 10.4). */
@@ -168,8 +170,13 @@ static int events(struct jit_cpu *cpu)
 	int v;
 
 	if (atomic_exchange_explicit(&cpu->events, 0, memory_order_acq_rel)) {
-		if (atomic_exchange(&cpu->stop, false))
+		if (atomic_exchange(&cpu->stop, false)) {
+			/* A signal that raced with the stop is handled next run. */
+			if (atomic_load(&cpu->init_pending) || atomic_load(&cpu->nmi_pending) ||
+			    atomic_load(&cpu->sipi_vector) >= 0)
+				atomic_store(&cpu->events, 1);
 			return JIT_EXIT_STOP;
+		}
 		if (atomic_exchange(&cpu->init_pending, false))
 			do_init(cpu);
 		v = atomic_exchange(&cpu->sipi_vector, -1);
@@ -198,8 +205,11 @@ static int events(struct jit_cpu *cpu)
 	return cpu->halted ? JIT_EXIT_HLT : -1;
 }
 
+/* A fault pushes RF = 1 (SDM vol. 3, 17.3.1.1): its handler returns to
+ * the instruction without hitting an instruction breakpoint again. */
 static void deliver_fault(struct jit_cpu *cpu)
 {
+	cpu->rflags |= F_RF;
 	jit_deliver(cpu, cpu->exc_vector, INT_EXC, cpu->exc_has_code, cpu->exc_code, cpu->rip);
 }
 
@@ -243,7 +253,7 @@ enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget)
 			profile_sample(cpu);
 		if (cpu->icount >= end)
 			return JIT_EXIT_BUDGET;
-		if (unlikely((cpu->rflags & F_TF) || cpu->no_blocks) ||
+		if (unlikely((cpu->rflags & (F_TF | F_RF)) || cpu->no_blocks || cpu->dbg_on) ||
 		    !jit_run_block(cpu, end - cpu->icount))
 			step(cpu);
 	}

@@ -144,7 +144,9 @@ void jit_op_string(struct jit_cpu *cpu, const struct jit_insn *in)
 	}
 	count = areg(cpu, in, JIT_RCX);
 	for (unsigned slice = 0; count && slice < SLICE; slice++) {
-		if ((in->op & ~1) == 0xa4 || (in->op & ~1) == 0xaa) {
+		if (unlikely(cpu->dbg_hit))
+			break;	/* a data breakpoint: trap after this iteration */
+		if (((in->op & ~1) == 0xa4 || (in->op & ~1) == 0xaa) && !cpu->dbg_data) {
 			uint64_t n = rep_fast(cpu, in, (in->op & ~1) == 0xa4, count);
 
 			if (n) {

@@ -89,25 +89,11 @@ void jit_op_mov_cr(struct jit_cpu *cpu, const struct jit_insn *in)
 	}
 }
 
-/* 0F 21/23: MOV r,DRn / MOV DRn,r (stored; breakpoints are not armed) */
+/* 0F 21/23: MOV r,DRn / MOV DRn,r (debug.c) */
 void jit_op_mov_dr(struct jit_cpu *cpu, const struct jit_insn *in)
 {
-	unsigned n = in->reg, size = cpu->mode64 ? 8 : 4;
-
 	need_cpl0(cpu);
-	if (n > 7 || ((n == 4 || n == 5) && (cpu->cr4 & CR4_DE)))
-		jit_ud(cpu, in);
-	if (n == 4 || n == 5)
-		n += 2;
-	if (in->op == 0x21) {
-		reg_write(cpu, in, in->rm, size, cpu->dr[n]);
-		return;
-	}
-	cpu->dr[n] = reg_read(cpu, in, in->rm, size);
-	if (n == 6)
-		cpu->dr[6] = (cpu->dr[6] & 0xf00f) | 0xffff0ff0;
-	else if (n == 7)
-		cpu->dr[7] = (cpu->dr[7] & 0xffffffff) | 0x400;
+	jit_dbg_mov(cpu, in);
 }
 
 /* LLDT / LTR: load a system segment from the GDT. */

@@ -171,6 +171,7 @@ int main(int argc, char **argv)
 	const char *dir = dirname(self);
 
 	run_kernel(dir, "cpu-modes");
+	run_kernel(dir, "cpu-debug");
 	free(self);
 	return unit_done();
 }
