@@ -32,6 +32,7 @@ enum {
 	OPT_CDROM, OPT_BOOT, OPT_SNAPSHOT, OPT_NOGRAPHIC, OPT_SERIAL, OPT_NAME, OPT_PIDFILE,
 	OPT_DAEMONIZE, OPT_S, OPT_NO_REBOOT, OPT_NODEFAULTS, OPT_DEVICE, OPT_D, OPT_BIOS,
 	OPT_NIC, OPT_NETDEV, OPT_VIRTCON, OPT_DISPLAY, OPT_QMP, OPT_MONITOR, OPT_HELP, OPT_VERSION,
+	OPT_LOADVM,
 };
 
 static const struct option opts[] = {
@@ -53,6 +54,7 @@ static const struct option opts[] = {
 	{ "cdrom", required_argument, NULL, OPT_CDROM },
 	{ "boot", required_argument, NULL, OPT_BOOT },
 	{ "snapshot", no_argument, NULL, OPT_SNAPSHOT },
+	{ "loadvm", required_argument, NULL, OPT_LOADVM },
 	{ "nographic", no_argument, NULL, OPT_NOGRAPHIC },
 	{ "display", required_argument, NULL, OPT_DISPLAY },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
@@ -115,6 +117,7 @@ static void usage(void)
 "  -hda/-hdb/-hdc/-hdd FILE  IDE disks 0-3\n"
 "  -cdrom FILE          IDE CD-ROM\n"
 "  -snapshot            write to temporary overlays, never to the images\n"
+"  -loadvm TAG          start from VM snapshot TAG (taken with savevm)\n"
 "\n"
 "Devices and back-ends:\n"
 "  -nographic           no display; serial port 0 on stdio with Ctrl-a escapes\n"
@@ -387,6 +390,7 @@ static int parse_opt(struct vmrun *o, int c, const char *arg)
 		o->hw.boot_order = strncmp(arg, "order=", 6) ? arg : arg + 6;
 		return 0;
 	case OPT_SNAPSHOT: o->snapshot = true; return 0;
+	case OPT_LOADVM: o->loadvm = arg; return 0;
 	case OPT_NOGRAPHIC: o->nographic = true; return 0;
 	case OPT_DISPLAY: return 0;
 	case OPT_SERIAL:
@@ -558,6 +562,13 @@ static int run_once(struct vmrun *o, struct vmrun_io *io)
 	if (r < 0) {
 		io_restore_tty(io);
 		report_err();
+		return 1;
+	}
+	savevm_clock_start();
+	if (o->loadvm && savevm_load(o, m, o->loadvm) < 0) {
+		io_restore_tty(io);
+		report_err();
+		machine_free(m);
 		return 1;
 	}
 	mon_attach(o->mon, m);

@@ -175,15 +175,20 @@ static const struct qmp_cmd mon_cmds[] = {
 	{ "block_resize", mon_block_resize, "*device:s,*node-name:s,size:i" },
 };
 
-/* savevm/loadvm/delvm wait for vm-snap; QEMU's answer without a disk. */
+/* savevm/loadvm/delvm and info snapshots: savevm.c. */
 static int hmp_snapshot(void *opaque, const struct hmp_args *a, struct hmp_out *o)
 {
 	struct vmrun_mon *mon = opaque;
+	const char *tag = hmp_arg(a, "tag");
 
-	for (int i = 0; i < mon->o->ndrives; i++)
-		if (!mon->o->drives[i].readonly)
-			return err_set(-ENOTSUP, "snapshots are not supported by vm-run yet");
-	return err_set(-ENOTSUP, "no block device can store vmstate for snapshot");
+	if (!strcmp(a->name, "info"))
+		return savevm_info(mon->o, o);
+	if (!strcmp(a->name, "delvm"))
+		return savevm_delete(mon->o, tag);
+	MACHINE(mon);
+	if (!strcmp(a->name, "loadvm"))
+		return savevm_load(mon->o, mon->m, tag);
+	return savevm_save(mon->o, mon->m, tag);
 }
 
 static const struct hmp_native mon_native[] = {
@@ -195,6 +200,7 @@ static const struct hmp_native mon_native[] = {
 	{ "savevm", "tag?", "save a VM snapshot", hmp_snapshot },
 	{ "loadvm", "tag", "restore a VM snapshot", hmp_snapshot },
 	{ "delvm", "tag", "delete a VM snapshot", hmp_snapshot },
+	{ "info snapshots", "", "show the currently saved VM snapshots", hmp_snapshot },
 };
 
 /* ---- the loop thread ---- */

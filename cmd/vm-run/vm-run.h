@@ -40,6 +40,7 @@ struct vmrun {
 	int nnetdevs;
 	bool nographic, nodefaults, snapshot, daemonize, accel_auto, watchdog;
 	const char *name, *pidfile, *virtcon;
+	const char *loadvm;	/* -loadvm TAG, or NULL */
 	const char *vm_nbd;	/* path of vm-nbd for -drive file=IMAGE */
 	const char *qmp[4], *monitors[4];	/* -qmp, -monitor */
 	int nqmp, nmonitors;
@@ -107,6 +108,18 @@ int nbdctl_vmstate_read(int drive, uint8_t *buf, size_t len);
 /* Snapshot names on the channel are percent-encoded (spaces, '%'). */
 char *nbdctl_name_encode(const char *s);
 void nbdctl_name_decode(char *s);
+
+/* savevm.c: VM snapshots in the writable drives' qcow2 images through
+ * their vm-nbd children (savevm, loadvm, delvm, info snapshots,
+ * -loadvm).  tag NULL or "" for savevm: QEMU's vm-YYYYMMDDHHMMSS.  A
+ * running guest is paused around the operation and resumed; after a
+ * failed loadvm it stays paused.  0 or -errno with QEMU's message. */
+struct hmp_out;
+void savevm_clock_start(void);
+int savevm_save(const struct vmrun *o, struct machine *m, const char *tag);
+int savevm_load(const struct vmrun *o, struct machine *m, const char *tag);
+int savevm_delete(const struct vmrun *o, const char *tag);
+int savevm_info(const struct vmrun *o, struct hmp_out *out);
 
 /* disk.c */
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out);

@@ -1,0 +1,353 @@
+/*
+ * VM snapshots in the drives' images, as QEMU's savevm, loadvm, delvm,
+ * info snapshots and -loadvm (QEMU user manual, "VM snapshots"; the
+ * qcow2 specification's snapshot table and VM-state area).
+ *
+ * A VM snapshot is an internal snapshot of the same name in every
+ * writable drive, all with the same date and VM clock; the first such
+ * drive also stores the machine state (lib/hw's machine_save_state
+ * stream) in its VM-state area, and its snapshot records the size.  The
+ * images are opened by the drives' vm-nbd children, so every step on
+ * the image side is a request on the control channel (nbdctl.c).  The
+ * guest is paused around each operation (its disk I/O drained by
+ * machine_save_state's parking) and resumed if it was running; a loadvm
+ * that fails after the disks were reverted leaves the guest stopped, as
+ * QEMU does.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "fmt/fmt.h"
+#include "vm-run.h"
+
+/* The VM clock: guest time since start, carried over by loadvm. */
+static int64_t clock_base;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void savevm_clock_start(void)
+{
+	clock_base = mono_ns();
+}
+
+static uint64_t vm_clock_ns(void)
+{
+	return (uint64_t)(mono_ns() - clock_base);
+}
+
+/* QEMU's default drive names (ide0-hd0, virtio0) unless -drive id=. */
+static char *drive_label(const struct vmrun *o, int i)
+{
+	const struct vmrun_drive *d = &o->drives[i];
+	int n = 0, idx = d->index;
+
+	if (d->id)
+		return xstrdup(d->id);
+	for (int j = 0; j < i; j++)
+		n += o->drives[j].iface == d->iface;
+	if (d->iface == HW_IF_VIRTIO)
+		return xasprintf("virtio%d", n);
+	if (idx < 0)
+		idx = n;
+	return xasprintf("ide%d-%s%d", idx / 2, d->cdrom ? "cd" : "hd", idx % 2);
+}
+
+static bool drive_snapshots(int i)
+{
+	uint8_t *q = NULL;
+	bool ok = nbdctl_call(i, "query", NULL, 0, &q, NULL) == 0 &&
+		  strstr((char *)q, "snapshots=1");
+
+	free(q);
+	return ok;
+}
+
+/* The drives that take part: every writable one, which (when strict,
+ * for savevm and loadvm) must be able to hold snapshots, else is left
+ * out.  Fills idx[], returns the count (strict: at least one) or -errno. */
+static int snapshot_drives(const struct vmrun *o, int *idx, bool strict)
+{
+	int n = 0;
+
+	for (int i = 0; i < o->ndrives; i++) {
+		const struct vmrun_drive *d = &o->drives[i];
+		if (d->readonly || d->cdrom)
+			continue;
+		if (!drive_snapshots(i) && !strict)
+			continue;
+		if (!drive_snapshots(i)) {
+			char *name = drive_label(o, i);
+			int r = err_set(-ENOTSUP, "Device '%s' is writable but does not support "
+					"snapshots", name);
+			free(name);
+			return r;
+		}
+		idx[n++] = i;
+	}
+	if (!n && strict)
+		return err_set(-ENOTSUP, "no block device can store vmstate for snapshot");
+	return n;
+}
+
+/* Snapshots of drive i, parsed from snapshot-list. */
+static int list_snaps(int i, struct fmt_snapshot **out, size_t *n)
+{
+	uint8_t *t = NULL;
+	size_t cap = 0;
+	char *line, *save = NULL;
+	int r = nbdctl_call(i, "snapshot-list", NULL, 0, &t, NULL);
+
+	*out = NULL;
+	*n = 0;
+	if (r < 0)
+		return r;
+	for (line = strtok_r((char *)t, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char id[256], name[1024];
+		struct fmt_snapshot sn = { .icount = UINT64_MAX };
+		if (sscanf(line, "%255s %1023s %" SCNu64 " %" SCNu32 " %" SCNu32 " %" SCNu64, id,
+			   name, &sn.vm_state_size, &sn.date_sec, &sn.date_nsec,
+			   &sn.vm_clock_nsec) != 6)
+			continue;
+		nbdctl_name_decode(id);
+		nbdctl_name_decode(name);
+		sn.id = xstrdup(id);
+		sn.name = xstrdup(name);
+		if (*n == cap)
+			*out = xrealloc(*out, sizeof(**out) * (cap = cap * 2 + 4));
+		(*out)[(*n)++] = sn;
+	}
+	free(t);
+	return 0;
+}
+
+static const struct fmt_snapshot *find_snap(const struct fmt_snapshot *l, size_t n,
+					    const char *tag)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(l[i].name, tag))
+			return &l[i];
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(l[i].id, tag))
+			return &l[i];
+	return NULL;
+}
+
+static bool drive_has(int i, const char *tag, uint64_t *vmsize, uint64_t *clock)
+{
+	struct fmt_snapshot *l;
+	size_t n;
+	const struct fmt_snapshot *s;
+	bool found;
+
+	if (list_snaps(i, &l, &n) < 0)
+		return false;
+	s = find_snap(l, n, tag);
+	found = s != NULL;
+	if (s && vmsize)
+		*vmsize = s->vm_state_size;
+	if (s && clock)
+		*clock = s->vm_clock_nsec;
+	fmt_snapshots_free(l, n);
+	return found;
+}
+
+static int save_to(const int *idx, int nd, const char *tag, const uint8_t *st, size_t len)
+{
+	struct timespec now;
+	char *enc = nbdctl_name_encode(tag), line[1300];
+	int r = nbdctl_vmstate_write(idx[0], st, len);
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (int k = 0; k < nd && r == 0; k++) {
+		snprintf(line, sizeof(line), "snapshot-save %s %zu %lld %ld %" PRIu64, enc,
+			 k ? (size_t)0 : len, (long long)now.tv_sec, now.tv_nsec, vm_clock_ns());
+		r = nbdctl_call(idx[k], line, NULL, 0, NULL, NULL);
+	}
+	free(enc);
+	return r;
+}
+
+int savevm_save(const struct vmrun *o, struct machine *m, const char *tag)
+{
+	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, true), r;
+	bool was_paused;
+	char dflt[32];
+	uint8_t *st = NULL;
+	size_t len = 0;
+
+	if (nd < 0)
+		return nd;
+	if (!tag || !*tag) {
+		time_t t = time(NULL);
+		struct tm tm;
+		localtime_r(&t, &tm);
+		strftime(dflt, sizeof(dflt), "vm-%Y%m%d%H%M%S", &tm);
+		tag = dflt;
+	}
+	was_paused = machine_paused(m);
+	machine_pause(m, true);
+	r = machine_save_state(m, &st, &len);
+	if (r == 0)
+		r = save_to(idx, nd, tag, st, len);
+	if (r < 0) {
+		char *why = xstrdup(err_msg());
+		r = err_set(r, "Error while creating snapshot on '%s': %s", tag, why);
+		free(why);
+	}
+	free(st);
+	if (!was_paused)
+		machine_pause(m, false);
+	return r;
+}
+
+/* Revert the drives and read the VM state; the machine is paused. */
+static int load_paused(struct machine *m, const int *idx, int nd, const char *tag,
+		       uint64_t vmsize, uint64_t clock)
+{
+	char *enc = nbdctl_name_encode(tag), *line = xasprintf("snapshot-load %s", enc);
+	uint8_t *st;
+	int r = 0;
+
+	free(enc);
+	for (int k = 0; k < nd && r == 0; k++)
+		r = nbdctl_call(idx[k], line, NULL, 0, NULL, NULL);
+	free(line);
+	if (r < 0)
+		return r;
+	st = xmalloc(vmsize);
+	r = nbdctl_vmstate_read(idx[0], st, vmsize);
+	if (r == 0)
+		r = machine_load_state(m, st, vmsize);
+	free(st);
+	if (r == 0)
+		clock_base = mono_ns() - (int64_t)clock;
+	return r;
+}
+
+int savevm_load(const struct vmrun *o, struct machine *m, const char *tag)
+{
+	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, true), r;
+	uint64_t vmsize = 0, clock = 0;
+	bool was_paused;
+
+	if (nd < 0)
+		return nd;
+	for (int k = 0; k < nd; k++)
+		if (!drive_has(idx[k], tag, k ? NULL : &vmsize, k ? NULL : &clock))
+			return err_set(-ENOENT, "Snapshot '%s' does not exist in one or more devices",
+				       tag);
+	if (!vmsize)
+		return err_set(-EINVAL, "This is a disk-only snapshot. Revert to it offline "
+			       "using qemu-img");
+	if (vmsize > SIZE_MAX / 2)
+		return err_set(-EINVAL, "Snapshot '%s': VM state too large", tag);
+	was_paused = machine_paused(m);
+	machine_pause(m, true);
+	r = load_paused(m, idx, nd, tag, vmsize, clock);
+	if (r < 0) {
+		char *why = xstrdup(err_msg());
+		r = err_set(r, "Error while loading VM state of '%s' (the VM is stopped): %s",
+			    tag, why);
+		free(why);
+		return r;
+	}
+	if (!was_paused)
+		machine_pause(m, false);
+	return 0;
+}
+
+int savevm_delete(const struct vmrun *o, const char *tag)
+{
+	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, false), r = 0;
+	char *enc, *line;
+
+	if (nd < 0)
+		return nd;
+	enc = nbdctl_name_encode(tag);
+	line = xasprintf("snapshot-delete %s", enc);
+	/* As QEMU: drives without the snapshot are skipped. */
+	for (int k = 0; k < nd && r == 0; k++)
+		if (drive_has(idx[k], tag, NULL, NULL))
+			r = nbdctl_call(idx[k], line, NULL, 0, NULL, NULL);
+	if (r < 0) {
+		char *why = xstrdup(err_msg()), *name = drive_label(o, idx[0]);
+		r = err_set(r, "Error while deleting snapshot on device '%s': %s", name, why);
+		free(why);
+		free(name);
+	}
+	free(line);
+	free(enc);
+	return r;
+}
+
+static void print_rows(struct hmp_out *out, const struct fmt_snapshot *l, size_t n,
+		       const bool *all, bool want, bool anon)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (all[i] != want)
+			continue;
+		struct fmt_snapshot row = l[i];
+		if (anon)
+			row.id = (char *)"--";
+		char *s = fmt_snapshot_row(&row);
+		hmp_printf(out, "%s\n", s);
+		free(s);
+	}
+}
+
+/* info snapshots: QEMU's tables, the snapshots present on every drive
+ * (loadable) and then the first drive's others. */
+int savevm_info(const struct vmrun *o, struct hmp_out *out)
+{
+	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, false), nall = 0;
+	struct fmt_snapshot *l;
+	size_t n;
+	bool *all;
+
+	if (nd <= 0) {
+		hmp_printf(out, "No block device can store vmstate for snapshot\n");
+		return nd < 0 ? nd : 0;
+	}
+	if (list_snaps(idx[0], &l, &n) < 0)
+		return -EIO;
+	if (!n) {
+		hmp_printf(out, "There is no snapshot available.\n");
+		free(l);
+		return 0;
+	}
+	all = xzalloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		all[i] = true;
+		for (int k = 1; k < nd && all[i]; k++)
+			all[i] = drive_has(idx[k], l[i].name, NULL, NULL);
+		nall += all[i];
+	}
+	hmp_printf(out, "List of snapshots present on all disks:\n");
+	if (nall) {
+		hmp_printf(out, "%s\n", fmt_snapshot_heading());
+		print_rows(out, l, n, all, true, true);
+	} else {
+		hmp_printf(out, "None\n");
+	}
+	if ((size_t)nall < n) {
+		char *name = drive_label(o, idx[0]);
+		hmp_printf(out, "\nList of partial (non-loadable) snapshots on '%s':\n%s\n", name,
+			   fmt_snapshot_heading());
+		print_rows(out, l, n, all, false, false);
+		free(name);
+	}
+	free(all);
+	fmt_snapshots_free(l, n);
+	return 0;
+}
