@@ -245,7 +245,7 @@ int savevm_load(const struct vmrun *o, struct machine *m, const char *tag)
 		return nd;
 	for (int k = 0; k < nd; k++)
 		if (!drive_has(idx[k], tag, k ? NULL : &vmsize, k ? NULL : &clock))
-			return err_set(-ENOENT, "Snapshot '%s' does not exist in one or more devices",
+			return err_set(-EINVAL, "Snapshot '%s' does not exist in one or more devices",
 				       tag);
 	if (!vmsize)
 		return err_set(-EINVAL, "This is a disk-only snapshot. Revert to it offline "

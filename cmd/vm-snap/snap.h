@@ -15,6 +15,11 @@ int snap_create(int argc, char **argv);
 int snap_apply(int argc, char **argv);
 int snap_delete(int argc, char **argv);
 
+/* live.c: savevm/loadvm/delvm through a running machine's monitor */
+int snap_save(int argc, char **argv);
+int snap_load(int argc, char **argv);
+int snap_del(int argc, char **argv);
+
 /* chain.c: external overlays */
 int snap_overlay(int argc, char **argv);
 int snap_commit(int argc, char **argv);

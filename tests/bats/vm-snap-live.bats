@@ -1,0 +1,234 @@
+#!/usr/bin/env bats
+# Live VM snapshots: savevm/loadvm/delvm in vm-run's monitor, -loadvm, and
+# vm-snap save|load|del --monitor.  The guest is tests/guest/hw-snap, a
+# multiboot program with a counter in RAM and a disk sector it writes and
+# reads back on request (n: count, w: write the count to sector 0, r: read
+# it back, q: leave), driven over a serial unix socket.
+
+load helper
+
+HW=$VM_BUILD/tests/guest
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	[ -f "$HW/hw-snap.elf" ] || skip "tests/guest/hw-snap.elf is not built"
+	require qemu-img python3
+	qemu-img create -q -f qcow2 "$T/disk.qcow2" 16M
+	cat >"$T/ser.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(60)
+for k in sys.argv[2]:
+    s.sendall(k.encode())
+    if k == 'q':
+        break
+    line = b''
+    while not line.endswith(b'\n'):
+        b = s.recv(1)
+        if not b:
+            sys.exit('serial closed')
+        line += b
+    sys.stdout.write(line.decode())
+EOF
+}
+
+teardown() {
+	local pid
+	pid=$(cat "$T/vm.pid" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+}
+
+# vm_start ARGS...: hw-snap on the JIT with the disk as IDE 0, serial on
+# $T/ser.sock, QMP on $T/qmp.sock.
+vm_start() {
+	vm-run -accel jit -m 64 -kernel "$HW/hw-snap.elf" -display none -nodefaults \
+		-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+		-serial "unix:$T/ser.sock,server=on,wait=off" \
+		-qmp "unix:$T/qmp.sock,server=on,wait=off" \
+		-drive "file=$T/disk.qcow2,if=ide,index=0" "$@" >"$T/vm.log" 2>&1 &
+	echo $! >"$T/vm.pid"
+	for _ in $(seq 1 100); do
+		[ -S "$T/ser.sock" ] && [ -S "$T/qmp.sock" ] && return 0
+		kill -0 "$(cat "$T/vm.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$T/vm.log"
+	return 1
+}
+
+# keys K...: type keys on the guest's serial port, one answer line each.
+keys() {
+	timeout 60 python3 "$T/ser.py" "$T/ser.sock" "$1"
+}
+
+# vm_quit: the guest leaves through isa-debug-exit (status 33).
+vm_quit() {
+	local pid
+	pid=$(cat "$T/vm.pid")
+	python3 "$T/ser.py" "$T/ser.sock" q
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	wait "$pid" || vm_status=$?
+	rm -f "$T/vm.pid"
+}
+
+# The host offset of the first cluster of the qcow2 VM-state area (the
+# guest offsets past the virtual size, from the first L1 entry beyond it).
+vmstate_cluster() {
+	python3 - "$1" <<'EOF'
+import struct, sys
+f = open(sys.argv[1], 'rb')
+h = f.read(72)
+cb = struct.unpack('>I', h[20:24])[0]
+size = struct.unpack('>Q', h[24:32])[0]
+l1 = struct.unpack('>Q', h[40:48])[0]
+per = 1 << (cb + cb - 3)
+idx = (size + per - 1) // per
+f.seek(l1 + 8 * idx)
+l2 = struct.unpack('>Q', f.read(8))[0] & 0x00fffffffffffe00
+f.seek(l2)
+print(struct.unpack('>Q', f.read(8))[0] & 0x00fffffffffffe00)
+EOF
+}
+
+@test "savevm then loadvm brings back the guest's counter and its disk" {
+	vm_start
+	[ "$(keys nnnw)" = $'count=1\ncount=2\ncount=3\nwrote=3' ]
+	run vm-mon "$T/qmp.sock" savevm first
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	[ "$(keys nnwr)" = $'count=4\ncount=5\nwrote=5\ndisk=5' ]
+	run vm-mon "$T/qmp.sock" loadvm first
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	# RAM, registers and the disk are back where they were
+	[ "$(keys rn)" = $'disk=3\ncount=4' ]
+	run vm-mon "$T/qmp.sock" info status
+	[ "$output" = "VM status: running" ]
+	vm_quit
+	[ "$vm_status" -eq 33 ]
+	run qemu-img snapshot -l "$T/disk.qcow2"
+	[ "$status" -eq 0 ]
+	[[ "${lines[2]}" =~ ^1\ +first\ +[0-9.]+\ (KiB|MiB)\  ]]
+	run qemu-img check "$T/disk.qcow2"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"No errors were found"* ]]
+}
+
+@test "info snapshots lists the snapshot in QEMU's layout and delvm removes it" {
+	vm_start
+	keys nn >/dev/null
+	vm-mon "$T/qmp.sock" savevm one
+	run vm-mon "$T/qmp.sock" info snapshots
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "List of snapshots present on all disks:" ]
+	[ "${lines[1]}" = "ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT" ]
+	[[ "${lines[2]}" =~ ^--\ +one\ +[0-9.]+\ KiB\ [0-9-]+\ [0-9:]+\ [0-9:.]+ ]]
+	run vm-mon "$T/qmp.sock" delvm one
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info snapshots
+	[ "$output" = "There is no snapshot available." ]
+	vm_quit
+	run qemu-img snapshot -l "$T/disk.qcow2"
+	[ -z "$output" ]
+	qemu-img check -q "$T/disk.qcow2"
+}
+
+@test "savevm without a name uses QEMU's vm-YYYYMMDDHHMMSS" {
+	vm_start
+	vm-mon "$T/qmp.sock" savevm
+	run vm-mon "$T/qmp.sock" info snapshots
+	[[ "${lines[2]}" =~ ^--\ +vm-[0-9]{14}\  ]]
+	vm_quit
+}
+
+@test "vm-snap save, load and del work through the monitor" {
+	vm_start
+	keys nnw >/dev/null
+	run vm-snap save --monitor "$T/qmp.sock" before
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	[ "$(keys nwn)" = $'count=3\nwrote=3\ncount=4' ]
+	run vm-snap load --monitor "$T/qmp.sock" before
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	[ "$(keys rn)" = $'disk=2\ncount=3' ]
+	run vm-snap load --monitor "$T/qmp.sock" nosuch
+	[ "$status" -eq 1 ]
+	[ "$output" = "vm-snap: Snapshot 'nosuch' does not exist in one or more devices" ]
+	run vm-snap del --monitor "$T/qmp.sock" before
+	[ "$status" -eq 0 ]
+	run vm-mon "$T/qmp.sock" info snapshots
+	[ "$output" = "There is no snapshot available." ]
+	vm_quit
+}
+
+@test "vm-snap save needs --monitor, and a monitor nobody serves is one line" {
+	run vm-snap save snap
+	[ "$status" -eq 1 ]
+	one_line_error
+	[[ "$output" == "vm-snap: save: expected --monitor SOCKET [NAME]"* ]]
+	run vm-snap load --monitor "$T/none.sock" x
+	[ "$status" -eq 1 ]
+	one_line_error
+	[[ "$output" == "vm-snap: "* ]]
+}
+
+@test "vm-run -loadvm starts the machine from the snapshot" {
+	vm_start
+	keys nnnnw >/dev/null
+	vm-snap save --monitor "$T/qmp.sock" four
+	keys nw >/dev/null
+	vm_quit
+	rm -f "$T/ser.sock" "$T/qmp.sock"
+	vm_start -loadvm four
+	[ "$(keys rn)" = $'disk=4\ncount=5' ]
+	vm_quit
+	[ "$vm_status" -eq 33 ]
+}
+
+@test "a corrupt VM state is refused with a clear error, never a crash" {
+	vm_start
+	keys nnw >/dev/null
+	vm-mon "$T/qmp.sock" savevm good
+	vm_quit
+	off=$(vmstate_cluster "$T/disk.qcow2")
+	[ "$off" -gt 0 ]
+	printf 'XXXX' | dd of="$T/disk.qcow2" bs=1 seek=$((off + 200)) conv=notrunc status=none
+	rm -f "$T/ser.sock" "$T/qmp.sock"
+	run timeout 60 vm-run -accel jit -m 64 -kernel "$HW/hw-snap.elf" -display none -nodefaults \
+		-drive "file=$T/disk.qcow2,if=ide,index=0" -loadvm good
+	[ "$status" -eq 1 ]
+	one_line_error
+	[[ "$output" == "vm-run: "*"checksum mismatch"* ]]
+	# through the monitor: an error, and the machine stays stopped
+	vm_start
+	run vm-mon "$T/qmp.sock" loadvm good
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"checksum mismatch"* ]]
+	run vm-mon "$T/qmp.sock" info status
+	[ "$output" = "VM status: paused" ]
+	vm-mon "$T/qmp.sock" quit
+	qemu-img check -q "$T/disk.qcow2"
+}
+
+@test "a writable raw disk makes savevm fail as QEMU's does" {
+	qemu-img create -q -f raw "$T/raw.img" 1M
+	vm_start -drive "file=$T/raw.img,format=raw,if=ide,index=1"
+	run vm-mon "$T/qmp.sock" savevm x
+	[ "$status" -eq 1 ]
+	[ "$output" = "vm-mon: Device 'ide0-hd1' is writable but does not support snapshots" ]
+	run vm-snap save --monitor "$T/qmp.sock" x
+	[ "$status" -eq 1 ]
+	[ "$output" = "vm-snap: Device 'ide0-hd1' is writable but does not support snapshots" ]
+	vm_quit
+	run qemu-img snapshot -l "$T/disk.qcow2"
+	[ -z "$output" ]
+}
+
+@test "loadvm of a snapshot that does not exist leaves the guest running" {
+	vm_start
+	keys n >/dev/null
+	run vm-mon "$T/qmp.sock" loadvm nothere
+	[ "$status" -eq 1 ]
+	[ "$output" = "vm-mon: Snapshot 'nothere' does not exist in one or more devices" ]
+	[ "$(keys n)" = "count=2" ]
+	vm_quit
+}
