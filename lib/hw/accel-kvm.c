@@ -121,6 +121,9 @@ static int irqchip_init(struct kvm_state *k)
 	r = kvm_events_new(m, k->vm, &k->events);
 	if (r < 0)
 		return r;
+	r = kvm_irqchip_register(m, k->chips);
+	if (r < 0)
+		return r;
 	m->kernel_irqchip = true;
 	for (int i = 0; i < 24; i++)
 		if (m->irq_level & (1u << i))

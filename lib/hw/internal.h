@@ -344,6 +344,8 @@ int kvm_irqchip_new(int vm, int kvm, struct kvm_chips **out);
 void kvm_irqchip_free(struct kvm_chips *c);
 void kvm_irqchip_set_irq(struct kvm_chips *c, int gsi, bool level);
 void kvm_irqchip_reset(struct kvm_chips *c);
+/* Add the chips' device-state section ("kvm-irqchip") to the machine. */
+int kvm_irqchip_register(struct machine *m, struct kvm_chips *c);
 /* A vCPU's local APIC: keep its power-on state; put it back with the
  * MP state of a reset (BSP runnable, APs waiting for INIT/SIPI). */
 int kvm_irqchip_vcpu_init(struct kvm_chips *c, int fd, int index);

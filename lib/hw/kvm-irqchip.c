@@ -15,6 +15,11 @@
  *
  * Reset: the power-on state of each chip and local APIC is read right
  * after creation and written back on a machine reset.
+ *
+ * State: the chips are one device section, "kvm-irqchip" (the PICs, the
+ * IOAPIC, the PIT, and each vCPU's local APIC registers and MP state as
+ * KVM's own structures), so savevm and loadvm carry them; lib/hw's idle
+ * PIC, IOAPIC and APIC sections ride along unused.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -32,6 +37,7 @@ struct kvm_chips {
 	struct kvm_irqchip chip0[3];	/* power-on PIC master, slave, IOAPIC */
 	struct kvm_pit_state2 pit0;
 	struct kvm_lapic_state *lapic0[HW_MAX_CPUS];
+	int vcpu_fd[HW_MAX_CPUS], ncpu;
 };
 
 static void route(struct kvm_irq_routing_entry *e, uint32_t gsi, uint32_t chip, uint32_t pin)
@@ -133,6 +139,8 @@ int kvm_irqchip_vcpu_init(struct kvm_chips *c, int fd, int index)
 {
 	if (index < 0 || index >= HW_MAX_CPUS)
 		return err_set(-EINVAL, "vCPU index %d", index);
+	c->vcpu_fd[index] = fd;
+	c->ncpu = MAX(c->ncpu, index + 1);
 	c->lapic0[index] = xzalloc(sizeof(struct kvm_lapic_state));
 	if (ioctl(fd, KVM_GET_LAPIC, c->lapic0[index]) < 0)
 		return err_set_errno(errno, "KVM_GET_LAPIC");
@@ -147,4 +155,103 @@ void kvm_irqchip_vcpu_reset(struct kvm_chips *c, int fd, int index)
 		LOG(LOG_INT, "kvm: KVM_SET_LAPIC %d: %s", index, strerror(errno));
 	if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0)
 		LOG(LOG_INT, "kvm: KVM_SET_MP_STATE %d: %s", index, strerror(errno));
+}
+
+/* ---- the "kvm-irqchip" device-state section ---- */
+
+struct chips_state {
+	struct kvm_irqchip chip[3];
+	struct kvm_pit_state2 pit;
+	struct kvm_lapic_state lapic[HW_MAX_CPUS];
+	struct kvm_mp_state mp[HW_MAX_CPUS];
+};
+
+static void put_blob(struct hw_wbuf *w, const void *p, uint32_t len)
+{
+	hw_put32(w, len);
+	hw_putb(w, p, len);
+}
+
+static void get_blob(struct hw_rbuf *r, void *p, uint32_t len)
+{
+	if (hw_get32(r) != len)
+		r->err = 1;
+	else
+		hw_getb(r, p, len);
+}
+
+static void chips_save(void *dev, struct hw_wbuf *w)
+{
+	struct kvm_chips *c = dev;
+	struct chips_state *st = xzalloc(sizeof(*st));
+
+	for (int i = 0; i < 3; i++) {
+		st->chip[i].chip_id = i;
+		if (ioctl(c->vm, KVM_GET_IRQCHIP, &st->chip[i]) < 0)
+			log_msg(LOG_WARN, "kvm: KVM_GET_IRQCHIP %d: %s", i, strerror(errno));
+		put_blob(w, &st->chip[i].chip, sizeof(st->chip[i].chip));
+	}
+	if (ioctl(c->vm, KVM_GET_PIT2, &st->pit) < 0)
+		log_msg(LOG_WARN, "kvm: KVM_GET_PIT2: %s", strerror(errno));
+	put_blob(w, &st->pit, sizeof(st->pit));
+	hw_put32(w, c->ncpu);
+	for (int i = 0; i < c->ncpu; i++) {
+		if (ioctl(c->vcpu_fd[i], KVM_GET_LAPIC, &st->lapic[i]) < 0 ||
+		    ioctl(c->vcpu_fd[i], KVM_GET_MP_STATE, &st->mp[i]) < 0)
+			log_msg(LOG_WARN, "kvm: vCPU %d's local APIC: %s", i, strerror(errno));
+		put_blob(w, &st->lapic[i], sizeof(st->lapic[i]));
+		hw_put32(w, st->mp[i].mp_state);
+	}
+	free(st);
+}
+
+/* Everything is read and checked before KVM is told anything. */
+static int chips_parse(struct kvm_chips *c, struct hw_rbuf *r, struct chips_state *st)
+{
+	for (int i = 0; i < 3; i++) {
+		st->chip[i].chip_id = i;
+		get_blob(r, &st->chip[i].chip, sizeof(st->chip[i].chip));
+	}
+	get_blob(r, &st->pit, sizeof(st->pit));
+	if (hw_get32(r) != (uint32_t)c->ncpu)
+		return -EINVAL;
+	for (int i = 0; i < c->ncpu; i++) {
+		get_blob(r, &st->lapic[i], sizeof(st->lapic[i]));
+		st->mp[i].mp_state = hw_get32(r);
+		if (st->mp[i].mp_state > KVM_MP_STATE_AP_RESET_HOLD)
+			return -EINVAL;
+	}
+	return r->err ? -EINVAL : 0;
+}
+
+static int chips_load(void *dev, struct hw_rbuf *r)
+{
+	struct kvm_chips *c = dev;
+	struct chips_state *st = xzalloc(sizeof(*st));
+	int ret = chips_parse(c, r, st);
+
+	for (int i = 0; i < 3 && ret == 0; i++)
+		if (ioctl(c->vm, KVM_SET_IRQCHIP, &st->chip[i]) < 0)
+			ret = -errno;
+	if (ret == 0 && ioctl(c->vm, KVM_SET_PIT2, &st->pit) < 0)
+		ret = -errno;
+	for (int i = 0; i < c->ncpu && ret == 0; i++)
+		if (ioctl(c->vcpu_fd[i], KVM_SET_LAPIC, &st->lapic[i]) < 0 ||
+		    ioctl(c->vcpu_fd[i], KVM_SET_MP_STATE, &st->mp[i]) < 0)
+			ret = -errno;
+	free(st);
+	return ret < 0 ? -EINVAL : 0;
+}
+
+/* The chips belong to the accelerator, which frees them. */
+static void chips_free(void *dev) { }
+
+static const struct hw_dev_ops chips_dev_ops = {
+	.name = "kvm-irqchip", .version = 1,
+	.save = chips_save, .load = chips_load, .free = chips_free,
+};
+
+int kvm_irqchip_register(struct machine *m, struct kvm_chips *c)
+{
+	return hw_dev_add(m, &chips_dev_ops, c);
 }

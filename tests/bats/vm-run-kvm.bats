@@ -123,3 +123,72 @@ check_all_passed() {
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "vm-run: kernel_irqchip=split is not supported; use on or off" ]
 }
+
+# vm_ticker N ARGS...: hw-kvm "ticker" under KVM, serial in $T/serN.txt,
+# QMP on $T/qmp.sock, the qcow2 disk for snapshots as IDE 0.
+vm_ticker() {
+	local n=$1; shift
+	vm-run -accel kvm -m 64 -kernel "$HW/hw-kvm.elf" -append ticker -display none -nodefaults \
+		$DX -serial "file:$T/ser$n.txt" -qmp "unix:$T/qmp.sock,server=on,wait=off" \
+		-drive "file=$T/disk.qcow2,if=ide,index=0" "$@" >"$T/vm$n.log" 2>&1 &
+	echo $! >"$T/vm.pid"
+}
+
+# wait_for FILE TEXT: up to 30 s for TEXT in FILE.
+wait_for() {
+	for _ in $(seq 1 300); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "no '$2' in $1:"; cat "$1"
+	return 1
+}
+
+vm_stop() {
+	local pid
+	pid=$(cat "$T/vm.pid" 2>/dev/null) || return 0
+	vm-mon "$T/qmp.sock" quit >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$T/vm.pid" "$T/qmp.sock"
+}
+
+teardown() {
+	vm_stop
+}
+
+@test "kvm kernel_irqchip=on: savevm, then -loadvm in a new vm-run brings back the in-kernel chips" {
+	need_kvm
+	require qemu-img
+	qemu-img create -q -f qcow2 "$T/disk.qcow2" 16M
+	vm_ticker 1 -machine kernel_irqchip=on
+	wait_for "$T/ser1.txt" '^tick 2$'
+	run vm-mon "$T/qmp.sock" savevm s1
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	vm_stop
+	n=$(grep -c '^tick' "$T/ser1.txt")
+	# a fresh machine's IOAPIC is masked and its PIT stopped: ticks after
+	# the load come only from the restored chips, counting on from RAM
+	vm_ticker 2 -machine kernel_irqchip=on -loadvm s1
+	wait_for "$T/ser2.txt" "^tick $((n + 3))\$"
+	vm_stop
+	# a snapshot of the in-kernel chips does not load into lib/hw's
+	vm_ticker 3 -machine kernel_irqchip=off -loadvm s1
+	wait "$(cat "$T/vm.pid")" || true
+	grep -q "unknown device 'kvm-irqchip'" "$T/vm3.log"
+	qemu-img check -q "$T/disk.qcow2"
+}
+
+@test "kvm kernel_irqchip=off: savevm and -loadvm carry lib/hw's chips" {
+	need_kvm
+	require qemu-img
+	qemu-img create -q -f qcow2 "$T/disk.qcow2" 16M
+	vm_ticker 1 -machine kernel_irqchip=off
+	wait_for "$T/ser1.txt" '^tick 2$'
+	run vm-mon "$T/qmp.sock" savevm s1
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+	vm_stop
+	n=$(grep -c '^tick' "$T/ser1.txt")
+	vm_ticker 2 -machine kernel_irqchip=off -loadvm s1
+	wait_for "$T/ser2.txt" "^tick $((n + 3))\$"
+}

@@ -17,6 +17,10 @@
  * virtio-blk reads, one at a time, each waited for with HLT until its
  * interrupt, and prints "kvmbench: N reads in T us, U us per read".
  *
+ * With "ticker" it runs the PIT at 1 kHz through the IOAPIC and prints
+ * "tick N" every 200 interrupts, forever: a snapshot taken while it runs
+ * must bring back the interrupt controllers' state for the ticks to go on.
+ *
  * Interrupt handlers return without IRET: KVM's instruction emulator
  * (which kvm_pvm relies on) handles IRET only in real mode, so each
  * handler rebuilds the stack as EFLAGS, EIP and uses POPF; RET.
@@ -321,6 +325,21 @@ static int has(const char *s, const char *w)
 	return 0;
 }
 
+static void ticker(void)
+{
+	uint32_t n = 0;
+
+	U32(0xfee000f0) = 0x1ff;		/* local APIC software enable */
+	ioapic_route(2, 0x31);
+	pit_periodic(1193);
+	for (;;) {
+		sti_hlt();
+		if (ioapic_ticks >= 200 * (n + 1)) {
+			puts_("tick "); putdec(++n); putc_('\n');
+		}
+	}
+}
+
 void cmain(uint32_t info);
 void cmain(uint32_t info)
 {
@@ -329,6 +348,8 @@ void cmain(uint32_t info)
 	setup_tables();
 	outb(0x21, 0xff); outb(0xa1, 0xff);
 	puts_("hw-kvm: "); puts_(cmd); putc_('\n');
+	if (has(cmd, "ticker"))
+		ticker();
 	if (has(cmd, "bench")) {
 		U32(0xfee000f0) = 0x1ff;
 		U32(0xfee003e0) = 0xb;
