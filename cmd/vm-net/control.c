@@ -1,7 +1,10 @@
 /*
  * The control socket (--control PATH, or fd:N inherited listening or
- * already connected): a unix socket taking one command per line, for scripts and for vm-run's monitor, which forwards QEMU's
- * HMP commands hostfwd_add, hostfwd_remove and set_link to it.  The
+ * already connected): a unix socket taking one command per line, for
+ * scripts and for vm-run's monitor, which forwards QEMU's HMP commands
+ * hostfwd_add, hostfwd_remove and set_link to it.  An inherited connected
+ * descriptor is the parent's (vm-run's) line to its child: when the
+ * parent closes it, vm-net stops, even while it listens.  The
  * commands keep QEMU's HMP argument order, the netdev id being optional:
  *
  *   hostfwd_add [ID] [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT
@@ -31,6 +34,7 @@ struct control_conn {
 	int fd;
 	char buf[CONTROL_LINE_MAX];
 	size_t len;
+	bool lifeline;          /* inherited: its end stops vm-net */
 	struct control_conn *next;
 };
 
@@ -209,6 +213,10 @@ static void control_on_conn(struct loop *l, int fd, unsigned events, void *opaqu
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
+		if (cc->lifeline) {
+			LOG(LOG_NET, "control: the parent closed its connection: stopping");
+			cc->ctl->lan->stop = true;
+		}
 		control_conn_free(cc);
 		return;
 	}
@@ -226,7 +234,7 @@ static void control_on_conn(struct loop *l, int fd, unsigned events, void *opaqu
 	}
 }
 
-static void control_conn_add(struct control *ctl, int c)
+static void control_conn_add(struct control *ctl, int c, bool lifeline)
 {
 	struct timeval tv = { .tv_sec = 2 };
 	struct control_conn *cc;
@@ -238,6 +246,7 @@ static void control_conn_add(struct control *ctl, int c)
 	cc = xzalloc(sizeof(*cc));
 	cc->ctl = ctl;
 	cc->fd = c;
+	cc->lifeline = lifeline;
 	if (loop_add(ctl->lan->loop, c, LOOP_IN, control_on_conn, cc) < 0) {
 		close(c);
 		free(cc);
@@ -252,7 +261,7 @@ static void control_on_accept(struct loop *l, int fd, unsigned events, void *opa
 	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (c >= 0)
-		control_conn_add(opaque, c);
+		control_conn_add(opaque, c, false);
 }
 
 /* The control socket from "unix:PATH", PATH or "fd:N"; an inherited
@@ -275,7 +284,7 @@ static int control_open(struct control *ctl, const char *addr)
 		if (getsockopt(a.fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &sl) == 0 && acc) {
 			ctl->fd = a.fd;
 		} else {
-			control_conn_add(ctl, a.fd);
+			control_conn_add(ctl, a.fd, true);
 			r = 0;
 		}
 	} else {

@@ -10,6 +10,12 @@
  *   stream,server=off,addr.type=unix,addr.path=P | addr.type=inet,
  *        addr.host=H,addr.port=P | addr.type=fd,addr.str=N
  *   socket,connect=H:P | socket,fd=N | socket,path=P (ours)
+ *   stream,server=on,addr...  |  socket,listen=H:P
+ *                             a vm-net hub child (`vm-net --fd N -C fd:M
+ *                             -l ADDR hub`) listening for the peers, so
+ *                             the guest runs while none is connected
+ *
+ * A child ends when vm-run closes its control socketpair.
  *
  * A -nic names its back-end and model together; -device virtio-net-pci
  * or e1000 names a -netdev by id.  A back-end that goes away leaves the
@@ -96,11 +102,17 @@ static char *user_args(const struct kvlist *kv)
 	return s;
 }
 
-static void child_exec(const char *exe, int fd, int ctl, const char *args)
+/* In the child: exec `EXE --fd FD -C fd:CTL ARGS...`. */
+static void child_exec(const char *exe, int fd, int ctl, const char *const *args)
 {
 	char fdarg[16], ctlarg[24];
+	const char *argv[10] = { exe, "--fd", fdarg, "-C", ctlarg };
 	sigset_t none;
+	size_t n = 5;
 
+	for (; *args && n < ARRAY_SIZE(argv) - 1; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	set_cloexec(fd, false);
@@ -108,16 +120,17 @@ static void child_exec(const char *exe, int fd, int ctl, const char *args)
 	signal(SIGINT, SIG_IGN);	/* Ctrl-C is for vm-run to handle */
 	snprintf(fdarg, sizeof(fdarg), "%d", fd);
 	snprintf(ctlarg, sizeof(ctlarg), "fd:%d", ctl);
-	execlp(exe, exe, "--fd", fdarg, "-C", ctlarg, args, (char *)NULL);
+	execvp(exe, (char *const *)argv);
 	fprintf(stderr, "vm-run: %s: %s\n", exe, strerror(errno));
 	_exit(127);
 }
 
-/* Start `vm-net --fd N -C fd:M user,...`; our frame end, ctl end in *ctl. */
-static int spawn_user(const struct kvlist *kv, int *ctl)
+/* Start `vm-net --fd N -C fd:M ARGS...` (at most 4 ARGS); returns our
+ * frame end, our control end in *ctl. */
+static int spawn_vm_net(const char *const *args, int *ctl)
 {
 	int sv[2], cv[2];
-	char *exe, *args;
+	char *exe;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -128,12 +141,10 @@ static int spawn_user(const struct kvlist *kv, int *ctl)
 		return err_set_errno(errno, "socketpair");
 	}
 	exe = find_vm_net();
-	args = user_args(kv);
 	pid = fork();
 	if (pid == 0)
 		child_exec(exe, sv[1], cv[1], args);
 	free(exe);
-	free(args);
 	close(sv[1]);
 	close(cv[1]);
 	if (pid < 0) {
@@ -143,6 +154,31 @@ static int spawn_user(const struct kvlist *kv, int *ctl)
 	}
 	*ctl = cv[0];
 	return sv[0];
+}
+
+/* Start a vm-net child and wait until it answers on its control socket:
+ * a bad key or a busy address fails here (vm-net says why), not later
+ * in the guest.  `what` names it in the error. */
+static int start_child(int idx, const char *const *args, const char *what)
+{
+	int fd = spawn_vm_net(args, &ctl_fds[idx]);
+
+	if (fd >= 0 && net_ctl(idx, "info", NULL) < 0) {
+		close(fd);
+		close(ctl_fds[idx]);
+		ctl_fds[idx] = -1;
+		return err_set(-EINVAL, "%s did not start", what);
+	}
+	return fd;
+}
+
+/* QEMU's listening back-ends as a vm-net hub child listening on `addr`
+ * (vm-net's tcp:HOST:PORT or unix:PATH). */
+static int start_listener(int idx, const char *addr)
+{
+	const char *args[] = { "-l", addr, "hub", NULL };
+
+	return start_child(idx, args, "vm-net hub");
 }
 
 /* HOST:PORT (QEMU's socket,connect=) */
@@ -160,7 +196,26 @@ static int connect_hostport(const char *s)
 	return fd;
 }
 
-static int open_stream(const struct kvlist *kv)
+/* -netdev stream,server=on: a listening hub child on the address. */
+static int stream_listen(const struct kvlist *kv, int idx)
+{
+	const char *t = kv_get(kv, "addr.type"), *s;
+	char *addr = NULL;
+	int fd;
+
+	if (t && !strcmp(t, "unix") && (s = kv_get(kv, "addr.path")))
+		addr = xasprintf("unix:%s", s);
+	else if (t && !strcmp(t, "inet") && kv_get(kv, "addr.port"))
+		addr = xasprintf("tcp:%s:%s", kv_get(kv, "addr.host") ? kv_get(kv, "addr.host") : "",
+				 kv_get(kv, "addr.port"));
+	else
+		return err_set(-EINVAL, "stream,server=on: needs addr.type=unix,addr.path= or addr.type=inet,addr.port=");
+	fd = start_listener(idx, addr);
+	free(addr);
+	return fd;
+}
+
+static int open_stream(const struct kvlist *kv, int idx)
 {
 	const char *t = kv_get(kv, "addr.type"), *s = kv_get(kv, "server");
 	bool server = false;
@@ -169,7 +224,7 @@ static int open_stream(const struct kvlist *kv)
 	if (s && parse_bool(s, &server) < 0)
 		return err_set(-EINVAL, "server=%s: expected on or off", s);
 	if (server)
-		return err_set(-EINVAL, "stream: only server=off is supported (run vm-net -k to listen)");
+		return stream_listen(kv, idx);
 	if (!t)
 		return err_set(-EINVAL, "stream: needs addr.type=");
 	if (!strcmp(t, "unix") && (s = kv_get(kv, "addr.path")))
@@ -190,19 +245,15 @@ static int open_backend(const struct kvlist *kv, int idx)
 	if (!t)
 		return err_set(-EINVAL, "needs a back-end type (user, stream, socket)");
 	if (!strcmp(t, "user")) {
-		fd = spawn_user(kv, &ctl_fds[idx]);
-		/* vm-net answers on its control socket once it is set up: a
-		 * bad key fails here (vm-net says why), not later in the guest */
-		if (fd >= 0 && net_ctl(idx, "info", NULL) < 0) {
-			close(fd);
-			close(ctl_fds[idx]);
-			ctl_fds[idx] = -1;
-			return err_set(-EINVAL, "vm-net user did not start");
-		}
+		char *args = user_args(kv);
+		const char *argv[] = { args, NULL };
+
+		fd = start_child(idx, argv, "vm-net user");
+		free(args);
 		return fd;
 	}
 	if (!strcmp(t, "stream"))
-		return open_stream(kv);
+		return open_stream(kv, idx);
 	if (strcmp(t, "socket"))
 		return err_set(-EINVAL, "back-end %s is not supported (user, stream, socket)", t);
 	if ((s = kv_get(kv, "fd")))
@@ -211,7 +262,14 @@ static int open_backend(const struct kvlist *kv, int idx)
 		return sock_connect_unix(s);
 	if ((s = kv_get(kv, "connect")))
 		return connect_hostport(s);
-	return err_set(-EINVAL, "socket: needs connect=, fd= or path= (listen= is not supported)");
+	if ((s = kv_get(kv, "listen"))) {
+		char *addr = xasprintf("tcp:%s", s);
+
+		fd = start_listener(idx, addr);
+		free(addr);
+		return fd;
+	}
+	return err_set(-EINVAL, "socket: needs connect=, listen=, fd= or path=");
 }
 
 int net_add_netdev(struct vmrun *o, const char *spec)
