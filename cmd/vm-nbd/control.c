@@ -118,6 +118,22 @@ static bool can_snapshot(struct export *e)
 	return e->writable && !strcmp(fmt_format(e->img), "qcow2");
 }
 
+/* Has savevm ever left VM state in the image (so in its current VM-state
+ * area too)? */
+static bool has_vmstate(struct export *e)
+{
+	struct fmt_snapshot *l;
+	size_t n;
+	bool any = false;
+
+	if (!can_snapshot(e) || fmt_snapshot_list(e->img, &l, &n) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		any |= l[i].vm_state_size > 0;
+	fmt_snapshots_free(l, n);
+	return any;
+}
+
 static int do_query(struct export *e, char **reply)
 {
 	*reply = xasprintf("format=%s writable=%d snapshots=%d size=%" PRIu64,
@@ -136,10 +152,17 @@ static int do_resize(struct export *e, const char *arg)
 		return err_set(-EACCES, "the image is read-only");
 	if (e->offset || e->size != e->image_size)
 		return err_set(-ENOTSUP, "cannot resize a part of an image (-o, -P)");
+	uint64_t old = fmt_size(e->img);
+	bool stale = has_vmstate(e);
+
 	if ((r = fmt_truncate(e->img, size, FMT_PREALLOC_OFF, true)) < 0)
 		return r;
 	e->image_size = e->size = fmt_size(e->img);
-	return 0;
+	/* The VM-state area savevm wrote lies past the old end: growing over
+	 * it must not show that data to the guest. */
+	if (stale && size > old)
+		r = fmt_write_zeroes(e->img, old, size - old, FMT_W_MAY_UNMAP);
+	return r;
 }
 
 static int do_vmstate_write(struct export *e, const char *arg, const uint8_t *data,
