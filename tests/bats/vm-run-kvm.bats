@@ -90,6 +90,20 @@ check_all_passed() {
 	grep -q 'interrupt vector 0x32' "$T/log"
 }
 
+@test "kvm: a machine reset puts the in-kernel chips and the second CPU back to power-on" {
+	need_kvm
+	pattern_disk "$T/disk.img"
+	for ic in on off; do
+		run timeout 60 vm-run -accel kvm -machine kernel_irqchip=$ic -smp 2 -kernel "$HW/hw-kvm.elf" \
+			-append reboot $DX -nographic -drive file="$T/disk.img",if=virtio,format=raw,readonly=on </dev/null
+		echo "== kernel_irqchip=$ic"; echo "$output"
+		[ "$status" -eq 33 ]
+		[[ "$output" == *"# after the reset"* ]]
+		[[ "$output" != *"not ok"* ]]
+		[[ "$output" == *"ok 8 - INIT + startup IPI start the second CPU at 0x8000, once"* ]]
+	done
+}
+
 @test "kvm: kernel_irqchip is on by default, as in QEMU's pc machine" {
 	need_kvm
 	run timeout 30 vm-run -accel kvm -d int -kernel "$HW/hw-hello.elf" $DX -nographic </dev/null

@@ -21,6 +21,11 @@
  * "tick N" every 200 interrupts, forever: a snapshot taken while it runs
  * must bring back the interrupt controllers' state for the ticks to go on.
  *
+ * With "reboot" the first run starts the second CPU, leaves the PIT
+ * ticking through the IOAPIC and resets the machine (i8042 0xfe); the
+ * run after the reset (CMOS byte 0x40 tells them apart) must find the
+ * chips at their power-on state and passes the tests above again.
+ *
  * Interrupt handlers return without IRET: KVM's instruction emulator
  * (which kvm_pvm relies on) handles IRET only in real mode, so each
  * handler rebuilds the stack as EFLAGS, EIP and uses POPF; RET.
@@ -340,6 +345,21 @@ static void ticker(void)
 	}
 }
 
+/* The first run of "reboot": some state in every chip, then a reset. */
+static void dirty_then_reset(void)
+{
+	outb(0x70, 0x40); outb(0x71, 0x5a);
+	puts_("# first run: chips in use, then a reset through the i8042\n");
+	U32(0xfee000f0) = 0x1ff;
+	test_smp();
+	ioapic_route(2, 0x31);
+	pit_periodic(1193);
+	wait_irq(&ioapic_ticks, 3, 1000);
+	outb(0x64, 0xfe);
+	for (;;)
+		sti_hlt();
+}
+
 void cmain(uint32_t info);
 void cmain(uint32_t info)
 {
@@ -350,6 +370,15 @@ void cmain(uint32_t info)
 	puts_("hw-kvm: "); puts_(cmd); putc_('\n');
 	if (has(cmd, "ticker"))
 		ticker();
+	if (has(cmd, "reboot")) {
+		outb(0x70, 0x40);
+		if (inb(0x71) != 0x5a)
+			dirty_then_reset();
+		puts_("# after the reset\n");
+		outb(0x70, 0x40); outb(0x71, 0);
+		U32(0xfec00000) = 0x10 + 2 * 2;
+		check(U32(0xfec00010) & 0x10000, "the IOAPIC's entries are masked again after reset");
+	}
 	if (has(cmd, "bench")) {
 		U32(0xfee000f0) = 0x1ff;
 		U32(0xfee003e0) = 0xb;
