@@ -232,3 +232,59 @@ EOF
 	[ "$(keys n)" = "count=2" ]
 	vm_quit
 }
+
+# The Debian test guest: a shell on the serial port (one boot).
+@test "the Debian guest: /tmp/x and the disk come back as they were at savevm" {
+	load ../guest/guest
+	guest_require
+	cat >"$T/sh.py" <<'EOF2'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(float(sys.argv[2]))
+# argv[3]: a shell line (or "" to only wait); the answer ends at the
+# marker, which the terminal's echo of the line cannot contain.
+mark = 'MARK-%d' % (len(sys.argv[3]) + 1)
+if sys.argv[3]:
+    s.sendall(('%s; echo MARK-$((%d+1))\n' % (sys.argv[3], len(sys.argv[3]))).encode())
+else:
+    mark = 'VM-SHELL-42'
+buf = b''
+while mark.encode() not in buf:
+    d = s.recv(4096)
+    if not d:
+        sys.exit('serial closed: %r' % buf[-300:])
+    buf += d
+out = buf.decode(errors='replace').replace('\r', '').split('\n')
+print('\n'.join(l for l in out[1:] if l and 'MARK' not in l) if sys.argv[3] else 'ready')
+EOF2
+	local cmd='echo A > /tmp/x; echo VM-SHELL-$((40+2)); while read -r l; do eval "$l"; done'
+	vm-run -m 256 -kernel "$GUEST_KERNEL" -initrd "$GUEST_INITRD" -display none -nodefaults \
+		-append "console=ttyS0 quiet vmtest.cmdb64=$(printf %s "$cmd" | base64 -w0)" \
+		-serial "unix:$T/ser.sock,server=on,wait=off" \
+		-qmp "unix:$T/qmp.sock,server=on,wait=off" \
+		-drive "file=$T/disk.qcow2,if=virtio" >"$T/vm.log" 2>&1 &
+	echo $! >"$T/vm.pid"
+	for _ in $(seq 1 100); do [ -S "$T/ser.sock" ] && break; sleep 0.1; done
+	run timeout 700 python3 "$T/sh.py" "$T/ser.sock" 600 ""
+	[ "$output" = ready ] || skip "the guest did not reach its shell: $output"
+	local dd='dd of=/dev/vda bs=512 count=1 conv=sync,fsync 2>/dev/null'
+	python3 "$T/sh.py" "$T/ser.sock" 60 "echo A | $dd"
+	run vm-snap save --monitor "$T/qmp.sock" guest
+	[ "$status" -eq 0 ]
+	run python3 "$T/sh.py" "$T/ser.sock" 60 "echo B > /tmp/x; echo B | $dd; cat /tmp/x"
+	[ "$output" = B ]
+	run vm-snap load --monitor "$T/qmp.sock" guest
+	[ "$status" -eq 0 ]
+	run python3 "$T/sh.py" "$T/ser.sock" 60 \
+		"cat /tmp/x; sync; echo 3 >/proc/sys/vm/drop_caches; head -c 1 /dev/vda; echo"
+	[ "$output" = $'A\nA' ]
+	# the guest goes on: its timers and the serial port still work
+	run python3 "$T/sh.py" "$T/ser.sock" 60 "sleep 1; echo alive"
+	[ "$output" = alive ]
+	vm-mon "$T/qmp.sock" quit
+	for _ in $(seq 1 100); do kill -0 "$(cat "$T/vm.pid")" 2>/dev/null || break; sleep 0.1; done
+	run qemu-img snapshot -l "$T/disk.qcow2"
+	[[ "${lines[2]}" =~ ^1\ +guest\ +[0-9.]+\ MiB\  ]]
+	qemu-img check -q "$T/disk.qcow2"
+}
