@@ -566,6 +566,10 @@ void machine_nic_input(struct machine *m, int idx, const uint8_t *frame, size_t 
 		machine_net_input(m, idx, frame, len);
 }
 
+/* virtio-net.c's side of set_link (beside virtio_net_input in
+ * internal.h would be its place). */
+void virtio_net_set_link(struct hw_virtio *v, bool up);
+
 void machine_nic_set_link(struct machine *m, int idx, bool up)
 {
 	if (idx < 0 || idx >= HW_MAX_NICS)
@@ -573,5 +577,7 @@ void machine_nic_set_link(struct machine *m, int idx, bool up)
 	pthread_mutex_lock(&m->lock);
 	if (m->e1000[idx])
 		e1000_set_link(m->e1000[idx], up);
+	else if (m->virtnet[idx])
+		virtio_net_set_link(m->virtnet[idx], up);
 	pthread_mutex_unlock(&m->lock);
 }

@@ -11,9 +11,10 @@
 # asks the namespace's resolver, tests/guest/net/dns-server.py), then
 # serves httpd: the host fetches a page through the restricted NIC's
 # hostfwd, adds a forward to the guest's nc through vm-run's monitor
-# (hostfwd_add), talks to it, and removes it.  Everything runs in a
-# private network and mount namespace (unshare -n -m) so nothing leaves
-# this machine.  Option errors are checked without a guest.
+# (hostfwd_add), talks to it, and removes it; set_link off and on through
+# the monitor take both user NICs' carrier down and up.  Everything runs
+# in a private network and mount namespace (unshare -n -m) so nothing
+# leaves this machine.  Option errors are checked without a guest.
 
 load helper
 
@@ -41,7 +42,14 @@ run_nic virtio_net 52:54:00:aa:bb:02 10.0.3.2
 run_nic restricted 52:54:00:aa:bb:03 10.0.4.2
 nslookup host.vmtest 10.0.2.3 2>&1 | sed "s/^/NS: /"
 httpd -p 80 -h /www && echo HTTPD-READY
-echo "FWD-GOT $(timeout 200 nc -l -p 7777)"'
+echo "FWD-GOT $(timeout 200 nc -l -p 7777)"
+carrier() { for i in /sys/class/net/eth*; do [ "$(cat $i/address)" = "$1" ] && cat $i/carrier; done; }
+links() { echo "$(carrier 52:54:00:aa:bb:01)$(carrier 52:54:00:aa:bb:02)"; }
+echo "LINK-READY $(links)"
+i=0; until [ "$(links)" = 00 ]; do i=$((i+1)); [ $i -gt 600 ] && break; usleep 200000; done
+echo "LINK-DOWN $(links)"
+i=0; until [ "$(links)" = 11 ]; do i=$((i+1)); [ $i -gt 600 ] && break; usleep 200000; done
+echo "LINK-UP $(links)"'
 
 # The scenario inside the namespace: OUT is the directory, the rest vm-run's
 # NIC options.
@@ -89,6 +97,20 @@ host_side() {
 	echo "hostfwd_remove: $(vm-mon "$out/qmp.sock" hostfwd_remove u0 tcp:127.0.0.1:5581 2>&1; echo "status $?")"
 	python3 -c 'import socket; socket.create_connection(("127.0.0.1",5581),5)' 2>/dev/null &&
 		echo "AFTER-REMOVE: connected" || echo "AFTER-REMOVE: refused"
+	wait_console "$out" LINK-READY
+	echo "set_link off: $(vm-mon "$out/qmp.sock" set_link u0 off 2>&1; vm-mon "$out/qmp.sock" set_link net1 off 2>&1; echo "status $?")"
+	wait_console "$out" LINK-DOWN
+	echo "set_link on: $(vm-mon "$out/qmp.sock" set_link u0 on 2>&1; vm-mon "$out/qmp.sock" set_link net1 on 2>&1; echo "status $?")"
+}
+
+# wait_console OUT WORD: until the guest prints WORD (at most 3 minutes).
+wait_console() {
+	local i
+	for i in $(seq 360); do
+		grep -q "$2" "$1/console.log" && return 0
+		sleep 0.5
+	done
+	return 1
 }
 
 setup_file() {
@@ -105,7 +127,7 @@ setup_file() {
 	unshare -n -m true 2>/dev/null ||
 		skip "cannot make a private network namespace (unshare -n -m): not root?"
 	export VM_CACHE GUEST_CMD NETDIR
-	export -f scenario host_side
+	export -f scenario host_side wait_console
 	U=$BATS_FILE_TMPDIR/run
 	mkdir -p "$U/www"
 	echo "payload $RANDOM$RANDOM from the host" >"$U/www/payload.txt"
@@ -177,6 +199,13 @@ show_run() {
 	grep -q "FWD-GOT bye through the monitor" "$U/console.log"
 	grep -q "hostfwd_remove: status 0" "$U/host.log"
 	grep -q "AFTER-REMOVE: refused" "$U/host.log"
+}
+
+@test "vm-run monitor: set_link off takes the carrier of e1000 and virtio-net down in the guest, on brings it back" {
+	show_run
+	grep -q "LINK-READY 11" "$U/console.log"
+	grep -q "LINK-DOWN 00" "$U/console.log"
+	grep -q "LINK-UP 11" "$U/console.log"
 }
 
 @test "tshark reads the vm-run guest's capture: DHCP, the forwarded HTTP request, no connection out" {
