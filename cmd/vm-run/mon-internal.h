@@ -67,4 +67,8 @@ extern const struct hmp_machine_ops mon_mach;
 int mon_hmp_info_registers(void *opaque, const struct hmp_args *a, struct hmp_out *o);
 int mon_hmp_hostfwd(void *opaque, const struct hmp_args *a, struct hmp_out *o);
 
+/* mon-snapshot.c: QMP's snapshot jobs, query-jobs, job-dismiss */
+qmp_cmd_fn mon_snapshot_save, mon_snapshot_load, mon_snapshot_delete, mon_query_jobs,
+	mon_job_dismiss;
+
 #endif

@@ -173,6 +173,11 @@ static const struct qmp_cmd mon_cmds[] = {
 	{ "blockdev-change-medium", mon_change_medium,
 	  "*device:s,*id:s,filename:s,*format:s,*force:b,*read-only-mode:s" },
 	{ "block_resize", mon_block_resize, "*device:s,*node-name:s,size:i" },
+	{ "snapshot-save", mon_snapshot_save, "job-id:s,tag:s,vmstate:s,devices:a" },
+	{ "snapshot-load", mon_snapshot_load, "job-id:s,tag:s,vmstate:s,devices:a" },
+	{ "snapshot-delete", mon_snapshot_delete, "job-id:s,tag:s,devices:a" },
+	{ "query-jobs", mon_query_jobs, "" },
+	{ "job-dismiss", mon_job_dismiss, "id:s" },
 };
 
 /* savevm/loadvm/delvm and info snapshots: savevm.c. */

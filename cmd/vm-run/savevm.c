@@ -47,7 +47,7 @@ static uint64_t vm_clock_ns(void)
 }
 
 /* QEMU's default drive names (ide0-hd0, virtio0) unless -drive id=. */
-static char *drive_label(const struct vmrun *o, int i)
+char *savevm_drive_name(const struct vmrun *o, int i)
 {
 	const struct vmrun_drive *d = &o->drives[i];
 	int n = 0, idx = d->index;
@@ -63,7 +63,7 @@ static char *drive_label(const struct vmrun *o, int i)
 	return xasprintf("ide%d-%s%d", idx / 2, d->cdrom ? "cd" : "hd", idx % 2);
 }
 
-static bool drive_snapshots(int i)
+bool savevm_drive_can(int i)
 {
 	uint8_t *q = NULL;
 	bool ok = nbdctl_call(i, "query", NULL, 0, &q, NULL) == 0 &&
@@ -84,10 +84,10 @@ static int snapshot_drives(const struct vmrun *o, int *idx, bool strict)
 		const struct vmrun_drive *d = &o->drives[i];
 		if (d->readonly || d->cdrom)
 			continue;
-		if (!drive_snapshots(i) && !strict)
+		if (!savevm_drive_can(i) && !strict)
 			continue;
-		if (!drive_snapshots(i)) {
-			char *name = drive_label(o, i);
+		if (!savevm_drive_can(i)) {
+			char *name = savevm_drive_name(o, i);
 			int r = err_set(-ENOTSUP, "Device '%s' is writable but does not support "
 					"snapshots", name);
 			free(name);
@@ -162,16 +162,18 @@ static bool drive_has(int i, const char *tag, uint64_t *vmsize, uint64_t *clock)
 	return found;
 }
 
-static int save_to(const int *idx, int nd, const char *tag, const uint8_t *st, size_t len)
+static int save_to(const int *idx, int nd, int vm, const char *tag, const uint8_t *st,
+		   size_t len)
 {
 	struct timespec now;
 	char *enc = nbdctl_name_encode(tag), line[1300];
-	int r = nbdctl_vmstate_write(idx[0], st, len);
+	int r = nbdctl_vmstate_write(vm, st, len);
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	for (int k = 0; k < nd && r == 0; k++) {
 		snprintf(line, sizeof(line), "snapshot-save %s %zu %lld %ld %" PRIu64, enc,
-			 k ? (size_t)0 : len, (long long)now.tv_sec, now.tv_nsec, vm_clock_ns());
+			 idx[k] != vm ? (size_t)0 : len, (long long)now.tv_sec, now.tv_nsec,
+			 vm_clock_ns());
 		r = nbdctl_call(idx[k], line, NULL, 0, NULL, NULL);
 	}
 	free(enc);
@@ -180,14 +182,19 @@ static int save_to(const int *idx, int nd, const char *tag, const uint8_t *st, s
 
 int savevm_save(const struct vmrun *o, struct machine *m, const char *tag)
 {
-	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, true), r;
+	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, true);
+
+	return nd < 0 ? nd : savevm_save_on(m, tag, idx, nd, idx[0]);
+}
+
+int savevm_save_on(struct machine *m, const char *tag, const int *idx, int nd, int vm)
+{
 	bool was_paused;
 	char dflt[32];
 	uint8_t *st = NULL;
 	size_t len = 0;
+	int r;
 
-	if (nd < 0)
-		return nd;
 	if (!tag || !*tag) {
 		time_t t = time(NULL);
 		struct tm tm;
@@ -199,7 +206,7 @@ int savevm_save(const struct vmrun *o, struct machine *m, const char *tag)
 	machine_pause(m, true);
 	r = machine_save_state(m, &st, &len);
 	if (r == 0)
-		r = save_to(idx, nd, tag, st, len);
+		r = save_to(idx, nd, vm, tag, st, len);
 	if (r < 0) {
 		char *why = xstrdup(err_msg());
 		r = err_set(r, "Error while creating snapshot on '%s': %s", tag, why);
@@ -212,7 +219,7 @@ int savevm_save(const struct vmrun *o, struct machine *m, const char *tag)
 }
 
 /* Revert the drives and read the VM state; the machine is paused. */
-static int load_paused(struct machine *m, const int *idx, int nd, const char *tag,
+static int load_paused(struct machine *m, const int *idx, int nd, int vm, const char *tag,
 		       uint64_t vmsize, uint64_t clock)
 {
 	char *enc = nbdctl_name_encode(tag), *line = xasprintf("snapshot-load %s", enc);
@@ -226,7 +233,7 @@ static int load_paused(struct machine *m, const int *idx, int nd, const char *ta
 	if (r < 0)
 		return r;
 	st = xmalloc(vmsize);
-	r = nbdctl_vmstate_read(idx[0], st, vmsize);
+	r = nbdctl_vmstate_read(vm, st, vmsize);
 	if (r == 0)
 		r = machine_load_state(m, st, vmsize);
 	free(st);
@@ -237,14 +244,21 @@ static int load_paused(struct machine *m, const int *idx, int nd, const char *ta
 
 int savevm_load(const struct vmrun *o, struct machine *m, const char *tag)
 {
-	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, true), r;
+	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, true);
+
+	return nd < 0 ? nd : savevm_load_on(m, tag, idx, nd, idx[0]);
+}
+
+int savevm_load_on(struct machine *m, const char *tag, const int *idx, int nd, int vm)
+{
 	uint64_t vmsize = 0, clock = 0;
 	bool was_paused;
+	int r;
 
-	if (nd < 0)
-		return nd;
+	if (!drive_has(vm, tag, &vmsize, &clock))
+		return err_set(-EINVAL, "Snapshot '%s' does not exist in one or more devices", tag);
 	for (int k = 0; k < nd; k++)
-		if (!drive_has(idx[k], tag, k ? NULL : &vmsize, k ? NULL : &clock))
+		if (!drive_has(idx[k], tag, NULL, NULL))
 			return err_set(-EINVAL, "Snapshot '%s' does not exist in one or more devices",
 				       tag);
 	if (!vmsize)
@@ -254,7 +268,7 @@ int savevm_load(const struct vmrun *o, struct machine *m, const char *tag)
 		return err_set(-EINVAL, "Snapshot '%s': VM state too large", tag);
 	was_paused = machine_paused(m);
 	machine_pause(m, true);
-	r = load_paused(m, idx, nd, tag, vmsize, clock);
+	r = load_paused(m, idx, nd, vm, tag, vmsize, clock);
 	if (r < 0) {
 		char *why = xstrdup(err_msg());
 		r = err_set(r, "Error while loading VM state of '%s' (the VM is stopped): %s",
@@ -269,11 +283,16 @@ int savevm_load(const struct vmrun *o, struct machine *m, const char *tag)
 
 int savevm_delete(const struct vmrun *o, const char *tag)
 {
-	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, false), r = 0;
-	char *enc, *line;
+	int idx[HW_MAX_DISKS], nd = snapshot_drives(o, idx, false);
 
-	if (nd < 0)
-		return nd;
+	return nd < 0 ? nd : savevm_delete_on(o, tag, idx, nd);
+}
+
+int savevm_delete_on(const struct vmrun *o, const char *tag, const int *idx, int nd)
+{
+	char *enc, *line;
+	int r = 0;
+
 	enc = nbdctl_name_encode(tag);
 	line = xasprintf("snapshot-delete %s", enc);
 	/* As QEMU: drives without the snapshot are skipped. */
@@ -281,7 +300,7 @@ int savevm_delete(const struct vmrun *o, const char *tag)
 		if (drive_has(idx[k], tag, NULL, NULL))
 			r = nbdctl_call(idx[k], line, NULL, 0, NULL, NULL);
 	if (r < 0) {
-		char *why = xstrdup(err_msg()), *name = drive_label(o, idx[0]);
+		char *why = xstrdup(err_msg()), *name = savevm_drive_name(o, idx[0]);
 		r = err_set(r, "Error while deleting snapshot on device '%s': %s", name, why);
 		free(why);
 		free(name);
@@ -341,7 +360,7 @@ int savevm_info(const struct vmrun *o, struct hmp_out *out)
 		hmp_printf(out, "None\n");
 	}
 	if ((size_t)nall < n) {
-		char *name = drive_label(o, idx[0]);
+		char *name = savevm_drive_name(o, idx[0]);
 		hmp_printf(out, "\nList of partial (non-loadable) snapshots on '%s':\n%s\n", name,
 			   fmt_snapshot_heading());
 		print_rows(out, l, n, all, false, false);

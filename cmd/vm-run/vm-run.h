@@ -120,6 +120,15 @@ int savevm_save(const struct vmrun *o, struct machine *m, const char *tag);
 int savevm_load(const struct vmrun *o, struct machine *m, const char *tag);
 int savevm_delete(const struct vmrun *o, const char *tag);
 int savevm_info(const struct vmrun *o, struct hmp_out *out);
+/* The same on chosen drives (QMP snapshot-save/-load/-delete): idx[] are
+ * drive indices, vm the one holding the VM state. */
+int savevm_save_on(struct machine *m, const char *tag, const int *idx, int n, int vm);
+int savevm_load_on(struct machine *m, const char *tag, const int *idx, int n, int vm);
+int savevm_delete_on(const struct vmrun *o, const char *tag, const int *idx, int n);
+/* Drive i's name as the monitor shows it (ide0-hd0, virtio0, id=). */
+char *savevm_drive_name(const struct vmrun *o, int i);
+/* Can drive i hold internal snapshots (a writable qcow2 in vm-nbd)? */
+bool savevm_drive_can(int i);
 
 /* disk.c */
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out);

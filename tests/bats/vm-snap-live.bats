@@ -288,3 +288,43 @@ EOF2
 	[[ "${lines[2]}" =~ ^1\ +guest\ +[0-9.]+\ MiB\  ]]
 	qemu-img check -q "$T/disk.qcow2"
 }
+
+# jobs: the query-jobs reply once job $1 has concluded.
+jobs_when_concluded() {
+	local out
+	for _ in $(seq 1 100); do
+		out=$(vm-mon --json "$T/qmp.sock" '{"execute": "query-jobs"}')
+		[[ "$out" =~ \"id\":\ ?\"$1\"[^}]*\"status\":\ ?\"concluded\" ]] && break
+		sleep 0.1
+	done
+	echo "$out"
+}
+
+@test "QMP snapshot-save and snapshot-load run as jobs, listed until job-dismiss" {
+	vm_start
+	keys nw >/dev/null
+	run vm-mon --json "$T/qmp.sock" '{"execute": "snapshot-save", "arguments": {"job-id": "s1",
+		"tag": "qmp", "vmstate": "ide0-hd0", "devices": ["ide0-hd0"]}}'
+	[ "$status" -eq 0 ]
+	run jobs_when_concluded s1
+	[[ "$output" == *'"type": "snapshot-save"'* || "$output" == *'"type":"snapshot-save"'* ]]
+	[[ "$output" != *error* ]]
+	vm-mon --json "$T/qmp.sock" '{"execute": "job-dismiss", "arguments": {"id": "s1"}}'
+	[ "$(keys nw)" = $'count=2\nwrote=2' ]
+	vm-mon --json "$T/qmp.sock" '{"execute": "snapshot-load", "arguments": {"job-id": "l1",
+		"tag": "qmp", "vmstate": "ide0-hd0", "devices": ["ide0-hd0"]}}'
+	run jobs_when_concluded l1
+	[[ "$output" != *error* ]]
+	[ "$(keys rn)" = $'disk=1\ncount=2' ]
+	# a job that fails concludes with its error
+	vm-mon --json "$T/qmp.sock" '{"execute": "snapshot-load", "arguments": {"job-id": "l2",
+		"tag": "none", "vmstate": "ide0-hd0", "devices": ["ide0-hd0"]}}'
+	run jobs_when_concluded l2
+	[[ "$output" == *"Snapshot 'none' does not exist"* ]]
+	run vm-mon --json "$T/qmp.sock" '{"execute": "snapshot-save", "arguments": {"job-id": "x",
+		"tag": "t", "vmstate": "ide0-hd0", "devices": ["nodisk"]}}'
+	[[ "$output" == *GenericError* || "$status" -ne 0 ]]
+	vm_quit
+	run qemu-img snapshot -l "$T/disk.qcow2"
+	[[ "${lines[2]}" =~ ^1\ +qmp\  ]]
+}
