@@ -51,15 +51,18 @@ int machine_write_phys(struct machine *m, uint64_t gpa, const void *buf, size_t 
 
 /* ---- parking the vCPUs ---- */
 
-/* Park every vCPU (lock held) and keep them parked; waits at most 1 s,
- * since before machine_run() there are no vCPU threads.  Returns the
- * paused flag as it was. */
+/* Park every vCPU (lock held) and keep them parked.  Outside
+ * machine_run() (no timer thread) there are no vCPU threads to wait for;
+ * ones that start later park at once.  Returns the paused flag as it
+ * was. */
 static bool vms_park(struct machine *m)
 {
 	struct timespec ts;
 	bool was = m->paused;
 
 	m->paused = true;
+	if (!m->timer_running)
+		return was;
 	for (int i = 0; i < m->ncpu; i++)
 		hw_cpu_kick(m, i);
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -250,7 +253,8 @@ int machine_save_state(struct machine *m, uint8_t **buf, size_t *len)
 	 * let them land in guest RAM and the used rings first.  The vCPUs
 	 * stay parked; their MSRs are read through the bus, which locks. */
 	pthread_mutex_unlock(&m->lock);
-	usleep(20000);
+	if (m->timer_running)
+		usleep(20000);
 	hw_putb(&w, vms_magic, 8);
 	hw_put32(&w, VMS_VERSION);
 	hw_put32(&w, (uint32_t)m->ncpu);
