@@ -511,7 +511,7 @@ static void attach(struct ide_drive *d, const struct hw_disk *disk, int index)
 	d->index = index;
 	d->present = true;
 	d->atapi = disk->cdrom;
-	d->tray_open = disk->empty;
+	d->tray_open = false;		/* an empty drive starts with its tray closed */
 	d->sectors = disk->empty ? 0 : disk->size / (d->atapi ? 2048 : 512);
 	d->heads = 16;
 	d->spt = 63;

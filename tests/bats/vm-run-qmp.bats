@@ -145,6 +145,48 @@ setup_file() {
 	ASM
 	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
 		-Wl,-T,tests/guest/hw-link.ld -o "$D" "$BATS_FILE_TMPDIR/ide.S"
+	# The CD-ROM: TEST UNIT READY over and over, printing the sense key
+	# (0: ready) each time it changes -- what a guest sees of eject/change.
+	C=$BATS_FILE_TMPDIR/cd.elf
+	export C
+	cat >"$BATS_FILE_TMPDIR/cd.S" <<-'ASM'
+		.section .multiboot, "a"
+		.align 4
+		.long 0x1badb002, 0, -0x1badb002
+		.text
+		.code32
+		.globl _start
+	_start:	mov $0x90000, %esp
+		mov $0xff, %bl
+	1:	mov $0x176, %dx; mov $0xa0, %al; out %al, %dx
+		mov $0x171, %dx; xor %al, %al; out %al, %dx
+		mov $0x174, %dx; mov $0xfe, %al; out %al, %dx
+		mov $0x175, %dx; mov $0xff, %al; out %al, %dx
+		mov $0x177, %dx; mov $0xa0, %al; out %al, %dx
+		call wait
+		mov $0x170, %dx; xor %eax, %eax; mov $6, %ecx
+	2:	out %ax, %dx
+		loop 2b
+		call wait
+		xor %cl, %cl
+		test $1, %al
+		jz 3f
+		mov $0x171, %dx; in %dx, %al; shr $4, %al; mov %al, %cl
+	3:	cmp %cl, %bl
+		je 4f
+		mov %cl, %bl
+		mov %cl, %al; add $'0', %al; mov $0x3f8, %dx; out %al, %dx
+	4:	mov $2000000, %ecx
+	5:	loop 5b
+		jmp 1b
+	wait:	mov $0x177, %dx
+	6:	in %dx, %al
+		test $0x80, %al
+		jnz 6b
+		ret
+	ASM
+	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
+		-Wl,-T,tests/guest/hw-link.ld -o "$C" "$BATS_FILE_TMPDIR/cd.S"
 }
 
 setup() {
@@ -486,6 +528,17 @@ wait_serial() {
 	[[ "${lines[1]}" == *'"tray-open": false'* ]]
 }
 
+@test "vm-run-qmp: the guest's CD-ROM says NOT READY after eject and UNIT ATTENTION after change" {
+	truncate -s 1M "$T/a.iso" "$T/b.iso"
+	PROG=$C emu_start -cdrom "$T/a.iso"
+	wait_serial 0
+	vm-mon "$T/qmp.sock" eject ide1-cd0
+	wait_serial 02
+	vm-mon "$T/qmp.sock" change ide1-cd0 "$T/b.iso" raw
+	wait_serial 0260
+	[ "$(cat "$T/serial")" = 0260 ]
+}
+
 @test "vm-run-qmp: a back-end that fails a read: BLOCK_IO_ERROR, the guest sees the error (rerror=report)" {
 	truncate -s 1M "$T/d.raw"
 	PROG=$D emu_start -S -drive "file=$T/d.raw,if=ide,format=raw"
@@ -528,3 +581,55 @@ wait_serial() {
 	[ "$stderr" = "vm-run: 'sometimes' invalid write error action" ]
 }
 
+
+# wait_serial_for TEXT SECONDS: wait_serial with a longer wait (a Linux boot).
+wait_serial_for() {
+	local i
+	for i in $(seq 1 $(($2 * 10))); do
+		grep -q -- "$1" "$T/serial" 2>/dev/null && return 0
+		kill -0 "$(cat "$T/emu.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "no '$1' on the console:"; tail -5 "$T/serial"
+	return 1
+}
+
+@test "vm-run-qmp: a Linux guest sees block_resize (virtio config change); its failed read stops the machine (rerror=stop)" {
+	load ../guest/guest
+	guest_require
+	require qemu-img
+	local cmd
+	qemu-img create -q -f qcow2 "$T/d.qcow2" 4M
+	# Each second: a read of the disk past the page cache, then its size.
+	cmd='while :; do echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/vda of=/dev/null bs=4096 count=1 2>/dev/null;'
+	cmd+=' echo "VM-SIZE $(cat /sys/block/vda/size)"; sleep 1; done'
+	PROG=$GUEST_KERNEL emu_start -m 256 -initrd "$GUEST_INITRD" \
+		-append "console=ttyS0 quiet vmtest.quiet=1 vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
+		-drive "file=$T/d.qcow2,if=virtio,format=qcow2,rerror=stop"
+	wait_serial_for "VM-SIZE 8192" 400
+	run vm-mon "$T/qmp.sock" block_resize virtio0 8M
+	[ "$status" -eq 0 ]
+	wait_serial_for "VM-SIZE 16384" 60
+	run qemu-img info -U "$T/d.qcow2"
+	[[ "$output" == *"virtual size: 8 MiB"* ]]
+	# The disk's vm-nbd child dies: the guest's next read stops the machine.
+	vm-mon --events "$T/qmp.sock" >"$T/events" &
+	local evpid=$! i
+	sleep 0.5
+	kill "$(pgrep -P "$(cat "$T/emu.pid")" vm-nbd)"
+	for i in $(seq 1 300); do
+		[ "$(vm-mon "$T/qmp.sock" info status)" = "VM status: paused (io-error)" ] && break
+		sleep 0.2
+	done
+	run vm-mon "$T/qmp.sock" info status
+	[ "$output" = "VM status: paused (io-error)" ]
+	sleep 0.3
+	kill "$evpid"
+	run cat "$T/events"
+	[[ "${lines[0]}" == *'"event": "BLOCK_IO_ERROR"'* && "${lines[0]}" == *'"device": "virtio0"'* ]]
+	[[ "${lines[0]}" == *'"action": "stop"'* && "${lines[1]}" == *'"event": "STOP"'* ]]
+	run vm-mon --wait SHUTDOWN --timeout 20 "$T/qmp.sock" quit
+	[ "$status" -eq 0 ]
+	emu_gone
+	qemu-img check -q "$T/d.qcow2"
+}
