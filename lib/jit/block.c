@@ -46,15 +46,15 @@
 #define BC_HASH 16384
 #define BC_ARENA (8u << 20)
 
-struct jit_binsn {
-	jit_op_fn *fn;
-	struct jit_insn in;
-};
-
 struct jit_block {
 	const uint8_t *p;	/* host address of the first code byte */
 	struct jit_block *next;	/* hash chain */
 	struct jit_block *succ[2];	/* blocks that followed this one (chaining hints) */
+	jit_tr_fn *tr;		/* translated code (tr-x86.c), NULL until hot */
+	void *tr_chain;		/* its entry from other translated blocks */
+	uint64_t tr_rip;	/* the RIP and CPL tr was made for */
+	uint8_t tr_cpl;
+	uint8_t runs;		/* entries so far, up to the translator's threshold */
 	uint16_t nbytes;	/* code bytes covered (copied after insn[]) */
 	uint8_t ninsn;
 	uint8_t code_size;
@@ -67,6 +67,9 @@ struct jit_bcache {
 	uint64_t flushes;
 	uint8_t *arena;
 	size_t used;
+	struct jit_tcache *tc;	/* translated code, NULL when the translator is off */
+	uint64_t link_flushes;	/* flushes when cpu->tr_link was last set */
+	struct jit_tr_slot jc[JIT_JC_SIZE];	/* chained entries by RIP (RET) */
 };
 
 static jit_op_fn *const *const maps[4] = {
@@ -84,12 +87,14 @@ struct jit_bcache *jit_bcache_new(void)
 		free(bc);
 		return NULL;
 	}
+	bc->tc = jit_tcache_new();
 	return bc;
 }
 
 void jit_bcache_free(struct jit_bcache *bc)
 {
 	if (bc) {
+		jit_tcache_free(bc->tc);
 		free(bc->arena);
 		free(bc);
 	}
@@ -101,6 +106,8 @@ void jit_bcache_flush(struct jit_bcache *bc)
 	bc->used = 0;
 	bc->last = NULL;
 	bc->flushes++;
+	jit_tcache_flush(bc->tc);
+	memset(bc->jc, 0, sizeof(bc->jc));
 }
 
 static unsigned bc_hash(const uint8_t *p)
@@ -174,6 +181,8 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 		return NULL;
 	b->p = p;
 	b->succ[0] = b->succ[1] = NULL;
+	b->tr = NULL;
+	b->runs = 0;
 	b->ninsn = n;
 	b->nbytes = (uint16_t)off;
 	b->code_size = (uint8_t)cpu->code_size;
@@ -269,6 +278,59 @@ static const uint8_t *code_ptr(struct jit_cpu *cpu, unsigned *avail)
 }
 
 /*
+ * The block's translated code for this entry, translating it when it has
+ * become hot (tr-x86.c); NULL to interpret it.  Code is made for one RIP
+ * and CPL: another entry (an alias, the other privilege) interprets.
+ */
+static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t limit)
+{
+	struct jit_bcache *bc = cpu->bcache;
+	struct jit_tr_req rq;
+
+	if (b->ninsn > limit)
+		return NULL;
+	if (b->tr)
+		return b->tr_rip == cpu->rip && b->tr_cpl == cpu->cpl ? b->tr : NULL;
+	if (!bc->tc || b->code_size != 8 || b->runs++ < jit_tcache_hot(bc->tc))
+		return NULL;
+	rq = (struct jit_tr_req){ .insn = b->insn, .n = b->ninsn, .rip = cpu->rip,
+		.cpl = (unsigned)cpu->cpl, .code = b->p, .nbytes = b->nbytes, .jc = bc->jc };
+	b->tr = jit_tcache_add(bc->tc, &rq);
+	b->tr_chain = rq.chain;
+	cpu->stat_translated++;
+	if (!b->tr) {
+		jit_bcache_flush(bc);	/* the code cache is full: start afresh */
+		return NULL;		/* (b stays readable until the next build) */
+	}
+	b->tr_rip = cpu->rip;
+	b->tr_cpl = (uint8_t)cpu->cpl;
+	return b->tr;
+}
+
+/*
+ * The translated block that ran last left through an exit slot to the
+ * block b now starting (cpu->tr_link): link the two so that the next time
+ * the exit jumps straight there.  Only when nothing happened in between
+ * (an interrupt, a fault, a flush): the slot's RIP and CPL are b's.
+ */
+static void link(struct jit_cpu *cpu, const struct jit_block *b)
+{
+	struct jit_tr_slot *sl = cpu->tr_link;
+
+	cpu->tr_link = NULL;
+	if (sl && cpu->bcache->link_flushes == cpu->bcache->flushes &&
+	    sl->target == b->tr_rip && sl->cpl == b->tr_cpl) {
+		sl->gen = cpu->tlb_gen;
+		sl->entry = b->tr_chain;
+	}
+	sl = &cpu->bcache->jc[jit_jc_index(b->tr_rip)];
+	sl->entry = b->tr_chain;
+	sl->gen = cpu->tlb_gen;
+	sl->target = b->tr_rip;
+	sl->cpl = b->tr_cpl;
+}
+
+/*
  * Run one block at CS:RIP, at most limit (> 0) instructions of it.  False when there is none to run (the caller
  * steps one instruction instead).  A fault inside unwinds to the run loop
  * with cpu->rip at the faulting instruction, as in step().
@@ -276,7 +338,8 @@ static const uint8_t *code_ptr(struct jit_cpu *cpu, unsigned *avail)
 bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
 {
 	const struct jit_binsn *bi, *end;
-	const struct jit_block *b;
+	struct jit_block *b;
+	jit_tr_fn *tr;
 	const uint8_t *p;
 	unsigned avail;
 	uint64_t mask;
@@ -285,7 +348,7 @@ bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
 	if (!p)
 		return false;
 	b = lookup(cpu, p, avail);
-	cpu->bcache->last = (struct jit_block *)b;
+	cpu->bcache->last = b;
 	if (!b)
 		return false;
 	if (!cpu->mode64 && cpu->rip + b->nbytes - 1 > cpu->seg[SEG_CS].limit)
@@ -295,6 +358,16 @@ bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
 	cpu->smc_hi = (uintptr_t)p + b->nbytes;
 	cpu->smc_hit = false;
 	cpu->shadow = false;
+	tr = translated(cpu, b, limit);
+	if (tr) {
+		link(cpu, b);
+		cpu->stat_tr_runs++;
+		cpu->bcache->link_flushes = cpu->bcache->flushes;
+		tr(cpu);
+		cpu->smc_lo = cpu->smc_hi = 0;
+		return true;
+	}
+	cpu->tr_link = NULL;
 	mask = size_mask(cpu->code_size);
 	bi = b->insn;
 	end = bi + (b->ninsn < limit ? b->ninsn : limit);

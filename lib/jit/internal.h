@@ -158,6 +158,8 @@ struct jit_tlb_entry {
  * keyed by the host address of their first code byte. */
 struct jit_block;
 struct jit_bcache;
+/* Translated code cache (tr-cache.c) */
+struct jit_tcache;
 
 /* x87 register: the 80-bit format, which is the host's long double. */
 union jit_fpreg {
@@ -260,6 +262,12 @@ struct jit_cpu {
 	/* profiling (VM_JIT_PROFILE=N: a sample every N million instructions) */
 	uint64_t prof_period, prof_next;
 	uint64_t stat_tlb_fills, stat_decodes, stat_blocks;
+	uint64_t stat_translated, stat_tr_runs;
+
+	/* translated-code chaining (tr-x86.c, block.c) */
+	uint64_t chain_end;	/* a chained block may start while icount is below */
+	uint64_t tlb_gen;	/* bumped by every TLB flush: chains made before are off */
+	struct jit_tr_slot *tr_link;	/* exit slot to link to the next block, or NULL */
 };
 
 /* Operation handler: executes one decoded instruction. */
@@ -289,6 +297,12 @@ jit_op_fn jit_op_io, jit_op_msr, jit_op_rdtsc, jit_op_rdpmc, jit_op_cpuid, jit_o
 jit_op_fn jit_op_bound, jit_op_arpl, jit_op_x87, jit_op_fwait, jit_op_sse, jit_op_emms;
 jit_op_fn jit_op_grp15, jit_op_movnti, jit_op_ssse3;
 
+/* An instruction of a block: its handler (found once) and its decoding. */
+struct jit_binsn {
+	jit_op_fn *fn;
+	struct jit_insn in;
+};
+
 /* block.c */
 struct jit_bcache *jit_bcache_new(void);
 void jit_bcache_free(struct jit_bcache *bc);
@@ -296,6 +310,67 @@ void jit_bcache_flush(struct jit_bcache *bc);
 bool jit_run_block(struct jit_cpu *cpu, uint64_t limit);
 bool jit_lock_ok(const struct jit_insn *in);
 jit_op_fn *jit_fast_form(const struct jit_insn *in);
+
+/* tr-cache.c, tr-x86.c, tr-emit.c: the translator to host code */
+typedef void jit_tr_fn(struct jit_cpu *cpu);
+/* A translated block's exit to a known RIP: block.c links it to the
+ * chained entry of the block there; the exit jumps there while tlb_gen
+ * is unchanged. */
+struct jit_tr_slot {
+	void *entry;		/* chained entry of the next block, NULL: return */
+	uint64_t gen;		/* cpu->tlb_gen when linked */
+	uint64_t target;	/* the exit's RIP */
+	uint64_t cpl;		/* and CPL */
+};
+struct jit_tr_buf {
+	uint8_t *p, *end;
+	bool full;		/* ran out of room: nothing more was written */
+};
+/* A host operand: register base (mem false) or [base + index << scale + disp]
+ * (index -1: none). */
+struct jit_tr_rm {
+	int8_t base, index;
+	uint8_t scale;
+	bool mem;
+	int32_t disp;
+};
+struct jit_tcache *jit_tcache_new(void);
+void jit_tcache_free(struct jit_tcache *tc);
+void jit_tcache_flush(struct jit_tcache *tc);
+unsigned jit_tcache_hot(const struct jit_tcache *tc);
+/* Exits to a RIP known only at run time (RET) look the next block up in
+ * a direct-mapped table of chained entries (block.c fills it). */
+#define JIT_JC_SIZE 4096
+static inline unsigned jit_jc_index(uint64_t rip)
+{
+	return (unsigned)((rip ^ (rip >> 12)) & (JIT_JC_SIZE - 1));
+}
+/* What to translate: a block's instructions, the RIP and CPL the code is
+ * for, the code bytes at host [code, code + nbytes); chain is set to the
+ * entry from other blocks. */
+struct jit_tr_req {
+	const struct jit_binsn *insn;
+	unsigned n;
+	uint64_t rip;
+	unsigned cpl;
+	const uint8_t *code;
+	unsigned nbytes;
+	struct jit_tr_slot *jc;	/* JIT_JC_SIZE entries */
+	void *chain;		/* out */
+};
+jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
+jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq);
+uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
+void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
+void jit_tr_byte(struct jit_tr_buf *b, uint8_t v);
+void jit_tr_u32(struct jit_tr_buf *b, uint32_t v);
+void jit_tr_u64(struct jit_tr_buf *b, uint64_t v);
+void jit_tr_op(struct jit_tr_buf *b, unsigned size, unsigned n, uint32_t opc, unsigned reg,
+	       const struct jit_tr_rm *rm);
+void jit_tr_mov_imm(struct jit_tr_buf *b, unsigned reg, uint64_t imm);
+uint8_t *jit_tr_jump(struct jit_tr_buf *b, int cc);
+void jit_tr_here(struct jit_tr_buf *b, uint8_t *at);
+void jit_tr_call(struct jit_tr_buf *b, const void *fn);
 
 /* cpu.c */
 _Noreturn void jit_raise(struct jit_cpu *cpu, int vector, uint32_t code);

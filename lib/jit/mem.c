@@ -88,6 +88,7 @@ uint64_t jit_lin_read_slow(struct jit_cpu *cpu, uint64_t lin, unsigned size, uns
 
 	if (unlikely(cpu->dbg_data))
 		jit_dbg_access(cpu, lin, size, acc);	/* data breakpoints (debug.c) */
+
 	if (n1 >= size)
 		return read_in_page(cpu, translate(cpu, lin, acc), lin, size);
 	/* crosses a page: translate both before reading either */
@@ -199,6 +200,7 @@ bool jit_host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t val)
 
 void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 {
+	cpu->tlb_gen++;
 	for (unsigned i = 0; i < TLB_SIZE; i++)
 		if (global || !cpu->tlb[i].global)
 			cpu->tlb[i].tag = TLB_NONE;
@@ -216,4 +218,5 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 	}
 	if (e->tag == lin >> 12)
 		e->tag = TLB_NONE;
+	cpu->tlb_gen++;
 }

@@ -229,11 +229,21 @@ static void profile_sample(struct jit_cpu *cpu)
 	cpu->prof_next = cpu->icount + cpu->prof_period;
 }
 
+/* Chained translated blocks run while icount is below this: the budget
+ * and the next profile sample are never passed (a block is at most 32). */
+static void set_chain_end(struct jit_cpu *cpu, uint64_t end)
+{
+	uint64_t lim = end < cpu->prof_next ? end : cpu->prof_next;
+
+	cpu->chain_end = lim > 32 ? lim - 32 : 0;
+}
+
 enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget)
 {
 	uint64_t end = cpu->icount + budget;
 	int r;
 
+	set_chain_end(cpu, end);
 	if (setjmp(cpu->unwind)) {
 		cpu->smc_lo = cpu->smc_hi = 0;
 		if (!cpu->shutdown)
@@ -249,8 +259,10 @@ enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget)
 			if (r >= 0)
 				return (enum jit_exit)r;
 		}
-		if (unlikely(cpu->icount >= cpu->prof_next))
+		if (unlikely(cpu->icount >= cpu->prof_next)) {
 			profile_sample(cpu);
+			set_chain_end(cpu, end);
+		}
 		if (cpu->icount >= end)
 			return JIT_EXIT_BUDGET;
 		if (unlikely((cpu->rflags & (F_TF | F_RF)) || cpu->no_blocks || cpu->dbg_on) ||

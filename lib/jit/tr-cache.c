@@ -1,0 +1,96 @@
+/*
+ * The translator's code cache and its glue to the block cache.
+ *
+ * Host code lives in one anonymous mapping per vCPU, readable, writable
+ * and executable, filled from the start; translated blocks are never
+ * freed one by one.  When it fills up, block.c drops every block and all
+ * their code together (jit_bcache_flush), as it does when its own arena
+ * fills up, so no pointer into the cache outlives its code.
+ *
+ * VM_JIT_TRANSLATE=off in the environment keeps the translator off (the
+ * interpreter alone, the reference); VM_JIT_HOT=N translates a block
+ * when it starts for the (N+1)th time (default 2; 0: at once, as the
+ * tests run it).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "jit/internal.h"
+
+#define TCACHE_SIZE (64u << 20)
+#define TCACHE_SLACK 16384	/* more than one block's code */
+
+struct jit_tcache {
+	uint8_t *mem;
+	size_t used;
+	unsigned hot;
+};
+
+struct jit_tcache *jit_tcache_new(void)
+{
+	const char *off = getenv("VM_JIT_TRANSLATE"), *hot = getenv("VM_JIT_HOT");
+	struct jit_tcache *tc;
+
+	if (off && (!strcmp(off, "off") || !strcmp(off, "0") || !strcmp(off, "no")))
+		return NULL;
+	tc = calloc(1, sizeof(*tc));
+	if (!tc)
+		return NULL;
+	tc->mem = mmap(NULL, TCACHE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (tc->mem == MAP_FAILED) {
+		free(tc);
+		return NULL;	/* no executable memory: the interpreter runs everything */
+	}
+	tc->hot = hot ? (unsigned)strtoul(hot, NULL, 0) : 2;
+	if (tc->hot > 200)
+		tc->hot = 200;
+	return tc;
+}
+
+void jit_tcache_free(struct jit_tcache *tc)
+{
+	if (tc) {
+		munmap(tc->mem, TCACHE_SIZE);
+		free(tc);
+	}
+}
+
+void jit_tcache_flush(struct jit_tcache *tc)
+{
+	if (tc)
+		tc->used = 0;
+}
+
+unsigned jit_tcache_hot(const struct jit_tcache *tc)
+{
+	return tc->hot;
+}
+
+/* Translate a block; NULL when the cache is full (the caller flushes). */
+jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq)
+{
+	struct jit_tr_buf b = { .p = tc->mem + tc->used, .end = tc->mem + TCACHE_SIZE };
+	jit_tr_fn *fn;
+
+	if (tc->used + TCACHE_SLACK > TCACHE_SIZE)
+		return NULL;
+	fn = jit_tr_translate(&b, rq);
+	if (!fn)
+		return NULL;
+	tc->used = ((size_t)(b.p - tc->mem) + 15) & ~(size_t)15;
+	return fn;
+}
+
+/* The slow paths of translated loads and stores: the interpreter's
+ * segmented access, with its faults. */
+uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	return mem_read(cpu, seg, off, size);
+}
+
+void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
+{
+	mem_write(cpu, seg, off, size, val);
+}

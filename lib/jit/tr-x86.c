@@ -1,0 +1,955 @@
+/*
+ * The translator: a decoded block (block.c) of 64-bit code becomes x86-64
+ * host code.
+ *
+ * Why and how.  The interpreter pays, for every guest instruction, an
+ * indirect call whose target the host cannot predict, the bookkeeping of
+ * RIP and the instruction count, and the generic decisions (operand size,
+ * register or memory) that the block builder could only partly take off.
+ * Here a block is translated once, when it has run a few times, into one
+ * host function in which every decision is a constant:
+ *
+ *  - Guest registers and RFLAGS stay in struct jit_cpu; host RBX holds the
+ *    vCPU for the whole block, and each instruction loads its operands
+ *    from memory and stores its result (store forwarding makes this cheap
+ *    and it keeps the guest state exact at every instruction boundary).
+ *  - The frequent instructions (MOV, MOVZX/MOVSX, LEA, the ALU group,
+ *    TEST, INC/DEC, shifts and rotates, IMUL, PUSH/POP, NOP) are emitted
+ *    inline.  Arithmetic runs on the host ALU, as in alu.c: the host's
+ *    status flags are merged into the guest RFLAGS after each operation,
+ *    and operations that read flags (ADC/SBB, shifts, IMUL, INC/DEC) get
+ *    the guest's arithmetic flags loaded first, so the results, undefined
+ *    flags included, are those of the interpreter.
+ *  - Memory operands go through the TLB inline: index, tag, rights, host
+ *    pointer, page-end check, then one host load or store.  Anything else
+ *    (a miss, MMIO, a page-crossing access, a store into this block's own
+ *    code bytes) calls back into C (jit_tr_read/jit_tr_write), which runs
+ *    the interpreter's access with its faults.
+ *  - Every other instruction calls its interpreter handler with the
+ *    decoded instruction, exactly as the block loop does (RIP, next RIP
+ *    and the instruction count stored first).
+ *  - Block ends: Jcc, JMP, CALL and RET are emitted inline and leave with
+ *    the new RIP; a handler that branched or a store that hit the block's
+ *    own code leaves at once.
+ *
+ * Precise exceptions: before anything that can fault (the slow memory
+ * path, a handler) the exact RIP of the instruction and the count of the
+ * instructions retired so far are stored, and an instruction changes no
+ * guest state before its last faulting access: loads come first, the
+ * store is the last thing an instruction does but for the stack pointer
+ * update of PUSH and CALL, which follows it.  A fault unwinds (longjmp)
+ * straight out of the host code.
+ *
+ * Translated code depends on the RIP, CPL and code size it was made for;
+ * block.c keys it so and drops it with its block (same bytes check).
+ */
+#include <stddef.h>
+
+#include "jit/internal.h"
+
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
+
+#define OFF_GPR(r) ((int32_t)(offsetof(struct jit_cpu, gpr) + 8 * (r)))
+#define OFF_RIP ((int32_t)offsetof(struct jit_cpu, rip))
+#define OFF_RFLAGS ((int32_t)offsetof(struct jit_cpu, rflags))
+#define OFF_NEXT ((int32_t)offsetof(struct jit_cpu, next_rip))
+#define OFF_ICOUNT ((int32_t)offsetof(struct jit_cpu, icount))
+#define OFF_SMC_HIT ((int32_t)offsetof(struct jit_cpu, smc_hit))
+#define OFF_TLB ((int32_t)offsetof(struct jit_cpu, tlb))
+#define OFF_SMC_LO ((int32_t)offsetof(struct jit_cpu, smc_lo))
+#define OFF_SMC_HI ((int32_t)offsetof(struct jit_cpu, smc_hi))
+#define OFF_EVENTS ((int32_t)offsetof(struct jit_cpu, events))
+#define OFF_IRQ ((int32_t)offsetof(struct jit_cpu, irq_level))
+#define OFF_CHAIN_END ((int32_t)offsetof(struct jit_cpu, chain_end))
+#define OFF_TLB_GEN ((int32_t)offsetof(struct jit_cpu, tlb_gen))
+#define OFF_TR_LINK ((int32_t)offsetof(struct jit_cpu, tr_link))
+#define OFF_SEGBASE(s) ((int32_t)(offsetof(struct jit_cpu, seg) + \
+			 (s) * sizeof(struct jit_segment) + offsetof(struct jit_segment, base)))
+
+_Static_assert(sizeof(struct jit_tlb_entry) == 40, "the TLB index is scaled by 5 * 8");
+
+struct tr {
+	struct jit_tr_buf b;
+	uint64_t rip, next;	/* of the instruction being translated */
+	unsigned pend;		/* instructions retired since icount was updated */
+	unsigned cpl;
+	uintptr_t code_lo, code_hi;	/* host bytes of the block's code */
+	struct jit_tr_slot *slot;	/* exit slots left (before the code) */
+	unsigned nslot;
+	struct jit_tr_slot *jc;	/* chained entries by RIP */
+	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
+};
+
+static struct jit_tr_rm R(unsigned r)
+{
+	return (struct jit_tr_rm){ .base = (int8_t)r, .index = -1 };
+}
+
+static struct jit_tr_rm M(unsigned base, int32_t disp)
+{
+	return (struct jit_tr_rm){ .base = (int8_t)base, .index = -1, .mem = true, .disp = disp };
+}
+
+static struct jit_tr_rm MX(unsigned base, unsigned index, unsigned scale, int32_t disp)
+{
+	return (struct jit_tr_rm){ .base = (int8_t)base, .index = (int8_t)index,
+				   .scale = (uint8_t)scale, .mem = true, .disp = disp };
+}
+
+static void op(struct tr *t, unsigned size, uint32_t opc, unsigned reg, struct jit_tr_rm rm)
+{
+	jit_tr_op(&t->b, size, opc > 0xffff ? 3 : opc > 0xff ? 2 : 1, opc, reg, &rm);
+}
+
+static void op_imm8(struct tr *t, unsigned size, uint32_t opc, unsigned ext, struct jit_tr_rm rm,
+		    uint8_t imm)
+{
+	op(t, size, opc, ext, rm);
+	jit_tr_byte(&t->b, imm);
+}
+
+static void op_imm32(struct tr *t, unsigned size, uint32_t opc, unsigned ext, struct jit_tr_rm rm,
+		     uint32_t imm)
+{
+	op(t, size, opc, ext, rm);
+	jit_tr_u32(&t->b, imm);
+}
+
+/* hreg = zero-extended size bytes at rm */
+static void load(struct tr *t, unsigned size, unsigned hreg, struct jit_tr_rm rm)
+{
+	if (size >= 4)
+		op(t, size, 0x8b, hreg, rm);
+	else
+		op(t, 4, size == 2 ? 0x0fb7 : 0x0fb6, hreg, rm);
+}
+
+static void store(struct tr *t, unsigned size, unsigned hreg, struct jit_tr_rm rm)
+{
+	op(t, size, size == 1 ? 0x88 : 0x89, hreg, rm);
+}
+
+/* The guest register r as an operand of size bytes (AH..BH without REX). */
+static struct jit_tr_rm greg(const struct jit_insn *in, unsigned r, unsigned size)
+{
+	if (size == 1 && !in->rex && r >= 4 && r < 8)
+		return M(RBX, OFF_GPR(r - 4) + 1);
+	return M(RBX, OFF_GPR(r));
+}
+
+static void greg_load(struct tr *t, const struct jit_insn *in, unsigned hreg, unsigned r,
+		      unsigned size)
+{
+	load(t, size, hreg, greg(in, r, size));
+}
+
+/* Write a result as reg_write() does: 32-bit results zero-extend. */
+static void greg_store(struct tr *t, const struct jit_insn *in, unsigned hreg, unsigned r,
+		       unsigned size)
+{
+	store(t, size, hreg, greg(in, r, size));
+	if (size == 4)
+		op_imm32(t, 4, 0xc7, 0, M(RBX, OFF_GPR(r) + 4), 0);
+}
+
+static void pend_flush(struct tr *t, int sign)
+{
+	if (t->pend)
+		op_imm8(t, 8, 0x83, sign > 0 ? 0 : 5, M(RBX, OFF_ICOUNT), (uint8_t)t->pend);
+}
+
+/* Leave the block with RIP = RAX. */
+static void exit_rax(struct tr *t)
+{
+	store(t, 8, RAX, M(RBX, OFF_RIP));
+	pend_flush(t, 1);
+	jit_tr_byte(&t->b, 0x5b);	/* pop rbx */
+	jit_tr_byte(&t->b, 0xc3);	/* ret */
+}
+
+static void exit_to(struct tr *t, uint64_t rip)
+{
+	jit_tr_mov_imm(&t->b, RAX, rip);
+	exit_rax(t);
+}
+
+/*
+ * Leave the block for RIP rip, straight into the next block's code when
+ * block.c has linked this exit (while the TLB has not been flushed since);
+ * otherwise return, asking block.c to link it (cpu->tr_link).
+ */
+static void exit_link(struct tr *t, uint64_t rip)
+{
+	struct jit_tr_slot *sl;
+	uint8_t *u1, *u2;
+
+	if (!t->nslot) {
+		exit_to(t, rip);
+		return;
+	}
+	sl = t->slot++;
+	t->nslot--;
+	sl->target = rip;
+	sl->cpl = t->cpl;
+	pend_flush(t, 1);
+	jit_tr_mov_imm(&t->b, RCX, (uint64_t)(uintptr_t)sl);
+	store(t, 8, RCX, M(RBX, OFF_TR_LINK));
+	load(t, 8, RAX, M(RCX, offsetof(struct jit_tr_slot, entry)));
+	op(t, 8, 0x85, RAX, R(RAX));
+	u1 = jit_tr_jump(&t->b, 4);
+	load(t, 8, RDX, M(RCX, offsetof(struct jit_tr_slot, gen)));
+	op(t, 8, 0x3b, RDX, M(RBX, OFF_TLB_GEN));
+	u2 = jit_tr_jump(&t->b, 5);
+	jit_tr_byte(&t->b, 0xff);			/* jmp rax */
+	jit_tr_byte(&t->b, 0xe0);
+	jit_tr_here(&t->b, u1);
+	jit_tr_here(&t->b, u2);
+	jit_tr_mov_imm(&t->b, RAX, rip);
+	store(t, 8, RAX, M(RBX, OFF_RIP));
+	jit_tr_byte(&t->b, 0x5b);			/* pop rbx */
+	jit_tr_byte(&t->b, 0xc3);			/* ret */
+}
+
+/*
+ * Leave the block for the RIP in RAX, known only now (RET): straight into
+ * the next block when the table of chained entries has it for this RIP,
+ * CPL and TLB generation.
+ */
+static void exit_dyn(struct tr *t)
+{
+	uint8_t *miss[3];
+
+	pend_flush(t, 1);
+	op(t, 8, 0x8b, RCX, R(RAX));
+	op_imm8(t, 8, 0xc1, 5, R(RCX), 12);		/* shr rcx, 12 */
+	op(t, 8, 0x31, RAX, R(RCX));			/* xor rcx, rax */
+	op_imm32(t, 4, 0x81, 4, R(RCX), JIT_JC_SIZE - 1);
+	op_imm8(t, 4, 0xc1, 4, R(RCX), 5);		/* shl ecx, 5 */
+	_Static_assert(sizeof(struct jit_tr_slot) == 32, "jc entries are 32 bytes");
+	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)t->jc);
+	op(t, 8, 0x01, RCX, R(RDX));			/* add rdx, rcx */
+	op(t, 8, 0x3b, RAX, M(RDX, offsetof(struct jit_tr_slot, target)));
+	miss[0] = jit_tr_jump(&t->b, 5);
+	load(t, 8, RCX, M(RDX, offsetof(struct jit_tr_slot, gen)));
+	op(t, 8, 0x3b, RCX, M(RBX, OFF_TLB_GEN));
+	miss[1] = jit_tr_jump(&t->b, 5);
+	op_imm8(t, 8, 0x83, 7, M(RDX, offsetof(struct jit_tr_slot, cpl)), (uint8_t)t->cpl);
+	miss[2] = jit_tr_jump(&t->b, 5);
+	op(t, 4, 0xff, 4, M(RDX, offsetof(struct jit_tr_slot, entry)));	/* jmp [rdx] */
+	for (int i = 0; i < 3; i++)
+		jit_tr_here(&t->b, miss[i]);
+	store(t, 8, RAX, M(RBX, OFF_RIP));
+	jit_tr_byte(&t->b, 0x5b);			/* pop rbx */
+	jit_tr_byte(&t->b, 0xc3);			/* ret */
+}
+
+/* The state a handler or a fault expects: RIP and the retired count. */
+static void sync_state(struct tr *t)
+{
+	jit_tr_mov_imm(&t->b, RAX, t->rip);
+	store(t, 8, RAX, M(RBX, OFF_RIP));
+	pend_flush(t, 1);
+}
+
+/* Effective address of the memory operand into RSI (insn_ea()). */
+static void ea(struct tr *t, const struct jit_insn *in)
+{
+	uint64_t m = size_mask(in->addrsize);
+
+	if (in->rip_rel) {
+		jit_tr_mov_imm(&t->b, RSI, (t->next + (uint64_t)(int64_t)in->disp) & m);
+		return;
+	}
+	if (in->base != REG_NONE) {
+		load(t, 8, RSI, M(RBX, OFF_GPR(in->base)));
+	} else {
+		jit_tr_mov_imm(&t->b, RSI, (uint64_t)(int64_t)in->disp);
+		if (in->index == REG_NONE) {
+			if (in->addrsize == 4)
+				op(t, 4, 0x8b, RSI, R(RSI));
+			return;
+		}
+	}
+	if (in->index != REG_NONE) {
+		load(t, 8, RCX, M(RBX, OFF_GPR(in->index)));
+		op(t, 8, 0x8d, RSI, MX(RSI, RCX, in->scale, in->base != REG_NONE ? in->disp : 0));
+	} else if (in->disp) {
+		op(t, 8, 0x8d, RSI, M(RSI, in->disp));
+	}
+	if (in->addrsize == 4)
+		op(t, 4, 0x8b, RSI, R(RSI));
+}
+
+/*
+ * The inline TLB lookup for the linear address in RAX: leaves RDX = the
+ * host page (or jumps to the returned patch points for the slow path) and
+ * RCX = the offset in the page.  Two patch points: any miss.
+ */
+static void tlb_fast(struct tr *t, int seg, unsigned size, bool write, uint8_t *miss[4])
+{
+	unsigned need = write ? P_W : P_R;
+
+	if (seg == SEG_FS || seg == SEG_GS) {
+		load(t, 8, RAX, M(RBX, OFF_SEGBASE(seg)));
+		op(t, 8, 0x01, RSI, R(RAX));		/* add rax, rsi */
+	} else {
+		op(t, 8, 0x8b, RAX, R(RSI));		/* mov rax, rsi */
+	}
+	if (t->cpl == 3)
+		need <<= 3;
+	op(t, 8, 0x8b, RCX, R(RAX));
+	op_imm8(t, 8, 0xc1, 5, R(RCX), 12);		/* shr rcx, 12 */
+	op(t, 4, 0x8b, RDX, R(RCX));
+	op_imm32(t, 4, 0x81, 4, R(RDX), TLB_SIZE - 1);	/* and edx, 511 */
+	op(t, 8, 0x8d, RDX, MX(RDX, RDX, 2, 0));	/* rdx *= 5 */
+	op(t, 8, 0x8d, RDX, MX(RBX, RDX, 3, OFF_TLB));
+	op(t, 8, 0x3b, RCX, M(RDX, offsetof(struct jit_tlb_entry, tag)));
+	miss[0] = jit_tr_jump(&t->b, 5);
+	op_imm8(t, 1, 0xf6, 0, M(RDX, offsetof(struct jit_tlb_entry, perm)), (uint8_t)need);
+	miss[1] = jit_tr_jump(&t->b, 4);
+	load(t, 8, RDX, M(RDX, write ? (int32_t)offsetof(struct jit_tlb_entry, host_w)
+				     : (int32_t)offsetof(struct jit_tlb_entry, host_r)));
+	op(t, 8, 0x85, RDX, R(RDX));
+	miss[2] = jit_tr_jump(&t->b, 4);
+	op(t, 4, 0x8b, RCX, R(RAX));
+	op_imm32(t, 4, 0x81, 4, R(RCX), 0xfff);
+	op_imm32(t, 4, 0x81, 7, R(RCX), 0x1000 - size);	/* cmp ecx, 4096 - size */
+	miss[3] = jit_tr_jump(&t->b, 7);		/* ja */
+}
+
+/* RAX = the size bytes at seg:RSI, zero-extended.  Clobbers RCX, RDX,
+ * RSI, RDI, R8-R11. */
+static void mem_load(struct tr *t, int seg, unsigned size)
+{
+	uint8_t *miss[4], *done;
+
+	tlb_fast(t, seg, size, false, miss);
+	load(t, size, RAX, MX(RDX, RCX, 0, 0));
+	done = jit_tr_jump(&t->b, -1);
+	for (int i = 0; i < 4; i++)
+		jit_tr_here(&t->b, miss[i]);
+	sync_state(t);
+	op(t, 8, 0x8b, RDX, R(RSI));
+	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);
+	jit_tr_mov_imm(&t->b, RCX, size);
+	op(t, 8, 0x8b, RDI, R(RBX));
+	jit_tr_call(&t->b, (const void *)jit_tr_read);
+	pend_flush(t, -1);
+	jit_tr_here(&t->b, done);
+}
+
+/* Store R8's low size bytes at seg:RSI.  A store into the block's own
+ * code takes the slow path, which notes it (smc_note). */
+static void mem_store(struct tr *t, int seg, unsigned size)
+{
+	uint8_t *miss[4], *done, *ok, *smc;
+
+	tlb_fast(t, seg, size, true, miss);
+	op(t, 8, 0x8d, RCX, MX(RDX, RCX, 0, 0));
+	jit_tr_mov_imm(&t->b, RDX, t->code_hi);
+	op(t, 8, 0x3b, RCX, R(RDX));
+	ok = jit_tr_jump(&t->b, 3);			/* jae */
+	jit_tr_mov_imm(&t->b, RDX, t->code_lo - size);
+	op(t, 8, 0x3b, RCX, R(RDX));
+	smc = jit_tr_jump(&t->b, 7);			/* ja */
+	jit_tr_here(&t->b, ok);
+	store(t, size, R8, M(RCX, 0));
+	done = jit_tr_jump(&t->b, -1);
+	for (int i = 0; i < 4; i++)
+		jit_tr_here(&t->b, miss[i]);
+	jit_tr_here(&t->b, smc);
+	sync_state(t);
+	op(t, 8, 0x8b, RDX, R(RSI));
+	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);
+	jit_tr_mov_imm(&t->b, RCX, size);
+	op(t, 8, 0x8b, RDI, R(RBX));
+	jit_tr_call(&t->b, (const void *)jit_tr_write);
+	pend_flush(t, -1);
+	jit_tr_here(&t->b, done);
+}
+
+/* After an instruction that stored: leave if it wrote this block's code. */
+static void smc_check(struct tr *t)
+{
+	uint8_t *go;
+
+	op_imm8(t, 1, 0x80, 7, M(RBX, OFF_SMC_HIT), 0);
+	go = jit_tr_jump(&t->b, 4);
+	t->pend++;
+	exit_to(t, t->next);
+	t->pend--;
+	jit_tr_here(&t->b, go);
+}
+
+/* RFLAGS's arithmetic bits = the host's (mask: which of them). */
+static void flags_merge(struct tr *t, uint32_t mask)
+{
+	if (t->fl_dead)
+		return;
+	jit_tr_byte(&t->b, 0x9c);			/* pushfq */
+	jit_tr_byte(&t->b, 0x5a);			/* pop rdx */
+	op_imm32(t, 4, 0x81, 4, R(RDX), mask);
+	load(t, 8, RCX, M(RBX, OFF_RFLAGS));
+	op_imm32(t, 8, 0x81, 4, R(RCX), ~mask);
+	op(t, 8, 0x09, RDX, R(RCX));			/* or rcx, rdx */
+	store(t, 8, RCX, M(RBX, OFF_RFLAGS));
+}
+
+/* The host's arithmetic flags = the guest's (for instructions that read
+ * them or leave some unchanged). */
+static void flags_load(struct tr *t)
+{
+	load(t, 8, RDX, M(RBX, OFF_RFLAGS));
+	op_imm32(t, 4, 0x81, 4, R(RDX), F_ARITH);
+	op_imm32(t, 4, 0x81, 1, R(RDX), 0x202);
+	jit_tr_byte(&t->b, 0x52);			/* push rdx */
+	jit_tr_byte(&t->b, 0x9d);			/* popfq */
+}
+
+/*
+ * Test guest condition cc (Jcc/SETcc/CMOVcc encoding) on RFLAGS: returns
+ * the host condition that holds when it is true.  Clobbers RAX, RCX.
+ */
+static int cond(struct tr *t, unsigned cc)
+{
+	static const uint32_t bits[6] = { F_OF, F_CF, F_ZF, F_CF | F_ZF, F_SF, F_PF };
+
+	load(t, 4, RAX, M(RBX, OFF_RFLAGS));
+	if (cc < 12) {
+		op_imm32(t, 4, 0xf7, 0, R(RAX), bits[cc >> 1]);
+	} else {
+		op(t, 4, 0x8b, RCX, R(RAX));
+		op_imm8(t, 4, 0xc1, 5, R(RCX), 4);		/* OF down to SF */
+		op(t, 4, 0x31, RAX, R(RCX));			/* xor ecx, eax */
+		op_imm32(t, 4, 0x81, 4, R(RCX), F_SF);
+		if (cc >= 14) {
+			op_imm32(t, 4, 0x81, 4, R(RAX), F_ZF);
+			op(t, 4, 0x09, RAX, R(RCX));		/* or ecx, eax */
+		}
+	}
+	return (cc & 1) ? 4 : 5;
+}
+
+
+/* ---- instructions ---- */
+
+enum { TR_NO, TR_OK, TR_END };
+
+/* The r/m operand of size bytes into RAX (register or memory). */
+static void rm_to_rax(struct tr *t, const struct jit_insn *in, unsigned size)
+{
+	if (in->mod == 3) {
+		greg_load(t, in, RAX, in->rm, size);
+	} else {
+		ea(t, in);
+		mem_load(t, in->seg, size);
+	}
+}
+
+/* MOV 88/89/8A/8B, C6/C7 /0 */
+static int tr_mov(struct tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	switch (in->op) {
+	case 0x8a: case 0x8b:
+		rm_to_rax(t, in, size);
+		greg_store(t, in, RAX, in->reg, size);
+		return TR_OK;
+	case 0x88: case 0x89:
+		if (in->mod == 3) {
+			greg_load(t, in, RAX, in->reg, size);
+			greg_store(t, in, RAX, in->rm, size);
+			return TR_OK;
+		}
+		ea(t, in);
+		greg_load(t, in, R8, in->reg, size);
+		break;
+	default:	/* C6/C7 */
+		if ((in->reg & 7) != 0)
+			return TR_NO;
+		if (in->mod == 3) {
+			jit_tr_mov_imm(&t->b, RAX, in->imm & size_mask(size));
+			greg_store(t, in, RAX, in->rm, size);
+			return TR_OK;
+		}
+		ea(t, in);
+		jit_tr_mov_imm(&t->b, R8, in->imm & size_mask(size));
+	}
+	mem_store(t, in->seg, size);
+	smc_check(t);
+	return TR_OK;
+}
+
+/* B0-BF: MOV r, imm */
+static int tr_mov_r_imm(struct tr *t, const struct jit_insn *in)
+{
+	jit_tr_mov_imm(&t->b, RAX, in->imm & size_mask(in->opsize));
+	greg_store(t, in, RAX, in->reg, in->opsize);
+	return TR_OK;
+}
+
+/* 8D: LEA */
+static int tr_lea(struct tr *t, const struct jit_insn *in)
+{
+	if (in->mod == 3 || in->opsize < 4)
+		return TR_NO;
+	ea(t, in);
+	greg_store(t, in, RSI, in->reg, in->opsize);
+	return TR_OK;
+}
+
+/* 0F B6/B7/BE/BF: MOVZX/MOVSX, 63: MOVSXD */
+static int tr_movx(struct tr *t, const struct jit_insn *in)
+{
+	unsigned from = in->op == 0x63 ? 4 : (in->op & 1) ? 2 : 1;
+	bool sign = in->op == 0x63 || in->op >= 0xbe;
+
+	if (in->opsize < 4)
+		return TR_NO;
+	rm_to_rax(t, in, from);
+	if (sign) {
+		if (from == 4)
+			op(t, 8, 0x63, RAX, R(RAX));		/* movsxd rax, eax */
+		else
+			op(t, 8, from == 1 ? 0x0fbe : 0x0fbf, RAX, R(RAX));
+	}
+	greg_store(t, in, RAX, in->reg, in->opsize);
+	return TR_OK;
+}
+
+/*
+ * The two-operand ALU group and TEST: d OP s with the host ALU, RAX = d,
+ * RCX = s.  aop is ALU_* or 8 for TEST.  dst: the guest register that
+ * gets the result, -1 for none (CMP, TEST).
+ */
+static void alu_emit(struct tr *t, const struct jit_insn *in, int aop, unsigned size, int dst)
+{
+	if (aop == ALU_ADC || aop == ALU_SBB)
+		op_imm8(t, 4, 0x0fba, 4, M(RBX, OFF_RFLAGS), 0);	/* bt: CF in */
+	if (aop == 8)
+		op(t, size, size == 1 ? 0x84 : 0x85, RCX, R(RAX));
+	else
+		op(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, R(RAX));
+	flags_merge(t, F_ARITH);
+	if (dst >= 0 && aop != ALU_CMP && aop != 8)
+		greg_store(t, in, RAX, (unsigned)dst, size);
+}
+
+/* 00-3D (not the RMW forms to memory), 80-83, 84/85, A8/A9, F6/F7 /0 */
+static int tr_alu(struct tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, o = in->op;
+	int aop, dst = -1;
+
+	if (in->lock)
+		return TR_NO;
+	if (o < 0x40) {
+		aop = (int)(o >> 3);
+		if ((o & 7) >= 4) {			/* AL/rAX, imm */
+			greg_load(t, in, RAX, JIT_RAX, size);
+			jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
+			dst = JIT_RAX;
+		} else if (o & 2) {			/* reg OP= r/m */
+			rm_to_rax(t, in, size);
+			op(t, 8, 0x8b, RCX, R(RAX));
+			greg_load(t, in, RAX, in->reg, size);
+			dst = in->reg;
+		} else if (in->mod == 3 || aop == ALU_CMP) {	/* r/m OP= reg */
+			rm_to_rax(t, in, size);
+			greg_load(t, in, RCX, in->reg, size);
+			dst = in->mod == 3 ? in->rm : -1;
+		} else {
+			return TR_NO;
+		}
+	} else if (o >= 0x80 && o <= 0x83) {
+		aop = in->reg & 7;
+		if (in->mod != 3 && aop != ALU_CMP)
+			return TR_NO;
+		rm_to_rax(t, in, size);
+		jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
+		dst = in->mod == 3 ? in->rm : -1;
+	} else if (o == 0x84 || o == 0x85) {
+		aop = 8;
+		rm_to_rax(t, in, size);
+		greg_load(t, in, RCX, in->reg, size);
+	} else if (o == 0xa8 || o == 0xa9) {
+		aop = 8;
+		greg_load(t, in, RAX, JIT_RAX, size);
+		jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
+	} else {					/* F6/F7 /0 */
+		aop = 8;
+		rm_to_rax(t, in, size);
+		jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
+	}
+	alu_emit(t, in, aop, size, dst);
+	return TR_OK;
+}
+
+/* F6/F7: only TEST r/m, imm is inline */
+static int tr_grp3(struct tr *t, const struct jit_insn *in)
+{
+	if ((in->reg & 7) != 0)
+		return TR_NO;
+	return tr_alu(t, in);
+}
+
+/* C0/C1/D0-D3 with a register operand: shifts and rotates on the host
+ * with the guest's flags loaded (a zero count changes nothing). */
+static int tr_grp2(struct tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, ext = in->reg & 7, o = in->op, count;
+
+	if (in->mod != 3)
+		return TR_NO;
+	if (ext == 6)
+		ext = 4;				/* SAL is SHL */
+	if (o >= 0xd2)
+		load(t, 1, RCX, M(RBX, OFF_GPR(JIT_RCX)));
+	greg_load(t, in, RAX, in->rm, size);
+	count = o >= 0xd2 ? 0 : o >= 0xd0 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
+	if (!count || ext == 2 || ext == 3)
+		flags_load(t);		/* a CL count, RCL/RCR: flags in */
+	if (o <= 0xc1)
+		op_imm8(t, size, o, ext, R(RAX), (uint8_t)in->imm);
+	else
+		op(t, size, o, ext, R(RAX));
+	/* a known count: shifts set every flag, rotates CF and (by 1) OF;
+	 * the host leaves OF alone on longer rotates */
+	flags_merge(t, !count || ext >= 2 ? F_ARITH : count == 1 ? F_CF | F_OF : F_CF);
+	greg_store(t, in, RAX, in->rm, size);
+	return TR_OK;
+}
+
+/* 0F AF, 69, 6B: IMUL r, r/m [, imm] */
+static int tr_imul(struct tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	if (size < 2)
+		return TR_NO;
+	rm_to_rax(t, in, size);
+	op(t, 8, 0x8b, RCX, R(RAX));
+	if (in->map == MAP_0F)
+		greg_load(t, in, RAX, in->reg, size);
+	else
+		jit_tr_mov_imm(&t->b, RAX, in->imm & size_mask(size));
+	op(t, size, 0x0faf, RAX, R(RCX));		/* imul eax, ecx */
+	flags_merge(t, F_ARITH);
+	greg_store(t, in, RAX, in->reg, size);
+	return TR_OK;
+}
+
+/* FE/FF /0 /1 with a register operand: INC/DEC (CF kept) */
+static int tr_incdec(struct tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, ext = in->reg & 7;
+
+	if (in->mod != 3 || ext > 1)
+		return TR_NO;
+	greg_load(t, in, RAX, in->rm, size);
+	op(t, size, size == 1 ? 0xfe : 0xff, ext, R(RAX));
+	flags_merge(t, F_ARITH & ~F_CF);
+	greg_store(t, in, RAX, in->rm, size);
+	return TR_OK;
+}
+
+/* 50-57: PUSH r; 58-5F: POP r (64-bit) */
+static int tr_pushpop(struct tr *t, const struct jit_insn *in)
+{
+	if (in->opsize != 8)
+		return TR_NO;
+	load(t, 8, RSI, M(RBX, OFF_GPR(JIT_RSP)));
+	if (in->op < 0x58) {
+		load(t, 8, R8, M(RBX, OFF_GPR(in->reg)));
+		op_imm8(t, 8, 0x83, 5, R(RSI), 8);
+		mem_store(t, SEG_SS, 8);
+		op_imm8(t, 8, 0x83, 5, M(RBX, OFF_GPR(JIT_RSP)), 8);
+		smc_check(t);
+	} else {
+		mem_load(t, SEG_SS, 8);
+		op_imm8(t, 8, 0x83, 0, M(RBX, OFF_GPR(JIT_RSP)), 8);
+		store(t, 8, RAX, M(RBX, OFF_GPR(in->reg)));
+	}
+	return TR_OK;
+}
+
+/* Jcc, JMP, CALL, RET (64-bit operand size): the block's end */
+static int tr_branch(struct tr *t, const struct jit_insn *in)
+{
+	uint64_t target = t->next + in->imm;
+	uint8_t *taken;
+
+	if (in->opsize != 8)
+		return TR_NO;
+	t->pend++;
+	if ((in->map == MAP_1B && (in->op & 0xf0) == 0x70) || in->map == MAP_0F) {
+		taken = jit_tr_jump(&t->b, cond(t, in->op & 15));
+		exit_link(t, t->next);
+		jit_tr_here(&t->b, taken);
+		exit_link(t, target);
+		return TR_END;
+	}
+	switch (in->op) {
+	case 0xe9: case 0xeb:
+		exit_link(t, target);
+		return TR_END;
+	case 0xe8:
+		t->pend--;
+		load(t, 8, RSI, M(RBX, OFF_GPR(JIT_RSP)));
+		op_imm8(t, 8, 0x83, 5, R(RSI), 8);
+		jit_tr_mov_imm(&t->b, R8, t->next);
+		mem_store(t, SEG_SS, 8);
+		op_imm8(t, 8, 0x83, 5, M(RBX, OFF_GPR(JIT_RSP)), 8);
+		t->pend++;
+		exit_link(t, target);		/* a store into this block ends it anyway */
+		return TR_END;
+	default:	/* C3, C2 */
+		t->pend--;
+		load(t, 8, RSI, M(RBX, OFF_GPR(JIT_RSP)));
+		mem_load(t, SEG_SS, 8);
+		op_imm32(t, 8, 0x81, 0, M(RBX, OFF_GPR(JIT_RSP)),
+			 8 + (in->op == 0xc2 ? (uint32_t)in->imm : 0));
+		t->pend++;
+		exit_dyn(t);
+		return TR_END;
+	}
+}
+
+/* Which inline form an instruction has, if any. */
+static int tr_insn(struct tr *t, const struct jit_insn *in)
+{
+	uint8_t o = in->op;
+
+	if (in->map == MAP_0F) {
+		if ((o & 0xf0) == 0x80)
+			return tr_branch(t, in);
+		if (o == 0xb6 || o == 0xb7 || o == 0xbe || o == 0xbf)
+			return tr_movx(t, in);
+		if (o == 0xaf)
+			return tr_imul(t, in);
+		if (o == 0x1f)
+			return TR_OK;			/* NOP r/m */
+		return TR_NO;
+	}
+	if (in->map != MAP_1B)
+		return TR_NO;
+	if (o < 0x40 && (o & 7) < 6)
+		return tr_alu(t, in);
+	if (o >= 0x50 && o < 0x60)
+		return tr_pushpop(t, in);
+	if ((o & 0xf0) == 0x70 || o == 0xe8 || o == 0xe9 || o == 0xeb || o == 0xc3 || o == 0xc2)
+		return tr_branch(t, in);
+	if ((o >= 0x80 && o <= 0x85) || o == 0xa8 || o == 0xa9)
+		return tr_alu(t, in);
+	if (o == 0xf6 || o == 0xf7)
+		return tr_grp3(t, in);
+	if ((o >= 0x88 && o <= 0x8b) || o == 0xc6 || o == 0xc7)
+		return tr_mov(t, in);
+	if (o >= 0xb0 && o < 0xc0)
+		return tr_mov_r_imm(t, in);
+	if (o == 0x8d)
+		return tr_lea(t, in);
+	if (o == 0x63 && in->opsize == 8)
+		return tr_movx(t, in);
+	if (o == 0xc0 || o == 0xc1 || (o >= 0xd0 && o <= 0xd3))
+		return tr_grp2(t, in);
+	if (o == 0x69 || o == 0x6b)
+		return tr_imul(t, in);
+	if (o == 0xfe || o == 0xff)
+		return tr_incdec(t, in);
+	if (o == 0x90 && !in->rex && in->rep != 0xf3)
+		return TR_OK;				/* NOP */
+	return TR_NO;
+}
+
+/* An instruction through its interpreter handler, as the block loop runs
+ * it; leaves when it branched or wrote this block's code. */
+static void tr_call(struct tr *t, const struct jit_binsn *bi, bool last)
+{
+	uint8_t *e1, *cont;
+
+	sync_state(t);
+	t->pend = 0;
+	jit_tr_mov_imm(&t->b, RAX, t->next);
+	store(t, 8, RAX, M(RBX, OFF_NEXT));
+	op(t, 8, 0x8b, RDI, R(RBX));
+	jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)&bi->in);
+	jit_tr_call(&t->b, (const void *)bi->fn);
+	t->pend = 1;
+	load(t, 8, RAX, M(RBX, OFF_NEXT));
+	if (last) {
+		exit_rax(t);
+		return;
+	}
+	jit_tr_mov_imm(&t->b, RCX, t->next);
+	op(t, 8, 0x3b, RAX, R(RCX));
+	e1 = jit_tr_jump(&t->b, 5);
+	op_imm8(t, 1, 0x80, 7, M(RBX, OFF_SMC_HIT), 0);
+	cont = jit_tr_jump(&t->b, 4);
+	jit_tr_here(&t->b, e1);
+	exit_rax(t);
+	jit_tr_here(&t->b, cont);
+}
+
+/*
+ * The entry from another block (exit_link): go on only while no signal
+ * is pending and the budget allows a whole block, and while the code
+ * bytes are those translated (block.c's same_code()); otherwise return
+ * to the run loop at this block's start.
+ */
+static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
+{
+	uint8_t *bail[3 + 15 * 32 / 8 + 8];
+	unsigned nb = 0, i;
+	uint64_t q;
+
+	load(t, 8, RAX, M(RBX, OFF_ICOUNT));
+	op(t, 8, 0x3b, RAX, M(RBX, OFF_CHAIN_END));
+	bail[nb++] = jit_tr_jump(&t->b, 3);		/* jae */
+	op_imm8(t, 4, 0x83, 7, M(RBX, OFF_EVENTS), 0);
+	bail[nb++] = jit_tr_jump(&t->b, 5);
+	op_imm8(t, 1, 0x80, 7, M(RBX, OFF_IRQ), 0);
+	bail[nb++] = jit_tr_jump(&t->b, 5);
+	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
+	for (i = 0; i + 8 <= nbytes || (i < nbytes && nbytes >= 8); i += 8) {
+		unsigned at = i + 8 <= nbytes ? i : nbytes - 8;
+
+		memcpy(&q, code + at, 8);
+		jit_tr_mov_imm(&t->b, RAX, q);
+		op(t, 8, 0x3b, RAX, M(RDX, (int32_t)at));
+		bail[nb++] = jit_tr_jump(&t->b, 5);
+	}
+	for (; i < nbytes; i++) {			/* blocks under 8 bytes */
+		op_imm8(t, 1, 0x80, 7, M(RDX, (int32_t)i), code[i]);
+		bail[nb++] = jit_tr_jump(&t->b, 5);
+	}
+	jit_tr_mov_imm(&t->b, RAX, t->code_lo);
+	store(t, 8, RAX, M(RBX, OFF_SMC_LO));
+	jit_tr_mov_imm(&t->b, RAX, t->code_hi);
+	store(t, 8, RAX, M(RBX, OFF_SMC_HI));
+	op_imm32(t, 8, 0xc7, 0, M(RBX, OFF_TR_LINK), 0);
+	{
+		uint8_t *body = jit_tr_jump(&t->b, -1);
+
+		for (i = 0; i < nb; i++)
+			jit_tr_here(&t->b, bail[i]);
+		exit_to(t, t->rip);			/* pend is 0 here */
+		jit_tr_here(&t->b, body);
+	}
+}
+
+/*
+ * Flags liveness.  An instruction whose arithmetic flags are all written
+ * by a later instruction of the block before anything reads them, and
+ * with nothing in between that can fault or leave the block, need not
+ * store them.  FL_READ: reads RFLAGS, may fault (a memory operand: the
+ * exception frame holds RFLAGS) or runs a handler; FL_WRITE: writes
+ * every arithmetic flag and reads none; 0: leaves them alone.  This
+ * mirrors tr_insn() conservatively: what it does not know reads.
+ */
+enum { FL_NONE, FL_WRITE, FL_READ };
+
+static int flag_use_1b(const struct jit_insn *in)
+{
+	uint8_t o = in->op;
+	bool mem = in->mod != 3;
+	unsigned ext = in->reg & 7, count;
+
+	if (o < 0x40 && (o & 7) < 6) {
+		if ((mem && (o & 7) < 4) || (o >> 3) == ALU_ADC || (o >> 3) == ALU_SBB)
+			return FL_READ;
+		return FL_WRITE;
+	}
+	if (o >= 0x80 && o <= 0x83)
+		return mem || ext == ALU_ADC || ext == ALU_SBB ? FL_READ : FL_WRITE;
+	if (o == 0x84 || o == 0x85 || o == 0x69 || o == 0x6b)
+		return mem ? FL_READ : FL_WRITE;
+	if (o == 0xa8 || o == 0xa9)
+		return FL_WRITE;
+	if (o == 0xf6 || o == 0xf7)
+		return !mem && ext == 0 ? FL_WRITE : FL_READ;
+	if (o == 0xc0 || o == 0xc1 || o == 0xd0 || o == 0xd1) {
+		count = o >= 0xd0 ? 1 : (unsigned)in->imm & (in->opsize == 8 ? 63 : 31);
+		return !mem && count && ext >= 4 ? FL_WRITE : FL_READ;
+	}
+	if ((o >= 0x88 && o <= 0x8b) || o == 0x63 || ((o == 0xc6 || o == 0xc7) && ext == 0))
+		return mem ? FL_READ : FL_NONE;
+	if ((o >= 0xb0 && o < 0xc0) || (o == 0x8d && mem))
+		return FL_NONE;
+	if (o == 0x90 && !in->rex && in->rep != 0xf3)
+		return FL_NONE;
+	return FL_READ;
+}
+
+static int flag_use(const struct jit_insn *in)
+{
+	if (in->lock)
+		return FL_READ;
+	if (in->map == MAP_1B)
+		return flag_use_1b(in);
+	if (in->map == MAP_0F) {
+		if (in->op == 0xb6 || in->op == 0xb7 || in->op == 0xbe || in->op == 0xbf)
+			return in->mod != 3 ? FL_READ : FL_NONE;
+		if (in->op == 0xaf)
+			return in->mod != 3 ? FL_READ : FL_WRITE;
+		if (in->op == 0x1f)
+			return FL_NONE;
+	}
+	return FL_READ;
+}
+
+/*
+ * Translate the block described by rq.  Returns the host function (and
+ * rq->chain, the entry for other blocks), or NULL when the buffer filled
+ * up.  Two exit slots (struct jit_tr_slot) precede the code.
+ */
+jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
+{
+	struct tr t = { .b = *b, .rip = rq->rip, .cpl = rq->cpl, .jc = rq->jc,
+			.code_lo = (uintptr_t)rq->code, .code_hi = (uintptr_t)rq->code + rq->nbytes };
+	bool dead[64];
+	uint8_t *start, *body;
+	bool live = true;
+	int r = TR_OK;
+
+	if (rq->n > 64 || t.b.p + 2 * sizeof(struct jit_tr_slot) > t.b.end)
+		return NULL;	/* blocks are at most 32 instructions */
+	for (unsigned i = rq->n; i-- > 0;) {
+		int u = flag_use(&rq->insn[i].in);
+
+		dead[i] = !live;
+		live = u == FL_READ || (u == FL_NONE && live);
+	}
+	t.slot = (struct jit_tr_slot *)(void *)t.b.p;
+	t.nslot = 2;
+	memset(t.slot, 0, 2 * sizeof(struct jit_tr_slot));
+	t.b.p += 2 * sizeof(struct jit_tr_slot);
+	start = t.b.p;
+	jit_tr_byte(&t.b, 0x53);			/* push rbx */
+	op(&t, 8, 0x8b, RBX, R(RDI));			/* mov rbx, rdi */
+	body = jit_tr_jump(&t.b, -1);
+	rq->chain = t.b.p;
+	chain_entry(&t, rq->code, rq->nbytes);
+	jit_tr_here(&t.b, body);
+	for (unsigned i = 0; i < rq->n && r != TR_END; i++) {
+		const struct jit_insn *in = &rq->insn[i].in;
+
+		t.next = t.rip + in->len;
+		t.fl_dead = dead[i];
+		r = tr_insn(&t, in);
+		if (r == TR_NO) {
+			tr_call(&t, &rq->insn[i], i == rq->n - 1);
+			r = i == rq->n - 1 ? TR_END : TR_OK;
+		} else if (r == TR_OK) {
+			t.pend++;
+		}
+		t.rip = t.next;
+	}
+	if (r != TR_END)
+		exit_link(&t, t.rip);
+	if (t.b.full)
+		return NULL;
+	*b = t.b;
+	return (jit_tr_fn *)(void *)start;
+}
