@@ -515,6 +515,9 @@ int machine_load_state(struct machine *m, const uint8_t *buf, size_t len)
 	pthread_mutex_lock(&m->lock);
 	vms_park(m);
 	pthread_mutex_unlock(&m->lock);
+	/* disk requests still in flight land before their rings are replaced */
+	if (m->timer_running)
+		usleep(20000);
 	for (int i = 0; i < m->ncpu && r == 0; i++)
 		r = load_cpu(m, i, &l);
 	pthread_mutex_lock(&m->lock);
