@@ -546,6 +546,120 @@ static void kvm_reset(void *vcpu)
 	}
 }
 
+/* ---- the rest of the vCPU state, for snapshots ---- */
+
+static const uint32_t kvm_saved_msrs[] = {
+	0x10, 0x174, 0x175, 0x176, 0x1a0, 0x277, 0x2ff,
+	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,
+	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
+	0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
+	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102, 0xc0000103,
+};
+
+/* struct kvm_fpu <-> the FXSAVE image (Intel SDM vol. 1, 10.5.1). */
+static void fpu_to_fxsave(const struct kvm_fpu *f, uint8_t *b)
+{
+	memset(b, 0, 512);
+	memcpy(b, &f->fcw, 2);
+	memcpy(b + 2, &f->fsw, 2);
+	b[4] = f->ftwx;
+	memcpy(b + 6, &f->last_opcode, 2);
+	memcpy(b + 8, &f->last_ip, 8);
+	memcpy(b + 16, &f->last_dp, 8);
+	memcpy(b + 24, &f->mxcsr, 4);
+	memcpy(b + 32, f->fpr, 128);
+	memcpy(b + 160, f->xmm, 256);
+}
+
+static void fxsave_to_fpu(const uint8_t *b, struct kvm_fpu *f)
+{
+	memset(f, 0, sizeof(*f));
+	memcpy(&f->fcw, b, 2);
+	memcpy(&f->fsw, b + 2, 2);
+	f->ftwx = b[4];
+	memcpy(&f->last_opcode, b + 6, 2);
+	memcpy(&f->last_ip, b + 8, 8);
+	memcpy(&f->last_dp, b + 16, 8);
+	memcpy(&f->mxcsr, b + 24, 4);
+	memcpy(f->fpr, b + 32, 128);
+	memcpy(f->xmm, b + 160, 256);
+}
+
+static int kvm_get_extra(void *vcpu, struct hw_cpu_extra *x)
+{
+	struct kvm_vcpu *v = vcpu;
+	struct kvm_fpu fpu;
+	struct kvm_debugregs dr;
+	struct kvm_xcrs xcrs;
+	struct kvm_vcpu_events ev;
+	struct { struct kvm_msrs h; struct kvm_msr_entry e; } one;
+
+	memset(x, 0, sizeof(*x));
+	if (ioctl(v->fd, KVM_GET_FPU, &fpu) < 0)
+		return err_set_errno(errno, "KVM_GET_FPU");
+	fpu_to_fxsave(&fpu, x->fxsave);
+	for (size_t i = 0; i < ARRAY_SIZE(kvm_saved_msrs) && x->nmsrs < HW_CPU_MAX_MSRS; i++) {
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		one.e.index = kvm_saved_msrs[i];
+		if (ioctl(v->fd, KVM_GET_MSRS, &one) == 1)
+			x->msrs[x->nmsrs++] = (struct hw_msr){ one.e.index, one.e.data };
+	}
+	if (ioctl(v->fd, KVM_GET_DEBUGREGS, &dr) == 0) {
+		memcpy(x->dr, dr.db, sizeof(dr.db));
+		x->dr[6] = dr.dr6;
+		x->dr[7] = dr.dr7;
+	}
+	x->xcr0 = 1;
+	if (ioctl(v->fd, KVM_GET_XCRS, &xcrs) == 0)
+		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
+			if (xcrs.xcrs[i].xcr == 0)
+				x->xcr0 = xcrs.xcrs[i].value;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0) {
+		x->nmi_pending = ev.nmi.pending;
+		x->nmi_blocked = ev.nmi.masked;
+		x->shadow = ev.interrupt.shadow != 0;
+	}
+	x->wait_sipi = v->wait_sipi;
+	return 0;
+}
+
+static int kvm_set_extra(void *vcpu, const struct hw_cpu_extra *x)
+{
+	struct kvm_vcpu *v = vcpu;
+	struct kvm_fpu fpu;
+	struct kvm_debugregs dr = { 0 };
+	struct kvm_xcrs xcrs = { .nr_xcrs = 1, .xcrs = { { .xcr = 0, .value = x->xcr0 | 1 } } };
+	struct kvm_vcpu_events ev;
+	struct { struct kvm_msrs h; struct kvm_msr_entry e; } one;
+
+	fxsave_to_fpu(x->fxsave, &fpu);
+	if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
+		return err_set_errno(errno, "KVM_SET_FPU");
+	for (uint32_t i = 0; i < x->nmsrs && i < HW_CPU_MAX_MSRS; i++) {
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		one.e.index = x->msrs[i].index;
+		one.e.data = x->msrs[i].value;
+		if (ioctl(v->fd, KVM_SET_MSRS, &one) != 1)
+			LOG(LOG_UNIMP, "snapshot: MSR 0x%x not restored", one.e.index);
+	}
+	memcpy(dr.db, x->dr, sizeof(dr.db));
+	dr.dr6 = x->dr[6];
+	dr.dr7 = x->dr[7];
+	ioctl(v->fd, KVM_SET_DEBUGREGS, &dr);
+	ioctl(v->fd, KVM_SET_XCRS, &xcrs);
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0) {
+		ev.nmi.pending = x->nmi_pending;
+		ev.nmi.masked = x->nmi_blocked;
+		ev.interrupt.shadow = x->shadow ? KVM_X86_SHADOW_INT_STI : 0;
+		ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
+		ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
+	}
+	v->wait_sipi = x->wait_sipi;
+	return 0;
+}
+
 const struct hw_accel_ops hw_accel_kvm = {
 	.name = "kvm", .probe = kvm_probe, .init = kvm_init, .free = kvm_free,
 	.map = kvm_map, .vcpu_new = kvm_vcpu_new, .vcpu_free = kvm_vcpu_free,
@@ -553,4 +667,5 @@ const struct hw_accel_ops hw_accel_kvm = {
 	.get_sregs = kvm_get_sregs, .set_sregs = kvm_set_sregs,
 	.irq_line = kvm_irq_line, .nmi = kvm_nmi, .init_ipi = kvm_init_ipi,
 	.sipi = kvm_sipi, .kick = kvm_kick, .reset = kvm_reset,
+	.get_extra = kvm_get_extra, .set_extra = kvm_set_extra,
 };

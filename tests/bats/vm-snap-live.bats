@@ -43,7 +43,7 @@ teardown() {
 # vm_start ARGS...: hw-snap on the JIT with the disk as IDE 0, serial on
 # $T/ser.sock, QMP on $T/qmp.sock.
 vm_start() {
-	vm-run -accel jit -m 64 -kernel "$HW/hw-snap.elf" -display none -nodefaults \
+	vm-run -accel "${ACCEL:-jit}" -m 64 -kernel "$HW/hw-snap.elf" -display none -nodefaults \
 		-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 		-serial "unix:$T/ser.sock,server=on,wait=off" \
 		-qmp "unix:$T/qmp.sock,server=on,wait=off" \
@@ -327,4 +327,19 @@ jobs_when_concluded() {
 	vm_quit
 	run qemu-img snapshot -l "$T/disk.qcow2"
 	[[ "${lines[2]}" =~ ^1\ +qmp\  ]]
+}
+
+@test "savevm and loadvm on KVM, where KVM runs the test program" {
+	[ -w /dev/kvm ] || skip "no /dev/kvm"
+	run timeout 20 vm-run -accel kvm -kernel "$HW/hw-hello.elf" -nographic \
+		-device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null
+	[ "$status" -eq 33 ] || skip "KVM cannot run the test program here"
+	ACCEL=kvm vm_start
+	[ "$(keys nnw)" = $'count=1\ncount=2\nwrote=2' ]
+	vm-mon "$T/qmp.sock" savevm k
+	[ "$(keys nw)" = $'count=3\nwrote=3' ]
+	vm-mon "$T/qmp.sock" loadvm k
+	[ "$(keys rn)" = $'disk=2\ncount=3' ]
+	vm_quit
+	[ "$vm_status" -eq 33 ]
 }
