@@ -331,6 +331,8 @@ struct hw_irqfd;
 int hw_ioevent_add(struct machine *m, uint64_t gpa, void (*fn)(void *opaque, int arg),
 		   void *opaque, int arg, struct hw_ioevent **out);
 void hw_ioevent_del(struct machine *m, struct hw_ioevent *e);
+/* Run e's handler soon, as if the guest had written (after a load). */
+void hw_ioevent_ring(struct hw_ioevent *e);
 int hw_irqfd_new(struct machine *m, int gsi, bool (*pending)(void *opaque), void *opaque,
 		 struct hw_irqfd **out);
 void hw_irqfd_raise(struct hw_irqfd *f);

@@ -270,6 +270,14 @@ void hw_ioevent_del(struct machine *m, struct hw_ioevent *io)
 	io->fd = -1;
 }
 
+void hw_ioevent_ring(struct hw_ioevent *io)
+{
+	uint64_t one = 1;
+
+	if (io && io->used && write(io->fd, &one, sizeof(one)) != sizeof(one))
+		LOG(LOG_VIRTIO, "kvm: ioeventfd at 0x%" PRIx64 ": %s", io->gpa, strerror(errno));
+}
+
 /* ---- irqfds ---- */
 
 int hw_irqfd_new(struct machine *m, int gsi, bool (*pending)(void *opaque), void *opaque,

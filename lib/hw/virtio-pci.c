@@ -261,6 +261,16 @@ static void fast_paths(struct virtio_pci *p)
 	doorbells_map(p);
 }
 
+/* After a load: the guest may have rung a doorbell before the snapshot
+ * whose request the snapshot holds unserved; ring each one again. */
+static void fast_paths_loaded(struct virtio_pci *p)
+{
+	fast_paths(p);
+	for (int q = 0; q < p->v.ops->nqueues; q++)
+		if (p->doorbell[q] && virtio_ready(&p->v, q))
+			hw_ioevent_ring(p->doorbell[q]);
+}
+
 /* ---- the common configuration structure (4.1.4.3) ---- */
 
 static uint64_t common_read(struct hw_virtio *v, unsigned off)
@@ -463,6 +473,8 @@ static int vdev_load(void *dev, struct hw_rbuf *r)
 	memcpy(v->q, q, nq * sizeof(q[0]));
 	memcpy(v->config, cfg, v->config_len);
 	set_intx(v, v->isr != 0);
+	if (v->status & 4)
+		fast_paths_loaded(vpci(v));
 	return 0;
 }
 
