@@ -1,0 +1,268 @@
+/*
+ * The translator (lib/jit/tr-*.c) against the interpreter and the host:
+ * random straight-line sequences of the forms the translator emits inline
+ * (ALU, TEST, shifts and rotates, IMUL, INC/DEC, MOV/MOVZX/MOVSX/LEA,
+ * PUSH/POP, loads and stores, short forward Jcc) mixed with forms it
+ * hands to the interpreter, run natively, by a vCPU that translates every
+ * block at once (VM_JIT_HOT=0) and by one that only interprets
+ * (VM_JIT_TRANSLATE=off): registers, flags and memory must match.  Then
+ * loops and CALL/RET (chained blocks, the RET table), code that rewrites
+ * itself ahead of RIP, and a fault in the middle of a translated block
+ * (the state must be exactly the interpreter's: precise exceptions).
+ */
+#include "test-jit-harness.h"
+
+static struct jit_cpu *cpu_tr, *cpu_in;
+static int cases, fails;
+
+/* Registers a sequence may write: not RSP (the stack) nor RBX (MEMBASE). */
+static unsigned rreg(struct rng *r)
+{
+	static const uint8_t regs[] = { 0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+
+	return regs[rnd(r) % sizeof(regs)];
+}
+
+/* [REX] opcode(s) ModRM for register reg and r/m register rm (mod 3) or
+ * [rbx + disp8] (rm < 0); w: REX.W; p66: operand-size prefix; byte: a
+ * byte operation (BH is part of RBX: a REX makes register 7 DIL). */
+static void modrm_insn(struct hcase *c, bool p66, bool w, bool byte, const uint8_t *op,
+		       unsigned nop, unsigned reg, int rm, int disp)
+{
+	uint8_t rex = 0x40 | (w ? 8 : 0) | ((reg & 8) ? 4 : 0) | (rm >= 8 ? 1 : 0);
+
+	if (p66)
+		emit1(c, 0x66);
+	if (rex != 0x40 || (byte && (reg == 7 || rm == 7)))
+		emit1(c, rex);
+	emit(c, op, nop);
+	if (rm < 0) {
+		emit1(c, (uint8_t)(0x40 | (reg & 7) << 3 | 3));
+		emit1(c, (uint8_t)disp);
+	} else {
+		emit1(c, (uint8_t)(0xc0 | (reg & 7) << 3 | (rm & 7)));
+	}
+}
+
+static int rdisp(struct rng *r)
+{
+	return (int)(rnd(r) % 0x70) & ~7;	/* inside the compared window */
+}
+
+/* One random instruction. */
+static void rnd_insn(struct rng *r, struct hcase *c)
+{
+	unsigned k = (unsigned)(rnd(r) % 16), d = rreg(r), s = rreg(r);
+	bool w = rnd(r) & 1, p66 = !w && rnd(r) % 4 == 0;
+	int mem = rnd(r) % 3 == 0 ? -1 : (int)s;
+	uint8_t op[2] = { 0, 0 };
+
+	switch (k) {
+	case 0: case 1: case 2:			/* ALU r, r/m and r/m, r (RMW: a handler) */
+		op[0] = (uint8_t)((rnd(r) % 8) << 3 | (rnd(r) % 4));
+		if (!(op[0] & 1))
+			p66 = w = false;
+		modrm_insn(c, p66, w, !(op[0] & 1), op, 1, d, mem, rdisp(r));
+		break;
+	case 3:					/* ALU r/m, imm8 / imm32 */
+		op[0] = rnd(r) & 1 ? 0x83 : 0x81;
+		modrm_insn(c, p66, w, false, op, 1, (unsigned)(rnd(r) % 8),
+			   rnd(r) % 4 == 0 ? -1 : (int)d, rdisp(r));
+		if (op[0] == 0x83)
+			emit1(c, (uint8_t)rnd(r));
+		else if (p66)
+			emit(c, (uint8_t[]){ (uint8_t)rnd(r), (uint8_t)rnd(r) }, 2);
+		else
+			emit(c, (uint8_t[]){ (uint8_t)rnd(r), (uint8_t)rnd(r), 0, 0x80 }, 4);
+		break;
+	case 4:					/* shifts, rotates by imm, 1, CL */
+		op[0] = (uint8_t[]){ 0xc1, 0xd1, 0xd3, 0xc0 }[rnd(r) % 4];
+		modrm_insn(c, p66 && op[0] != 0xc0, w && op[0] != 0xc0, op[0] == 0xc0, op, 1,
+			   (unsigned)(rnd(r) % 8), (int)d, 0);
+		if (op[0] == 0xc1 || op[0] == 0xc0)
+			emit1(c, (uint8_t)(rnd(r) % 3 ? rnd(r) % 40 : 0));
+		break;
+	case 5:					/* IMUL, INC/DEC, TEST */
+		if (rnd(r) & 1) {
+			modrm_insn(c, p66, w, false, (uint8_t[]){ 0x0f, 0xaf }, 2, d, mem, rdisp(r));
+		} else {
+			op[0] = rnd(r) & 1 ? 0xff : 0x85;
+			modrm_insn(c, p66, w, false, op, 1,
+				   op[0] == 0xff ? (unsigned)(rnd(r) % 2) : s, (int)d, 0);
+		}
+		break;
+	case 6: case 7:				/* MOV load, store, register */
+		op[0] = (uint8_t[]){ 0x8b, 0x89, 0x88, 0x8a }[rnd(r) % 4];
+		modrm_insn(c, p66 && op[0] < 0x8a, w && op[0] != 0x88 && op[0] != 0x8a,
+			   op[0] == 0x88 || op[0] == 0x8a, op, 1, d,
+			   rnd(r) % 2 ? -1 : (int)s, rdisp(r));
+		break;
+	case 8:					/* MOVZX/MOVSX/MOVSXD */
+		op[0] = 0x0f;
+		op[1] = (uint8_t[]){ 0xb6, 0xb7, 0xbe, 0xbf }[rnd(r) % 4];
+		if (rnd(r) % 4 == 0)
+			modrm_insn(c, false, true, false, (uint8_t[]){ 0x63 }, 1, d, mem, rdisp(r));
+		else
+			modrm_insn(c, false, w, false, op, 2, d, mem, rdisp(r));
+		break;
+	case 9:					/* LEA r, [s + rcx*4 + disp8] */
+		emit1(c, (uint8_t)(0x40 | (w ? 8 : 0) | ((d & 8) ? 4 : 0) | ((s & 8) ? 1 : 0)));
+		emit(c, (uint8_t[]){ 0x8d, (uint8_t)(0x44 | (d & 7) << 3),
+				     (uint8_t)(0x80 | 1 << 3 | (s & 7)), (uint8_t)rnd(r) }, 4);
+		break;
+	case 10:				/* PUSH r8-r15; POP r */
+		emit(c, (uint8_t[]){ 0x41, (uint8_t)(0x50 + (d & 7)) }, 2);
+		emit(c, (uint8_t[]){ (uint8_t)(s & 8 ? 0x41 : 0x40), (uint8_t)(0x58 + (s & 7)) }, 2);
+		break;
+	case 11:				/* MOV r, imm64; MOV [mem], imm32 */
+		if (rnd(r) & 1) {
+			emit1(c, (uint8_t)(0x48 | ((d & 8) ? 1 : 0)));
+			emit1(c, (uint8_t)(0xb8 + (d & 7)));
+			for (int i = 0; i < 8; i++)
+				emit1(c, (uint8_t)rnd(r));
+		} else {
+			modrm_insn(c, false, w, false, (uint8_t[]){ 0xc7 }, 1, 0, -1, rdisp(r));
+			emit(c, (uint8_t[]){ (uint8_t)rnd(r), 1, 2, (uint8_t)rnd(r) }, 4);
+		}
+		break;
+	case 12:				/* handlers: SETcc, CMOVcc */
+		op[0] = 0x0f;
+		op[1] = (uint8_t)((rnd(r) & 1 ? 0x40 : 0x90) | (rnd(r) % 16));
+		modrm_insn(c, false, w && op[1] < 0x90, op[1] >= 0x90, op, 2, d, (int)s, 0);
+		break;
+	case 13:				/* CMP/TEST memory with imm8 */
+		op[0] = rnd(r) & 1 ? 0x80 : 0xf6;
+		modrm_insn(c, false, false, false, op, 1, op[0] == 0x80 ? 7 : 0, -1, rdisp(r));
+		emit1(c, (uint8_t)rnd(r));
+		break;
+	default:				/* Jcc over the next instruction (a block end) */
+		emit(c, (uint8_t[]){ (uint8_t)(0x70 | (rnd(r) % 16)), 4 }, 2);
+		emit(c, (uint8_t[]){ (uint8_t)(d & 8 ? 0x49 : 0x48), 0x83, (uint8_t)(0xc0 | (d & 7)), 1 }, 4);
+		break;
+	}
+}
+
+/* Compare native, translated and interpreted runs of one case. */
+static void both(const struct hcase *c, const char *what)
+{
+	cases++;
+	if (!harness_compare(cpu_tr, c, what, false) || !harness_compare(cpu_in, c, what, false))
+		fails++;
+}
+
+static void test_random(void)
+{
+	static struct hcase c;
+	struct rng r = { 0x5eed1234abcdull };
+
+	for (int i = 0; i < 3000; i++) {
+		rnd_case(&r, &c);
+		while (c.len < 200)
+			rnd_insn(&r, &c);
+		both(&c, "random sequence");
+	}
+}
+
+/* A counted loop with a CALL/RET inside: blocks chain, RET uses its table. */
+static void test_loops(void)
+{
+	static struct hcase c;
+	struct rng r = { 42 };
+	/* mov ecx, 500; l: call f; dec ecx; jnz l; jmp out; f: nop x3; add rax, rcx;
+	 * imul rdx, rax; ret; out: */
+	static const uint8_t code[] = {
+		0xb9, 0xf4, 0x01, 0x00, 0x00,
+		0xe8, 0x06, 0x00, 0x00, 0x00,
+		0xff, 0xc9,
+		0x75, 0xf7,
+		0xeb, 0x0b,
+		0x90, 0x90, 0x90,
+		0x48, 0x01, 0xc8,
+		0x48, 0x0f, 0xaf, 0xd0,
+		0xc3,
+	};
+
+	for (int i = 0; i < 20; i++) {
+		rnd_case(&r, &c);
+		emit(&c, code, sizeof(code));
+		both(&c, "loop with call/ret");
+	}
+}
+
+/* Code that rewrites an instruction further on in its own block. */
+static void test_smc(void)
+{
+	static struct hcase c;
+	struct rng r = { 7 };
+
+	for (int i = 0; i < 50; i++) {
+		rnd_case(&r, &c);
+		/* mov byte [rip + 2], imm8; add eax, imm8 (the imm8 is the byte written) */
+		emit(&c, (uint8_t[]){ 0xc6, 0x05, 0x02, 0x00, 0x00, 0x00, (uint8_t)rnd(&r) }, 7);
+		emit(&c, (uint8_t[]){ 0x83, 0xc0, 0x11 }, 3);
+		emit(&c, (uint8_t[]){ 0x48, 0x01, 0xc1 }, 3);	/* add rcx, rax */
+		both(&c, "self-modifying code");
+	}
+}
+
+/* A page fault inside a translated block: RIP at the faulting load, the
+ * flags of the ALU instruction before it, registers untouched after it. */
+static void test_fault(void)
+{
+	static const uint8_t code[] = {
+		0x48, 0x01, 0xd8,		/* add rax, rbx */
+		0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0x00, 0x30,	/* mov rcx, [0x30000000] */
+		0x48, 0x83, 0xc2, 0x01,		/* add rdx, 1 */
+	};
+	struct jit_cpu *cpus[2] = { cpu_tr, cpu_in };
+	struct jit_regs out[2];
+
+	for (int k = 0; k < 2; k++) {
+		struct jit_regs r;
+		enum jit_exit e = JIT_EXIT_BUDGET;
+
+		memcpy(guest_ptr(CODE), code, sizeof(code));
+		memset(&r, 0, sizeof(r));
+		r.gpr[0] = 0x7fffffffffffffffull;
+		r.gpr[3] = 1;
+		r.gpr[4] = STACK_TOP;
+		r.rip = CODE;
+		r.rflags = 0x202;
+		jit_cpu_set_regs(cpus[k], &r);
+		for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
+			e = jit_cpu_run(cpus[k], 1000);
+		jit_cpu_get_regs(cpus[k], &out[k]);
+		CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 3,
+		      "%s: the fault stops at the load (rip %#llx)", k ? "interpreter" : "translator",
+		      (unsigned long long)out[k].rip);
+		harness_setup(cpus[k]);
+	}
+	CHECK(!memcmp(out[0].gpr, out[1].gpr, sizeof(out[0].gpr)) &&
+	      (out[0].rflags & FLAG_MASK) == (out[1].rflags & FLAG_MASK) &&
+	      (out[0].rflags & 0x880) == 0x880,
+	      "fault state: translator and interpreter agree (flags %#llx / %#llx)",
+	      (unsigned long long)out[0].rflags, (unsigned long long)out[1].rflags);
+}
+
+int main(void)
+{
+	harness_map_native();
+	setenv("VM_JIT_HOT", "0", 1);
+	cpu_tr = harness_cpu();
+	setenv("VM_JIT_TRANSLATE", "off", 1);
+	cpu_in = jit_cpu_new(&h_bus, 0);
+	harness_setup(cpu_in);
+	test_random();
+	CHECK(fails == 0, "random sequences: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_loops();
+	CHECK(fails == 0, "loops with CALL/RET: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_smc();
+	CHECK(fails == 0, "self-modifying code: %d cases, %d differ", cases, fails);
+	test_fault();
+	jit_cpu_free(cpu_tr);
+	jit_cpu_free(cpu_in);
+	free(h_ram);
+	return unit_done();
+}
