@@ -325,6 +325,14 @@ int qcow2_snapshot_create(struct fmt_image *img, const struct fmt_snapshot *sn)
 	pthread_mutex_lock(&s->lock);
 	r = snap_create_locked(s, sn);
 	pthread_mutex_unlock(&s->lock);
+	if (r == 0)
+		r = fmt_file_flush(&s->f);
+	/* As QEMU: the VM state now belongs to the snapshot; the current
+	 * state lets go of it, so it costs no copy-on-write later and never
+	 * shows through a disk that grows over the area. */
+	if (r == 0 && sn->vm_state_size)
+		r = qcow2_unmap(img, qcow2_vmstate_offset(s),
+				ALIGN_UP(sn->vm_state_size, s->cluster_size));
 	return r < 0 ? r : fmt_file_flush(&s->f);
 }
 
