@@ -70,5 +70,7 @@ int mon_hmp_hostfwd(void *opaque, const struct hmp_args *a, struct hmp_out *o);
 /* mon-snapshot.c: QMP's snapshot jobs, query-jobs, job-dismiss */
 qmp_cmd_fn mon_snapshot_save, mon_snapshot_load, mon_snapshot_delete, mon_query_jobs,
 	mon_job_dismiss;
+/* STOP/RESUME around savevm and loadvm (savevm_set_run_events). */
+void mon_snapshot_event(void *opaque, const char *name);
 
 #endif

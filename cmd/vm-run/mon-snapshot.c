@@ -102,6 +102,13 @@ static int job_drives(struct vmrun_mon *mon, json_t *devices, struct snap_job *j
 	return 0;
 }
 
+void mon_snapshot_event(void *opaque, const char *name)
+{
+	struct vmrun_mon *mon = opaque;
+
+	qmp_server_event(mon->qmp, name, NULL);
+}
+
 static int job_start(struct vmrun_mon *mon, json_t *args, enum job_kind kind)
 {
 	const char *id = json_string_value(json_object_get(args, "job-id"));
@@ -134,6 +141,7 @@ static int job_start(struct vmrun_mon *mon, json_t *args, enum job_kind kind)
 	j->tag = xstrdup(tag);
 	j->mon = mon;
 	j->timer = loop_timer_new(mon->loop, job_run, j);
+	savevm_set_run_events(mon_snapshot_event, mon);
 	job_status(j, "created");
 	loop_timer_mod(j->timer, loop_now_ms());
 	return 0;

@@ -186,6 +186,7 @@ static int hmp_snapshot(void *opaque, const struct hmp_args *a, struct hmp_out *
 	struct vmrun_mon *mon = opaque;
 	const char *tag = hmp_arg(a, "tag");
 
+	savevm_set_run_events(mon_snapshot_event, mon);
 	if (!strcmp(a->name, "info"))
 		return savevm_info(mon->o, o);
 	if (!strcmp(a->name, "delvm"))

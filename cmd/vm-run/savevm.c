@@ -46,6 +46,34 @@ static uint64_t vm_clock_ns(void)
 	return (uint64_t)(mono_ns() - clock_base);
 }
 
+/* STOP and RESUME events around the work, as QEMU's savevm and loadvm. */
+static void (*run_event)(void *opaque, const char *name);
+static void *run_event_opaque;
+
+void savevm_set_run_events(void (*fn)(void *opaque, const char *name), void *opaque)
+{
+	run_event = fn;
+	run_event_opaque = opaque;
+}
+
+/* Pause the guest; true if it was paused already. */
+static bool vm_stop(struct machine *m)
+{
+	bool was = machine_paused(m);
+
+	machine_pause(m, true);
+	if (!was && run_event)
+		run_event(run_event_opaque, "STOP");
+	return was;
+}
+
+static void vm_resume(struct machine *m)
+{
+	if (run_event)
+		run_event(run_event_opaque, "RESUME");
+	machine_pause(m, false);
+}
+
 /* QEMU's default drive names (ide0-hd0, virtio0) unless -drive id=. */
 char *savevm_drive_name(const struct vmrun *o, int i)
 {
@@ -202,8 +230,7 @@ int savevm_save_on(struct machine *m, const char *tag, const int *idx, int nd, i
 		strftime(dflt, sizeof(dflt), "vm-%Y%m%d%H%M%S", &tm);
 		tag = dflt;
 	}
-	was_paused = machine_paused(m);
-	machine_pause(m, true);
+	was_paused = vm_stop(m);
 	r = machine_save_state(m, &st, &len);
 	if (r == 0)
 		r = save_to(idx, nd, vm, tag, st, len);
@@ -214,7 +241,7 @@ int savevm_save_on(struct machine *m, const char *tag, const int *idx, int nd, i
 	}
 	free(st);
 	if (!was_paused)
-		machine_pause(m, false);
+		vm_resume(m);
 	return r;
 }
 
@@ -266,8 +293,7 @@ int savevm_load_on(struct machine *m, const char *tag, const int *idx, int nd, i
 			       "using qemu-img");
 	if (vmsize > SIZE_MAX / 2)
 		return err_set(-EINVAL, "Snapshot '%s': VM state too large", tag);
-	was_paused = machine_paused(m);
-	machine_pause(m, true);
+	was_paused = vm_stop(m);
 	r = load_paused(m, idx, nd, vm, tag, vmsize, clock);
 	if (r < 0) {
 		char *why = xstrdup(err_msg());
@@ -277,7 +303,7 @@ int savevm_load_on(struct machine *m, const char *tag, const int *idx, int nd, i
 		return r;
 	}
 	if (!was_paused)
-		machine_pause(m, false);
+		vm_resume(m);
 	return 0;
 }
 

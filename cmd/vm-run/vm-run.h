@@ -129,6 +129,9 @@ int savevm_delete_on(const struct vmrun *o, const char *tag, const int *idx, int
 char *savevm_drive_name(const struct vmrun *o, int i);
 /* Can drive i hold internal snapshots (a writable qcow2 in vm-nbd)? */
 bool savevm_drive_can(int i);
+/* Who hears of the guest stopping and resuming around the work ("STOP",
+ * "RESUME"); fn NULL: nobody. */
+void savevm_set_run_events(void (*fn)(void *opaque, const char *name), void *opaque);
 
 /* disk.c */
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out);

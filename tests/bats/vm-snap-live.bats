@@ -73,8 +73,9 @@ vm_quit() {
 	rm -f "$T/vm.pid"
 }
 
-# The host offset of the first cluster of the qcow2 VM-state area (the
-# guest offsets past the virtual size, from the first L1 entry beyond it).
+# The host offset of the first cluster of the first snapshot's VM-state
+# area (the guest offsets past the virtual size, from the first L1 entry
+# beyond it; qcow2 spec: header, snapshot table entry).
 vmstate_cluster() {
 	python3 - "$1" <<'EOF'
 import struct, sys
@@ -82,7 +83,8 @@ f = open(sys.argv[1], 'rb')
 h = f.read(72)
 cb = struct.unpack('>I', h[20:24])[0]
 size = struct.unpack('>Q', h[24:32])[0]
-l1 = struct.unpack('>Q', h[40:48])[0]
+f.seek(struct.unpack('>Q', h[64:72])[0])
+l1 = struct.unpack('>Q', f.read(8))[0]
 per = 1 << (cb + cb - 3)
 idx = (size + per - 1) // per
 f.seek(l1 + 8 * idx)
