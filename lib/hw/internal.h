@@ -209,6 +209,9 @@ void hw_request_exit(struct machine *m, enum hw_stop why, int status);
 /* Set ISA IRQ / GSI line (lock held): goes to the PIC (irq < 16) and the
  * IOAPIC (ISA IRQ 0 is GSI 2, as the MADT says). */
 void hw_set_irq(struct machine *m, int irq, bool level);
+/* A message-signalled interrupt (MSI, MSI-X) written to addr (the local
+ * APICs' window, 0xfeexxxxx) with data (lock held).  Edge-triggered. */
+void hw_msi(struct machine *m, uint64_t addr, uint32_t data);
 static inline void hw_pulse_irq(struct machine *m, int irq)
 {
 	hw_set_irq(m, irq, true);
@@ -346,6 +349,7 @@ int kvm_irqchip_new(int vm, int kvm, struct kvm_chips **out);
 void kvm_irqchip_free(struct kvm_chips *c);
 void kvm_irqchip_set_irq(struct kvm_chips *c, int gsi, bool level);
 void kvm_irqchip_reset(struct kvm_chips *c);
+void kvm_irqchip_msi(struct kvm_chips *c, uint64_t addr, uint32_t data);
 /* Add the chips' device-state section ("kvm-irqchip") to the machine. */
 int kvm_irqchip_register(struct machine *m, struct kvm_chips *c);
 /* A vCPU's local APIC: keep its power-on state; put it back with the

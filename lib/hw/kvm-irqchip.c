@@ -126,6 +126,14 @@ void kvm_irqchip_set_irq(struct kvm_chips *c, int gsi, bool level)
 		LOG(LOG_INT, "kvm: KVM_IRQ_LINE %d: %s", gsi, strerror(errno));
 }
 
+void kvm_irqchip_msi(struct kvm_chips *c, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi msi = { .address_lo = addr, .address_hi = addr >> 32, .data = data };
+
+	if (ioctl(c->vm, KVM_SIGNAL_MSI, &msi) < 0)
+		LOG(LOG_INT, "kvm: KVM_SIGNAL_MSI 0x%" PRIx64 "/0x%x: %s", addr, data, strerror(errno));
+}
+
 void kvm_irqchip_reset(struct kvm_chips *c)
 {
 	for (int i = 0; i < 3; i++)

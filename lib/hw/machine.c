@@ -50,6 +50,19 @@ void hw_set_irq(struct machine *m, int irq, bool level)
 		ioapic_set_irq(m->ioapic, irq == 0 ? 2 : irq, level);
 }
 
+void hw_msi(struct machine *m, uint64_t addr, uint32_t data)
+{
+	if ((addr >> 20) != 0xfee) {
+		LOG(LOG_GUEST_ERRORS, "MSI to 0x%" PRIx64 ", outside the local APICs' window", addr);
+		return;
+	}
+	if (m->kernel_irqchip) {
+		kvm_irqchip_msi(kvm_accel_chips(m), addr, data);
+		return;
+	}
+	apic_deliver(m, (addr >> 12) & 0xff, addr & 4, (data >> 8) & 7, data & 0xff, false);
+}
+
 void hw_cpu_wake(struct machine *m, int cpu)
 {
 	struct hw_vcpu *v = &m->vcpu[cpu];

@@ -4,7 +4,10 @@
  * 4.1 (PCI: vendor capabilities for the common, notify, ISR and device
  * configuration structures, all in BAR 4), section 2.7 (split
  * virtqueues: descriptor table, available and used rings).  Interrupts
- * are INTx (no MSI-X), so the ISR register tells the driver why.  Ring
+ * are INTx, with the ISR register telling the driver why, until the
+ * driver enables MSI-X (PCI Local Bus 3.0 section 6.8.2; its table in
+ * BAR 1 with the pending bits at 0x800, as QEMU lays it out): then each
+ * queue and the configuration change have a vector of their own.  Ring
  * indices are read with acquire and written with release ordering since
  * the driver runs on other vCPU threads.
  *
@@ -25,6 +28,10 @@
 #define OFF_DEVICE 0x2000
 #define OFF_NOTIFY 0x3000
 #define NOTIFY_MULT 4
+#define MSIX_BAR_SIZE 0x1000
+#define MSIX_PBA 0x800
+#define MSIX_MAX (VIRTIO_MAX_QUEUES + 1)
+#define NO_VECTOR 0xffff
 
 /* The transport's private part around what the devices see. */
 struct virtio_pci {
@@ -33,6 +40,13 @@ struct virtio_pci {
 	bool fast_tried;	/* fast paths set up, or found missing */
 	struct hw_ioevent *doorbell[VIRTIO_MAX_QUEUES];
 	struct hw_irqfd *irqfd;
+	/* MSI-X: capability offset, vectors (one per queue + config), the
+	 * table (address low, high, data, vector control) and pending bits */
+	uint8_t msix_cap;
+	unsigned nvec;
+	uint16_t config_vector, queue_vector[VIRTIO_MAX_QUEUES];
+	uint32_t msix[MSIX_MAX][4];
+	uint32_t msix_pending;
 };
 
 static struct virtio_pci *vpci(struct hw_virtio *v) { return (struct virtio_pci *)v; }
@@ -66,17 +80,121 @@ static void vdev_reset(struct hw_virtio *v)
 	v->dfsel = v->gfsel = 0;
 	v->status = v->isr = 0;
 	v->qsel = 0;
-	for (int i = 0; i < VIRTIO_MAX_QUEUES; i++)
+	for (int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		v->q[i] = (struct virtq){ .size = v->ops->qsize };
+		vpci(v)->queue_vector[i] = NO_VECTOR;
+	}
+	vpci(v)->config_vector = NO_VECTOR;
 	if (v->ops->reset)
 		v->ops->reset(v);
 	set_intx(v, false);
 }
 
-void virtio_interrupt(struct hw_virtio *v, uint8_t isr_bit)
+/* ---- MSI-X ---- */
+
+static uint16_t msix_ctrl(struct virtio_pci *p)
 {
+	const uint8_t *c = p->v.pci->cfg + p->msix_cap + 2;
+
+	return c[0] | c[1] << 8;
+}
+
+static bool msix_enabled(struct virtio_pci *p) { return msix_ctrl(p) & 0x8000; }
+
+/* Send vector vec, or keep it pending while it or the function is masked. */
+static void msix_fire(struct virtio_pci *p, unsigned vec)
+{
+	if (vec >= p->nvec)
+		return;
+	if ((msix_ctrl(p) & 0x4000) || (p->msix[vec][3] & 1)) {
+		p->msix_pending |= 1u << vec;
+		return;
+	}
+	p->msix_pending &= ~(1u << vec);
+	hw_msi(p->v.m, (uint64_t)p->msix[vec][1] << 32 | p->msix[vec][0], p->msix[vec][2]);
+}
+
+static void msix_unmasked(struct virtio_pci *p)
+{
+	for (unsigned vec = 0; vec < p->nvec; vec++)
+		if (p->msix_pending & (1u << vec))
+			msix_fire(p, vec);
+}
+
+static uint64_t msix_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct virtio_pci *p = opaque;
+	uint64_t val = 0;
+
+	for (unsigned i = 0; i < size; i += 4, off += 4) {
+		uint32_t w = 0;
+		if (off < 16 * p->nvec)
+			w = p->msix[off / 16][(off % 16) / 4];
+		else if (off == MSIX_PBA)
+			w = p->msix_pending;
+		val |= (uint64_t)w << (8 * i);
+	}
+	return val;
+}
+
+static void msix_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+	struct virtio_pci *p = opaque;
+
+	for (unsigned i = 0; i < size && off < 16 * p->nvec; i += 4, off += 4) {
+		uint32_t *w = &p->msix[off / 16][(off % 16) / 4];
+		*w = (uint32_t)(val >> (8 * i));
+		if ((off % 16) == 12) {
+			*w &= 1;
+			if (!*w)
+				msix_unmasked(p);
+		}
+	}
+}
+
+static const struct hw_io_ops msix_io = { msix_read, msix_write };
+
+/* Config space past the header: only MSI-X's enable and mask bits can be
+ * written; the virtio capabilities are read-only. */
+static void pci_cfg_write(struct hw_pci_dev *d, unsigned off, uint32_t val, unsigned size)
+{
+	struct virtio_pci *p = d->opaque;
+	unsigned at = p->msix_cap + 3;
+
+	if (off > at || off + size <= at)
+		return;
+	d->cfg[at] = (d->cfg[at] & 0x3f) | ((val >> (8 * (at - off))) & 0xc0);
+	if (msix_enabled(p))
+		msix_unmasked(p);
+}
+
+static void msix_reset(struct virtio_pci *p)
+{
+	memset(p->msix, 0, sizeof(p->msix));
+	for (unsigned i = 0; i < p->nvec; i++)
+		p->msix[i][3] = 1;
+	p->msix_pending = 0;
+	p->v.pci->cfg[p->msix_cap + 3] &= 0x3f;
+}
+
+/* The driver's attention for queue q (-1: a configuration change). */
+static void interrupt(struct hw_virtio *v, int q, uint8_t isr_bit)
+{
+	struct virtio_pci *p = vpci(v);
+
+	if (msix_enabled(p)) {
+		uint16_t vec = q < 0 ? p->config_vector : p->queue_vector[q];
+		if (vec != NO_VECTOR)
+			msix_fire(p, vec);
+		return;
+	}
 	v->isr |= isr_bit;
 	set_intx(v, true);
+}
+
+void virtio_interrupt(struct hw_virtio *v, uint8_t isr_bit)
+{
+	interrupt(v, isr_bit & 2 ? -1 : 0, isr_bit);
 }
 
 bool virtio_ready(struct hw_virtio *v, int q)
@@ -173,7 +291,7 @@ void virtq_push(struct hw_virtio *v, int qi, const struct virtq_elem *e, uint32_
 	__atomic_store(used + 3, &b[1], __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (!(ring_load16(avail) & 1))
-		virtio_interrupt(v, 1);
+		interrupt(v, qi, 1);
 }
 
 size_t virtq_copy_from(const struct virtq_seg *s, int n, size_t skip, void *buf, size_t len)
@@ -283,13 +401,13 @@ static uint64_t common_read(struct hw_virtio *v, unsigned off)
 	case 0x04: return v->dfsel < 2 ? (uint32_t)(v->host_features >> (32 * v->dfsel)) : 0;
 	case 0x08: return v->gfsel;
 	case 0x0c: return v->gfsel < 2 ? (uint32_t)(v->driver_features >> (32 * v->gfsel)) : 0;
-	case 0x10: return 0xffff;
+	case 0x10: return vpci(v)->config_vector;
 	case 0x12: return v->ops->nqueues;
 	case 0x14: return v->status;
 	case 0x15: return v->cfg_gen;
 	case 0x16: return v->qsel;
 	case 0x18: return qok ? q->size : 0;
-	case 0x1a: return 0xffff;
+	case 0x1a: return qok ? vpci(v)->queue_vector[v->qsel] : NO_VECTOR;
 	case 0x1c: return qok ? q->enabled : 0;
 	case 0x1e: return qok ? v->qsel : 0;
 	case 0x20: return qok ? q->desc : 0;
@@ -313,6 +431,11 @@ static void common_write(struct hw_virtio *v, unsigned off, uint32_t val)
 	switch (off) {
 	case 0x00: v->dfsel = val; break;
 	case 0x08: v->gfsel = val; break;
+	case 0x10: vpci(v)->config_vector = val < vpci(v)->nvec ? val : NO_VECTOR; break;
+	case 0x1a:
+		if (v->qsel < v->ops->nqueues)
+			vpci(v)->queue_vector[v->qsel] = val < vpci(v)->nvec ? val : NO_VECTOR;
+		break;
 	case 0x0c:
 		if (v->gfsel == 0)
 			set_lo(&v->driver_features, val & v->host_features);
@@ -395,6 +518,8 @@ static void bar_map(struct hw_pci_dev *d, int bar, uint64_t addr, bool io)
 {
 	struct virtio_pci *p = d->opaque;
 
+	if (bar == 1)
+		hw_mmio_move(d->m, d->opaque, 1, addr);
 	if (bar != 4)
 		return;
 	hw_mmio_move(d->m, d->opaque, 0, addr);
@@ -403,11 +528,52 @@ static void bar_map(struct hw_pci_dev *d, int bar, uint64_t addr, bool io)
 		doorbells_map(p);
 }
 
-static const struct hw_pci_ops virtio_pci_ops = { .bar_map = bar_map };
+static const struct hw_pci_ops virtio_pci_ops = { .cfg_write = pci_cfg_write, .bar_map = bar_map };
 
 /* ---- state ---- */
 
-static void vdev_hw_reset(void *dev) { vdev_reset(dev); }
+static void msix_save(struct virtio_pci *p, struct hw_wbuf *w)
+{
+	hw_put16(w, p->config_vector);
+	for (int i = 0; i < p->v.ops->nqueues; i++)
+		hw_put16(w, p->queue_vector[i]);
+	hw_put8(w, p->nvec);
+	for (unsigned i = 0; i < p->nvec; i++)
+		for (int k = 0; k < 4; k++)
+			hw_put32(w, p->msix[i][k]);
+	hw_put32(w, p->msix_pending);
+}
+
+/* Checked whole before anything changes; the enable bits are in the
+ * PCI section. */
+static int msix_load(struct virtio_pci *p, struct hw_rbuf *r)
+{
+	uint16_t cv = hw_get16(r), qv[VIRTIO_MAX_QUEUES];
+	uint32_t t[MSIX_MAX][4], pend;
+
+	for (int i = 0; i < p->v.ops->nqueues; i++)
+		if ((qv[i] = hw_get16(r)) >= p->nvec && qv[i] != NO_VECTOR)
+			return -EINVAL;
+	if ((cv >= p->nvec && cv != NO_VECTOR) || hw_get8(r) != p->nvec)
+		return -EINVAL;
+	for (unsigned i = 0; i < p->nvec; i++)
+		for (int k = 0; k < 4; k++)
+			t[i][k] = hw_get32(r);
+	pend = hw_get32(r);
+	if (r->err)
+		return -EINVAL;
+	p->config_vector = cv;
+	memcpy(p->queue_vector, qv, p->v.ops->nqueues * sizeof(qv[0]));
+	memcpy(p->msix, t, p->nvec * sizeof(t[0]));
+	p->msix_pending = pend & ((1u << p->nvec) - 1);
+	return 0;
+}
+
+static void vdev_hw_reset(void *dev)
+{
+	vdev_reset(dev);
+	msix_reset(dev);
+}
 
 static void vdev_save(void *dev, struct hw_wbuf *w)
 {
@@ -433,6 +599,7 @@ static void vdev_save(void *dev, struct hw_wbuf *w)
 	}
 	hw_put16(w, v->config_len);
 	hw_putb(w, v->config, v->config_len);
+	msix_save(vpci(v), w);
 }
 
 static int vdev_load(void *dev, struct hw_rbuf *r)
@@ -461,7 +628,7 @@ static int vdev_load(void *dev, struct hw_rbuf *r)
 	if (hw_get_index(r, 257, 2) != v->config_len)
 		return -EINVAL;
 	hw_getb(r, cfg, v->config_len);
-	if (r->err)
+	if (r->err || msix_load(vpci(v), r) < 0)
 		return -EINVAL;
 	v->driver_features = feat & v->host_features;
 	v->dfsel = dfsel;
@@ -489,10 +656,10 @@ static void vdev_free(void *dev)
 }
 
 static const struct hw_dev_ops vdev_ops[] = {
-	{ .name = "virtio-net", .version = 1, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
-	{ .name = "virtio-blk", .version = 1, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
-	{ .name = "virtio-console", .version = 1, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
-	{ .name = "virtio-rng", .version = 1, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+	{ .name = "virtio-net", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+	{ .name = "virtio-blk", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+	{ .name = "virtio-console", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+	{ .name = "virtio-rng", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
 };
 
 static void add_cap(struct hw_pci_dev *d, uint8_t type, uint32_t off, uint32_t len, bool notify)
@@ -505,6 +672,21 @@ static void add_cap(struct hw_pci_dev *d, uint8_t type, uint32_t off, uint32_t l
 		c[16 + i] = notify ? (uint32_t)NOTIFY_MULT >> (8 * i) : 0;
 	}
 	pci_add_cap(d, c, c[2]);
+}
+
+/* Last of the capabilities: its third byte is no length, as the vendor
+ * ones' are (pci_add_cap measures the previous capability by it). */
+static void add_msix(struct virtio_pci *p)
+{
+	uint8_t c[12] = { 0x11, 0 };
+
+	p->nvec = p->v.ops->nqueues + 1;
+	c[2] = p->nvec - 1;
+	c[4] = 1;			/* table: BAR 1, offset 0 */
+	c[8] = 1 | (MSIX_PBA & 0xff);	/* pending bits: BAR 1 + 0x800 */
+	c[9] = MSIX_PBA >> 8;
+	pci_set_bar(p->v.pci, 1, MSIX_BAR_SIZE, false, false);
+	p->msix_cap = pci_add_cap(p->v.pci, c, sizeof(c));
 }
 
 int virtio_pci_new(struct machine *m, const struct virtio_dev_ops *ops, void *dev,
@@ -532,11 +714,14 @@ int virtio_pci_new(struct machine *m, const struct virtio_dev_ops *ops, void *de
 	add_cap(v->pci, 3, OFF_ISR, 4, false);
 	add_cap(v->pci, 4, OFF_DEVICE, 0x100, false);
 	add_cap(v->pci, 2, OFF_NOTIFY, NOTIFY_MULT * ops->nqueues, true);
-	vdev_reset(v);
+	add_msix(p);
+	vdev_hw_reset(v);
 	r = hw_dev_add(m, &vdev_ops[ops->device_id - 1], v);
 	if (r < 0)
 		return r;
 	r = hw_mmio_add(m, 0, BAR_SIZE, &bar_io, v, ops->name);
+	if (r >= 0)
+		r = hw_mmio_add(m, 0, MSIX_BAR_SIZE, &msix_io, v, ops->name);
 	if (r < 0)
 		return r;
 	*out = v;

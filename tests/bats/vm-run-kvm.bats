@@ -53,11 +53,12 @@ run_hwkvm() {
 check_all_passed() {
 	[ "$status" -eq 33 ]
 	! grep -q '^not ok' "$T/out"
-	grep -q '^1\.\.9$' "$T/out"
+	grep -q '^1\.\.12$' "$T/out"
 	grep -q 'PIT interrupts through the IOAPIC' "$T/out"
 	grep -q '^ok .* local APIC one-shot timer' "$T/out"
 	grep -q '^ok .* start the second CPU' "$T/out"
 	grep -q '^ok .* virtio-blk reads 64 sectors of the known pattern' "$T/out"
+	grep -q '^ok .* one MSI-X message each' "$T/out"
 }
 
 @test "kvm kernel_irqchip=on: PIT, IOAPIC, APIC timer, -smp 2 and virtio-blk pass in hw-kvm" {
@@ -73,7 +74,7 @@ check_all_passed() {
 	check_all_passed
 	grep -q 'kvm: ioeventfd at 0x' "$T/log"
 	grep -q 'kvm: irqfd on GSI' "$T/log"
-	[ "$(grep -c 'virtio-blk: notify queue 0 (ioeventfd)' "$T/log")" -eq 64 ]
+	[ "$(grep -c 'virtio-blk: notify queue 0 (ioeventfd)' "$T/log")" -eq 128 ]
 	# no doorbell left the guest for user space
 	[ "$(grep -c 'notify queue .* (exit)' "$T/log")" -eq 0 ]
 	# and no interrupt went through lib/hw's APIC
@@ -86,7 +87,7 @@ check_all_passed() {
 	check_all_passed
 	! grep -q 'in-kernel PIC' "$T/log"
 	! grep -q 'ioeventfd' "$T/log"
-	[ "$(grep -c 'virtio-blk: notify queue 0 (exit)' "$T/log")" -eq 64 ]
+	[ "$(grep -c 'virtio-blk: notify queue 0 (exit)' "$T/log")" -eq 128 ]
 	grep -q 'interrupt vector 0x32' "$T/log"
 }
 
