@@ -339,6 +339,11 @@ void hw_ioevent_ring(struct hw_ioevent *e);
 int hw_irqfd_new(struct machine *m, int gsi, bool (*pending)(void *opaque), void *opaque,
 		 struct hw_irqfd **out);
 void hw_irqfd_raise(struct hw_irqfd *f);
+/* An MSI irqfd: each send delivers message (addr, data) through an
+ * eventfd on a GSI routed to it (the route follows the message). */
+struct hw_msifd;
+int hw_msifd_new(struct machine *m, struct hw_msifd **out);
+void hw_msifd_send(struct hw_msifd *f, uint64_t addr, uint32_t data);
 
 /* ---- the KVM accelerator's pieces (accel-kvm.c, kvm-*.c) ---- */
 struct kvm_chips;
@@ -350,6 +355,8 @@ void kvm_irqchip_free(struct kvm_chips *c);
 void kvm_irqchip_set_irq(struct kvm_chips *c, int gsi, bool level);
 void kvm_irqchip_reset(struct kvm_chips *c);
 void kvm_irqchip_msi(struct kvm_chips *c, uint64_t addr, uint32_t data);
+/* Route GSI gsi (-1: a new one, 24 and up) to an MSI; the GSI or -errno. */
+int kvm_irqchip_route_msi(struct kvm_chips *c, int gsi, uint64_t addr, uint32_t data);
 /* Add the chips' device-state section ("kvm-irqchip") to the machine. */
 int kvm_irqchip_register(struct machine *m, struct kvm_chips *c);
 /* A vCPU's local APIC: keep its power-on state; put it back with the

@@ -13,6 +13,8 @@
  * holds the line high until the guest's EOI, then lowers it and signals
  * the resample eventfd; this thread then raises it again at once if the
  * device still has an interrupt pending (virtio: ISR not yet read).
+ * An MSI irqfd is edge-like: its GSI is routed to the message (address,
+ * data) it last sent, the route rewritten only when the message changes.
  *
  * While the machine is paused or being reset, doorbells wait (polled
  * every few milliseconds) so that devices never run behind a stopped
@@ -36,6 +38,7 @@
 
 #define IOEVENTS 64
 #define IRQFDS 32
+#define MSIFDS 64
 #define KIND_IO 1ull
 #define KIND_IRQ 2ull
 #define KIND_STOP 3ull
@@ -59,6 +62,14 @@ struct hw_irqfd {
 	void *opaque;
 };
 
+struct hw_msifd {
+	struct kvm_events *ev;
+	int fd, gsi;
+	bool routed;
+	uint64_t addr;
+	uint32_t data;
+};
+
 struct kvm_events {
 	struct machine *m;
 	int vm, ep, stop;
@@ -66,6 +77,8 @@ struct kvm_events {
 	pthread_t thread;
 	struct hw_ioevent io[IOEVENTS];
 	struct hw_irqfd irq[IRQFDS];
+	struct hw_msifd msi[MSIFDS];
+	int nmsi;
 };
 
 static uint64_t ev_key(uint64_t kind, unsigned idx, int fd)
@@ -202,6 +215,8 @@ void kvm_events_free(struct kvm_events *e)
 	for (int i = 0; i < IOEVENTS; i++)
 		if (e->io[i].used)
 			close(e->io[i].fd);
+	for (int i = 0; i < e->nmsi; i++)
+		close(e->msi[i].fd);
 	for (int i = 0; i < IRQFDS; i++)
 		if (e->irq[i].used) {
 			close(e->irq[i].fd);
@@ -320,4 +335,55 @@ void hw_irqfd_raise(struct hw_irqfd *f)
 
 	if (write(f->fd, &one, sizeof(one)) != sizeof(one))
 		LOG(LOG_INT, "kvm: irqfd on GSI %d: %s", f->gsi, strerror(errno));
+}
+
+/* ---- MSI irqfds ---- */
+
+int hw_msifd_new(struct machine *m, struct hw_msifd **out)
+{
+	struct kvm_events *e = kvm_accel_events(m);
+	struct kvm_irqfd k = { 0 };
+	struct hw_msifd *f;
+
+	if (!e)
+		return -ENOTSUP;
+	if (e->nmsi == MSIFDS)
+		return err_set(-ENOSPC, "too many MSI irqfds");
+	f = &e->msi[e->nmsi];
+	*f = (struct hw_msifd){ .ev = e };
+	f->gsi = kvm_irqchip_route_msi(kvm_accel_chips(m), -1, 0xfee00000, 0);
+	if (f->gsi < 0)
+		return f->gsi;
+	f->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	k.fd = f->fd;
+	k.gsi = f->gsi;
+	if (f->fd < 0 || ioctl(e->vm, KVM_IRQFD, &k) < 0) {
+		int r = err_set_errno(errno, "KVM_IRQFD on GSI %d", f->gsi);
+		if (f->fd >= 0)
+			close(f->fd);
+		return r;
+	}
+	e->nmsi++;
+	LOG(LOG_VIRTIO, "kvm: irqfd on GSI %d (MSI)", f->gsi);
+	*out = f;
+	return 0;
+}
+
+void hw_msifd_send(struct hw_msifd *f, uint64_t addr, uint32_t data)
+{
+	uint64_t one = 1;
+
+	if (!f->routed || f->addr != addr || f->data != data) {
+		struct machine *m = f->ev->m;
+		if (kvm_irqchip_route_msi(kvm_accel_chips(m), f->gsi, addr, data) < 0) {
+			LOG(LOG_INT, "kvm: MSI route of GSI %d: %s", f->gsi, err_msg());
+			return;
+		}
+		LOG(LOG_INT, "kvm: GSI %d routed to MSI 0x%" PRIx64 " data 0x%x", f->gsi, addr, data);
+		f->routed = true;
+		f->addr = addr;
+		f->data = data;
+	}
+	if (write(f->fd, &one, sizeof(one)) != sizeof(one))
+		LOG(LOG_INT, "kvm: MSI irqfd on GSI %d: %s", f->gsi, strerror(errno));
 }

@@ -31,6 +31,8 @@
 
 #define IOAPIC_PINS 24
 #define PIC_PINS 16
+#define MSI_ROUTES 64		/* GSIs 24.. for MSI irqfds */
+#define ROUTES (PIC_PINS + IOAPIC_PINS + MSI_ROUTES)
 
 struct kvm_chips {
 	int vm;
@@ -38,6 +40,8 @@ struct kvm_chips {
 	struct kvm_pit_state2 pit0;
 	struct kvm_lapic_state *lapic0[HW_MAX_CPUS];
 	int vcpu_fd[HW_MAX_CPUS], ncpu;
+	struct kvm_irq_routing *rt;	/* the whole table, as KVM has it */
+	int nmsi;
 };
 
 static void route(struct kvm_irq_routing_entry *e, uint32_t gsi, uint32_t chip, uint32_t pin)
@@ -47,20 +51,42 @@ static void route(struct kvm_irq_routing_entry *e, uint32_t gsi, uint32_t chip, 
 	e->u.irqchip.pin = pin;
 }
 
-/* QEMU's pc routing: ISA IRQ 0 is IOAPIC pin 2, everything else maps 1:1. */
-static int set_routing(int vm)
+/* QEMU's pc routing: ISA IRQ 0 is IOAPIC pin 2, everything else maps 1:1;
+ * the MSI routes of irqfds follow. */
+static int set_routing(struct kvm_chips *c)
 {
-	struct kvm_irq_routing *rt = xzalloc(sizeof(*rt) +
-		(PIC_PINS + IOAPIC_PINS) * sizeof(struct kvm_irq_routing_entry));
-	int r;
+	struct kvm_irq_routing *rt = c->rt;
 
-	for (int i = 0; i < PIC_PINS; i++)
-		route(&rt->entries[rt->nr++], i, i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, i & 7);
-	for (int i = 0; i < IOAPIC_PINS; i++)
-		route(&rt->entries[rt->nr++], i, KVM_IRQCHIP_IOAPIC, i == 0 ? 2 : i);
-	r = ioctl(vm, KVM_SET_GSI_ROUTING, rt);
-	free(rt);
-	return r < 0 ? err_set_errno(errno, "KVM_SET_GSI_ROUTING") : 0;
+	if (!rt) {
+		rt = c->rt = xzalloc(sizeof(*rt) + ROUTES * sizeof(struct kvm_irq_routing_entry));
+		for (int i = 0; i < PIC_PINS; i++)
+			route(&rt->entries[rt->nr++], i, i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, i & 7);
+		for (int i = 0; i < IOAPIC_PINS; i++)
+			route(&rt->entries[rt->nr++], i, KVM_IRQCHIP_IOAPIC, i == 0 ? 2 : i);
+	}
+	return ioctl(c->vm, KVM_SET_GSI_ROUTING, rt) < 0 ? err_set_errno(errno, "KVM_SET_GSI_ROUTING") : 0;
+}
+
+int kvm_irqchip_route_msi(struct kvm_chips *c, int gsi, uint64_t addr, uint32_t data)
+{
+	struct kvm_irq_routing_entry *e;
+
+	if (gsi < 0) {
+		if (c->nmsi == MSI_ROUTES)
+			return err_set(-ENOSPC, "too many MSI routes");
+		gsi = IOAPIC_PINS + c->nmsi++;
+		e = &c->rt->entries[c->rt->nr++];
+	} else if (gsi >= IOAPIC_PINS && gsi < IOAPIC_PINS + c->nmsi) {
+		e = &c->rt->entries[PIC_PINS + gsi];
+	} else {
+		return err_set(-EINVAL, "GSI %d is no MSI route", gsi);
+	}
+	*e = (struct kvm_irq_routing_entry){ .gsi = gsi, .type = KVM_IRQ_ROUTING_MSI };
+	e->u.msi.address_lo = addr;
+	e->u.msi.address_hi = addr >> 32;
+	e->u.msi.data = data;
+	int r = set_routing(c);
+	return r < 0 ? r : gsi;
 }
 
 static int save_power_on(struct kvm_chips *c)
@@ -91,7 +117,7 @@ int kvm_irqchip_new(int vm, int kvm, struct kvm_chips **out)
 		r = err_set_errno(errno, "KVM_CREATE_IRQCHIP");
 		goto fail;
 	}
-	r = set_routing(vm);
+	r = set_routing(c);
 	if (r < 0)
 		goto fail;
 	if (ioctl(vm, KVM_CREATE_PIT2, &pit) < 0) {
@@ -105,6 +131,7 @@ int kvm_irqchip_new(int vm, int kvm, struct kvm_chips **out)
 	*out = c;
 	return 0;
 fail:
+	free(c->rt);
 	free(c);
 	return r;
 }
@@ -115,6 +142,7 @@ void kvm_irqchip_free(struct kvm_chips *c)
 		return;
 	for (int i = 0; i < HW_MAX_CPUS; i++)
 		free(c->lapic0[i]);
+	free(c->rt);
 	free(c);
 }
 

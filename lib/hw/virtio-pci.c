@@ -47,6 +47,7 @@ struct virtio_pci {
 	uint16_t config_vector, queue_vector[VIRTIO_MAX_QUEUES];
 	uint32_t msix[MSIX_MAX][4];
 	uint32_t msix_pending;
+	struct hw_msifd *msifd[MSIX_MAX];	/* fast path of each vector */
 };
 
 static struct virtio_pci *vpci(struct hw_virtio *v) { return (struct virtio_pci *)v; }
@@ -111,7 +112,11 @@ static void msix_fire(struct virtio_pci *p, unsigned vec)
 		return;
 	}
 	p->msix_pending &= ~(1u << vec);
-	hw_msi(p->v.m, (uint64_t)p->msix[vec][1] << 32 | p->msix[vec][0], p->msix[vec][2]);
+	uint64_t addr = (uint64_t)p->msix[vec][1] << 32 | p->msix[vec][0];
+	if (p->msifd[vec] && (addr >> 20) == 0xfee)
+		hw_msifd_send(p->msifd[vec], addr, p->msix[vec][2]);
+	else
+		hw_msi(p->v.m, addr, p->msix[vec][2]);
 }
 
 static void msix_unmasked(struct virtio_pci *p)
@@ -374,6 +379,9 @@ static void fast_paths(struct virtio_pci *p)
 		return;
 	}
 	pci_set_intx(v->pci, false);	/* the irqfd holds the line from now on */
+	for (unsigned vec = 0; vec < p->nvec; vec++)
+		if (hw_msifd_new(v->m, &p->msifd[vec]) < 0)
+			p->msifd[vec] = NULL;
 	if (v->isr)
 		hw_irqfd_raise(p->irqfd);
 	doorbells_map(p);

@@ -73,7 +73,10 @@ check_all_passed() {
 	run_hwkvm -accel kvm,kernel-irqchip=on
 	check_all_passed
 	grep -q 'kvm: ioeventfd at 0x' "$T/log"
-	grep -q 'kvm: irqfd on GSI' "$T/log"
+	grep -q 'kvm: irqfd on GSI 1[01] (level, resampled at EOI)' "$T/log"
+	# MSI-X vector 0 goes through an irqfd whose GSI is routed to its message
+	grep -q 'kvm: irqfd on GSI 2[4-9] (MSI)' "$T/log"
+	grep -q 'kvm: GSI 2[4-9] routed to MSI 0xfee00000 data 0x33' "$T/log"
 	[ "$(grep -c 'virtio-blk: notify queue 0 (ioeventfd)' "$T/log")" -eq 128 ]
 	# no doorbell left the guest for user space
 	[ "$(grep -c 'notify queue .* (exit)' "$T/log")" -eq 0 ]
