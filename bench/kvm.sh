@@ -3,7 +3,8 @@
 # no OS in the way (tests/guest multiboot programs, virtio-blk on a raw
 # disk; QEMU's device is virtio-blk-pci,disable-legacy=on):
 #   1. hw-kvm bench: 5000 reads of 4 KiB, one at a time, each waited for
-#      with HLT until its INTx interrupt (doorbell + interrupt latency);
+#      with HLT until its interrupt, INTx through the IOAPIC and then
+#      MSI-X (doorbell + interrupt latency);
 #   2. hw-diskbench: 64 MiB of polled 256 KiB reads, 4 in flight
 #      (doorbells only, throughput).
 # Each under vm-run -machine kernel_irqchip=on (in-kernel chips,
@@ -62,9 +63,11 @@ best() {
 	printf '%s' "$out" | sort -t' ' -k"$6" -n | head -1
 }
 
-echo "== hw-kvm bench: 4 KiB reads one at a time, interrupt-driven (best of $RUNS)"
-for t in vm-run-on vm-run-off qemu; do
-	printf '%-22s %s\n' "$t" "$(best $t hw-kvm bench "$work/pat.img" kvmbench: 5)"
+for irq in intx msix; do
+	echo "== hw-kvm bench: 4 KiB reads one at a time, waiting for each $irq interrupt (best of $RUNS)"
+	for t in vm-run-on vm-run-off qemu; do
+		printf '%-22s %s\n' "$t" "$(best $t hw-kvm "bench $irq" "$work/pat.img" kvmbench: 5)"
+	done
 done
 echo "== hw-diskbench: 64 MiB, 256 KiB polled reads, 4 in flight (best of $RUNS)"
 for t in vm-run-on vm-run-off qemu; do

@@ -16,7 +16,8 @@
  *
  * With "bench" on the multiboot command line it instead times 4 KiB
  * virtio-blk reads, one at a time, each waited for with HLT until its
- * interrupt, and prints "kvmbench: N reads in T us, U us per read".
+ * interrupt (INTx through the IOAPIC, or MSI-X with "bench msix"), and
+ * prints "kvmbench: N reads in T us, U us per read".
  *
  * With "ticker" it runs the PIT at 1 kHz through the IOAPIC and prints
  * "tick N" every 200 interrupts, forever: a snapshot taken while it runs
@@ -333,9 +334,10 @@ static void test_blk(void)
 	check(blk_irqs == 64, "no INTx once MSI-X is on");
 }
 
-static void bench(void)
+static void bench(int msix)
 {
 	int pin = blk_setup(), bad = 0;
+	volatile uint32_t *ctr = &blk_irqs;
 	uint32_t n = 5000, t0, ticks = 0, last;
 
 	if (pin < 0) {
@@ -344,9 +346,14 @@ static void bench(void)
 		return;
 	}
 	ioapic_route(pin, 0x8000 | 0x32);
+	if (msix) {
+		ioapic_route(pin, 0x10000);
+		bad |= msix_setup();
+		ctr = &msi_irqs;
+	}
 	t0 = last = pm_timer();
-	for (uint32_t i = 0; i < n; i++) {
-		bad |= blk_read((i * 8) % 16384, 4096);
+	for (uint32_t i = 0; i < n && !bad; i++) {
+		bad |= blk_read_ctr((i * 8) % 16384, 4096, ctr);
 		uint32_t now = pm_timer();
 		ticks += (now - last) & 0xffffff;
 		last = now;
@@ -422,7 +429,7 @@ void cmain(uint32_t info)
 		U32(0xfee003e0) = 0xb;
 		U32(0xfee00320) = 0x20030;
 		U32(0xfee00380) = 1000000;
-		bench();
+		bench(has(cmd, "msix"));
 		return;
 	}
 	test_pic();
