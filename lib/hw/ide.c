@@ -550,6 +550,11 @@ int ide_new(struct machine *m)
 		attach(&ide->ch[idx / 2].drive[idx % 2], d, i);
 	}
 	pci_add_fn(m, (1 << 3) | 1, 0x8086, 0x7010, 0x01018000);
+	/* IDETIM of both channels: decode enabled (82371AB 3.3.1), as
+	 * firmware leaves it; Linux's ata_piix skips a channel without. */
+	struct hw_pci_dev *fn = pci_get_fn(m, (1 << 3) | 1);
+	if (fn)
+		fn->cfg[0x41] = fn->cfg[0x43] = 0x80;
 	ide_reset(ide);
 	r = hw_dev_add(m, &ide_ops, ide);
 	for (int i = 0; i < 2 && r >= 0; i++) {

@@ -69,6 +69,8 @@ void atapi_packet_ready(struct ide_channel *c);	/* the 12 command bytes are in *
 void atapi_data_consumed(struct ide_channel *c);	/* the host read one DRQ block */
 void atapi_identify(struct ide_drive *d, uint8_t *buf);
 void ide_put_string(uint8_t *id, int word, int words, const char *s);
+/* pci.c: the function at devfn (the IDE function's timing registers). */
+struct hw_pci_dev *pci_get_fn(struct machine *m, int devfn);
 /* One back-end request of drive d (kind: 'r', 'w' or 'f') with its
  * counters and the drive's rerror/werror policy (a stop waits for the
  * machine to run again and retries).  0 (also for an ignored failure) or

@@ -336,6 +336,13 @@ int pci_new(struct machine *m)
 	return r < 0 ? r : hw_pio_add(m, 0xcf8, 8, &pci_io, p, "pci");
 }
 
+/* The function at devfn, or NULL (for a device that set up its function
+ * with pci_add_fn and has registers to preset). */
+struct hw_pci_dev *pci_get_fn(struct machine *m, int devfn)
+{
+	return devfn >= 0 && devfn < PCI_MAX * 8 ? m->pci->dev[devfn] : NULL;
+}
+
 /* ---- the monitor's view (query-pci) ---- */
 
 static void bar_info(const struct hw_pci_dev *d, int b, struct hw_pci_bar *o)

@@ -594,29 +594,56 @@ wait_serial_for() {
 	return 1
 }
 
-@test "vm-run-qmp: a Linux guest sees block_resize (virtio config change); its failed read stops the machine (rerror=stop)" {
+@test "vm-run-qmp: a Linux guest sees block_resize (virtio config change) and a new CD-ROM; its failed read stops the machine (rerror=stop)" {
 	load ../guest/guest
 	guest_require
-	require qemu-img
-	local cmd
+	require qemu-img cpio dpkg-deb
+	local cmd deb x i f m
+	# The ATA and CD-ROM modules, loaded after the guest's own.
+	deb=$(ls "$VM_CACHE"/debs/linux-image-*.deb | tail -1)
+	x=$T/extra
+	mkdir -p "$x/lib/modules" "$x/k"
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$x/k" --wildcards '*/scsi_common.ko*' \
+		'*/scsi_mod.ko*' '*/libata.ko*' '*/ata_piix.ko*' '*/cdrom.ko*' '*/sr_mod.ko*'
+	i=90
+	for m in scsi_common scsi_mod libata ata_piix cdrom sr_mod; do
+		f=$(find "$x/k" -name "$m.ko*" | head -1)
+		case $f in
+		*.xz) xz -dc "$f" >"$x/lib/modules/$i-$m.ko" ;;
+		*) cp "$f" "$x/lib/modules/$i-$m.ko" ;;
+		esac
+		i=$((i + 1))
+	done
+	rm -rf "$x/k"
+	(cd "$x" && find . | cpio -o -H newc --owner 0:0 2>/dev/null | gzip) >"$T/extra.cpio.gz"
+	cat "$GUEST_INITRD" "$T/extra.cpio.gz" >"$T/initrd.gz"
 	qemu-img create -q -f qcow2 "$T/d.qcow2" 4M
-	# Each second: a read of the disk past the page cache, then its size.
+	truncate -s 1M "$T/a.iso"
+	truncate -s 2M "$T/b.iso"
+	# Each second: a read of the disk past the page cache, an open of the
+	# CD-ROM (Linux checks its medium: TEST UNIT READY), then the sizes.
+	# pci=nocrs: lib/hw's DSDT has no _CRS for the root bridge, and
+	# without windows Linux leaves the IDE legacy ports unclaimed.
 	cmd='while :; do echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/vda of=/dev/null bs=4096 count=1 2>/dev/null;'
-	cmd+=' echo "VM-SIZE $(cat /sys/block/vda/size)"; sleep 1; done'
-	PROG=$GUEST_KERNEL emu_start -m 256 -initrd "$GUEST_INITRD" \
-		-append "console=ttyS0 quiet vmtest.quiet=1 vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
-		-drive "file=$T/d.qcow2,if=virtio,format=qcow2,rerror=stop"
-	wait_serial_for "VM-SIZE 8192" 400
+	cmd+=' dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null;'
+	cmd+=' echo "VM-SIZE $(cat /sys/block/vda/size) $(cat /sys/block/sr0/size)"; sleep 1; done'
+	PROG=$GUEST_KERNEL emu_start -m 256 -initrd "$T/initrd.gz" \
+		-append "console=ttyS0 quiet pci=nocrs vmtest.quiet=1 vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
+		-drive "file=$T/d.qcow2,if=virtio,format=qcow2,rerror=stop" -cdrom "$T/a.iso"
+	wait_serial_for "VM-SIZE 8192 2048" 400
 	run vm-mon "$T/qmp.sock" block_resize virtio0 8M
 	[ "$status" -eq 0 ]
-	wait_serial_for "VM-SIZE 16384" 60
+	wait_serial_for "VM-SIZE 16384 2048" 60
+	run vm-mon "$T/qmp.sock" change ide1-cd0 "$T/b.iso" raw
+	[ "$status" -eq 0 ]
+	wait_serial_for "VM-SIZE 16384 4096" 60
 	run qemu-img info -U "$T/d.qcow2"
 	[[ "$output" == *"virtual size: 8 MiB"* ]]
 	# The disk's vm-nbd child dies: the guest's next read stops the machine.
 	vm-mon --events "$T/qmp.sock" >"$T/events" &
 	local evpid=$! i
 	sleep 0.5
-	kill "$(pgrep -P "$(cat "$T/emu.pid")" vm-nbd)"
+	kill "$(pgrep -P "$(cat "$T/emu.pid")" -f "vm-nbd.*d.qcow2")"
 	for i in $(seq 1 300); do
 		[ "$(vm-mon "$T/qmp.sock" info status)" = "VM status: paused (io-error)" ] && break
 		sleep 0.2
