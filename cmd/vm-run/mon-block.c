@@ -208,9 +208,11 @@ static int remove_medium_locked(struct vmrun_mon *mon, int i, bool force, const 
 	struct hw_disk old = mon->o->hw.disks[i];
 	int r;
 
-	if (!force && mon->m && machine_cdrom_locked(mon->m, i) > 0)
+	if (!force && mon->m && machine_cdrom_locked(mon->m, i) > 0) {
+		machine_cdrom_eject_request(mon->m, i);		/* as QEMU: ask the guest */
 		return err_set(-EBUSY, "Device '%s' is locked and force was not specified, "
 			       "wait for tray to open and try again", dev);
+	}
 	if (mon->m && (r = machine_cdrom_change(mon->m, i, NULL)) < 0)
 		return r;
 	if (!md->tray_open) {

@@ -222,6 +222,9 @@ int machine_pci_list(struct machine *m, struct hw_pci_info *out, int max);
 int machine_cdrom_change(struct machine *m, int disk, const struct hw_disk *medium);
 /* Whether the guest locked the tray (PREVENT MEDIUM REMOVAL); -ENODEV. */
 int machine_cdrom_locked(struct machine *m, int disk);
+/* Ask the guest to unlock and eject (an "eject request" media event, as
+ * the drive's button would); 0 or -ENODEV. */
+int machine_cdrom_eject_request(struct machine *m, int disk);
 /* Virtio disk `disk` now holds size bytes: the capacity in its config
  * space changes and the guest gets a configuration-change interrupt.
  * 0, -ENODEV when disk is no virtio-blk disk. */

@@ -622,3 +622,15 @@ int machine_cdrom_locked(struct machine *m, int disk)
 	pthread_mutex_unlock(&m->lock);
 	return r < 0 ? err_set(r, "disk %d is no CD-ROM", disk) : r;
 }
+
+int machine_cdrom_eject_request(struct machine *m, int disk)
+{
+	struct ide_drive *d;
+
+	pthread_mutex_lock(&m->lock);
+	d = cdrom_locked(m, disk);
+	if (d)
+		d->media_event = 1;
+	pthread_mutex_unlock(&m->lock);
+	return d ? 0 : err_set(-ENODEV, "disk %d is no CD-ROM", disk);
+}

@@ -157,6 +157,20 @@ setup_file() {
 		.code32
 		.globl _start
 	_start:	mov $0x90000, %esp
+	#ifdef LOCK
+		mov $0x176, %dx; mov $0xa0, %al; out %al, %dx
+		mov $0x174, %dx; mov $0xfe, %al; out %al, %dx
+		mov $0x175, %dx; mov $0xff, %al; out %al, %dx
+		mov $0x177, %dx; mov $0xa0, %al; out %al, %dx
+		call wait
+		mov $0x170, %dx
+		mov $0x1e, %ax; out %ax, %dx
+		xor %ax, %ax; out %ax, %dx
+		mov $1, %ax; out %ax, %dx
+		xor %ax, %ax; out %ax, %dx; out %ax, %dx; out %ax, %dx
+		call wait
+		mov $0x3f8, %dx; mov $'L', %al; out %al, %dx
+	#endif
 		mov $0xff, %bl
 	1:	mov $0x176, %dx; mov $0xa0, %al; out %al, %dx
 		mov $0x171, %dx; xor %al, %al; out %al, %dx
@@ -187,6 +201,11 @@ setup_file() {
 	ASM
 	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
 		-Wl,-T,tests/guest/hw-link.ld -o "$C" "$BATS_FILE_TMPDIR/cd.S"
+	# The same, first locking the tray (PREVENT MEDIUM REMOVAL): "L".
+	CL=$BATS_FILE_TMPDIR/cdlock.elf
+	export CL
+	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none -DLOCK \
+		-Wl,-T,tests/guest/hw-link.ld -o "$CL" "$BATS_FILE_TMPDIR/cd.S"
 }
 
 setup() {
@@ -537,6 +556,20 @@ wait_serial() {
 	vm-mon "$T/qmp.sock" change ide1-cd0 "$T/b.iso" raw
 	wait_serial 0260
 	[ "$(cat "$T/serial")" = 0260 ]
+}
+
+@test "vm-run-qmp: a tray the guest locked opens only with force" {
+	truncate -s 1M "$T/a.iso"
+	PROG=$CL emu_start -cdrom "$T/a.iso"
+	wait_serial L0
+	run --separate-stderr vm-mon "$T/qmp.sock" eject ide1-cd0
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "vm-mon: Device 'ide1-cd0' is locked and force was not specified, wait for tray to open and try again" ]
+	run vm-mon "$T/qmp.sock" info block ide1-cd0
+	[ "${lines[1]}" = "    Removable device: locked, tray closed" ]
+	run vm-mon "$T/qmp.sock" eject -f ide1-cd0
+	[ "$status" -eq 0 ]
+	wait_serial L02
 }
 
 @test "vm-run-qmp: a back-end that fails a read: BLOCK_IO_ERROR, the guest sees the error (rerror=report)" {
