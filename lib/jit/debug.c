@@ -24,6 +24,8 @@
  *    INT1) clear TF on entry and take no single-step trap.  After MOV SS
  *    and POP SS the traps are held until the next instruction has run
  *    (and an instruction breakpoint on that one is not reported).
+ *    SYSCALL and SYSRET trap by TF as they leave it.  Under TF a REP
+ *    string instruction runs one iteration per trap (RIP stays on it).
  *
  * Faults push RF = 1 (run.c), so that returning from a fault handler
  * does not hit the instruction breakpoint again.  MOV to DR7 with DR7.GD
@@ -136,6 +138,14 @@ static bool soft_int(const struct jit_insn *in)
 				     in->op == 0xce);
 }
 
+/* SYSCALL and SYSRET take the single-step trap by TF as they leave it
+ * (SFMASK may clear it), not as they found it: a user's TF must not trap
+ * on the kernel's first instruction. */
+static bool flags_after(const struct jit_insn *in)
+{
+	return in->map == MAP_0F && (in->op == 0x05 || in->op == 0x07);
+}
+
 static bool loads_ss(const struct jit_insn *in)
 {
 	return in->map == MAP_1B && (in->op == 0x17 || (in->op == 0x8e && (in->reg & 7) == SEG_SS));
@@ -145,8 +155,11 @@ static bool loads_ss(const struct jit_insn *in)
  * still at it for an unfinished REP string instruction: old_rip). */
 void jit_dbg_after(struct jit_cpu *cpu, const struct jit_insn *in, bool tf, uint64_t old_rip)
 {
-	uint32_t bits = cpu->dbg_hit | (tf && !soft_int(in) ? DR6_BS : 0);
+	uint32_t bits;
 
+	if (flags_after(in))
+		tf = cpu->rflags & F_TF;
+	bits = cpu->dbg_hit | (tf && !soft_int(in) ? DR6_BS : 0);
 	cpu->dbg_hit = 0;
 	cpu->dbg_after_ss = false;
 	if (loads_ss(in)) {

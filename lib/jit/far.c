@@ -3,8 +3,8 @@
  * gates), RET far, IRET, INT n/INT3/INTO/INT1, SYSCALL/SYSRET and
  * SYSENTER/SYSEXIT (Intel SDM vol. 2 for each instruction's pseudo-code;
  * vol. 3, 5.8 "Privilege level checking when transferring program control
- * between code segments").  Hardware task switches (task gates, TSS
- * descriptors as targets) are not implemented: they raise #GP and log.
+ * between code segments").  JMP/CALL to a TSS or task gate and IRET with
+ * NT set switch tasks (task.c).
  */
 #include "jit/internal.h"
 
@@ -111,6 +111,23 @@ static void through_gate(struct jit_cpu *cpu, uint16_t gsel, uint64_t g, bool ca
 	(void)opsize;
 }
 
+/* JMP/CALL far to a TSS descriptor or a task gate: a task switch
+ * (task.c), with the descriptor's (or gate's) DPL checked here. */
+static void far_task(struct jit_cpu *cpu, uint16_t sel, uint64_t d, bool call)
+{
+	unsigned dpl = (d >> 45) & 3;
+	uint16_t tss = sel;
+
+	if (dpl < (unsigned)cpu->cpl || dpl < (sel & 3u))
+		jit_raise(cpu, EXC_GP, sel & 0xfffc);
+	if (!(d & (1ull << 47)))
+		jit_raise(cpu, EXC_NP, sel & 0xfffc);
+	if (((d >> 40) & 0x1f) == 0x05)
+		d = jit_task_gate_tss(cpu, d, &tss);
+	jit_task_switch(cpu, tss, d, call ? JIT_TASK_CALL : JIT_TASK_JMP, false, 0,
+			(uint32_t)cpu->next_rip);
+}
+
 /* JMP/CALL far to sel:off with operand size opsize. */
 static void far_transfer(struct jit_cpu *cpu, uint16_t sel, uint64_t off, unsigned opsize,
 			 bool call)
@@ -146,8 +163,10 @@ static void far_transfer(struct jit_cpu *cpu, uint16_t sel, uint64_t off, unsign
 		cpu->next_rip = off & size_mask(opsize);
 	} else if (type == 0x04 || type == 0x0c) {
 		through_gate(cpu, sel, d, call, opsize);
+	} else if ((type == 0x05 || type == 0x09) && !cpu->lma) {
+		far_task(cpu, sel, d, call);
 	} else {
-		jit_log(cpu, "far %s to descriptor type %#x (task switch) not supported",
+		jit_log(cpu, "far %s to descriptor type %#x not supported",
 			call ? "call" : "jmp", type);
 		jit_raise(cpu, EXC_GP, sel & 0xfffc);
 	}
@@ -306,8 +325,14 @@ void jit_op_iret(struct jit_cpu *cpu, const struct jit_insn *in)
 		return;
 	}
 	if ((cpu->rflags & F_NT) && !cpu->lma) {
-		jit_log(cpu, "IRET with NT (task return) not supported");
-		jit_raise(cpu, EXC_GP, 0);
+		uint16_t link = (uint16_t)lin_read(cpu, (uint32_t)cpu->seg[SEG_TR].base, 2,
+						   ACC_R | ACC_SYS);
+
+		if (link & 4)
+			jit_raise(cpu, EXC_TS, link & 0xfffc);
+		d = jit_read_desc(cpu, link, EXC_TS);
+		jit_task_switch(cpu, link, d, JIT_TASK_IRET, false, 0, (uint32_t)cpu->next_rip);
+		return;
 	}
 	ip = pop_peek(cpu, 0, size);
 	cs = (uint16_t)pop_peek(cpu, size, 2);

@@ -268,6 +268,7 @@ struct jit_cpu {
 	uint64_t chain_end;	/* a chained block may start while icount is below */
 	uint64_t tlb_gen;	/* bumped by every TLB flush: chains made before are off */
 	struct jit_tr_slot *tr_link;	/* exit slot to link to the next block, or NULL */
+	uint64_t tr_tmp;	/* translated code's scratch (flags across a store) */
 };
 
 /* Operation handler: executes one decoded instruction. */
@@ -361,6 +362,7 @@ struct jit_tr_req {
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq);
 uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
+uint64_t jit_tr_read_w(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
 void jit_tr_byte(struct jit_tr_buf *b, uint8_t v);
 void jit_tr_u32(struct jit_tr_buf *b, uint32_t v);
@@ -414,6 +416,12 @@ void jit_dbg_access(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned a
 bool jit_dbg_before(struct jit_cpu *cpu);
 void jit_dbg_after(struct jit_cpu *cpu, const struct jit_insn *in, bool tf, uint64_t old_rip);
 void jit_dbg_mov(struct jit_cpu *cpu, const struct jit_insn *in);
+
+/* task.c: hardware task switches (legacy protected mode) */
+enum { JIT_TASK_JMP, JIT_TASK_CALL, JIT_TASK_IRET, JIT_TASK_INT };
+void jit_task_switch(struct jit_cpu *cpu, uint16_t sel, uint64_t d, int reason,
+		     bool has_code, uint32_t code, uint32_t ret_eip);
+uint64_t jit_task_gate_tss(struct jit_cpu *cpu, uint64_t gate, uint16_t *tss_sel);
 
 /* intr.c */
 enum { INT_EXC, INT_SOFT, INT_EXT, INT_NMI, INT_ICEBP };

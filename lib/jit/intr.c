@@ -113,7 +113,7 @@ static void deliver_prot(struct jit_cpu *cpu, int vector, int kind, bool has_cod
 		jit_raise(cpu, EXC_GP, idt_code);
 	g = lin_read(cpu, (uint32_t)(cpu->idt.base + vector * 8u), 8, ACC_R | ACC_SYS);
 	type = (g >> 40) & 0x1f;
-	if (type != 0x06 && type != 0x07 && type != 0x0e && type != 0x0f) {
+	if (type != 0x05 && type != 0x06 && type != 0x07 && type != 0x0e && type != 0x0f) {
 		jit_log(cpu, "interrupt %d through unsupported gate type %#x", vector, type);
 		jit_raise(cpu, EXC_GP, idt_code);
 	}
@@ -121,6 +121,13 @@ static void deliver_prot(struct jit_cpu *cpu, int vector, int kind, bool has_cod
 		jit_raise(cpu, EXC_GP, idt_code);
 	if (!(g & (1ull << 47)))
 		jit_raise(cpu, EXC_NP, idt_code);
+	if (type == 0x05) {	/* task gate (task.c) */
+		uint16_t tss;
+		uint64_t td = jit_task_gate_tss(cpu, g, &tss);
+
+		jit_task_switch(cpu, tss, td, JIT_TASK_INT, has_code, code, (uint32_t)ret_rip);
+		return;
+	}
 	sel = (uint16_t)(g >> 16);
 	cd = gate_target(cpu, sel, ext);
 	dpl = (cd >> 45) & 3;

@@ -129,6 +129,18 @@ static bool string_once(struct jit_cpu *cpu, const struct jit_insn *in)
 	return !(cpu->rflags & F_ZF);
 }
 
+/* REP with ECX = 0 under 67h: the host (Intel) still writes RCX as a
+ * 32-bit register, zero-extending it, and so the pointers MOVS and STOS
+ * advance; LODS, CMPS and SCAS leave theirs (checked by test-jit-misc). */
+static void rep_none_a32(struct jit_cpu *cpu, const struct jit_insn *in)
+{
+	cpu->gpr[JIT_RCX] = (uint32_t)cpu->gpr[JIT_RCX];
+	if ((in->op & ~1) == 0xa4 || (in->op & ~1) == 0xaa)
+		cpu->gpr[JIT_RDI] = (uint32_t)cpu->gpr[JIT_RDI];
+	if ((in->op & ~1) == 0xa4)
+		cpu->gpr[JIT_RSI] = (uint32_t)cpu->gpr[JIT_RSI];
+}
+
 /* A4-AF, 6C-6F: the string instructions */
 void jit_op_string(struct jit_cpu *cpu, const struct jit_insn *in)
 {
@@ -143,10 +155,13 @@ void jit_op_string(struct jit_cpu *cpu, const struct jit_insn *in)
 		return;
 	}
 	count = areg(cpu, in, JIT_RCX);
+	if (!count && in->addrsize == 4)
+		rep_none_a32(cpu, in);
 	for (unsigned slice = 0; count && slice < SLICE; slice++) {
-		if (unlikely(cpu->dbg_hit))
-			break;	/* a data breakpoint: trap after this iteration */
-		if (((in->op & ~1) == 0xa4 || (in->op & ~1) == 0xaa) && !cpu->dbg_data) {
+		if (unlikely(cpu->dbg_hit || (slice && (cpu->rflags & F_TF))))
+			break;	/* a data breakpoint or single-step: trap after this iteration */
+		if (((in->op & ~1) == 0xa4 || (in->op & ~1) == 0xaa) && !cpu->dbg_data &&
+		    !(cpu->rflags & F_TF)) {
 			uint64_t n = rep_fast(cpu, in, (in->op & ~1) == 0xa4, count);
 
 			if (n) {

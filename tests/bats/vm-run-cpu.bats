@@ -104,3 +104,7 @@ run_kernel() {
 @test "cpu-modes: modes, exceptions, paging and gates under vm-run -accel jit" {
 	run_kernel cpu-modes
 }
+
+@test "cpu-task: hardware task switches and a #DF task gate under vm-run -accel jit" {
+	run_kernel cpu-task
+}

@@ -172,6 +172,7 @@ int main(int argc, char **argv)
 
 	run_kernel(dir, "cpu-modes");
 	run_kernel(dir, "cpu-debug");
+	run_kernel(dir, "cpu-task");
 	free(self);
 	return unit_done();
 }
