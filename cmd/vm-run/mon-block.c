@@ -117,7 +117,8 @@ int mon_query_block(void *opaque, json_t *args, json_t **ret)
 		if (mon->drives[i].file)
 			json_object_set_new(dev, "inserted", inserted(mon, i, name));
 		if (d->cdrom)
-			json_object_set_new(dev, "tray_open", json_boolean(mon->drives[i].tray_open));
+			json_object_set_new(dev, "tray_open", json_boolean(
+				__atomic_load_n(&mon->drives[i].tray_open, __ATOMIC_RELAXED)));
 		json_array_append_new(a, dev);
 		free(name);
 	}
@@ -215,10 +216,8 @@ static int remove_medium_locked(struct vmrun_mon *mon, int i, bool force, const 
 	}
 	if (mon->m && (r = machine_cdrom_change(mon->m, i, NULL)) < 0)
 		return r;
-	if (!md->tray_open) {
-		md->tray_open = true;
+	if (!__atomic_exchange_n(&md->tray_open, true, __ATOMIC_RELAXED))
 		tray_event(mon, i, true);
-	}
 	if (md->file && old.opaque)
 		disk_close_medium(&old);
 	mon->o->hw.disks[i].ops = NULL;
@@ -279,7 +278,7 @@ int mon_change_medium(void *opaque, json_t *args, json_t **ret)
 		hd->empty = false;
 		mon->drives[i].file = xstrdup(file);
 		mon->drives[i].format = fmt ? xstrdup(fmt) : NULL;
-		mon->drives[i].tray_open = false;
+		__atomic_store_n(&mon->drives[i].tray_open, false, __ATOMIC_RELAXED);
 		tray_event(mon, i, false);
 	}
 	pthread_mutex_unlock(&mon->drive_lock);
@@ -339,4 +338,13 @@ void mon_block_error(void *opaque, int disk, bool write, int err, enum hw_blk_er
 			qmp_server_event(mon->qmp, "STOP", NULL);
 	}
 	free(name);
+}
+
+/* lib/hw's on_tray_moved (machine lock held): the guest's START STOP UNIT. */
+void mon_tray_moved(void *opaque, int disk, bool open)
+{
+	struct vmrun_mon *mon = opaque;
+
+	__atomic_store_n(&mon->drives[disk].tray_open, open, __ATOMIC_RELAXED);
+	tray_event(mon, disk, open);
 }

@@ -19,7 +19,7 @@
  * now in it (change/eject) and its I/O status. */
 struct mon_drive {
 	char *file, *format;	/* NULL file: no medium */
-	bool tray_open;
+	bool tray_open;		/* atomic: the guest moves it too */
 	const char *io_status;	/* "ok", "failed", "nospace" */
 };
 
@@ -59,6 +59,8 @@ qmp_cmd_fn mon_query_block, mon_query_blockstats, mon_eject, mon_change_medium,
 	mon_block_resize;
 /* lib/hw's on_block_error hook: BLOCK_IO_ERROR (and STOP for "stop"). */
 void mon_block_error(void *opaque, int disk, bool write, int err, enum hw_blk_error_action action);
+/* lib/hw's on_tray_moved hook: the guest moved a tray (DEVICE_TRAY_MOVED). */
+void mon_tray_moved(void *opaque, int disk, bool open);
 
 /* mon-info.c */
 qmp_cmd_fn mon_query_chardev, mon_query_pci, mon_send_key, mon_memsave, mon_pmemsave,

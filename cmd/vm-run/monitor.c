@@ -310,6 +310,7 @@ int mon_open(struct vmrun *o, struct vmrun_mon **out)
 	o->hw.on_reset_opaque = mon;
 	o->hw.on_block_error = mon_block_error;
 	o->hw.on_block_error_opaque = mon;
+	o->hw.on_tray_moved = mon_tray_moved;
 	mon_block_init(mon);
 	mon->launched = !o->hw.start_paused;
 	mon->con_pipe[0] = mon->con_pipe[1] = mon->ctl_pipe[0] = mon->ctl_pipe[1] = -1;

@@ -136,6 +136,9 @@ struct hw_config {
 	void (*on_block_error)(void *opaque, int disk, bool write, int err,
 			       enum hw_blk_error_action action);
 	void *on_block_error_opaque;
+	/* The guest opened or closed CD-ROM disk's tray (START STOP UNIT),
+	 * machine lock held.  Optional; on_block_error_opaque is passed. */
+	void (*on_tray_moved)(void *opaque, int disk, bool open);
 };
 
 /*

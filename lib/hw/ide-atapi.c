@@ -14,6 +14,8 @@
  * (but INQUIRY, REQUEST SENSE, GET EVENT STATUS) fails UNIT ATTENTION /
  * MEDIUM MAY HAVE CHANGED (28/00), which is how Linux's sr driver
  * notices, and GET EVENT STATUS NOTIFICATION reports the media event.
+ * START STOP UNIT with LoEj opens or closes the tray (refused while the
+ * guest holds it locked) and tells the embedder (on_tray_moved).
  */
 #include <string.h>
 
@@ -208,11 +210,33 @@ static bool media_check(struct ide_channel *c, struct ide_drive *d, uint8_t op)
 		complete(c, SK_UNIT_ATTENTION, 0x28);
 		return true;
 	}
-	if (d->disk.empty && !info && op != 0x1b && op != 0x5a) {
+	if ((d->disk.empty || d->tray_open) && !info && op != 0x1b && op != 0x5a) {
 		complete(c, SK_NOT_READY, 0x3a);
 		return true;
 	}
 	return false;
+}
+
+/* START STOP UNIT with LoEj set: load (close the tray) or eject. */
+static void load_eject(struct ide_channel *c, struct ide_drive *d, bool load)
+{
+	const struct hw_config *cfg = &c->ide->m->cfg;
+
+	if (!load && d->locked) {
+		complete(c, SK_ILLEGAL, 0x53);	/* MEDIUM REMOVAL PREVENTED */
+		d->ascq = 2;
+		return;
+	}
+	if (d->tray_open != !load) {
+		d->tray_open = !load;
+		if (load && !d->disk.empty) {
+			d->unit_attention = true;
+			d->media_event = 2;
+		}
+		if (cfg->on_tray_moved)
+			cfg->on_tray_moved(cfg->on_block_error_opaque, d->index, !load);
+	}
+	complete(c, 0, 0);
 }
 
 void atapi_packet_ready(struct ide_channel *c)
@@ -231,7 +255,13 @@ void atapi_packet_ready(struct ide_channel *c)
 		d->locked = cdb[4] & 1;
 		complete(c, 0, 0);
 		return;
-	case 0x00: case 0x1b: case 0x35:
+	case 0x1b:
+		if (cdb[4] & 2)
+			load_eject(c, d, cdb[4] & 1);
+		else
+			complete(c, 0, 0);
+		return;
+	case 0x00: case 0x35:
 		complete(c, 0, 0);
 		return;
 	case 0x03:

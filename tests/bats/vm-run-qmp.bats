@@ -157,19 +157,28 @@ setup_file() {
 		.code32
 		.globl _start
 	_start:	mov $0x90000, %esp
+	#if defined(LOCK) || defined(EJECT)
 	#ifdef LOCK
+	#define OP 0x1e
+	#define ARG 1
+	#define MARK 'L'
+	#else
+	#define OP 0x1b
+	#define ARG 2
+	#define MARK 'J'
+	#endif
 		mov $0x176, %dx; mov $0xa0, %al; out %al, %dx
 		mov $0x174, %dx; mov $0xfe, %al; out %al, %dx
 		mov $0x175, %dx; mov $0xff, %al; out %al, %dx
 		mov $0x177, %dx; mov $0xa0, %al; out %al, %dx
 		call wait
 		mov $0x170, %dx
-		mov $0x1e, %ax; out %ax, %dx
+		mov $OP, %ax; out %ax, %dx
 		xor %ax, %ax; out %ax, %dx
-		mov $1, %ax; out %ax, %dx
+		mov $ARG, %ax; out %ax, %dx
 		xor %ax, %ax; out %ax, %dx; out %ax, %dx; out %ax, %dx
 		call wait
-		mov $0x3f8, %dx; mov $'L', %al; out %al, %dx
+		mov $0x3f8, %dx; mov $MARK, %al; out %al, %dx
 	#endif
 		mov $0xff, %bl
 	1:	mov $0x176, %dx; mov $0xa0, %al; out %al, %dx
@@ -201,11 +210,16 @@ setup_file() {
 	ASM
 	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none \
 		-Wl,-T,tests/guest/hw-link.ld -o "$C" "$BATS_FILE_TMPDIR/cd.S"
-	# The same, first locking the tray (PREVENT MEDIUM REMOVAL): "L".
+	# The same, first locking the tray (PREVENT MEDIUM REMOVAL): "L"; or
+	# first opening it (START STOP UNIT, LoEj): "J".
 	CL=$BATS_FILE_TMPDIR/cdlock.elf
 	export CL
 	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none -DLOCK \
 		-Wl,-T,tests/guest/hw-link.ld -o "$CL" "$BATS_FILE_TMPDIR/cd.S"
+	CJ=$BATS_FILE_TMPDIR/cdeject.elf
+	export CJ
+	cc -m32 -nostdlib -ffreestanding -static -no-pie -Wl,--build-id=none -DEJECT \
+		-Wl,-T,tests/guest/hw-link.ld -o "$CJ" "$BATS_FILE_TMPDIR/cd.S"
 }
 
 setup() {
@@ -570,6 +584,21 @@ wait_serial() {
 	run vm-mon "$T/qmp.sock" eject -f ide1-cd0
 	[ "$status" -eq 0 ]
 	wait_serial L02
+}
+
+@test "vm-run-qmp: the guest opening its tray raises DEVICE_TRAY_MOVED; change closes it" {
+	truncate -s 1M "$T/a.iso" "$T/b.iso"
+	PROG=$CJ emu_start -S -cdrom "$T/a.iso"
+	run vm-mon --wait DEVICE_TRAY_MOVED --timeout 20 "$T/qmp.sock" cont
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"device": "ide1-cd0"'* && "$output" == *'"tray-open": true'* ]]
+	wait_serial J2
+	run vm-mon "$T/qmp.sock" info block ide1-cd0
+	[ "${lines[0]}" = "ide1-cd0 (ide1-cd0): $T/a.iso (raw, read-only)" ]
+	[ "${lines[1]}" = "    Removable device: not locked, tray open" ]
+	run vm-mon --wait DEVICE_TRAY_MOVED --timeout 20 "$T/qmp.sock" change ide1-cd0 "$T/b.iso" raw
+	[[ "$output" == *'"tray-open": false'* ]]
+	wait_serial J260
 }
 
 @test "vm-run-qmp: a back-end that fails a read: BLOCK_IO_ERROR, the guest sees the error (rerror=report)" {
