@@ -48,6 +48,7 @@ struct kvm_vcpu {
 	atomic_bool have_thread, intr, want_nmi, want_init;
 	atomic_int sipi;	/* -1 none, else vector */
 	bool wait_sipi;
+	struct kvm_stats *stats;	/* with the in-kernel irqchip, if KVM has them */
 };
 
 bool hw_kvm_is_limited(void)
@@ -136,6 +137,20 @@ struct kvm_events *kvm_accel_events(struct machine *m)
 	struct kvm_state *k = m->accel_state;
 
 	return m->accel == &hw_accel_kvm && k ? k->events : NULL;
+}
+
+uint64_t kvm_accel_guest_events(struct machine *m)
+{
+	uint64_t sum = 0;
+
+	if (m->accel != &hw_accel_kvm)
+		return 0;
+	for (int i = 0; i < m->ncpu; i++) {
+		struct kvm_vcpu *v = m->vcpu[i].accel_vcpu;
+		if (v)
+			sum += kvm_stats_events(v->stats);
+	}
+	return sum;
 }
 
 struct kvm_chips *kvm_accel_chips(struct machine *m)
@@ -244,6 +259,7 @@ static void kvm_vcpu_free(void *vcpu)
 {
 	struct kvm_vcpu *v = vcpu;
 
+	kvm_stats_free(v->stats);
 	munmap(v->run, v->k->run_size);
 	close(v->fd);
 	free(v);
@@ -272,6 +288,8 @@ static int kvm_vcpu_new(void *accel, int index, void **out)
 		kvm_vcpu_free(v);
 		return -EIO;
 	}
+	if (k->chips)
+		kvm_stats_open(k->kvm, v->fd, &v->stats);
 	atomic_store(&v->sipi, -1);
 	v->wait_sipi = index > 0 && !k->chips;
 	*out = v;

@@ -363,6 +363,13 @@ int kvm_irqchip_register(struct machine *m, struct kvm_chips *c);
  * MP state of a reset (BSP runnable, APs waiting for INIT/SIPI). */
 int kvm_irqchip_vcpu_init(struct kvm_chips *c, int fd, int index);
 void kvm_irqchip_vcpu_reset(struct kvm_chips *c, int fd, int index);
+/* Halts and interrupt injections KVM counted for a vCPU (kvm-stats.c). */
+struct kvm_stats;
+int kvm_stats_open(int kvm, int vcpu_fd, struct kvm_stats **out);
+uint64_t kvm_stats_events(struct kvm_stats *s);
+void kvm_stats_free(struct kvm_stats *s);
+/* accel-kvm.c: their sum over the vCPUs (the watchdog's progress). */
+uint64_t kvm_accel_guest_events(struct machine *m);
 /* The event thread serving ioeventfds and irqfd resamplers. */
 int kvm_events_new(struct machine *m, int vm, struct kvm_events **out);
 void kvm_events_free(struct kvm_events *e);

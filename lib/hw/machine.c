@@ -212,5 +212,7 @@ void machine_net_input(struct machine *m, int idx, const uint8_t *frame, size_t 
 
 uint64_t machine_progress(struct machine *m)
 {
-	return atomic_load(&m->progress);
+	/* KVM's in-kernel irqchip serves timers and HLT with no exit: its
+	 * counts of halts and interrupts show an idle guest is alive. */
+	return atomic_load(&m->progress) + (m->kernel_irqchip ? kvm_accel_guest_events(m) : 0);
 }

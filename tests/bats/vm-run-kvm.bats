@@ -108,6 +108,17 @@ check_all_passed() {
 	done
 }
 
+@test "kvm kernel_irqchip=on: a guest idle in HLT with in-kernel timers is not taken for a stuck one" {
+	need_kvm
+	# the watchdog stops a KVM guest with no sign of progress in its
+	# first 10 s; this one only halts and takes interrupts, no exits
+	run --separate-stderr timeout 14 vm-run -accel kvm -machine kernel_irqchip=on \
+		-kernel "$HW/hw-kvm.elf" -append idle $DX -nographic </dev/null
+	echo "$stderr"
+	[ "$status" -eq 124 ]
+	[[ "$stderr" != *"no progress"* ]]
+}
+
 @test "kvm: kernel_irqchip is on by default, as in QEMU's pc machine" {
 	need_kvm
 	run timeout 30 vm-run -accel kvm -d int -kernel "$HW/hw-hello.elf" $DX -nographic </dev/null
