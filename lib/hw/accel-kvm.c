@@ -9,6 +9,10 @@
  *    injects, HLT and INIT/SIPI stay in the kernel, and virtio doorbells
  *    and interrupts take ioeventfds and irqfds served by the event thread
  *    (kvm-event.c).
+ *  - split: KVM's local APICs, lib/hw's PIC, IOAPIC and PIT
+ *    (kvm-irqchip.c); the PIC's ExtINT is injected as with off, INIT/SIPI
+ *    and HLT stay in the kernel, the event thread serves doorbells and
+ *    MSI irqfds but no INTx irqfd (KVM resamples only its own IOAPIC).
  *  - off: the machine's PIC, IOAPIC and local APICs decide what to
  *    inject, and this file injects it with KVM_INTERRUPT when the guest
  *    opens an interrupt window; application processors wait for their
@@ -102,21 +106,17 @@ static int get_cpuid(struct kvm_state *k)
 	return 0;
 }
 
-/* kernel_irqchip=on: the chips, then the lines devices already raised. */
+/* kernel_irqchip=on or split: the chips, then (on) the lines devices
+ * already raised. */
 static int irqchip_init(struct kvm_state *k)
 {
 	struct machine *m = k->m;
+	bool split = m->cfg.kernel_irqchip == HW_IRQCHIP_SPLIT;
 	int r;
 
-	switch (m->cfg.kernel_irqchip) {
-	case HW_IRQCHIP_OFF:
+	if (m->cfg.kernel_irqchip == HW_IRQCHIP_OFF)
 		return 0;
-	case HW_IRQCHIP_SPLIT:
-		return err_set(-ENOTSUP, "kernel_irqchip=split is not supported; use on or off");
-	default:
-		break;
-	}
-	r = kvm_irqchip_new(k->vm, k->kvm, &k->chips);
+	r = kvm_irqchip_new(k->vm, k->kvm, split, &k->chips);
 	if (r < 0)
 		return r;
 	r = kvm_events_new(m, k->vm, &k->events);
@@ -125,6 +125,10 @@ static int irqchip_init(struct kvm_state *k)
 	r = kvm_irqchip_register(m, k->chips);
 	if (r < 0)
 		return r;
+	if (split) {
+		m->kernel_lapic = true;
+		return 0;
+	}
 	m->kernel_irqchip = true;
 	for (int i = 0; i < 24; i++)
 		if (m->irq_level & (1u << i))
@@ -196,7 +200,7 @@ static int kvm_init(struct machine *m, void **accel)
 fail:
 	kvm_events_free(k->events);
 	kvm_irqchip_free(k->chips);
-	m->kernel_irqchip = false;
+	m->kernel_irqchip = m->kernel_lapic = false;
 	if (k->vm >= 0)
 		close(k->vm);
 	if (k->kvm >= 0)
@@ -464,6 +468,12 @@ static enum hw_exit exit_reason(struct kvm_vcpu *v)
 		return atomic_load(&v->intr) ? HW_EXIT_AGAIN : HW_EXIT_HLT;
 	case KVM_EXIT_SHUTDOWN:
 		return HW_EXIT_SHUTDOWN;
+	case KVM_EXIT_IOAPIC_EOI:	/* split: a level-triggered vector ended */
+		pthread_mutex_lock(&v->k->m->lock);
+		if (v->k->m->ioapic)
+			ioapic_eoi(v->k->m->ioapic, run->eoi.vector);
+		pthread_mutex_unlock(&v->k->m->lock);
+		return HW_EXIT_AGAIN;
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_INTR:
 		return HW_EXIT_AGAIN;
@@ -496,7 +506,7 @@ static enum hw_exit kvm_run(void *vcpu)
 	take_signals(v);
 	if (v->wait_sipi)
 		return HW_EXIT_HLT;
-	if (!v->k->chips)
+	if (!v->k->chips || kvm_irqchip_split(v->k->chips))
 		inject(v);
 	if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 		v->run->immediate_exit = 0;
@@ -557,7 +567,7 @@ static void kvm_reset(void *vcpu)
 		kvm_irqchip_vcpu_reset(v->k->chips, v->fd, v->index);
 		if (v->index == 0) {	/* once per machine reset: the chips */
 			kvm_irqchip_reset(v->k->chips);
-			for (int i = 0; i < 24; i++)
+			for (int i = 0; i < 24 && m->kernel_irqchip; i++)
 				if (m->irq_level & (1u << i))
 					kvm_irqchip_set_irq(v->k->chips, i, true);
 		}

@@ -98,8 +98,8 @@ struct hw_nic {
  * machine under KVM.  ON: KVM's in-kernel PIC, IOAPIC, local APICs and
  * PIT, device lines through KVM_IRQ_LINE, virtio notifies through
  * ioeventfd and its interrupts through irqfd.  OFF: lib/hw's own models
- * in user space.  SPLIT (local APICs in the kernel, the rest in user
- * space) is refused with a message. */
+ * in user space.  SPLIT: KVM's local APICs (INIT/SIPI, HLT, APIC timer
+ * in the kernel) with lib/hw's PIC, IOAPIC and PIT, as QEMU's split. */
 enum hw_irqchip { HW_IRQCHIP_DEFAULT, HW_IRQCHIP_ON, HW_IRQCHIP_OFF, HW_IRQCHIP_SPLIT };
 
 /* Everything the machine is built from; filled by vm-run's option parser. */

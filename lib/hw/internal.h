@@ -125,6 +125,7 @@ struct machine {
 	struct e1000 *e1000[HW_MAX_NICS];	/* NIC idx when it is an e1000 */
 	uint32_t irq_level;	/* ISA/GSI lines 0..31 as last set */
 	bool kernel_irqchip;	/* KVM holds the PIC, IOAPIC, APICs and PIT */
+	bool kernel_lapic;	/* split irqchip: KVM holds only the local APICs */
 
 	const struct hw_accel_ops *accel;
 	void *accel_state;
@@ -349,8 +350,12 @@ void hw_msifd_send(struct hw_msifd *f, uint64_t addr, uint32_t data);
 struct kvm_chips;
 struct kvm_events;
 /* In-kernel PIC + IOAPIC (KVM_CREATE_IRQCHIP), QEMU's GSI routing and the
- * PIT (KVM_CREATE_PIT2); power-on state kept for reset. */
-int kvm_irqchip_new(int vm, int kvm, struct kvm_chips **out);
+ * PIT (KVM_CREATE_PIT2), or with split only the local APICs
+ * (KVM_CAP_SPLIT_IRQCHIP); power-on state kept for reset. */
+int kvm_irqchip_new(int vm, int kvm, bool split, struct kvm_chips **out);
+bool kvm_irqchip_split(struct kvm_chips *c);
+/* Split irqchip: lib/hw's IOAPIC sends pin's message to KVM's APICs. */
+void kvm_irqchip_ioapic_send(struct kvm_chips *c, int pin, uint64_t addr, uint32_t data);
 void kvm_irqchip_free(struct kvm_chips *c);
 void kvm_irqchip_set_irq(struct kvm_chips *c, int gsi, bool level);
 void kvm_irqchip_reset(struct kvm_chips *c);

@@ -35,6 +35,12 @@ static void service(struct hw_ioapic *io, int pin)
 			return;
 		io->redir[pin] |= R_RIRR;
 	}
+	if (io->m->kernel_lapic) {	/* split irqchip: KVM's local APICs */
+		uint32_t addr = 0xfee00000u | (uint32_t)(e >> 56) << 12 | (e & (1u << 11) ? 4 : 0);
+		uint32_t data = (e & 0xff) | ((e >> 8) & 7) << 8 | (e & R_LEVEL ? 1u << 15 : 0);
+		kvm_irqchip_ioapic_send(kvm_accel_chips(io->m), pin, addr, data);
+		return;
+	}
 	apic_deliver(io->m, e >> 56, e & (1u << 11), (e >> 8) & 7, e & 0xff, e & R_LEVEL);
 }
 

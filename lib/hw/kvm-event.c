@@ -302,7 +302,7 @@ int hw_irqfd_new(struct machine *m, int gsi, bool (*pending)(void *opaque), void
 	struct hw_irqfd *f = NULL;
 	struct kvm_irqfd k = { .gsi = gsi, .flags = KVM_IRQFD_FLAG_RESAMPLE };
 
-	if (!e)
+	if (!e || !m->kernel_irqchip)	/* KVM resamples only its own IOAPIC */
 		return -ENOTSUP;
 	for (int i = 0; i < IRQFDS && !f; i++)
 		if (!e->irq[i].used)

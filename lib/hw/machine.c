@@ -56,7 +56,7 @@ void hw_msi(struct machine *m, uint64_t addr, uint32_t data)
 		LOG(LOG_GUEST_ERRORS, "MSI to 0x%" PRIx64 ", outside the local APICs' window", addr);
 		return;
 	}
-	if (m->kernel_irqchip) {
+	if (m->kernel_irqchip || m->kernel_lapic) {
 		kvm_irqchip_msi(kvm_accel_chips(m), addr, data);
 		return;
 	}
@@ -86,6 +86,9 @@ void hw_cpu_update_intr(struct machine *m, int cpu)
 	struct hw_vcpu *v = &m->vcpu[cpu];
 	bool level = v->apic && apic_has_intr(v->apic);
 
+	if (m->kernel_lapic)	/* split irqchip: only the PIC's ExtINT is ours */
+		level = cpu == 0 && m->pic && pic_output(m->pic);
+
 	if (level == v->intr)
 		return;
 	v->intr = level;
@@ -102,7 +105,12 @@ int hw_bus_irq_ack(struct machine *m, int cpu)
 	int vec = -1;
 
 	pthread_mutex_lock(&m->lock);
-	if (cpu >= 0 && cpu < m->ncpu && m->vcpu[cpu].apic) {
+	if (m->kernel_lapic && cpu == 0 && m->pic && pic_output(m->pic)) {
+		vec = pic_ack(m->pic);
+		hw_cpu_update_intr(m, cpu);
+	} else if (m->kernel_lapic) {
+		vec = -1;
+	} else if (cpu >= 0 && cpu < m->ncpu && m->vcpu[cpu].apic) {
 		vec = apic_ack(m->vcpu[cpu].apic);
 		hw_cpu_update_intr(m, cpu);
 	}
@@ -214,5 +222,7 @@ uint64_t machine_progress(struct machine *m)
 {
 	/* KVM's in-kernel irqchip serves timers and HLT with no exit: its
 	 * counts of halts and interrupts show an idle guest is alive. */
-	return atomic_load(&m->progress) + (m->kernel_irqchip ? kvm_accel_guest_events(m) : 0);
+	bool kernel = m->kernel_irqchip || m->kernel_lapic;
+
+	return atomic_load(&m->progress) + (kernel ? kvm_accel_guest_events(m) : 0);
 }

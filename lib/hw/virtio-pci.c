@@ -371,6 +371,12 @@ static void fast_paths(struct virtio_pci *p)
 	if (p->fast_tried)
 		return;
 	p->fast_tried = true;
+	for (unsigned vec = 0; vec < p->nvec; vec++)
+		if (hw_msifd_new(v->m, &p->msifd[vec]) < 0)
+			p->msifd[vec] = NULL;
+	if (!p->msifd[0])
+		return;		/* no fast paths on this accelerator */
+	doorbells_map(p);
 	r = hw_irqfd_new(v->m, v->pci->irq, intx_pending, v, &p->irqfd);
 	if (r < 0) {
 		p->irqfd = NULL;
@@ -379,12 +385,8 @@ static void fast_paths(struct virtio_pci *p)
 		return;
 	}
 	pci_set_intx(v->pci, false);	/* the irqfd holds the line from now on */
-	for (unsigned vec = 0; vec < p->nvec; vec++)
-		if (hw_msifd_new(v->m, &p->msifd[vec]) < 0)
-			p->msifd[vec] = NULL;
 	if (v->isr)
 		hw_irqfd_raise(p->irqfd);
-	doorbells_map(p);
 }
 
 /* After a load: the guest may have rung a doorbell before the snapshot
@@ -532,7 +534,7 @@ static void bar_map(struct hw_pci_dev *d, int bar, uint64_t addr, bool io)
 		return;
 	hw_mmio_move(d->m, d->opaque, 0, addr);
 	p->bar = addr;
-	if (p->irqfd || p->doorbell[0])
+	if (p->msifd[0] || p->doorbell[0])
 		doorbells_map(p);
 }
 
