@@ -8,8 +8,9 @@
 #   2. hw-diskbench: 64 MiB of polled 256 KiB reads, 4 in flight
 #      (doorbells only, throughput).
 # Each under vm-run -machine kernel_irqchip=on (in-kernel chips,
-# ioeventfd, irqfd), kernel_irqchip=off (lib/hw's chips, doorbells as
-# MMIO exits) and QEMU; the best of BENCH_RUNS runs (default 3) is shown.
+# ioeventfd, irqfd), =split (KVM's local APICs, lib/hw's PIC/IOAPIC/PIT,
+# ioeventfd and MSI irqfds), =off (lib/hw's chips, doorbells as MMIO
+# exits) and QEMU; the best of BENCH_RUNS runs (default 3) is shown.
 # Needs a /dev/kvm that runs the test programs (kvm_pvm does).
 #
 #   bench/kvm.sh            (VM_BUILD=o/rel, BENCH_TIMEOUT=300 seconds)
@@ -65,11 +66,11 @@ best() {
 
 for irq in intx msix; do
 	echo "== hw-kvm bench: 4 KiB reads one at a time, waiting for each $irq interrupt (best of $RUNS)"
-	for t in vm-run-on vm-run-off qemu; do
+	for t in vm-run-on vm-run-split vm-run-off qemu; do
 		printf '%-22s %s\n' "$t" "$(best $t hw-kvm "bench $irq" "$work/pat.img" kvmbench: 5)"
 	done
 done
 echo "== hw-diskbench: 64 MiB, 256 KiB polled reads, 4 in flight (best of $RUNS)"
-for t in vm-run-on vm-run-off qemu; do
+for t in vm-run-on vm-run-split vm-run-off qemu; do
 	printf '%-22s %s\n' "$t" "$(best $t hw-diskbench "" "$work/big.img" diskbench: 5)"
 done
