@@ -203,13 +203,16 @@ static int stream_listen(const struct kvlist *kv, int idx)
 	char *addr = NULL;
 	int fd;
 
-	if (t && !strcmp(t, "unix") && (s = kv_get(kv, "addr.path")))
+	if (t && !strcmp(t, "unix") && (s = kv_get(kv, "addr.path"))) {
 		addr = xasprintf("unix:%s", s);
-	else if (t && !strcmp(t, "inet") && kv_get(kv, "addr.port"))
-		addr = xasprintf("tcp:%s:%s", kv_get(kv, "addr.host") ? kv_get(kv, "addr.host") : "",
-				 kv_get(kv, "addr.port"));
-	else
+	} else if (t && !strcmp(t, "inet") && kv_get(kv, "addr.port")) {
+		const char *h = kv_get(kv, "addr.host") ? kv_get(kv, "addr.host") : "";
+		bool v6 = strchr(h, ':') && h[0] != '[';	/* an IPv6 address */
+
+		addr = xasprintf("tcp:%s%s%s:%s", v6 ? "[" : "", h, v6 ? "]" : "", kv_get(kv, "addr.port"));
+	} else {
 		return err_set(-EINVAL, "stream,server=on: needs addr.type=unix,addr.path= or addr.type=inet,addr.port=");
+	}
 	fd = start_listener(idx, addr);
 	free(addr);
 	return fd;

@@ -251,6 +251,10 @@ show_run() {
 	run vm-run -display none -kernel "$k" -nic user,bogus=1
 	[ "$status" = 1 ] && [ "${lines[-1]}" = "vm-run: -nic user,bogus=1: vm-net user did not start" ]
 	[[ "$output" == *"vm-net: user: invalid parameter 'bogus'"* ]]
+	run vm-run -display none -kernel "$k" -netdev stream,id=a,server=on -device e1000,netdev=a
+	[ "$status" = 1 ] && [ "$output" = "vm-run: -device e1000,netdev=a: stream,server=on: needs addr.type=unix,addr.path= or addr.type=inet,addr.port=" ]
+	run vm-run -display none -kernel "$k" -nic socket
+	[ "$status" = 1 ] && [ "$output" = "vm-run: -nic socket: socket: needs connect=, listen=, fd= or path=" ]
 	run vm-run -display none -kernel "$k" -netdev user,id=a -device e1000,netdev=a,mac=zz
 	[ "$status" = 1 ] && [[ "$output" == *"bad MAC address 'zz'"* ]]
 	[ "${#lines[@]}" = 1 ]
