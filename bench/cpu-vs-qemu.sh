@@ -7,9 +7,13 @@
 #      the guest's own clock, as MiB/s.
 # Prints both side by side and the ratios vm-run/QEMU (for times, > 1 means
 # vm-run is slower).  Wall times on a shared machine are noisy: the CPU
-# times are the figures to compare.  Not run by make check.
+# times are the figures to compare (the guest's own clock, which times
+# sha256sum, runs on wall time).  BENCH_INTERP=1 adds a third column:
+# vm-run with the translator off (VM_JIT_TRANSLATE=off, the interpreter
+# alone).  Not run by make check.
 #
-#   bench/cpu-vs-qemu.sh     (VM_BUILD=o/rel, SHA_MIB=256, BENCH_TIMEOUT=1800)
+#   bench/cpu-vs-qemu.sh     (VM_BUILD=o/rel, SHA_MIB=256, BENCH_TIMEOUT=1800,
+#                             BENCH_INTERP=0)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${VM_BUILD:-$top/o/rel}
@@ -50,12 +54,16 @@ ratio() { echo "$1 $2" | awk '$1 + 0 > 0 && $2 + 0 > 0 { printf "%.2f", $1 / $2;
 
 QEMU=(qemu-system-x86_64 -accel tcg -no-reboot)
 VMRUN=("$B/bin/vm-run" -accel jit -no-reboot)
+INTERP=(env VM_JIT_TRANSLATE=off "$B/bin/vm-run" -accel jit -no-reboot)
+labels="qemu jit"
+[ "${BENCH_INTERP:-0}" = 1 ] && labels="qemu jit interp"
 
 echo "== boot to the marker (vmtest.cmd=true)"
 run qemu-boot true "${QEMU[@]}"
 run jit-boot true "${VMRUN[@]}"
+case $labels in *interp*) run interp-boot true "${INTERP[@]}" ;; esac
 printf '%-10s %12s %12s %12s\n' "" "marker s" "poweroff s" "CPU s"
-for l in qemu jit; do
+for l in $labels; do
 	printf '%-10s %12.2f %12.2f %12.2f\n' "$l" "$(val $l-boot.marker)" "$(val $l-boot.total)" \
 		"$(val $l-boot.cpu)" 2>/dev/null || printf '%-10s failed\n' "$l"
 done
@@ -68,14 +76,15 @@ echo "== in-guest sha256sum of $MIB MiB"
 sha="s=\$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=1048576 count=${MIB} 2>/dev/null | sha256sum; e=\$(cut -d' ' -f1 /proc/uptime); echo SHA-TIME \$s \$e"
 run qemu-sha "$sha" "${QEMU[@]}"
 run jit-sha "$sha" "${VMRUN[@]}"
-for l in qemu jit; do
+case $labels in *interp*) run interp-sha "$sha" "${INTERP[@]}" ;; esac
+for l in $labels; do
 	awk -v mib="$MIB" '/^SHA-TIME/ { t = $3 - $2; if (t > 0) printf "%.2f", mib / t }' \
 		"$work/$l-sha.out" > "$work/$l.mibs"
 	grep -q ' -.\?$' "$work/$l-sha.out" || echo "$l: no sha256sum output"
 done
-printf '%-10s %12s %12s\n' "" "MiB/s" "seconds"
-for l in qemu jit; do
-	printf '%-10s %12s %12s\n' "$l" "$(val $l.mibs)" \
-		"$(awk '/^SHA-TIME/ { printf "%.1f", $3 - $2 }' "$work/$l-sha.out")"
+printf '%-10s %12s %12s %12s\n' "" "MiB/s" "seconds" "CPU s"
+for l in $labels; do
+	printf '%-10s %12s %12s %12s\n' "$l" "$(val $l.mibs)" \
+		"$(awk '/^SHA-TIME/ { printf "%.1f", $3 - $2 }' "$work/$l-sha.out")" "$(val $l-sha.cpu)"
 done
 echo "ratio jit/qemu throughput: $(ratio "$(val jit.mibs)" "$(val qemu.mibs)")"

@@ -94,3 +94,16 @@ void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uin
 {
 	mem_write(cpu, seg, off, size, val);
 }
+
+/* The load of a read-modify-write: translated for writing (a read-only
+ * page faults with the write error code), as rmw_load() does. */
+uint64_t jit_tr_read_w(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	uint64_t lin = seg_lin(cpu, seg, off, size, ACC_W);
+	unsigned acc = acc_user(cpu, ACC_W);
+	uint8_t *p = jit_lin_ptr(cpu, lin, size, acc);
+
+	if (p)
+		return host_load(p, size);
+	return jit_lin_read_slow(cpu, lin, size, acc & ~ACC_W);
+}

@@ -63,6 +63,7 @@ enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
 #define OFF_CHAIN_END ((int32_t)offsetof(struct jit_cpu, chain_end))
 #define OFF_TLB_GEN ((int32_t)offsetof(struct jit_cpu, tlb_gen))
 #define OFF_TR_LINK ((int32_t)offsetof(struct jit_cpu, tr_link))
+#define OFF_TR_TMP ((int32_t)offsetof(struct jit_cpu, tr_tmp))
 #define OFF_SEGBASE(s) ((int32_t)(offsetof(struct jit_cpu, seg) + \
 			 (s) * sizeof(struct jit_segment) + offsetof(struct jit_segment, base)))
 
@@ -317,13 +318,14 @@ static void tlb_fast(struct tr *t, int seg, unsigned size, bool write, uint8_t *
 	miss[3] = jit_tr_jump(&t->b, 7);		/* ja */
 }
 
-/* RAX = the size bytes at seg:RSI, zero-extended.  Clobbers RCX, RDX,
- * RSI, RDI, R8-R11. */
-static void mem_load(struct tr *t, int seg, unsigned size)
+/* RAX = the size bytes at seg:RSI, zero-extended (translated for writing
+ * when write: the load of a read-modify-write).  Clobbers RCX, RDX, RSI,
+ * RDI, R8-R11. */
+static void mem_load_acc(struct tr *t, int seg, unsigned size, bool write)
 {
 	uint8_t *miss[4], *done;
 
-	tlb_fast(t, seg, size, false, miss);
+	tlb_fast(t, seg, size, write, miss);
 	load(t, size, RAX, MX(RDX, RCX, 0, 0));
 	done = jit_tr_jump(&t->b, -1);
 	for (int i = 0; i < 4; i++)
@@ -333,9 +335,14 @@ static void mem_load(struct tr *t, int seg, unsigned size)
 	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);
 	jit_tr_mov_imm(&t->b, RCX, size);
 	op(t, 8, 0x8b, RDI, R(RBX));
-	jit_tr_call(&t->b, (const void *)jit_tr_read);
+	jit_tr_call(&t->b, write ? (const void *)jit_tr_read_w : (const void *)jit_tr_read);
 	pend_flush(t, -1);
 	jit_tr_here(&t->b, done);
+}
+
+static void mem_load(struct tr *t, int seg, unsigned size)
+{
+	mem_load_acc(t, seg, size, false);
 }
 
 /* Store R8's low size bytes at seg:RSI.  A store into the block's own
@@ -381,6 +388,16 @@ static void smc_check(struct tr *t)
 	jit_tr_here(&t->b, go);
 }
 
+/* RFLAGS's arithmetic bits (mask: which of them) = those in RDX. */
+static void flags_merge_rdx(struct tr *t, uint32_t mask)
+{
+	op_imm32(t, 4, 0x81, 4, R(RDX), mask);
+	load(t, 8, RCX, M(RBX, OFF_RFLAGS));
+	op_imm32(t, 8, 0x81, 4, R(RCX), ~mask);
+	op(t, 8, 0x09, RDX, R(RCX));			/* or rcx, rdx */
+	store(t, 8, RCX, M(RBX, OFF_RFLAGS));
+}
+
 /* RFLAGS's arithmetic bits = the host's (mask: which of them). */
 static void flags_merge(struct tr *t, uint32_t mask)
 {
@@ -388,11 +405,7 @@ static void flags_merge(struct tr *t, uint32_t mask)
 		return;
 	jit_tr_byte(&t->b, 0x9c);			/* pushfq */
 	jit_tr_byte(&t->b, 0x5a);			/* pop rdx */
-	op_imm32(t, 4, 0x81, 4, R(RDX), mask);
-	load(t, 8, RCX, M(RBX, OFF_RFLAGS));
-	op_imm32(t, 8, 0x81, 4, R(RCX), ~mask);
-	op(t, 8, 0x09, RDX, R(RCX));			/* or rcx, rdx */
-	store(t, 8, RCX, M(RBX, OFF_RFLAGS));
+	flags_merge_rdx(t, mask);
 }
 
 /* The host's arithmetic flags = the guest's (for instructions that read
@@ -586,12 +599,16 @@ static int tr_alu(struct tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
-/* F6/F7: only TEST r/m, imm is inline */
+static int tr_notneg(struct tr *t, const struct jit_insn *in);
+
+/* F6/F7: TEST r/m, imm; NOT and NEG of a register */
 static int tr_grp3(struct tr *t, const struct jit_insn *in)
 {
-	if ((in->reg & 7) != 0)
-		return TR_NO;
-	return tr_alu(t, in);
+	if ((in->reg & 7) == 0)
+		return tr_alu(t, in);
+	if (in->mod == 3 && ((in->reg & 7) == 2 || (in->reg & 7) == 3))
+		return tr_notneg(t, in);
+	return TR_NO;
 }
 
 /* C0/C1/D0-D3 with a register operand: shifts and rotates on the host
@@ -716,6 +733,117 @@ static int tr_branch(struct tr *t, const struct jit_insn *in)
 	}
 }
 
+/* 0F 40-4F: CMOVcc (the source is read, and faults, either way) */
+static int tr_cmov(struct tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+	uint8_t *skip, *done;
+
+	rm_to_rax(t, in, size);
+	op(t, 8, 0x8b, R8, R(RAX));
+	skip = jit_tr_jump(&t->b, cond(t, in->op & 15) ^ 1);
+	greg_store(t, in, R8, in->reg, size);
+	if (size != 4) {
+		jit_tr_here(&t->b, skip);
+		return TR_OK;
+	}
+	done = jit_tr_jump(&t->b, -1);
+	jit_tr_here(&t->b, skip);
+	op_imm32(t, 4, 0xc7, 0, M(RBX, OFF_GPR(in->reg) + 4), 0);	/* 32-bit: upper cleared */
+	jit_tr_here(&t->b, done);
+	return TR_OK;
+}
+
+/* 0F 90-9F: SETcc of a register */
+static int tr_setcc(struct tr *t, const struct jit_insn *in)
+{
+	if (in->mod != 3)
+		return TR_NO;
+	op(t, 1, 0x0f90 | (uint32_t)cond(t, in->op & 15), 0, R(RAX));
+	greg_store(t, in, RAX, in->rm, 1);
+	return TR_OK;
+}
+
+/* 0F C8-CF: BSWAP r32/r64 */
+static int tr_bswap(struct tr *t, const struct jit_insn *in)
+{
+	if (in->opsize < 4)
+		return TR_NO;
+	load(t, in->opsize, RAX, M(RBX, OFF_GPR(in->reg)));
+	if (in->opsize == 8)
+		jit_tr_byte(&t->b, 0x48);
+	jit_tr_byte(&t->b, 0x0f);
+	jit_tr_byte(&t->b, 0xc8);			/* bswap eax / rax */
+	greg_store(t, in, RAX, in->reg, in->opsize);
+	return TR_OK;
+}
+
+/* F6/F7 /2 NOT, /3 NEG of a register */
+static int tr_notneg(struct tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, ext = in->reg & 7;
+
+	greg_load(t, in, RAX, in->rm, size);
+	op(t, size, size == 1 ? 0xf6 : 0xf7, ext, R(RAX));
+	if (ext == 3)
+		flags_merge(t, F_ARITH);
+	greg_store(t, in, RAX, in->rm, size);
+	return TR_OK;
+}
+
+/*
+ * Read-modify-write of memory without LOCK: ALU r/m, reg (00-31), group 1
+ * (80-83), INC/DEC (FE/FF /0 /1), NOT/NEG (F6/F7 /2 /3).  The load is
+ * translated for writing, as rmw_load() does; the flags are held in
+ * cpu->tr_tmp across the store and set only after it, so a faulting store
+ * leaves the state as it was.
+ */
+static int tr_rmw(struct tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, o = in->op, ext = in->reg & 7;
+	uint32_t mask = F_ARITH;
+	int aop = -1;
+
+	if (o < 0x40)
+		aop = (int)(o >> 3);
+	else if (o >= 0x80 && o <= 0x83)
+		aop = (int)ext;
+	if (aop == ALU_CMP)
+		return TR_NO;
+	ea(t, in);
+	mem_load_acc(t, in->seg, size, true);
+	if (o < 0x40) {
+		greg_load(t, in, RCX, in->reg, size);
+	} else if (aop >= 0) {
+		jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
+	}
+	if (aop == ALU_ADC || aop == ALU_SBB)
+		op_imm8(t, 4, 0x0fba, 4, M(RBX, OFF_RFLAGS), 0);	/* bt: CF in */
+	if (aop >= 0) {
+		op(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, R(RAX));
+	} else {
+		op(t, size, o, ext, R(RAX));		/* INC DEC NOT NEG */
+		if (o <= 0xf7 && ext == 2)
+			mask = 0;			/* NOT: no flags */
+		else if (o >= 0xfe)
+			mask = F_ARITH & ~F_CF;
+	}
+	if (mask && !t->fl_dead) {
+		jit_tr_byte(&t->b, 0x9c);		/* pushfq */
+		jit_tr_byte(&t->b, 0x5a);		/* pop rdx */
+		store(t, 8, RDX, M(RBX, OFF_TR_TMP));
+	}
+	op(t, 8, 0x8b, R8, R(RAX));
+	ea(t, in);
+	mem_store(t, in->seg, size);
+	if (mask && !t->fl_dead) {
+		load(t, 8, RDX, M(RBX, OFF_TR_TMP));
+		flags_merge_rdx(t, mask);
+	}
+	smc_check(t);
+	return TR_OK;
+}
+
 /* Which inline form an instruction has, if any. */
 static int tr_insn(struct tr *t, const struct jit_insn *in)
 {
@@ -730,10 +858,21 @@ static int tr_insn(struct tr *t, const struct jit_insn *in)
 			return tr_imul(t, in);
 		if (o == 0x1f)
 			return TR_OK;			/* NOP r/m */
+		if ((o & 0xf0) == 0x40)
+			return tr_cmov(t, in);
+		if ((o & 0xf0) == 0x90)
+			return tr_setcc(t, in);
+		if (o >= 0xc8 && o <= 0xcf)
+			return tr_bswap(t, in);
 		return TR_NO;
 	}
 	if (in->map != MAP_1B)
 		return TR_NO;
+	if (in->mod != 3 && !in->lock && ((o < 0x40 && (o & 7) < 2) || (o >= 0x80 && o <= 0x83) ||
+	    ((o == 0xfe || o == 0xff) && (in->reg & 7) < 2) ||
+	    ((o == 0xf6 || o == 0xf7) && ((in->reg & 7) == 2 || (in->reg & 7) == 3))) &&
+	    !((o < 0x40 && (o >> 3) == ALU_CMP) || (o >= 0x80 && o <= 0x83 && (in->reg & 7) == ALU_CMP)))
+		return tr_rmw(t, in);
 	if (o < 0x40 && (o & 7) < 6)
 		return tr_alu(t, in);
 	if (o >= 0x50 && o < 0x60)
@@ -868,7 +1007,7 @@ static int flag_use_1b(const struct jit_insn *in)
 	if (o == 0xa8 || o == 0xa9)
 		return FL_WRITE;
 	if (o == 0xf6 || o == 0xf7)
-		return !mem && ext == 0 ? FL_WRITE : FL_READ;
+		return mem ? FL_READ : ext == 0 || ext == 3 ? FL_WRITE : ext == 2 ? FL_NONE : FL_READ;
 	if (o == 0xc0 || o == 0xc1 || o == 0xd0 || o == 0xd1) {
 		count = o >= 0xd0 ? 1 : (unsigned)in->imm & (in->opsize == 8 ? 63 : 31);
 		return !mem && count && ext >= 4 ? FL_WRITE : FL_READ;
@@ -893,7 +1032,7 @@ static int flag_use(const struct jit_insn *in)
 			return in->mod != 3 ? FL_READ : FL_NONE;
 		if (in->op == 0xaf)
 			return in->mod != 3 ? FL_READ : FL_WRITE;
-		if (in->op == 0x1f)
+		if (in->op == 0x1f || (in->op >= 0xc8 && in->op <= 0xcf && in->opsize >= 4))
 			return FL_NONE;
 	}
 	return FL_READ;

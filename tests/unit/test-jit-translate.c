@@ -1,8 +1,9 @@
 /*
  * The translator (lib/jit/tr-*.c) against the interpreter and the host:
  * random straight-line sequences of the forms the translator emits inline
- * (ALU, TEST, shifts and rotates, IMUL, INC/DEC, MOV/MOVZX/MOVSX/LEA,
- * PUSH/POP, loads and stores, short forward Jcc) mixed with forms it
+ * (ALU, TEST, shifts and rotates, IMUL, INC/DEC, NOT/NEG, CMOVcc, SETcc,
+ * BSWAP, MOV/MOVZX/MOVSX/LEA, PUSH/POP, loads and stores, read-modify-write
+ * of memory, short forward Jcc) mixed with forms it
  * hands to the interpreter, run natively, by a vCPU that translates every
  * block at once (VM_JIT_HOT=0) and by one that only interprets
  * (VM_JIT_TRANSLATE=off): registers, flags and memory must match.  Then
@@ -125,10 +126,19 @@ static void rnd_insn(struct rng *r, struct hcase *c)
 			emit(c, (uint8_t[]){ (uint8_t)rnd(r), 1, 2, (uint8_t)rnd(r) }, 4);
 		}
 		break;
-	case 12:				/* handlers: SETcc, CMOVcc */
+	case 12:				/* SETcc, CMOVcc, NOT/NEG, BSWAP */
 		op[0] = 0x0f;
 		op[1] = (uint8_t)((rnd(r) & 1 ? 0x40 : 0x90) | (rnd(r) % 16));
-		modrm_insn(c, false, w && op[1] < 0x90, op[1] >= 0x90, op, 2, d, (int)s, 0);
+		if (rnd(r) % 3 == 0) {
+			modrm_insn(c, p66, w, false, (uint8_t[]){ 0xf7 }, 1, 2 + (unsigned)(rnd(r) % 2),
+				   rnd(r) % 2 ? -1 : (int)d, rdisp(r));
+		} else if (rnd(r) % 3 == 0) {
+			emit(c, (uint8_t[]){ (uint8_t)(0x40 | (w ? 8 : 0) | (d & 8 ? 1 : 0)), 0x0f,
+					     (uint8_t)(0xc8 + (d & 7)) }, 3);
+		} else {
+			modrm_insn(c, false, w && op[1] < 0x90, op[1] >= 0x90, op, 2, d,
+				   op[1] < 0x90 ? mem : (int)s, rdisp(r));
+		}
 		break;
 	case 13:				/* CMP/TEST memory with imm8 */
 		op[0] = rnd(r) & 1 ? 0x80 : 0xf6;
