@@ -210,9 +210,14 @@ int export_open(const struct nbd_config *cfg, struct export **out)
 {
 	struct export *e = xzalloc(sizeof(*e));
 	unsigned flags = cfg->read_only || cfg->load_snapshot ? 0 : FMT_O_RDWR;
+	pthread_rwlockattr_t la;
 	int r;
 
-	pthread_rwlock_init(&e->lock, NULL);
+	/* a control request waiting for the lock goes before new requests */
+	pthread_rwlockattr_init(&la);
+	pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&e->lock, &la);
+	pthread_rwlockattr_destroy(&la);
 	if ((r = cache_flags(cfg, e, &flags)) < 0)
 		goto fail;
 	if (cfg->discard)

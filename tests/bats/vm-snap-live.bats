@@ -63,6 +63,15 @@ keys() {
 	timeout 60 python3 "$T/ser.py" "$T/ser.sock" "$1"
 }
 
+# vm_gone: wait until vm-run (and with it its vm-nbd children) has ended.
+vm_gone() {
+	local pid
+	pid=$(cat "$T/vm.pid")
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	wait "$pid" || true
+	rm -f "$T/vm.pid"
+}
+
 # vm_quit: the guest leaves through isa-debug-exit (status 33).
 vm_quit() {
 	local pid
@@ -208,6 +217,7 @@ EOF
 	run vm-mon "$T/qmp.sock" info status
 	[ "$output" = "VM status: paused" ]
 	vm-mon "$T/qmp.sock" quit
+	vm_gone
 	qemu-img check -q "$T/disk.qcow2"
 }
 
@@ -285,7 +295,7 @@ EOF2
 	run python3 "$T/sh.py" "$T/ser.sock" 60 "sleep 1; echo alive"
 	[ "$output" = alive ]
 	vm-mon "$T/qmp.sock" quit
-	for _ in $(seq 1 100); do kill -0 "$(cat "$T/vm.pid")" 2>/dev/null || break; sleep 0.1; done
+	vm_gone
 	run qemu-img snapshot -l "$T/disk.qcow2"
 	[[ "${lines[2]}" =~ ^1\ +guest\ +[0-9.]+\ MiB\  ]]
 	qemu-img check -q "$T/disk.qcow2"
