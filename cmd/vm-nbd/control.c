@@ -19,6 +19,10 @@
  *                               -> a snapshot NAME (replacing one so named)
  *                                  holding VMSTATE_SIZE bytes of VM state
  *   snapshot-load NAME          -> the image reverted; reply "VMSTATE_SIZE"
+ *   snapshot-vmstate-read NAME OFFSET LEN
+ *                               -> LEN bytes of snapshot NAME's VM state,
+ *                                  the image unchanged (so loadvm can check
+ *                                  the state before it reverts anything)
  *   snapshot-delete NAME
  *   snapshot-list               -> one line per snapshot:
  *                                  "ID NAME VMSIZE DATE_SEC DATE_NSEC VM_CLOCK_NSEC"
@@ -45,6 +49,7 @@
 
 struct control {
 	struct export *e;
+	const struct nbd_config *cfg;
 	int fd;
 	pthread_t thread;
 };
@@ -193,6 +198,36 @@ static int do_vmstate_read(struct export *e, const char *arg, uint8_t **data, si
 	return 0;
 }
 
+/* The VM state of a snapshot without applying it: the image opened a
+ * second time on that snapshot (read-only, no locks), as vm-nbd -l does.
+ * Not for -s overlays (their file is gone) or --image-opts. */
+static int do_snap_vmstate_read(struct export *e, const struct nbd_config *cfg, char *arg,
+				uint8_t **data, size_t *len)
+{
+	char name[1024];
+	uint64_t off, n;
+	struct fmt_image *img;
+	int r;
+
+	if (sscanf(arg, "%1023s %" SCNu64 " %" SCNu64, name, &off, &n) != 3 ||
+	    n > CONTROL_MAX_FRAME)
+		return err_set(-EINVAL, "bad snapshot-vmstate-read arguments");
+	if (!can_snapshot(e) || cfg->snapshot || cfg->image_opts)
+		return err_set(-ENOTSUP, "cannot read a snapshot's VM state here");
+	name_decode(name);
+	struct fmt_open_opts o = { .format = fmt_format(e->img), .flags = FMT_O_SHARE,
+				   .snapshot = name, .secrets = cfg->secrets };
+	if ((r = fmt_open(cfg->filename, &o, &img)) < 0)
+		return r;
+	*data = xmalloc(n ? n : 1);
+	r = fmt_vmstate_read(img, *data, off, n);
+	fmt_close(img);
+	if (r < 0)
+		return r;
+	*len = n;
+	return 0;
+}
+
 static bool snapshot_exists(struct export *e, const char *name)
 {
 	struct fmt_snapshot *l;
@@ -284,9 +319,10 @@ static int do_list(struct export *e, char **reply)
 }
 
 /* One request: its verb, the rest of its line, and its payload. */
-static int dispatch(struct export *e, char *line, const uint8_t *data, size_t dlen,
+static int dispatch(struct control *c, char *line, const uint8_t *data, size_t dlen,
 		    char **reply, uint8_t **rdata, size_t *rlen)
 {
+	struct export *e = c->e;
 	char *arg = strchr(line, ' ');
 
 	if (arg)
@@ -309,6 +345,8 @@ static int dispatch(struct export *e, char *line, const uint8_t *data, size_t dl
 		name_decode(arg);
 		return fmt_snapshot_delete(e->img, arg);
 	}
+	if (!strcmp(line, "snapshot-vmstate-read"))
+		return do_snap_vmstate_read(e, c->cfg, arg, rdata, rlen);
 	if (!strcmp(line, "snapshot-list"))
 		return do_list(e, reply);
 	return err_set(-EINVAL, "unknown control command '%s'", line);
@@ -330,7 +368,7 @@ static int serve_one(struct control *c)
 		*nl = 0;
 		LOG(LOG_NBD, "control: %s", (char *)req);
 		pthread_rwlock_wrlock(&c->e->lock);
-		r = dispatch(c->e, (char *)req, nl + 1, len - (size_t)(nl + 1 - req), &reply,
+		r = dispatch(c, (char *)req, nl + 1, len - (size_t)(nl + 1 - req), &reply,
 			     &rdata, &rlen);
 		pthread_rwlock_unlock(&c->e->lock);
 	}
@@ -354,12 +392,13 @@ static void *control_thread(void *arg)
 	return NULL;
 }
 
-struct control *control_start(struct export *e, int fd)
+struct control *control_start(struct export *e, const struct nbd_config *cfg, int fd)
 {
 	struct control *c = xzalloc(sizeof(*c));
 	int r;
 
 	c->e = e;
+	c->cfg = cfg;
 	c->fd = fd;
 	set_cloexec(fd, true);
 	r = pthread_create(&c->thread, NULL, control_thread, c);

@@ -406,7 +406,7 @@ static int serve(struct nbd_config *cfg, int ready_fd, int nact, int *lfds)
 	if ((r = export_open(cfg, &s.exp)) < 0)
 		return r;
 	if (cfg->control_fd >= 0)
-		ctl = control_start(s.exp, cfg->control_fd);
+		ctl = control_start(s.exp, cfg, cfg->control_fd);
 	if (cfg->fd < 0 && (n = r = open_listeners(cfg, lfds, 16, nact)) < 0)
 		goto out;
 	if (cfg->pid_file && (r = write_pid_file(cfg->pid_file)) < 0)

@@ -103,7 +103,7 @@ int export_block_status(struct export *e, uint64_t off, uint64_t len,
 
 struct control;
 /* Serve control requests on fd on a thread of its own (NULL: none). */
-struct control *control_start(struct export *e, int fd);
+struct control *control_start(struct export *e, const struct nbd_config *cfg, int fd);
 /* Hang up and wait for the thread. */
 void control_stop(struct control *c);
 

@@ -144,23 +144,38 @@ int nbdctl_vmstate_write(int drive, const uint8_t *buf, size_t len)
 	return r;
 }
 
-int nbdctl_vmstate_read(int drive, uint8_t *buf, size_t len)
+/* Read len bytes in chunks with requests "PREFIX OFFSET LEN". */
+static int read_chunks(int drive, const char *prefix, uint8_t *buf, size_t len)
 {
-	char line[64];
 	int r = 0;
 
 	for (size_t off = 0; off < len && r == 0; off += NBDCTL_CHUNK) {
 		size_t n = MIN(len - off, NBDCTL_CHUNK), got = 0;
 		uint8_t *d = NULL;
+		char *line = xasprintf("%s %zu %zu", prefix, off, n);
 
-		snprintf(line, sizeof(line), "vmstate-read %zu %zu", off, n);
 		r = nbdctl_call(drive, line, NULL, 0, &d, &got);
+		free(line);
 		if (r == 0 && got != n)
 			r = err_set(-EPROTO, "vm-nbd control channel: short vmstate read");
 		if (r == 0)
 			memcpy(buf + off, d, n);
 		free(d);
 	}
+	return r;
+}
+
+int nbdctl_vmstate_read(int drive, uint8_t *buf, size_t len)
+{
+	return read_chunks(drive, "vmstate-read", buf, len);
+}
+
+int nbdctl_snapshot_vmstate_read(int drive, const char *enc_name, uint8_t *buf, size_t len)
+{
+	char *prefix = xasprintf("snapshot-vmstate-read %s", enc_name);
+	int r = read_chunks(drive, prefix, buf, len);
+
+	free(prefix);
 	return r;
 }
 

@@ -246,21 +246,25 @@ int savevm_save_on(struct machine *m, const char *tag, const int *idx, int nd, i
 }
 
 /* Revert the drives and read the VM state; the machine is paused. */
+/* Revert the drives and load the VM state; the machine is paused.  The
+ * state is read and checked before anything changes where the drive's
+ * vm-nbd can read a snapshot's state in place; *changed tells whether
+ * the drives or the machine were touched. */
 static int load_paused(struct machine *m, const int *idx, int nd, int vm, const char *tag,
-		       uint64_t vmsize, uint64_t clock)
+		       uint64_t vmsize, uint64_t clock, bool *changed)
 {
 	char *enc = nbdctl_name_encode(tag), *line = xasprintf("snapshot-load %s", enc);
-	uint8_t *st;
-	int r = 0;
+	uint8_t *st = xmalloc(vmsize);
+	bool early = nbdctl_snapshot_vmstate_read(vm, enc, st, vmsize) == 0;
+	int r = early ? machine_check_state(m, st, vmsize) : 0;
 
 	free(enc);
+	*changed = r < 0 ? false : true;
 	for (int k = 0; k < nd && r == 0; k++)
 		r = nbdctl_call(idx[k], line, NULL, 0, NULL, NULL);
 	free(line);
-	if (r < 0)
-		return r;
-	st = xmalloc(vmsize);
-	r = nbdctl_vmstate_read(vm, st, vmsize);
+	if (r == 0 && !early)
+		r = nbdctl_vmstate_read(vm, st, vmsize);
 	if (r == 0)
 		r = machine_load_state(m, st, vmsize);
 	free(st);
@@ -279,7 +283,7 @@ int savevm_load(const struct vmrun *o, struct machine *m, const char *tag)
 int savevm_load_on(struct machine *m, const char *tag, const int *idx, int nd, int vm)
 {
 	uint64_t vmsize = 0, clock = 0;
-	bool was_paused;
+	bool was_paused, changed;
 	int r;
 
 	if (!drive_has(vm, tag, &vmsize, &clock))
@@ -294,12 +298,14 @@ int savevm_load_on(struct machine *m, const char *tag, const int *idx, int nd, i
 	if (vmsize > SIZE_MAX / 2)
 		return err_set(-EINVAL, "Snapshot '%s': VM state too large", tag);
 	was_paused = vm_stop(m);
-	r = load_paused(m, idx, nd, vm, tag, vmsize, clock);
+	r = load_paused(m, idx, nd, vm, tag, vmsize, clock, &changed);
 	if (r < 0) {
 		char *why = xstrdup(err_msg());
-		r = err_set(r, "Error while loading VM state of '%s' (the VM is stopped): %s",
-			    tag, why);
+		r = err_set(r, "Error while loading VM state of '%s'%s: %s", tag,
+			    changed ? " (the VM is stopped)" : "", why);
 		free(why);
+		if (!changed && !was_paused)
+			vm_resume(m);
 		return r;
 	}
 	if (!was_paused)

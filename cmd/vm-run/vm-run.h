@@ -105,6 +105,9 @@ int nbdctl_resize(int drive, uint64_t size);
 /* The VM-state area of the image's current state, from offset 0. */
 int nbdctl_vmstate_write(int drive, const uint8_t *buf, size_t len);
 int nbdctl_vmstate_read(int drive, uint8_t *buf, size_t len);
+/* The VM state of snapshot enc_name (percent-encoded) without reverting
+ * the image; -errno where vm-nbd cannot (a -s overlay, --image-opts). */
+int nbdctl_snapshot_vmstate_read(int drive, const char *enc_name, uint8_t *buf, size_t len);
 /* Snapshot names on the channel are percent-encoded (spaces, '%'). */
 char *nbdctl_name_encode(const char *s);
 void nbdctl_name_decode(char *s);

@@ -226,8 +226,8 @@ int qcow2_vmstate_rw(struct fmt_image *img, void *buf, uint64_t off, size_t len,
 	struct qcow2 *s = qcow2_of(img);
 	uint64_t base = qcow2_vmstate_offset(s);
 
-	if (s->snapshot_view)
-		return err_set(-EPERM, "no VM state in a snapshot view");
+	if (s->snapshot_view && write)
+		return err_set(-EPERM, "the VM state of a snapshot is read-only");
 	if (write)
 		return qcow2_write(img, buf, base + off, len, 0);
 	return qcow2_read(img, buf, base + off, len);

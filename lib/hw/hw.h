@@ -259,6 +259,8 @@ int machine_load_devices(struct machine *m, const uint8_t *buf, size_t len);
  */
 int machine_save_state(struct machine *m, uint8_t **buf, size_t *len);
 int machine_load_state(struct machine *m, const uint8_t *buf, size_t len);
+/* Only the checks of machine_load_state (the machine is not touched). */
+int machine_check_state(struct machine *m, const uint8_t *buf, size_t len);
 /* Write guest-physical RAM (any thread; vmstate.c); -EFAULT outside it. */
 int machine_write_phys(struct machine *m, uint64_t gpa, const void *buf, size_t len);
 

@@ -504,13 +504,22 @@ static int check_cpus(struct machine *m, const struct vms_layout *l)
 	return r;
 }
 
+int machine_check_state(struct machine *m, const uint8_t *buf, size_t len)
+{
+	struct vms_layout l;
+	int r;
+
+	if ((r = vms_check(m, buf, len, &l)) < 0 || (r = check_cpus(m, &l)) < 0)
+		return r;
+	return ram_walk(m, &l, NULL);
+}
+
 int machine_load_state(struct machine *m, const uint8_t *buf, size_t len)
 {
 	struct vms_layout l;
 	int r;
 
-	if ((r = vms_check(m, buf, len, &l)) < 0 || (r = check_cpus(m, &l)) < 0 ||
-	    (r = ram_walk(m, &l, NULL)) < 0)
+	if ((r = machine_check_state(m, buf, len)) < 0 || (r = vms_check(m, buf, len, &l)) < 0)
 		return r;
 	pthread_mutex_lock(&m->lock);
 	vms_park(m);

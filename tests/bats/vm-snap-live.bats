@@ -209,13 +209,17 @@ EOF
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == "vm-run: "*"checksum mismatch"* ]]
-	# through the monitor: an error, and the machine stays stopped
+	# through the monitor: an error, found before anything changed, so
+	# the guest runs on with its RAM and disk as they were
 	vm_start
+	[ "$(keys nnnw)" = $'count=1\ncount=2\ncount=3\nwrote=3' ]
 	run vm-mon "$T/qmp.sock" loadvm good
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"checksum mismatch"* ]]
+	[[ "$output" != *stopped* ]]
 	run vm-mon "$T/qmp.sock" info status
-	[ "$output" = "VM status: paused" ]
+	[ "$output" = "VM status: running" ]
+	[ "$(keys rn)" = $'disk=3\ncount=4' ]
 	vm-mon "$T/qmp.sock" quit
 	vm_gone
 	qemu-img check -q "$T/disk.qcow2"
