@@ -83,8 +83,53 @@ static void prt(struct hw_wbuf *w)
 	free(body.p);
 }
 
-/* The AML body of the DSDT (without the table header). */
-void acpi_dsdt_aml(struct hw_wbuf *w)
+/* Word or DWord address space descriptor (6.4.3.5.2/3): type 0 memory,
+ * 1 I/O, 2 bus; fixed minimum and maximum, no translation. */
+static void addr_desc(struct hw_wbuf *w, bool dword, uint8_t type, uint8_t tflags,
+		      uint32_t min, uint32_t max)
+{
+	hw_put8(w, dword ? 0x87 : 0x88);
+	hw_put16(w, dword ? 23 : 13);
+	hw_put8(w, type);
+	hw_put8(w, 0x0c);			/* MinFixed, MaxFixed, producer */
+	hw_put8(w, tflags);
+	if (dword) {
+		hw_put32(w, 0);			/* granularity */
+		hw_put32(w, min);
+		hw_put32(w, max);
+		hw_put32(w, 0);			/* translation */
+		hw_put32(w, max - min + 1);
+	} else {
+		hw_put16(w, 0);
+		hw_put16(w, (uint16_t)min);
+		hw_put16(w, (uint16_t)max);
+		hw_put16(w, 0);
+		hw_put16(w, (uint16_t)(max - min + 1));
+	}
+}
+
+static void crs(struct hw_wbuf *w, uint64_t lowmem)
+{
+	struct hw_wbuf rt = { 0 }, buf = { 0 };
+
+	addr_desc(&rt, false, 2, 0, 0, 0xff);			/* buses 0-255 */
+	hw_putb(&rt, (const uint8_t[]){ 0x47, 1, 0xf8, 0x0c, 0xf8, 0x0c, 1, 8 }, 8);
+	addr_desc(&rt, false, 1, 3, 0x0000, 0x0cf7);		/* EntireRange */
+	addr_desc(&rt, false, 1, 3, 0x0d00, 0xffff);
+	addr_desc(&rt, true, 0, 3, 0xa0000, 0xbffff);		/* cacheable, RW */
+	addr_desc(&rt, true, 0, 1, (uint32_t)lowmem, 0xfebfffff);	/* RW */
+	hw_putb(&rt, (const uint8_t[]){ 0x79, 0 }, 2);		/* end tag */
+	integer(&buf, (uint32_t)rt.len);
+	hw_putb(&buf, rt.p, rt.len);
+	name(w, "_CRS");
+	pkg(w, (const uint8_t[]){ 0x11 }, 1, &buf);		/* BufferOp */
+	free(rt.p);
+	free(buf.p);
+}
+
+/* The AML body of the DSDT (without the table header); lowmem: where RAM
+ * below 4 GiB ends and the PCI hole begins. */
+void acpi_dsdt_aml(struct hw_wbuf *w, uint64_t lowmem)
 {
 	struct hw_wbuf s5 = { 0 }, dev = { 0 }, scope = { 0 };
 
@@ -102,6 +147,7 @@ void acpi_dsdt_aml(struct hw_wbuf *w)
 	integer(&dev, 0);
 	name(&dev, "_UID");
 	integer(&dev, 0);
+	crs(&dev, lowmem);
 	prt(&dev);
 	hw_putb(&scope, "\\_SB_", 5);
 	pkg(&scope, (const uint8_t[]){ 0x5b, 0x82 }, 2, &dev);	/* DeviceOp */

@@ -193,7 +193,7 @@ static size_t build_all(struct machine *m, uint8_t *base, uint32_t addr)
 	uint8_t *t;
 
 	memset(base, 0, T_SIZE);
-	acpi_dsdt_aml(&aml);
+	acpi_dsdt_aml(&aml, m->lowmem);
 	if (36 + aml.len > T_DSDT_MAX) {
 		free(aml.p);
 		return 0;

@@ -270,7 +270,7 @@ void ioapic_eoi(struct hw_ioapic *io, uint8_t vector);
 
 int acpi_new(struct machine *m);
 int acpi_build_tables(struct machine *m, uint64_t addr, uint64_t room);
-void acpi_dsdt_aml(struct hw_wbuf *w);
+void acpi_dsdt_aml(struct hw_wbuf *w, uint64_t lowmem);
 
 #define HW_PCI_IRQ0 10		/* INTx of slots route to GSI 10, 11 */
 struct hw_pci_dev;

@@ -684,13 +684,13 @@ wait_serial_for() {
 	truncate -s 2M "$T/b.iso"
 	# Each second: a read of the disk past the page cache, an open of the
 	# CD-ROM (Linux checks its medium: TEST UNIT READY), then the sizes.
-	# pci=nocrs: lib/hw's DSDT has no _CRS for the root bridge, and
-	# without windows Linux leaves the IDE legacy ports unclaimed.
+	# No pci=nocrs: the root bridge's _CRS must give Linux windows that
+	# let it claim the IDE legacy ports (without them sr0 never appears).
 	cmd='while :; do echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/vda of=/dev/null bs=4096 count=1 2>/dev/null;'
 	cmd+=' dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null;'
 	cmd+=' echo "VM-SIZE $(cat /sys/block/vda/size) $(cat /sys/block/sr0/size)"; sleep 1; done'
 	PROG=$GUEST_KERNEL emu_start -m 256 -initrd "$T/initrd.gz" \
-		-append "console=ttyS0 quiet pci=nocrs vmtest.quiet=1 vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
+		-append "console=ttyS0 quiet vmtest.quiet=1 vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
 		-drive "file=$T/d.qcow2,if=virtio,format=qcow2,rerror=stop" -cdrom "$T/a.iso"
 	wait_serial_for "VM-SIZE 8192 2048" 400
 	run vm-mon "$T/qmp.sock" block_resize virtio0 8M

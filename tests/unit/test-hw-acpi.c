@@ -59,6 +59,12 @@ int main(void)
 	CHECK(dsdt && !memcmp(dsdt, "DSDT", 4) && sum(dsdt, dl) == 0, "DSDT checksum (%u bytes)", dl);
 	CHECK(dsdt && has(dsdt, dl, "_S5_", 4) && has(dsdt, dl, "PCI0", 4) && has(dsdt, dl, "_PRT", 4),
 	      "DSDT has \\_S5, \\_SB.PCI0 and its _PRT");
+	/* the root bridge's windows: the config ports (IO descriptor) and
+	 * the PCI hole up to 0xfebfffff (DWordMemory) */
+	CHECK(dsdt && has(dsdt, dl, "_CRS", 4) &&
+	      has(dsdt, dl, (const char[]){ 0x47, 1, (char)0xf8, 0x0c, (char)0xf8, 0x0c, 1, 8 }, 8) &&
+	      has(dsdt, dl, (const char[]){ (char)0xff, (char)0xff, (char)0xbf, (char)0xfe }, 4),
+	      "DSDT gives PCI0 a _CRS with the config ports and the PCI hole");
 	CHECK(madt && !memcmp(madt, "APIC", 4) && sum(madt, rd32(madt + 4)) == 0, "MADT checksum");
 	int cpus = 0, ioapics = 0;
 	for (uint32_t o = 44; madt && o + 2 <= rd32(madt + 4); o += madt[o + 1]) {
