@@ -91,7 +91,7 @@ void jit_cpu_reset(struct jit_cpu *cpu, bool ap_wait)
 	memset(cpu->dr, 0, sizeof(cpu->dr));
 	cpu->dr[6] = 0xffff0ff0;
 	cpu->dr[7] = 0x400;
-	cpu->dbg_held = 0;
+	cpu->dbg_held = cpu->dbg_now = 0;
 	cpu->dbg_after_ss = false;
 	jit_dbg_update(cpu);
 	cpu->star = cpu->lstar = cpu->cstar = cpu->sfmask = cpu->kernel_gs_base = 0;

@@ -59,7 +59,15 @@ static uint64_t bp_addr(const struct jit_cpu *cpu, unsigned n)
 
 static void set_on(struct jit_cpu *cpu)
 {
-	cpu->dbg_on = cpu->dbg_exec || cpu->dbg_data || cpu->dbg_held;
+	cpu->dbg_on = cpu->dbg_exec || cpu->dbg_data || cpu->dbg_held || cpu->dbg_now;
+}
+
+/* A single-step trap before the next instruction: SYSRET that sets TF
+ * (it may run inside a block, where no trap is looked for). */
+void jit_dbg_step_next(struct jit_cpu *cpu)
+{
+	cpu->dbg_now |= DR6_BS;
+	set_on(cpu);
 }
 
 void jit_dbg_update(struct jit_cpu *cpu)
@@ -120,6 +128,13 @@ bool jit_dbg_before(struct jit_cpu *cpu)
 	unsigned hit = 0;
 
 	cpu->dbg_hit = 0;
+	if (cpu->dbg_now) {
+		cpu->dr[6] |= cpu->dbg_now;
+		cpu->dbg_now = 0;
+		set_on(cpu);
+		jit_deliver(cpu, EXC_DB, INT_EXC, false, 0, cpu->rip);
+		return true;
+	}
 	if (!cpu->dbg_exec || (cpu->rflags & F_RF) || cpu->dbg_after_ss)
 		return false;
 	for (unsigned n = 0; n < 4; n++)
@@ -140,10 +155,15 @@ static bool soft_int(const struct jit_insn *in)
 
 /* SYSCALL and SYSRET take the single-step trap by TF as they leave it
  * (SFMASK may clear it), not as they found it: a user's TF must not trap
- * on the kernel's first instruction. */
-static bool flags_after(const struct jit_insn *in)
+ * on the kernel's first instruction.  SYSRET queues its own trap
+ * (jit_dbg_step_next), since it may run inside a block. */
+static bool tf_after(const struct jit_cpu *cpu, const struct jit_insn *in, bool tf)
 {
-	return in->map == MAP_0F && (in->op == 0x05 || in->op == 0x07);
+	if (in->map == MAP_0F && in->op == 0x05)
+		return cpu->rflags & F_TF;
+	if (in->map == MAP_0F && in->op == 0x07)
+		return false;
+	return tf;
 }
 
 static bool loads_ss(const struct jit_insn *in)
@@ -157,8 +177,7 @@ void jit_dbg_after(struct jit_cpu *cpu, const struct jit_insn *in, bool tf, uint
 {
 	uint32_t bits;
 
-	if (flags_after(in))
-		tf = cpu->rflags & F_TF;
+	tf = tf_after(cpu, in, tf);
 	bits = cpu->dbg_hit | (tf && !soft_int(in) ? DR6_BS : 0);
 	cpu->dbg_hit = 0;
 	cpu->dbg_after_ss = false;

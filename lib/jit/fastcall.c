@@ -70,6 +70,8 @@ void jit_op_sysret(struct jit_cpu *cpu, const struct jit_insn *in)
 	flat(&cpu->seg[SEG_SS], (uint16_t)((sel + 8) | 3), false, 3, false);
 	cpu->cpl = 3;
 	jit_update_mode(cpu);
+	if (cpu->rflags & F_TF)
+		jit_dbg_step_next(cpu);	/* trap by the flags it leaves (debug.c) */
 }
 
 /* 0F 34: SYSENTER */

@@ -208,6 +208,7 @@ struct jit_cpu {
 	uint8_t dbg_data;	/* enabled data breakpoints */
 	uint8_t dbg_hit;	/* data breakpoints the current instruction hit */
 	uint32_t dbg_held;	/* DR6 bits of traps held over a MOV SS/POP SS */
+	uint32_t dbg_now;	/* DR6 bits of a trap due before the next instruction */
 	bool dbg_after_ss;	/* the last instruction loaded SS */
 	bool dbg_on;		/* any of the above: run one instruction at a time */
 
@@ -416,6 +417,7 @@ void jit_dbg_access(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned a
 bool jit_dbg_before(struct jit_cpu *cpu);
 void jit_dbg_after(struct jit_cpu *cpu, const struct jit_insn *in, bool tf, uint64_t old_rip);
 void jit_dbg_mov(struct jit_cpu *cpu, const struct jit_insn *in);
+void jit_dbg_step_next(struct jit_cpu *cpu);
 
 /* task.c: hardware task switches (legacy protected mode) */
 enum { JIT_TASK_JMP, JIT_TASK_CALL, JIT_TASK_IRET, JIT_TASK_INT };

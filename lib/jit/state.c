@@ -25,7 +25,7 @@ void jit_cpu_get_misc(const struct jit_cpu *cpu, struct jit_misc_state *x)
 void jit_cpu_set_misc(struct jit_cpu *cpu, const struct jit_misc_state *x)
 {
 	memcpy(cpu->dr, x->dr, sizeof(cpu->dr));
-	cpu->dbg_held = 0;
+	cpu->dbg_held = cpu->dbg_now = 0;
 	cpu->dbg_after_ss = false;
 	jit_dbg_update(cpu);	/* breakpoints armed as DR7 says (debug.c) */
 	cpu->xcr0 = x->xcr0 | 1;

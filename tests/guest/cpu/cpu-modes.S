@@ -10,7 +10,8 @@
  * CR0.WP, a return to real mode and an interrupt through the IVT there,
  * ring 3 through IRET with a TSS stack switch, interrupt gates with DPL
  * checks, long mode entry, canonical #GP, 64-bit #PF, SYSCALL/SYSRET,
- * IRETQ to ring 3 with RSP0 switch, and the interrupt stack table.
+ * IRETQ to ring 3 with RSP0 switch, the interrupt stack table, and
+ * single-step over SYSRET and SYSCALL.
  */
 	.section .multiboot, "a"
 	.align 4
@@ -600,6 +601,14 @@ syscall_entry:
 user64b:
 	int $0x80
 
+db64:
+	push %rax
+	incq db64_count
+	mov 8(%rsp), %rax
+	mov %rax, db64_rip
+	pop %rax
+	iretq
+
 int80_64:
 	mov 8(%rsp), %rax		/* CS */
 	cmp $0x53, %rax
@@ -619,6 +628,39 @@ int80_64:
 1:	xor %eax, %eax
 2:	mov saved_esp, %rsp
 	mov $s_iretq, %esi
+	call report64
+
+	/* single-step over SYSRET and SYSCALL: the flags they leave decide
+	 * (SFMASK clears TF, so no #DB on the kernel's first instruction) */
+	mov $1, %eax
+	mov $db64, %rbx
+	mov $0x8e, %ecx
+	xor %edx, %edx
+	call set_gate64
+	movq $0, db64_count
+	mov $0xc0000082, %ecx		/* LSTAR */
+	mov $tf_entry, %eax
+	xor %edx, %edx
+	wrmsr
+	mov %rsp, saved_esp
+	mov $user_tf, %rcx
+	mov $0x302, %r11		/* IF and TF for ring 3 */
+	sysretq
+user_tf:
+	syscall
+tf_entry:
+	mov saved_esp, %rsp
+	cmpq $1, db64_count
+	jne 1f
+	mov $user_tf, %rax
+	cmp %rax, db64_rip
+	jne 1f
+	test $0x100, %r11		/* SYSCALL saw TF set */
+	jz 1f
+	mov $1, %eax
+	jmp 2f
+1:	xor %eax, %eax
+2:	mov $s_tf_syscall, %esi
 	call report64
 
 	/* done: report failures through isa-debug-exit */
@@ -770,6 +812,8 @@ saved_esp: .quad 0
 failures: .quad 0
 int80_ok: .quad 0
 ist_ok: .quad 0
+db64_count: .quad 0
+db64_rip: .quad 0
 u_vec: .quad 0
 u_err: .quad 0
 u_vec2: .quad 0
@@ -799,4 +843,5 @@ s_pf64: .asciz "64-bit #PF not present with CR2"
 s_pf64w: .asciz "64-bit #PF write to read-only, error 3"
 s_ist: .asciz "interrupt stack table"
 s_syscall: .asciz "SYSRET to ring 3 and SYSCALL back"
+s_tf_syscall: .asciz "TF: #DB after SYSRET setting it, none after SYSCALL masking it"
 s_iretq: .asciz "IRETQ to ring 3, INT 0x80 back on RSP0 with a null SS"
