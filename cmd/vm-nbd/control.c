@@ -389,6 +389,8 @@ static void *control_thread(void *arg)
 
 	while (serve_one(c) == 0)
 		;
+	/* end of stream or a broken frame: hang up, so the peer knows */
+	shutdown(c->fd, SHUT_RDWR);
 	return NULL;
 }
 

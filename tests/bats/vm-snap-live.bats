@@ -359,3 +359,52 @@ jobs_when_concluded() {
 	vm_quit
 	[ "$vm_status" -eq 33 ]
 }
+
+@test "vm-nbd's control channel answers malformed requests with one ERROR line" {
+	cat >"$T/ctl.py" <<'EOF2'
+import socket, struct, subprocess, sys
+a, b = socket.socketpair()
+c, d = socket.socketpair()
+p = subprocess.Popen(['vm-nbd', '--fd', str(b.fileno()), '--control-fd=%d' % d.fileno(),
+                      sys.argv[1]], pass_fds=[b.fileno(), d.fileno()])
+b.close(); d.close()
+c.settimeout(20)
+def call(raw):
+    c.sendall(struct.pack('>I', len(raw)) + raw)
+    n = struct.unpack('>I', c.recv(4, socket.MSG_WAITALL))[0]
+    r = b''
+    while len(r) < n:
+        r += c.recv(n - len(r))
+    print(r.decode(errors='replace').rstrip('\n'))
+call(b'no newline')
+call(b'frobnicate\n')
+call(b'resize lots\n')
+call(b'vmstate-read 0\n')
+call(b'snapshot-save\n')
+call(b'snapshot-load nosuch\n')
+call(b'vmstate-write 0\nstate')
+call(b'snapshot-save with%20space 5 1700000000 0 0\n')
+call(b'snapshot-list\n')
+c.sendall(struct.pack('>I', 0xffffffff))   # too long: the channel closes
+print('closed' if c.recv(1) == b'' else 'open')
+a.close()
+print('exit', p.wait(timeout=20))
+EOF2
+	run timeout 60 python3 "$T/ctl.py" "$T/disk.qcow2"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "ERROR control request without a command line" ]
+	[ "${lines[1]}" = "ERROR unknown control command 'frobnicate'" ]
+	[ "${lines[2]}" = "ERROR bad size 'lots'" ]
+	[ "${lines[3]}" = "ERROR bad vmstate-read arguments" ]
+	[ "${lines[4]}" = "ERROR bad snapshot-save arguments" ]
+	[[ "${lines[5]}" == "ERROR "*"nosuch"* ]]
+	[ "${lines[6]}" = "OK" ]
+	[ "${lines[7]}" = "OK" ]
+	[ "${lines[8]}" = "OK" ]
+	[ "${lines[9]}" = "1 with%20space 5 1700000000 0 0" ]
+	[ "${lines[10]}" = "closed" ]
+	[ "${lines[11]}" = "exit 0" ]
+	run qemu-img snapshot -l "$T/disk.qcow2"
+	[[ "${lines[2]}" =~ ^1\ +with\ space\  ]]
+	qemu-img check -q "$T/disk.qcow2"
+}
