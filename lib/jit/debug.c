@@ -62,12 +62,18 @@ static void set_on(struct jit_cpu *cpu)
 	cpu->dbg_on = cpu->dbg_exec || cpu->dbg_data || cpu->dbg_held || cpu->dbg_now;
 }
 
-/* A single-step trap before the next instruction: SYSRET that sets TF
- * (it may run inside a block, where no trap is looked for). */
+/* A debug trap (DR6 bits) before the next instruction: SYSRET that sets
+ * TF (it may run inside a block, where no trap is looked for), a task
+ * switch to a TSS with T set. */
+void jit_dbg_trap_next(struct jit_cpu *cpu, uint32_t dr6_bits)
+{
+	cpu->dbg_now |= dr6_bits;
+	set_on(cpu);
+}
+
 void jit_dbg_step_next(struct jit_cpu *cpu)
 {
-	cpu->dbg_now |= DR6_BS;
-	set_on(cpu);
+	jit_dbg_trap_next(cpu, DR6_BS);
 }
 
 void jit_dbg_update(struct jit_cpu *cpu)

@@ -418,6 +418,7 @@ bool jit_dbg_before(struct jit_cpu *cpu);
 void jit_dbg_after(struct jit_cpu *cpu, const struct jit_insn *in, bool tf, uint64_t old_rip);
 void jit_dbg_mov(struct jit_cpu *cpu, const struct jit_insn *in);
 void jit_dbg_step_next(struct jit_cpu *cpu);
+void jit_dbg_trap_next(struct jit_cpu *cpu, uint32_t dr6_bits);
 
 /* task.c: hardware task switches (legacy protected mode) */
 enum { JIT_TASK_JMP, JIT_TASK_CALL, JIT_TASK_IRET, JIT_TASK_INT };

@@ -23,8 +23,8 @@
  *     with the selector), so a fault there is delivered in the new task;
  *  4. an exception with an error code pushes it on the new task's stack.
  *
- * 16-bit TSSs, the debug trap bit (T) and I/O permission maps beyond what
- * jit_io_allowed() reads are not modelled; long mode has no task switch
+ * A TSS with its T bit set raises #DB (DR6.BT) before the new task's first
+ * instruction (17.3.1.5).  16-bit TSSs are not modelled; long mode has no task switch
  * (the callers raise #GP there).
  */
 #include "jit/internal.h"
@@ -34,6 +34,7 @@
 struct tss32 {
 	uint32_t cr3, eip, eflags, gpr[8];
 	uint16_t sel[6], ldt;
+	bool trap;		/* T: a debug trap as the task starts */
 };
 
 static uint32_t tss_base(uint64_t d)
@@ -68,6 +69,7 @@ static void read_tss(struct jit_cpu *cpu, uint32_t b, struct tss32 *t)
 	for (unsigned i = 0; i < 6; i++)
 		t->sel[i] = (uint16_t)rd32(cpu, b + 0x48 + 4 * i);
 	t->ldt = (uint16_t)rd32(cpu, b + 0x60);
+	t->trap = rd32(cpu, b + 0x64) & 1;
 }
 
 /* Step 2 for the old task: its state into its TSS (writes that can fault
@@ -215,6 +217,8 @@ void jit_task_switch(struct jit_cpu *cpu, uint16_t sel, uint64_t d, int reason,
 
 		cpu->gpr[JIT_RSP] = rsp;
 	}
+	if (t.trap)
+		jit_dbg_trap_next(cpu, 0x8000);	/* DR6.BT before its first instruction */
 }
 
 /* The TSS descriptor behind a task gate (JMP/CALL far or the IDT). */

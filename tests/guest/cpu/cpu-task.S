@@ -9,9 +9,11 @@
  * state saved in its TSS, busy bits moved, CR0.TS set, TR loaded), JMP
  * back resuming the first task where it left, CALL far through a task
  * gate in the GDT (NT set, back link written, the caller stays busy) and
- * IRET back through the link, a busy TSS refused with #GP, and a double
+ * IRET back through the link, a busy TSS refused with #GP, the T bit's
+ * debug trap, and a double
  * fault (a #GP whose IDT gate is not present) delivered through a task
  * gate in the IDT onto the fault task's own stack with error code 0.
+ * (QEMU 7.2's TCG does not model the T bit and fails that check.)
  */
 	.section .multiboot, "a"
 	.align 4
@@ -58,6 +60,7 @@ _start:
 	call t_jmp
 	call t_call_gate
 	call t_busy
+	call t_trap_bit
 	jmp t_double_fault		/* ends in the fault task */
 
 finish:
@@ -214,6 +217,45 @@ t_busy:
 8:	mov $s_busy, %esi
 	jmp report
 
+/* ---- a TSS with T set: #DB (DR6.BT) before the task's first instruction ---- */
+
+t_trap_bit:
+	mov $task_b_trap, %eax
+	call init_b
+	movl $1, tss_b + 0x64		/* T */
+	movl $0, db_count
+	xor %eax, %eax
+	mov %eax, %dr6
+	ljmp $SEL_B, $0
+	movl $0, tss_b + 0x64
+	cmpl $1, db_count
+	jne 9f
+	cmpl $task_b_trap, db_eip
+	jne 9f
+	testl $0x8000, db_dr6		/* BT */
+	jz 9f
+	mov $1, %eax
+	jmp 8f
+9:	xor %eax, %eax
+8:	mov $s_trap, %esi
+	jmp report
+
+task_b_trap:
+	ljmp $SEL_A, $0
+	jmp .
+
+db_handler:
+	push %eax
+	incl db_count
+	mov 4(%esp), %eax
+	mov %eax, db_eip
+	mov %dr6, %eax
+	mov %eax, db_dr6
+	xor %eax, %eax
+	mov %eax, %dr6
+	pop %eax
+	iret
+
 /* ---- a double fault through a task gate ---- */
 
 t_double_fault:
@@ -300,6 +342,12 @@ setup_idt:
 	movw $0x8e00, IDT + 13 * 8 + 4
 	shr $16, %eax
 	mov %ax, IDT + 13 * 8 + 6
+	mov $db_handler, %eax
+	mov %ax, IDT + 1 * 8
+	movw $0x08, IDT + 1 * 8 + 2
+	movw $0x8e00, IDT + 1 * 8 + 4
+	shr $16, %eax
+	mov %ax, IDT + 1 * 8 + 6
 	/* #DF: a task gate to the fault task */
 	movl $(SEL_DF << 16), IDT + 8 * 8
 	movl $0x8500, IDT + 8 * 8 + 4
@@ -328,6 +376,9 @@ b_ok: .long 0
 last_vec: .long 0
 last_err: .long 0
 gp_skip: .long 0
+db_count: .long 0
+db_eip: .long 0
+db_dr6: .long 0
 
 s_ok: .asciz "ok - "
 s_not: .asciz "not "
@@ -335,6 +386,7 @@ s_nl: .asciz "\n"
 s_jmp: .asciz "JMP to a TSS loads the new task, saves the old one, moves busy; JMP back resumes"
 s_call: .asciz "CALL through a task gate sets NT and the back link; IRET returns and frees it"
 s_busy: .asciz "JMP to a busy TSS raises #GP(selector)"
+s_trap: .asciz "a TSS with T set raises #DB with DR6.BT before the task's first instruction"
 s_df: .asciz "a double fault through an IDT task gate runs the fault task with error code 0"
 
 	.align 128
