@@ -228,24 +228,27 @@ static int do_snap_vmstate_read(struct export *e, const struct nbd_config *cfg, 
 	return 0;
 }
 
-static bool snapshot_exists(struct export *e, const char *name)
+/* The IDs of the snapshots called name (a NULL-terminated list). */
+static char **ids_named(struct export *e, const char *name)
 {
 	struct fmt_snapshot *l;
-	size_t n;
-	bool found = false;
+	size_t n, k = 0;
+	char **ids;
 
 	if (fmt_snapshot_list(e->img, &l, &n) < 0)
-		return false;
+		return xzalloc(sizeof(*ids));
+	ids = xzalloc(sizeof(*ids) * (n + 1));
 	for (size_t i = 0; i < n; i++)
-		found |= !strcmp(l[i].name, name);
+		if (!strcmp(l[i].name, name))
+			ids[k++] = xstrdup(l[i].id);
 	fmt_snapshots_free(l, n);
-	return found;
+	return ids;
 }
 
 static int do_save(struct export *e, char *arg)
 {
 	struct fmt_snapshot sn = { .icount = UINT64_MAX };
-	char name[1024];
+	char name[1024], **old;
 	int r;
 
 	if (sscanf(arg, "%1023s %" SCNu64 " %" SCNu32 " %" SCNu32 " %" SCNu64, name,
@@ -255,13 +258,17 @@ static int do_save(struct export *e, char *arg)
 		return err_set(-ENOTSUP, "the image does not support snapshots");
 	name_decode(name);
 	sn.name = name;
-	/* As QEMU's savevm: an older snapshot of the same name is replaced. */
-	while (snapshot_exists(e, name))
-		if ((r = fmt_snapshot_delete(e->img, name)) < 0)
-			return r;
-	if ((r = fmt_snapshot_create(e->img, &sn)) < 0)
-		return r;
-	return fmt_flush(e->img);
+	/* As QEMU's savevm: an older snapshot of the same name is replaced,
+	 * once the new one exists (a failure keeps the old one). */
+	old = ids_named(e, name);
+	r = fmt_snapshot_create(e->img, &sn);
+	for (char **id = old; *id; id++) {
+		if (r == 0)
+			r = fmt_snapshot_delete(e->img, *id);
+		free(*id);
+	}
+	free(old);
+	return r < 0 ? r : fmt_flush(e->img);
 }
 
 static int do_load(struct export *e, char *arg, char **reply)

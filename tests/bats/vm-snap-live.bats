@@ -134,6 +134,10 @@ EOF
 	[ "${lines[0]}" = "List of snapshots present on all disks:" ]
 	[ "${lines[1]}" = "ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT" ]
 	[[ "${lines[2]}" =~ ^--\ +one\ +[0-9.]+\ KiB\ [0-9-]+\ [0-9:]+\ [0-9:.]+ ]]
+	# savevm again with the same name replaces the snapshot
+	vm-mon "$T/qmp.sock" savevm one
+	run vm-mon "$T/qmp.sock" info snapshots
+	[ "${#lines[@]}" -eq 3 ]
 	run vm-mon "$T/qmp.sock" delvm one
 	[ "$status" -eq 0 ]
 	run vm-mon "$T/qmp.sock" info snapshots
