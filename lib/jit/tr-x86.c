@@ -79,6 +79,8 @@ struct tr {
 	unsigned nslot;
 	struct jit_tr_slot *jc;	/* chained entries by RIP */
 	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
+	uint64_t entry_rip;	/* the block's first instruction */
+	uint8_t *loop;		/* where a jump back to it goes: signal and budget checks */
 };
 
 static struct jit_tr_rm R(unsigned r)
@@ -148,9 +150,12 @@ static void greg_load(struct tr *t, const struct jit_insn *in, unsigned hreg, un
 static void greg_store(struct tr *t, const struct jit_insn *in, unsigned hreg, unsigned r,
 		       unsigned size)
 {
+	if (size == 4) {
+		op(t, 4, 0x8b, hreg, R(hreg));		/* zero-extend, then one store */
+		store(t, 8, hreg, M(RBX, OFF_GPR(r)));
+		return;
+	}
 	store(t, size, hreg, greg(in, r, size));
-	if (size == 4)
-		op_imm32(t, 4, 0xc7, 0, M(RBX, OFF_GPR(r) + 4), 0);
 }
 
 static void pend_flush(struct tr *t, int sign)
@@ -184,6 +189,15 @@ static void exit_link(struct tr *t, uint64_t rip)
 	struct jit_tr_slot *sl;
 	uint8_t *u1, *u2;
 
+	if (rip == t->entry_rip && t->loop) {		/* a loop: straight back */
+		int32_t rel;
+
+		pend_flush(t, 1);
+		rel = (int32_t)(t->loop - (t->b.p + 5));
+		jit_tr_byte(&t->b, 0xe9);
+		jit_tr_u32(&t->b, (uint32_t)rel);
+		return;
+	}
 	if (!t->nslot) {
 		exit_to(t, rip);
 		return;
@@ -250,6 +264,10 @@ static void sync_state(struct tr *t)
 	jit_tr_mov_imm(&t->b, RAX, t->rip);
 	store(t, 8, RAX, M(RBX, OFF_RIP));
 	pend_flush(t, 1);
+	jit_tr_mov_imm(&t->b, RAX, t->code_lo);		/* this block's code, for smc_note() */
+	store(t, 8, RAX, M(RBX, OFF_SMC_LO));
+	jit_tr_mov_imm(&t->b, RAX, t->code_hi);
+	store(t, 8, RAX, M(RBX, OFF_SMC_HI));
 }
 
 /* Effective address of the memory operand into RSI (insn_ea()). */
@@ -306,8 +324,11 @@ static void tlb_fast(struct tr *t, int seg, unsigned size, bool write, uint8_t *
 	op(t, 8, 0x8d, RDX, MX(RBX, RDX, 3, OFF_TLB));
 	op(t, 8, 0x3b, RCX, M(RDX, offsetof(struct jit_tlb_entry, tag)));
 	miss[0] = jit_tr_jump(&t->b, 5);
-	op_imm8(t, 1, 0xf6, 0, M(RDX, offsetof(struct jit_tlb_entry, perm)), (uint8_t)need);
-	miss[1] = jit_tr_jump(&t->b, 4);
+	miss[1] = NULL;
+	if (need != P_R) {	/* a filled entry always allows supervisor reads */
+		op_imm8(t, 1, 0xf6, 0, M(RDX, offsetof(struct jit_tlb_entry, perm)), (uint8_t)need);
+		miss[1] = jit_tr_jump(&t->b, 4);
+	}
 	load(t, 8, RDX, M(RDX, write ? (int32_t)offsetof(struct jit_tlb_entry, host_w)
 				     : (int32_t)offsetof(struct jit_tlb_entry, host_r)));
 	op(t, 8, 0x85, RDX, R(RDX));
@@ -932,10 +953,14 @@ static void tr_call(struct tr *t, const struct jit_binsn *bi, bool last)
 }
 
 /*
- * The entry from another block (exit_link): go on only while no signal
- * is pending and the budget allows a whole block, and while the code
- * bytes are those translated (block.c's same_code()); otherwise return
- * to the run loop at this block's start.
+ * The entry from another block (exit_link): go on only while the code
+ * bytes are those translated (block.c's same_code()), no signal is
+ * pending and the budget allows a whole block; otherwise return to the
+ * run loop at this block's start.  A jump from the block back to its own
+ * start (a loop) checks signals and budget only: its bytes can change
+ * only through its own stores, which leave the block (smc_check), or
+ * through another agent's, which a processor need not see before it
+ * serializes (SDM vol. 3, 8.1.3 on cross-modifying code).
  */
 static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
 {
@@ -943,13 +968,6 @@ static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
 	unsigned nb = 0, i;
 	uint64_t q;
 
-	load(t, 8, RAX, M(RBX, OFF_ICOUNT));
-	op(t, 8, 0x3b, RAX, M(RBX, OFF_CHAIN_END));
-	bail[nb++] = jit_tr_jump(&t->b, 3);		/* jae */
-	op_imm8(t, 4, 0x83, 7, M(RBX, OFF_EVENTS), 0);
-	bail[nb++] = jit_tr_jump(&t->b, 5);
-	op_imm8(t, 1, 0x80, 7, M(RBX, OFF_IRQ), 0);
-	bail[nb++] = jit_tr_jump(&t->b, 5);
 	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
 	for (i = 0; i + 8 <= nbytes || (i < nbytes && nbytes >= 8); i += 8) {
 		unsigned at = i + 8 <= nbytes ? i : nbytes - 8;
@@ -963,11 +981,15 @@ static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
 		op_imm8(t, 1, 0x80, 7, M(RDX, (int32_t)i), code[i]);
 		bail[nb++] = jit_tr_jump(&t->b, 5);
 	}
-	jit_tr_mov_imm(&t->b, RAX, t->code_lo);
-	store(t, 8, RAX, M(RBX, OFF_SMC_LO));
-	jit_tr_mov_imm(&t->b, RAX, t->code_hi);
-	store(t, 8, RAX, M(RBX, OFF_SMC_HI));
 	op_imm32(t, 8, 0xc7, 0, M(RBX, OFF_TR_LINK), 0);
+	t->loop = t->b.p;		/* a jump back from the block comes here */
+	load(t, 8, RAX, M(RBX, OFF_ICOUNT));
+	op(t, 8, 0x3b, RAX, M(RBX, OFF_CHAIN_END));
+	bail[nb++] = jit_tr_jump(&t->b, 3);		/* jae */
+	op_imm8(t, 4, 0x83, 7, M(RBX, OFF_EVENTS), 0);
+	bail[nb++] = jit_tr_jump(&t->b, 5);
+	op_imm8(t, 1, 0x80, 7, M(RBX, OFF_IRQ), 0);
+	bail[nb++] = jit_tr_jump(&t->b, 5);
 	{
 		uint8_t *body = jit_tr_jump(&t->b, -1);
 
@@ -1045,7 +1067,7 @@ static int flag_use(const struct jit_insn *in)
  */
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 {
-	struct tr t = { .b = *b, .rip = rq->rip, .cpl = rq->cpl, .jc = rq->jc,
+	struct tr t = { .b = *b, .rip = rq->rip, .cpl = rq->cpl, .jc = rq->jc, .entry_rip = rq->rip,
 			.code_lo = (uintptr_t)rq->code, .code_hi = (uintptr_t)rq->code + rq->nbytes };
 	bool dead[64];
 	uint8_t *start, *body;
