@@ -236,7 +236,7 @@ int jit_cpu_set_sregs(struct jit_cpu *cpu, const struct jit_sregs *s)
 	cpu->cpl = (s->cr0 & CR0_PE) ? s->cs.selector & 3 : 0;
 	cpu->wait_sipi = false;
 	jit_update_mode(cpu);
-	jit_tlb_flush(cpu, true);
+	jit_dbg_update(cpu);	/* flushes the TLB too */
 	return 0;
 }
 

@@ -28,7 +28,8 @@
  *    string instruction runs one iteration per trap (RIP stays on it).
  *
  * Faults push RF = 1 (run.c), so that returning from a fault handler
- * does not hit the instruction breakpoint again.  MOV to DR7 with DR7.GD
+ * does not hit the instruction breakpoint again.  With CR4.DE, RW = 10
+ * makes an I/O breakpoint on ports (jit_dbg_io).  MOV to DR7 with DR7.GD
  * set is a general-detect fault (DR6.BD).
  */
 #include "jit/internal.h"
@@ -59,7 +60,8 @@ static uint64_t bp_addr(const struct jit_cpu *cpu, unsigned n)
 
 static void set_on(struct jit_cpu *cpu)
 {
-	cpu->dbg_on = cpu->dbg_exec || cpu->dbg_data || cpu->dbg_held || cpu->dbg_now;
+	cpu->dbg_on = cpu->dbg_exec || cpu->dbg_data || cpu->dbg_io || cpu->dbg_held ||
+		      cpu->dbg_now;
 }
 
 /* A debug trap (DR6 bits) before the next instruction: SYSRET that sets
@@ -78,7 +80,7 @@ void jit_dbg_step_next(struct jit_cpu *cpu)
 
 void jit_dbg_update(struct jit_cpu *cpu)
 {
-	uint8_t exec = 0, data = 0;
+	uint8_t exec = 0, data = 0, io = 0;
 
 	for (unsigned n = 0; n < 4; n++) {
 		if (!((cpu->dr[7] >> (2 * n)) & 3))
@@ -86,11 +88,14 @@ void jit_dbg_update(struct jit_cpu *cpu)
 		switch (bp_rw(cpu, n)) {
 		case 0: exec |= (uint8_t)(1u << n); break;
 		case 1: case 3: data |= (uint8_t)(1u << n); break;
-		default: break;	/* I/O breakpoints: not implemented */
+		default:
+			if (cpu->cr4 & CR4_DE)
+				io |= (uint8_t)(1u << n);
 		}
 	}
 	cpu->dbg_exec = exec;
 	cpu->dbg_data = data;
+	cpu->dbg_io = io;
 	set_on(cpu);
 	jit_tlb_flush(cpu, true);	/* pages with data breakpoints leave the TLB */
 }
@@ -122,6 +127,18 @@ void jit_dbg_access(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned a
 			continue;
 		a = bp_addr(cpu, n);
 		if (lin < a + bp_len(cpu, n) && a < lin + size)
+			cpu->dbg_hit |= (uint8_t)(1u << n);
+	}
+}
+
+/* Port I/O of [port, port+size) by IN, OUT, INS or OUTS (RW = 10 with
+ * CR4.DE): a trap after the instruction, like a data breakpoint. */
+void jit_dbg_io(struct jit_cpu *cpu, uint16_t port, unsigned size)
+{
+	for (unsigned n = 0; n < 4; n++) {
+		uint64_t a = (cpu->dr[n] & 0xffff) & ~(uint64_t)(bp_len(cpu, n) - 1);
+
+		if ((cpu->dbg_io & (1u << n)) && port < a + bp_len(cpu, n) && a < port + size)
 			cpu->dbg_hit |= (uint8_t)(1u << n);
 	}
 }

@@ -206,6 +206,7 @@ struct jit_cpu {
 	/* debug registers in force (debug.c; bit n for DRn) */
 	uint8_t dbg_exec;	/* enabled instruction breakpoints */
 	uint8_t dbg_data;	/* enabled data breakpoints */
+	uint8_t dbg_io;		/* enabled I/O breakpoints (CR4.DE) */
 	uint8_t dbg_hit;	/* data breakpoints the current instruction hit */
 	uint32_t dbg_held;	/* DR6 bits of traps held over a MOV SS/POP SS */
 	uint32_t dbg_now;	/* DR6 bits of a trap due before the next instruction */
@@ -362,6 +363,7 @@ struct jit_tr_req {
 };
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq);
+void jit_tr_flags_dead(const struct jit_binsn *insn, unsigned n, bool *dead);
 uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 uint64_t jit_tr_read_w(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
@@ -418,6 +420,7 @@ bool jit_dbg_before(struct jit_cpu *cpu);
 void jit_dbg_after(struct jit_cpu *cpu, const struct jit_insn *in, bool tf, uint64_t old_rip);
 void jit_dbg_mov(struct jit_cpu *cpu, const struct jit_insn *in);
 void jit_dbg_step_next(struct jit_cpu *cpu);
+void jit_dbg_io(struct jit_cpu *cpu, uint16_t port, unsigned size);
 void jit_dbg_trap_next(struct jit_cpu *cpu, uint32_t dr6_bits);
 
 /* task.c: hardware task switches (legacy protected mode) */

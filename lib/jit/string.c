@@ -114,12 +114,16 @@ static bool string_once(struct jit_cpu *cpu, const struct jit_insn *in)
 		break;
 	case 0x6c:	/* INS */
 		mem_read(cpu, SEG_ES, di, size);	/* probe before the port read */
+		if (unlikely(cpu->dbg_io))
+			jit_dbg_io(cpu, (uint16_t)cpu->gpr[JIT_RDX], size);
 		v = cpu->bus.pio_in(cpu->bus.opaque, (uint16_t)cpu->gpr[JIT_RDX], size);
 		mem_write(cpu, SEG_ES, di, size, v);
 		aset(cpu, in, JIT_RDI, di + d);
 		return true;
 	default:	/* 0x6e OUTS */
 		v = mem_read(cpu, in->seg, si, size);
+		if (unlikely(cpu->dbg_io))
+			jit_dbg_io(cpu, (uint16_t)cpu->gpr[JIT_RDX], size);
 		cpu->bus.pio_out(cpu->bus.opaque, (uint16_t)cpu->gpr[JIT_RDX], (uint32_t)v, size);
 		aset(cpu, in, JIT_RSI, si + d);
 		return true;

@@ -43,6 +43,7 @@ void jit_set_cr4(struct jit_cpu *cpu, uint64_t v)
 	const uint64_t ok = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE |
 			    CR4_MCE | CR4_PGE | CR4_PCE | CR4_OSFXSR | CR4_OSXMMEXCPT |
 			    CR4_FSGSBASE;
+	bool de = (v ^ cpu->cr4) & CR4_DE;
 
 	if (v & ~ok)
 		jit_raise(cpu, EXC_GP, 0);
@@ -51,6 +52,8 @@ void jit_set_cr4(struct jit_cpu *cpu, uint64_t v)
 	if ((v ^ cpu->cr4) & (CR4_PSE | CR4_PAE | CR4_PGE))
 		jit_tlb_flush(cpu, true);
 	cpu->cr4 = v;
+	if (de)
+		jit_dbg_update(cpu);	/* I/O breakpoints come and go with DE */
 }
 
 void jit_set_cr3(struct jit_cpu *cpu, uint64_t v)
@@ -357,6 +360,8 @@ void jit_op_io(struct jit_cpu *cpu, const struct jit_insn *in)
 
 	if (!jit_io_allowed(cpu, port, size))
 		jit_raise(cpu, EXC_GP, 0);
+	if (unlikely(cpu->dbg_io))
+		jit_dbg_io(cpu, port, size);	/* I/O breakpoints (debug.c) */
 	if (in->op & 2)
 		cpu->bus.pio_out(cpu->bus.opaque, port, (uint32_t)cpu->gpr[JIT_RAX] & (uint32_t)size_mask(size), size);
 	else

@@ -14,11 +14,11 @@
  * faults, data write and read/write breakpoints of each length, a data
  * breakpoint inside REP MOVSB (trap after that iteration, RF = 1), a data
  * breakpoint and single-step in one #DB, INT1 (ICEBP) leaving DR6 alone,
- * the general-detect fault, and DR4/DR5 aliasing DR6/DR7.
+ * I/O breakpoints, the general-detect fault, and DR4/DR5 aliasing DR6/DR7.
  *
- * QEMU 7.2's TCG is no reference here: it fails six of these checks (RF
+ * QEMU 7.2's TCG is no reference here: it fails seven of these checks (RF
  * pushed by faults and between REP iterations, one #DB for a data
- * breakpoint and single-step together, ICEBP's DR6, DR7.GD); the SDM
+ * breakpoint and single-step together, ICEBP's DR6, DR7.GD, I/O); the SDM
  * sections above decide, and the checks follow them.
  *
  * The #DB handler logs DR6, the pushed EIP, EFLAGS and ECX of each debug
@@ -72,6 +72,7 @@ _start:
 	call t_data_rep
 	call t_data_and_step
 	call t_icebp
+	call t_io_bp
 	call t_gd
 	call t_dr_alias
 
@@ -530,6 +531,42 @@ ice_a:	nop
 8:	mov $s_icebp, %esi
 	jmp report
 
+t_io_bp:
+	xor %eax, %eax
+	call db_reset
+	mov %cr4, %eax
+	or $8, %eax			/* CR4.DE */
+	mov %eax, %cr4
+	mov $0x80, %eax
+	mov %eax, %dr0
+	mov $0x00020401, %eax		/* L0, RW0 = 10 (I/O), LEN0 = 00 */
+	mov %eax, %dr7
+	mov $0x55, %al
+	out %al, $0x81			/* another port: no trap */
+	out %al, $0x80
+io_a:	nop
+	mov $0x80, %dx
+	in %dx, %al
+io_b:	nop
+	xor %eax, %eax
+	mov %eax, %dr7
+	mov %cr4, %eax
+	and $~8, %eax
+	mov %eax, %cr4
+	cmpl $2, db_count
+	jne 9f
+	cmpl $io_a, db_eip
+	jne 9f
+	cmpl $io_b, db_eip + 4
+	jne 9f
+	cmpl $(DR6_CLEAN | 1), db_dr6
+	jne 9f
+	mov $1, %eax
+	jmp 8f
+9:	xor %eax, %eax
+8:	mov $s_io_bp, %esi
+	jmp report
+
 t_gd:
 	xor %eax, %eax
 	call db_reset
@@ -696,5 +733,6 @@ s_data_rw: .asciz "a 2-byte read/write breakpoint traps after a read"
 s_data_rep: .asciz "a write breakpoint in REP MOVSB traps after that iteration, RF 1 pushed"
 s_data_and_step: .asciz "a data breakpoint and single-step report together in one #DB"
 s_icebp: .asciz "INT1 (ICEBP) raises #DB as a trap and leaves DR6 alone"
+s_io_bp: .asciz "with CR4.DE an I/O breakpoint traps after IN and OUT of its port"
 s_gd: .asciz "DR7.GD: MOV DR faults with DR6.BD and GD clear for the handler"
 s_dr_alias: .asciz "DR4/DR5 alias DR6/DR7, #UD with CR4.DE"
