@@ -566,9 +566,6 @@ void machine_nic_input(struct machine *m, int idx, const uint8_t *frame, size_t 
 		machine_net_input(m, idx, frame, len);
 }
 
-/* virtio-net.c's side of set_link (beside virtio_net_input in
- * internal.h would be its place). */
-void virtio_net_set_link(struct hw_virtio *v, bool up);
 
 void machine_nic_set_link(struct machine *m, int idx, bool up)
 {

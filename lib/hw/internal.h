@@ -312,6 +312,7 @@ struct e1000;
 int e1000_new(struct machine *m, int idx, const struct hw_nic *n);
 void virtio_char_input(struct hw_virtio *v, const uint8_t *buf, size_t len);
 void virtio_net_input(struct hw_virtio *v, const uint8_t *frame, size_t len);
+void virtio_net_set_link(struct hw_virtio *v, bool up);
 
 /* ---- loaders ---- */
 int boot_linux(struct machine *m, const uint8_t *img, size_t len);
