@@ -114,9 +114,10 @@ static int snapshot_drives(const struct vmrun *o, int *idx, bool strict)
 		const struct vmrun_drive *d = &o->drives[i];
 		if (d->readonly || d->cdrom)
 			continue;
-		if (!savevm_drive_can(i) && !strict)
+		bool can = savevm_drive_can(i);
+		if (!can && !strict)
 			continue;
-		if (!savevm_drive_can(i)) {
+		if (!can) {
 			char *name = savevm_drive_name(o, i);
 			int r = err_set(-ENOTSUP, "Device '%s' is writable but does not support "
 					"snapshots", name);
