@@ -449,3 +449,29 @@ int mon_hmp_hostfwd(void *opaque, const struct hmp_args *a, struct hmp_out *o)
 	free(line);
 	return r;
 }
+
+int mon_hmp_info_mtree(void *opaque, const struct hmp_args *a, struct hmp_out *o)
+{
+	struct vmrun_mon *mon = opaque;
+	char *t;
+
+	MACHINE(mon);
+	if (!(t = machine_mtree(mon->m)))
+		return err_set(-ENOMEM, "out of memory");
+	hmp_printf(o, "%s", t);
+	free(t);
+	return 0;
+}
+
+int mon_hmp_info_network(void *opaque, const struct hmp_args *a, struct hmp_out *o)
+{
+	struct vmrun_mon *mon = opaque;
+
+	for (int i = 0; i < mon->o->nnics; i++) {
+		char *t = net_describe(mon->o, i);
+
+		hmp_printf(o, "%s", t);
+		free(t);
+	}
+	return 0;
+}

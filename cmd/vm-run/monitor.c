@@ -203,6 +203,8 @@ static const struct hmp_native mon_native[] = {
 	{ "hostfwd_remove", "netdev rule?", "remove host-to-guest TCP or UDP redirection "
 	  "([netdev] [tcp|udp]:[hostaddr]:hostport)", mon_hmp_hostfwd },
 	{ "info registers", "", "show the cpu registers", mon_hmp_info_registers },
+	{ "info mtree", "", "show memory tree", mon_hmp_info_mtree },
+	{ "info network", "", "show the network state", mon_hmp_info_network },
 	{ "savevm", "tag?", "save a VM snapshot", hmp_snapshot },
 	{ "loadvm", "tag", "restore a VM snapshot", hmp_snapshot },
 	{ "delvm", "tag", "delete a VM snapshot", hmp_snapshot },

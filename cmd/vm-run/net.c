@@ -368,6 +368,43 @@ int net_nic_open(const struct vmrun *o, struct vmrun_io *io, int idx, struct hw_
 	return r;
 }
 
+/* HMP "info network" for NIC idx: QEMU's two lines, the NIC and, under
+ * it, its back-end (malloc'd text). */
+char *net_describe(const struct vmrun *o, int idx)
+{
+	struct kvlist kv = { 0 }, be = { 0 };
+	uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, (uint8_t)(0x56 + idx) };
+	const char *model = "e1000", *id = NULL, *type, *s, *bid = NULL;
+	char *text, bname[16];
+	bool dev = o->nic_device[idx];
+
+	if (kv_parse(o->nics[idx], dev ? "driver" : "type", &kv) < 0)
+		return xasprintf("net%d: (unparsable)\n", idx);
+	if ((s = kv_get(&kv, dev ? "driver" : "model")))
+		model = s;
+	if ((s = kv_get(&kv, "mac")))
+		net_parse_mac(s, mac);
+	id = kv_get(&kv, "id");
+	if (dev && (bid = kv_get(&kv, "netdev")) && find_netdev(o, bid, &be) < 0)
+		bid = NULL;
+	snprintf(bname, sizeof(bname), "net%d", idx);
+	const struct kvlist *b = dev ? &be : &kv;
+	type = kv_get(b, "type") ? kv_get(b, "type") : "user";
+	char *extra = !strcmp(type, "user") ?
+		xasprintf(",net=%s,restrict=%s", kv_get(b, "net") ? kv_get(b, "net") : "10.0.2.0",
+			  kv_get(b, "restrict") ? kv_get(b, "restrict") : "off") : xstrdup("");
+	char *nicname = id ? xstrdup(id) : xasprintf("%s.%d", model, idx);
+	text = xasprintf("%s: index=0,type=nic,model=%s,macaddr=%02x:%02x:%02x:%02x:%02x:%02x\n"
+			 " \\ %s: index=0,type=%s%s\n", nicname, model,
+			 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+			 bid ? bid : bname, type, extra);
+	free(nicname);
+	free(extra);
+	kv_free(&be);
+	kv_free(&kv);
+	return text;
+}
+
 int net_ctl_fd(int idx)
 {
 	return idx >= 0 && idx < HW_MAX_NICS ? ctl_fds[idx] : -1;

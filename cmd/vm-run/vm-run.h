@@ -76,6 +76,7 @@ int net_ctl(int idx, const char *cmd, char **out);
 /* set_link: the guest NIC's link state, forwarded to a vm-net child. */
 int net_set_link(struct machine *m, int idx, bool up);
 int net_parse_mac(const char *s, uint8_t *mac);
+char *net_describe(const struct vmrun *o, int idx);
 
 /* monitor.c: -qmp and -monitor on a loop thread of their own; attach
  * the machine while it runs; detach raises SHUTDOWN when `final`. */

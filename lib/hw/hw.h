@@ -239,6 +239,10 @@ int machine_disk_resize(struct machine *m, int disk, uint64_t size);
  * when its translation is on, else set 2.  0 or -EINVAL (bad code). */
 int machine_send_keys(struct machine *m, const uint16_t *qnum, int n, int hold_ms);
 
+/* HMP's "info mtree": the memory and I/O address spaces as text
+ * (malloc'd; NULL when out of memory). */
+char *machine_mtree(struct machine *m);
+
 /*
  * Device state: one versioned, tagged stream (every device its own
  * section).  Save into a malloc'd buffer; load treats the bytes as

@@ -722,3 +722,25 @@ wait_serial_for() {
 	emu_gone
 	qemu-img check -q "$T/d.qcow2"
 }
+
+@test "vm-run-qmp: info mtree shows RAM, MMIO and port ranges; info network the NICs and back-ends" {
+	emu_start -S -m 128 -nic user,model=virtio-net-pci,restrict=on \
+		-netdev user,id=n1 -device e1000,netdev=n1,mac=52:54:00:aa:bb:cc
+	run vm-mon "$T/qmp.sock" info mtree
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "address-space: memory" ]
+	[[ "$output" == *"0000000000000000-0000000007ffffff (prio 0, ram): pc.ram"* ]]
+	[[ "$output" == *"00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic"* ]]
+	[[ "$output" == *"(prio 0, i/o): e1000"* ]]
+	[[ "$output" == *"address-space: I/O"* ]]
+	[[ "$output" == *"0000000000000040-0000000000000043 (prio 0, i/o): pit"* ]]
+	[[ "$output" == *"00000000000003f8-00000000000003ff (prio 0, i/o): uart"* ]]
+	run vm-mon "$T/qmp.sock" info network
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "virtio-net-pci.0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:56" ]
+	[ "${lines[1]}" = ' \ net0: index=0,type=user,net=10.0.2.0,restrict=on' ]
+	[ "${lines[2]}" = "e1000.1: index=0,type=nic,model=e1000,macaddr=52:54:00:aa:bb:cc" ]
+	[ "${lines[3]}" = ' \ n1: index=0,type=user,net=10.0.2.0,restrict=off' ]
+	vm-mon "$T/qmp.sock" quit
+	emu_gone
+}
