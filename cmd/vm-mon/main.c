@@ -87,11 +87,8 @@ static int mon_parse(int argc, char **argv, struct mon_config *cfg)
 		case 'V':
 			printf("vm-mon version %s\n", VM_VERSION);
 			return 1;
-		case ':':
-			report("option '%s' needs an argument", argv[optind - 1]);
-			return -1;
 		default:
-			report("unrecognized option '%s'", argv[optind - 1]);
+			report("%s", opt_error(c, argv));
 			return -1;
 		}
 	}

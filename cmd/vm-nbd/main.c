@@ -282,13 +282,8 @@ static int parse_args(int argc, char **argv, struct nbd_config *cfg)
 			printf("vm-nbd version %s\n", VM_VERSION);
 			exit(report_close_stdout() ? 1 : 0);
 		case '?':
-			if (optopt)
-				report("invalid option -- '%c'", optopt);
-			else
-				report("unrecognized option '%s'", argv[optind - 1]);
-			return -EINVAL;
 		case ':':
-			report("option '%s' requires an argument", argv[optind - 1]);
+			report("%s", opt_error(opt, argv));
 			return -EINVAL;
 		default:
 			if (parse_one(opt, optarg, cfg) < 0)

@@ -177,11 +177,8 @@ static int net_option(struct net_cmdline *cl, int c, char **argv)
 	case 'h':
 	case 'V':
 		return net_info_option(c);
-	case ':':
-		report("option '%s' needs an argument", argv[optind - 1]);
-		return 1;
 	default:
-		report("unrecognized option '%s'", argv[optind - 1]);
+		report("%s", opt_error(c, argv));
 		return 1;
 	}
 }

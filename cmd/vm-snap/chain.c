@@ -26,13 +26,13 @@ static int chain_args(int argc, char **argv, int nargs, const char **fmt, bool *
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+F:d", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:F:d", longopts, NULL)) != -1) {
 		if (c == 'F' && fmt) {
 			*fmt = optarg;
 		} else if (c == 'd' && keep) {
 			*keep = true;
 		} else {
-			report("%s: unrecognized option '%s'", argv[0], argv[optind - 1]);
+			report("%s: %s", argv[0], opt_error(c, argv));
 			return -1;
 		}
 	}

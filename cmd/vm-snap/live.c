@@ -34,10 +34,7 @@ static int live_args(int argc, char **argv, bool tag_optional, const char **mon,
 			*mon = optarg;
 			continue;
 		}
-		if (c == ':')
-			report("%s: option '%s' needs an argument", argv[0], argv[optind - 1]);
-		else
-			report("%s: unrecognized option '%s'", argv[0], argv[optind - 1]);
+		report("%s: %s", argv[0], opt_error(c, argv));
 		return -1;
 	}
 	left = argc - optind;

@@ -56,7 +56,7 @@ int main(int argc, char **argv)
 			printf("vm-snap version %s\n", VM_VERSION);
 			return report_close_stdout() ? 1 : 0;
 		default:
-			report("unrecognized option '%s'", argv[optind - 1]);
+			report("%s", opt_error(c, argv));
 			return 1;
 		}
 	}

@@ -25,7 +25,7 @@ static int snap_args(int argc, char **argv, bool want_name, const char **format,
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+Uf:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:Uf:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'U':
 			*share = true;
@@ -33,11 +33,8 @@ static int snap_args(int argc, char **argv, bool want_name, const char **format,
 		case 'f':
 			*format = optarg;
 			break;
-		case ':':
-			report("%s: option '%s' needs an argument", argv[0], argv[optind - 1]);
-			return -1;
 		default:
-			report("%s: unrecognized option '%s'", argv[0], argv[optind - 1]);
+			report("%s: %s", argv[0], opt_error(c, argv));
 			return -1;
 		}
 	}

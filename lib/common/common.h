@@ -120,6 +120,10 @@ int size_parse(const char *s, char default_suffix, uint64_t *out);
 char *size_to_str(uint64_t v, char *buf);
 /* "on/off/yes/no/true/false/1/0" */
 int parse_bool(const char *s, bool *out);
+/* What getopt_long (with opterr = 0) stopped at, as glibc would say it:
+ * c is ':' (a missing argument; "+:" optstrings) or '?'.  Reads optopt
+ * and argv[optind - 1]; the text lives until the next call. */
+const char *opt_error(int c, char *const *argv);
 
 /* ---- suboptions (opts.c) ----
  * QEMU's key=val,key2=val2 with a leading implied key ("file.img,if=virtio"

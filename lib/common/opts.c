@@ -5,6 +5,8 @@
  * key=on, and "help" or "?" asks for help.
  */
 #include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,4 +172,21 @@ char *kv_escape(const char *val)
 	}
 	*o = 0;
 	return out;
+}
+
+const char *opt_error(int c, char *const *argv)
+{
+	static __thread char msg[320];
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	bool is_long = arg && !strncmp(arg, "--", 2);
+
+	if (c == ':' && !is_long && optopt > 32 && optopt < 127)
+		snprintf(msg, sizeof(msg), "option requires an argument -- '%c'", optopt);
+	else if (c == ':')
+		snprintf(msg, sizeof(msg), "option '%.256s' requires an argument", arg);
+	else if (!is_long && optopt > 32 && optopt < 127)
+		snprintf(msg, sizeof(msg), "invalid option -- '%c'", optopt);
+	else
+		snprintf(msg, sizeof(msg), "unrecognized option '%.256s'", arg);
+	return msg;
 }

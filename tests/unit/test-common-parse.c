@@ -1,6 +1,7 @@
 /* Edge cases of lib/common's parsers: sizes, numbers, booleans, suboptions,
  * debug categories, NBD URIs and socket addresses. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -224,8 +225,40 @@ static void test_sock_addr(void)
 	CHECK(sock_addr_parse("", &a) == -EINVAL, "empty address");
 }
 
+/* opt_error: getopt_long's failure in glibc's words, for each kind. */
+static const char *first_error(int argc, char **argv)
+{
+	static const struct option lo[] = { { "file", required_argument, NULL, 'f' },
+					    { NULL, 0, NULL, 0 } };
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:f:v", lo, NULL)) != -1)
+		if (c == '?' || c == ':')
+			return opt_error(c, argv);
+	return "";
+}
+
+static void test_opt_error(void)
+{
+	char *a[] = { "t", "--bogus", NULL }, *b[] = { "t", "-x", NULL };
+	char *c[] = { "t", "-f", NULL }, *d[] = { "t", "--file", NULL };
+	char *e[] = { "t", "-vf", NULL };
+
+	CHECK(!strcmp(first_error(2, a), "unrecognized option '--bogus'"), "%s", first_error(2, a));
+	CHECK(!strcmp(first_error(2, b), "invalid option -- 'x'"), "%s", first_error(2, b));
+	CHECK(!strcmp(first_error(2, c), "option requires an argument -- 'f'"), "%s",
+	      first_error(2, c));
+	CHECK(!strcmp(first_error(2, d), "option '--file' requires an argument"), "%s",
+	      first_error(2, d));
+	CHECK(!strcmp(first_error(2, e), "option requires an argument -- 'f'"), "%s",
+	      first_error(2, e));
+}
+
 int main(void)
 {
+	test_opt_error();
 	test_sizes();
 	test_numbers();
 	test_opts();
