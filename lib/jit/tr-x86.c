@@ -1001,66 +1001,6 @@ static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
 }
 
 /*
- * Flags liveness.  An instruction whose arithmetic flags are all written
- * by a later instruction of the block before anything reads them, and
- * with nothing in between that can fault or leave the block, need not
- * store them.  FL_READ: reads RFLAGS, may fault (a memory operand: the
- * exception frame holds RFLAGS) or runs a handler; FL_WRITE: writes
- * every arithmetic flag and reads none; 0: leaves them alone.  This
- * mirrors tr_insn() conservatively: what it does not know reads.
- */
-enum { FL_NONE, FL_WRITE, FL_READ };
-
-static int flag_use_1b(const struct jit_insn *in)
-{
-	uint8_t o = in->op;
-	bool mem = in->mod != 3;
-	unsigned ext = in->reg & 7, count;
-
-	if (o < 0x40 && (o & 7) < 6) {
-		if ((mem && (o & 7) < 4) || (o >> 3) == ALU_ADC || (o >> 3) == ALU_SBB)
-			return FL_READ;
-		return FL_WRITE;
-	}
-	if (o >= 0x80 && o <= 0x83)
-		return mem || ext == ALU_ADC || ext == ALU_SBB ? FL_READ : FL_WRITE;
-	if (o == 0x84 || o == 0x85 || o == 0x69 || o == 0x6b)
-		return mem ? FL_READ : FL_WRITE;
-	if (o == 0xa8 || o == 0xa9)
-		return FL_WRITE;
-	if (o == 0xf6 || o == 0xf7)
-		return mem ? FL_READ : ext == 0 || ext == 3 ? FL_WRITE : ext == 2 ? FL_NONE : FL_READ;
-	if (o == 0xc0 || o == 0xc1 || o == 0xd0 || o == 0xd1) {
-		count = o >= 0xd0 ? 1 : (unsigned)in->imm & (in->opsize == 8 ? 63 : 31);
-		return !mem && count && ext >= 4 ? FL_WRITE : FL_READ;
-	}
-	if ((o >= 0x88 && o <= 0x8b) || o == 0x63 || ((o == 0xc6 || o == 0xc7) && ext == 0))
-		return mem ? FL_READ : FL_NONE;
-	if ((o >= 0xb0 && o < 0xc0) || (o == 0x8d && mem))
-		return FL_NONE;
-	if (o == 0x90 && !in->rex && in->rep != 0xf3)
-		return FL_NONE;
-	return FL_READ;
-}
-
-static int flag_use(const struct jit_insn *in)
-{
-	if (in->lock)
-		return FL_READ;
-	if (in->map == MAP_1B)
-		return flag_use_1b(in);
-	if (in->map == MAP_0F) {
-		if (in->op == 0xb6 || in->op == 0xb7 || in->op == 0xbe || in->op == 0xbf)
-			return in->mod != 3 ? FL_READ : FL_NONE;
-		if (in->op == 0xaf)
-			return in->mod != 3 ? FL_READ : FL_WRITE;
-		if (in->op == 0x1f || (in->op >= 0xc8 && in->op <= 0xcf && in->opsize >= 4))
-			return FL_NONE;
-	}
-	return FL_READ;
-}
-
-/*
  * Translate the block described by rq.  Returns the host function (and
  * rq->chain, the entry for other blocks), or NULL when the buffer filled
  * up.  Two exit slots (struct jit_tr_slot) precede the code.
@@ -1071,17 +1011,11 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 			.code_lo = (uintptr_t)rq->code, .code_hi = (uintptr_t)rq->code + rq->nbytes };
 	bool dead[64];
 	uint8_t *start, *body;
-	bool live = true;
 	int r = TR_OK;
 
 	if (rq->n > 64 || t.b.p + 2 * sizeof(struct jit_tr_slot) > t.b.end)
 		return NULL;	/* blocks are at most 32 instructions */
-	for (unsigned i = rq->n; i-- > 0;) {
-		int u = flag_use(&rq->insn[i].in);
-
-		dead[i] = !live;
-		live = u == FL_READ || (u == FL_NONE && live);
-	}
+	jit_tr_flags_dead(rq->insn, rq->n, dead);
 	t.slot = (struct jit_tr_slot *)(void *)t.b.p;
 	t.nslot = 2;
 	memset(t.slot, 0, 2 * sizeof(struct jit_tr_slot));

@@ -10,7 +10,14 @@
  * loops and CALL/RET (chained blocks, the RET table), code that rewrites
  * itself ahead of RIP, and a fault in the middle of a translated block
  * (the state must be exactly the interpreter's: precise exceptions).
+ * Last, the other CPU suites beside this program (test-jit-alu, -sse,
+ * -x87, -sys, -events, -machine) run again twice: every block translated
+ * at once, and the interpreter alone; each must pass both ways.
  */
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "test-jit-harness.h"
 
 static struct jit_cpu *cpu_tr, *cpu_in;
@@ -254,7 +261,58 @@ static void test_fault(void)
 	      (unsigned long long)out[0].rflags, (unsigned long long)out[1].rflags);
 }
 
-int main(void)
+/* Run a sibling suite with one extra environment setting; its exit status. */
+static int run_suite(const char *dir, const char *name, const char *var, const char *val)
+{
+	char path[4096];
+	pid_t pid;
+	int st;
+
+	snprintf(path, sizeof(path), "%s/test-jit-%s", dir, name);
+	if (access(path, X_OK) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		dup2(fd, 1);
+		setenv(var, val, 1);
+		unsetenv(strcmp(var, "VM_JIT_HOT") ? "VM_JIT_HOT" : "VM_JIT_TRANSLATE");
+		execl(path, path, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_suites(const char *argv0)
+{
+	static const char *const names[] = { "alu", "sse", "x87", "sys", "events", "machine" };
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", argv0);
+	slash = strrchr(dir, '/');
+	if (!slash) {
+		printf("# no directory in %s: the other suites are not run\n", argv0);
+		return;
+	}
+	*slash = 0;
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int tr = run_suite(dir, names[i], "VM_JIT_HOT", "0");
+		int in = run_suite(dir, names[i], "VM_JIT_TRANSLATE", "off");
+
+		if (tr < 0 && in < 0) {
+			printf("# test-jit-%s not built beside this program\n", names[i]);
+			continue;
+		}
+		CHECK(tr == 0 && in == 0, "test-jit-%s: translated %d, interpreted %d (exit status)",
+		      names[i], tr, in);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	harness_map_native();
 	setenv("VM_JIT_HOT", "0", 1);
@@ -271,6 +329,8 @@ int main(void)
 	test_smc();
 	CHECK(fails == 0, "self-modifying code: %d cases, %d differ", cases, fails);
 	test_fault();
+	if (argc > 0)
+		test_suites(argv[0]);
 	jit_cpu_free(cpu_tr);
 	jit_cpu_free(cpu_in);
 	free(h_ram);
