@@ -35,8 +35,18 @@
  * code in MMIO and instructions that cross a page), so both paths share
  * one implementation of every instruction.
  *
+ * A block of 64-bit code that has run a few times is translated to host
+ * code (tr-x86.c) for the RIP and CPL it runs at; entering it then calls
+ * that code instead of looping over the handlers.  Translated blocks jump
+ * straight to each other: an exit to a known RIP is linked here, the
+ * first time it is taken, to the next block's chained entry (which checks
+ * the code bytes, signals and the budget itself), and RET looks its
+ * target up in a table of chained entries filled here.  The interpreter
+ * loop below stays the reference (VM_JIT_TRANSLATE=off).
+ *
  * Storage is one arena per vCPU with a hash table of chains; when the
- * arena fills up everything is dropped and decoding starts afresh.
+ * arena or the code cache fills up everything is dropped and decoding
+ * starts afresh.
  */
 #include <stdlib.h>
 

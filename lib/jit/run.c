@@ -22,7 +22,9 @@
  * NMI before INTR).  A halted CPU returns JIT_EXIT_HLT until an event can
  * wake it.  The budget counts retired instructions (a slice of a REP
  * string instruction counts as one) and is never exceeded: a block runs
- * at most the instructions left.  VM_JIT_PROFILE=N logs the guest RIP
+ * at most the instructions left.  Translated blocks that chain into each
+ * other (block.c) poll the same two words at every chained entry and stop
+ * before cpu->chain_end, a whole block short of the budget.  VM_JIT_PROFILE=N logs the guest RIP
  * every N million instructions (a sampling profile, with CPU time).
  *
  * Fetch: the TLB gives a host pointer to the code page; the decoder sees

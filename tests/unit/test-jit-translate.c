@@ -11,7 +11,7 @@
  * itself ahead of RIP, and a fault in the middle of a translated block
  * (the state must be exactly the interpreter's: precise exceptions).
  * Last, the other CPU suites beside this program (test-jit-alu, -sse,
- * -x87, -sys, -events, -machine) run again twice: every block translated
+ * -x87, -sys, -events, -machine, -misc) run again twice: every block translated
  * at once, and the interpreter alone; each must pass both ways.
  */
 #include <fcntl.h>
@@ -288,7 +288,7 @@ static int run_suite(const char *dir, const char *name, const char *var, const c
 
 static void test_suites(const char *argv0)
 {
-	static const char *const names[] = { "alu", "sse", "x87", "sys", "events", "machine" };
+	static const char *const names[] = { "alu", "sse", "x87", "sys", "events", "machine", "misc" };
 	char dir[4096];
 	char *slash;
 
