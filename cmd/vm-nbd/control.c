@@ -88,35 +88,6 @@ static int recv_frame(int fd, uint8_t **out, size_t *len)
 	return 0;
 }
 
-/* Percent-decoding of a snapshot name in place. */
-static void name_decode(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		unsigned v;
-		if (*s == '%' && sscanf(s + 1, "%2x", &v) == 1 && s[1] && s[2]) {
-			*o++ = (char)v;
-			s += 2;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = 0;
-}
-
-static char *name_encode(const char *s)
-{
-	char *o = xmalloc(strlen(s) * 3 + 1), *p = o;
-
-	for (; *s; s++)
-		if ((unsigned char)*s <= ' ' || *s == '%' || *s == 0x7f)
-			p += sprintf(p, "%%%02X", (unsigned char)*s);
-		else
-			*p++ = *s;
-	*p = 0;
-	return o;
-}
 
 static bool can_snapshot(struct export *e)
 {
@@ -214,7 +185,8 @@ static int do_snap_vmstate_read(struct export *e, const struct nbd_config *cfg, 
 		return err_set(-EINVAL, "bad snapshot-vmstate-read arguments");
 	if (!can_snapshot(e) || cfg->snapshot || cfg->image_opts)
 		return err_set(-ENOTSUP, "cannot read a snapshot's VM state here");
-	name_decode(name);
+	if (pct_decode(name) < 0)
+		return err_set(-EINVAL, "bad escape in a snapshot name");
 	struct fmt_open_opts o = { .format = fmt_format(e->img), .flags = FMT_O_SHARE,
 				   .snapshot = name, .secrets = cfg->secrets };
 	if ((r = fmt_open(cfg->filename, &o, &img)) < 0)
@@ -256,7 +228,8 @@ static int do_save(struct export *e, char *arg)
 		return err_set(-EINVAL, "bad snapshot-save arguments");
 	if (!can_snapshot(e))
 		return err_set(-ENOTSUP, "the image does not support snapshots");
-	name_decode(name);
+	if (pct_decode(name) < 0)
+		return err_set(-EINVAL, "bad escape in a snapshot name");
 	sn.name = name;
 	/* As QEMU's savevm: an older snapshot of the same name is replaced,
 	 * once the new one exists (a failure keeps the old one). */
@@ -279,7 +252,8 @@ static int do_load(struct export *e, char *arg, char **reply)
 	bool found = false;
 	int r;
 
-	name_decode(arg);
+	if (pct_decode(arg) < 0)
+		return err_set(-EINVAL, "bad escape in a snapshot name");
 	if (!can_snapshot(e))
 		return err_set(-ENOTSUP, "the image does not support snapshots");
 	if ((r = fmt_snapshot_list(e->img, &l, &n)) < 0)
@@ -311,7 +285,7 @@ static int do_list(struct export *e, char **reply)
 		return r;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char *id = name_encode(l[i].id), *nm = name_encode(l[i].name);
+		char *id = pct_encode(l[i].id), *nm = pct_encode(l[i].name);
 		char *line = xasprintf("%s %s %" PRIu64 " %" PRIu32 " %" PRIu32 " %" PRIu64 "\n",
 				       id, nm, l[i].vm_state_size, l[i].date_sec,
 				       l[i].date_nsec, l[i].vm_clock_nsec);
@@ -349,7 +323,8 @@ static int dispatch(struct control *c, char *line, const uint8_t *data, size_t d
 	if (!strcmp(line, "snapshot-load"))
 		return do_load(e, arg, reply);
 	if (!strcmp(line, "snapshot-delete")) {
-		name_decode(arg);
+		if (pct_decode(arg) < 0)
+			return err_set(-EINVAL, "bad escape in a snapshot name");
 		return fmt_snapshot_delete(e->img, arg);
 	}
 	if (!strcmp(line, "snapshot-vmstate-read"))

@@ -366,3 +366,20 @@ int disk_resize(const struct vmrun *o, int idx, uint64_t size)
 			       o->drives[idx].file);
 	return nbdctl_resize(idx, size);
 }
+
+/* QEMU's default drive names (ide0-hd0, virtio0) unless -drive id=. */
+char *disk_drive_name(const struct vmrun *o, int i)
+{
+	const struct vmrun_drive *d = &o->drives[i];
+	int n = 0, idx = d->index;
+
+	if (d->id)
+		return xstrdup(d->id);
+	for (int j = 0; j < i; j++)
+		n += o->drives[j].iface == d->iface;
+	if (d->iface == HW_IF_VIRTIO)
+		return xasprintf("virtio%d", n);
+	if (idx < 0)
+		idx = n;
+	return xasprintf("ide%d-%s%d", idx / 2, d->cdrom ? "cd" : "hd", idx % 2);
+}

@@ -19,26 +19,10 @@
 #include "hw/hw.h"
 #include "mon-internal.h"
 
-static char *drive_name(const struct vmrun *o, int i)
-{
-	const struct vmrun_drive *d = &o->drives[i];
-	int n = 0, idx = d->index;
-
-	if (d->id)
-		return xstrdup(d->id);
-	for (int j = 0; j < i; j++)
-		n += o->drives[j].iface == d->iface;
-	if (d->iface == HW_IF_VIRTIO)
-		return xasprintf("virtio%d", n);
-	if (idx < 0)
-		idx = n;
-	return xasprintf("ide%d-%s%d", idx / 2, d->cdrom ? "cd" : "hd", idx % 2);
-}
-
 static int drive_find(const struct vmrun *o, const char *name)
 {
 	for (int i = 0; i < o->ndrives; i++) {
-		char *n = drive_name(o, i);
+		char *n = disk_drive_name(o, i);
 		bool same = !strcmp(n, name);
 		free(n);
 		if (same)
@@ -108,7 +92,7 @@ int mon_query_block(void *opaque, json_t *args, json_t **ret)
 	pthread_mutex_lock(&mon->drive_lock);
 	for (int i = 0; i < o->ndrives; i++) {
 		const struct vmrun_drive *d = &o->drives[i];
-		char *name = drive_name(o, i);
+		char *name = disk_drive_name(o, i);
 		int locked = d->cdrom && mon->m ? machine_cdrom_locked(mon->m, i) : 0;
 		json_t *dev = json_pack("{s:s, s:b, s:b, s:s, s:s}", "device", name,
 			"locked", locked > 0, "removable", d->cdrom, "type", "unknown",
@@ -166,7 +150,7 @@ int mon_query_blockstats(void *opaque, json_t *args, json_t **ret)
 	json_t *a = json_array();
 
 	for (int i = 0; i < o->ndrives; i++) {
-		char *name = drive_name(o, i);
+		char *name = disk_drive_name(o, i);
 		json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "device", name,
 			"node-name", name, "stats", stats_json(o->hw.disks[i].stats)));
 		free(name);
@@ -179,7 +163,7 @@ int mon_query_blockstats(void *opaque, json_t *args, json_t **ret)
 
 static void tray_event(struct vmrun_mon *mon, int i, bool open)
 {
-	char *name = drive_name(mon->o, i), id[48];
+	char *name = disk_drive_name(mon->o, i), id[48];
 
 	snprintf(id, sizeof(id), "/machine/unattached/device[%d]", 20 + i);
 	qmp_server_event(mon->qmp, "DEVICE_TRAY_MOVED",
@@ -325,7 +309,7 @@ void mon_block_error(void *opaque, int disk, bool write, int err, enum hw_blk_er
 		[HW_BLKERR_STOP] = "stop", [HW_BLKERR_ENOSPC] = "report",
 	};
 	struct vmrun_mon *mon = opaque;
-	char *name = drive_name(mon->o, disk);
+	char *name = disk_drive_name(mon->o, disk);
 
 	qmp_server_event(mon->qmp, "BLOCK_IO_ERROR",
 		json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "device", name, "node-name", name,

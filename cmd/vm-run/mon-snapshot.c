@@ -84,7 +84,7 @@ static int job_drives(struct vmrun_mon *mon, json_t *devices, struct snap_job *j
 		const char *name = json_string_value(v);
 		int found = -1;
 		for (int i = 0; i < mon->o->ndrives && found < 0 && name; i++) {
-			char *n = savevm_drive_name(mon->o, i);
+			char *n = disk_drive_name(mon->o, i);
 			if (!strcmp(n, name))
 				found = i;
 			free(n);
@@ -122,7 +122,7 @@ static int job_start(struct vmrun_mon *mon, json_t *args, enum job_kind kind)
 	if ((r = job_drives(mon, json_object_get(args, "devices"), &tmp)) < 0)
 		return r;
 	for (int k = 0; k < tmp.n && vm; k++) {
-		char *n = savevm_drive_name(mon->o, tmp.idx[k]);
+		char *n = disk_drive_name(mon->o, tmp.idx[k]);
 		if (!strcmp(n, vm))
 			tmp.vm = tmp.idx[k];
 		free(n);

@@ -179,31 +179,3 @@ int nbdctl_snapshot_vmstate_read(int drive, const char *enc_name, uint8_t *buf, 
 	return r;
 }
 
-char *nbdctl_name_encode(const char *s)
-{
-	char *o = xmalloc(strlen(s) * 3 + 1), *p = o;
-
-	for (; *s; s++)
-		if ((unsigned char)*s <= ' ' || *s == '%' || *s == 0x7f)
-			p += sprintf(p, "%%%02X", (unsigned char)*s);
-		else
-			*p++ = *s;
-	*p = 0;
-	return o;
-}
-
-void nbdctl_name_decode(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		unsigned v;
-		if (*s == '%' && s[1] && s[2] && sscanf(s + 1, "%2x", &v) == 1) {
-			*o++ = (char)v;
-			s += 2;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = 0;
-}

@@ -76,23 +76,6 @@ static void vm_resume(struct machine *m)
 	machine_pause(m, false);
 }
 
-/* QEMU's default drive names (ide0-hd0, virtio0) unless -drive id=. */
-char *savevm_drive_name(const struct vmrun *o, int i)
-{
-	const struct vmrun_drive *d = &o->drives[i];
-	int n = 0, idx = d->index;
-
-	if (d->id)
-		return xstrdup(d->id);
-	for (int j = 0; j < i; j++)
-		n += o->drives[j].iface == d->iface;
-	if (d->iface == HW_IF_VIRTIO)
-		return xasprintf("virtio%d", n);
-	if (idx < 0)
-		idx = n;
-	return xasprintf("ide%d-%s%d", idx / 2, d->cdrom ? "cd" : "hd", idx % 2);
-}
-
 bool savevm_drive_can(int i)
 {
 	uint8_t *q = NULL;
@@ -118,7 +101,7 @@ static int snapshot_drives(const struct vmrun *o, int *idx, bool strict)
 		if (!can && !strict)
 			continue;
 		if (!can) {
-			char *name = savevm_drive_name(o, i);
+			char *name = disk_drive_name(o, i);
 			int r = err_set(-ENOTSUP, "Device '%s' is writable but does not support "
 					"snapshots", name);
 			free(name);
@@ -150,8 +133,8 @@ static int list_snaps(int i, struct fmt_snapshot **out, size_t *n)
 			   name, &sn.vm_state_size, &sn.date_sec, &sn.date_nsec,
 			   &sn.vm_clock_nsec) != 6)
 			continue;
-		nbdctl_name_decode(id);
-		nbdctl_name_decode(name);
+		if (pct_decode(id) < 0 || pct_decode(name) < 0)
+			continue;
 		sn.id = xstrdup(id);
 		sn.name = xstrdup(name);
 		if (*n == cap)
@@ -197,7 +180,7 @@ static int save_to(const int *idx, int nd, int vm, const char *tag, const uint8_
 		   size_t len)
 {
 	struct timespec now;
-	char *enc = nbdctl_name_encode(tag), line[1300];
+	char *enc = pct_encode(tag), line[1300];
 	int r = nbdctl_vmstate_write(vm, st, len);
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -256,7 +239,7 @@ int savevm_save_on(struct machine *m, const char *tag, const int *idx, int nd, i
 static int load_paused(struct machine *m, const int *idx, int nd, int vm, const char *tag,
 		       uint64_t vmsize, uint64_t clock, bool *changed)
 {
-	char *enc = nbdctl_name_encode(tag), *line = xasprintf("snapshot-load %s", enc);
+	char *enc = pct_encode(tag), *line = xasprintf("snapshot-load %s", enc);
 	uint8_t *st = xmalloc(vmsize);
 	bool early = nbdctl_snapshot_vmstate_read(vm, enc, st, vmsize) == 0;
 	int r = early ? machine_check_state(m, st, vmsize) : 0;
@@ -328,14 +311,14 @@ int savevm_delete_on(const struct vmrun *o, const char *tag, const int *idx, int
 	char *enc, *line;
 	int r = 0;
 
-	enc = nbdctl_name_encode(tag);
+	enc = pct_encode(tag);
 	line = xasprintf("snapshot-delete %s", enc);
 	/* As QEMU: drives without the snapshot are skipped. */
 	for (int k = 0; k < nd && r == 0; k++)
 		if (drive_has(idx[k], tag, NULL, NULL))
 			r = nbdctl_call(idx[k], line, NULL, 0, NULL, NULL);
 	if (r < 0) {
-		char *why = xstrdup(err_msg()), *name = savevm_drive_name(o, idx[0]);
+		char *why = xstrdup(err_msg()), *name = disk_drive_name(o, idx[0]);
 		r = err_set(r, "Error while deleting snapshot on device '%s': %s", name, why);
 		free(why);
 		free(name);
@@ -395,7 +378,7 @@ int savevm_info(const struct vmrun *o, struct hmp_out *out)
 		hmp_printf(out, "None\n");
 	}
 	if ((size_t)nall < n) {
-		char *name = savevm_drive_name(o, idx[0]);
+		char *name = disk_drive_name(o, idx[0]);
 		hmp_printf(out, "\nList of partial (non-loadable) snapshots on '%s':\n%s\n", name,
 			   fmt_snapshot_heading());
 		print_rows(out, l, n, all, false, false);

@@ -110,8 +110,6 @@ int nbdctl_vmstate_read(int drive, uint8_t *buf, size_t len);
  * the image; -errno where vm-nbd cannot (a -s overlay, --image-opts). */
 int nbdctl_snapshot_vmstate_read(int drive, const char *enc_name, uint8_t *buf, size_t len);
 /* Snapshot names on the channel are percent-encoded (spaces, '%'). */
-char *nbdctl_name_encode(const char *s);
-void nbdctl_name_decode(char *s);
 
 /* savevm.c: VM snapshots in the writable drives' qcow2 images through
  * their vm-nbd children (savevm, loadvm, delvm, info snapshots,
@@ -130,7 +128,6 @@ int savevm_save_on(struct machine *m, const char *tag, const int *idx, int n, in
 int savevm_load_on(struct machine *m, const char *tag, const int *idx, int n, int vm);
 int savevm_delete_on(const struct vmrun *o, const char *tag, const int *idx, int n);
 /* Drive i's name as the monitor shows it (ide0-hd0, virtio0, id=). */
-char *savevm_drive_name(const struct vmrun *o, int i);
 /* Can drive i hold internal snapshots (a writable qcow2 in vm-nbd)? */
 bool savevm_drive_can(int i);
 /* Who hears of the guest stopping and resuming around the work ("STOP",
@@ -149,5 +146,8 @@ void disk_close_medium(const struct hw_disk *d);
 /* block_resize: grow or shrink drive idx's image through its back-end;
  * 0 or -errno (-ENOTSUP when the back-end cannot). */
 int disk_resize(const struct vmrun *o, int idx, uint64_t size);
+/* QEMU's default drive names (ide0-hd0, ide1-cd0, virtio0) unless
+ * -drive id= names it; malloc'd. */
+char *disk_drive_name(const struct vmrun *o, int i);
 
 #endif

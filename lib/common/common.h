@@ -124,6 +124,11 @@ int parse_bool(const char *s, bool *out);
  * c is ':' (a missing argument; "+:" optstrings) or '?'.  Reads optopt
  * and argv[optind - 1]; the text lives until the next call. */
 const char *opt_error(int c, char *const *argv);
+/* Percent-encoding for names in line protocols (uri.c): bytes up to ' ',
+ * '%' and DEL become %XX (a malloc'd copy); pct_decode undoes it in place,
+ * -EINVAL on a short or non-hex escape or an escaped NUL. */
+char *pct_encode(const char *s);
+int pct_decode(char *s);
 
 /* ---- suboptions (opts.c) ----
  * QEMU's key=val,key2=val2 with a leading implied key ("file.img,if=virtio"

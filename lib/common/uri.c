@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,33 +33,55 @@ static int hexval(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+int pct_decode(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		int hi, lo;
+
+		if (*s != '%') {
+			*o++ = *s;
+			continue;
+		}
+		if (!s[1] || !s[2])
+			return -EINVAL;
+		hi = hexval((unsigned char)s[1]);
+		lo = hexval((unsigned char)s[2]);
+		if (hi < 0 || lo < 0 || (hi | lo) == 0)
+			return -EINVAL;
+		*o++ = (char)(hi << 4 | lo);
+		s += 2;
+	}
+	*o = 0;
+	return 0;
+}
+
+char *pct_encode(const char *s)
+{
+	char *o = xmalloc(strlen(s) * 3 + 1), *p = o;
+
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == '%' || *s == 0x7f)
+			p += sprintf(p, "%%%02X", (unsigned char)*s);
+		else
+			*p++ = *s;
+	*p = 0;
+	return o;
+}
+
 /* Decode %XX escapes of s[0..len) into a new string; NULL if malformed
  * (a short or non-hex escape, or an escaped NUL). */
 static char *uri_decode(const char *s, size_t len)
 {
-	char *out = xmalloc(len + 1), *o = out;
+	char *out = xmalloc(len + 1);
 
-	for (size_t i = 0; i < len; i++) {
-		int hi, lo;
-
-		if (s[i] != '%') {
-			*o++ = s[i];
-			continue;
-		}
-		if (i + 2 >= len) {
-			free(out);
-			return NULL;
-		}
-		hi = hexval((unsigned char)s[i + 1]);
-		lo = hexval((unsigned char)s[i + 2]);
-		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-			free(out);
-			return NULL;
-		}
-		*o++ = (char)(hi << 4 | lo);
-		i += 2;
+	memcpy(out, s, len);
+	out[len] = 0;
+	if (pct_decode(out) < 0) {
+		free(out);
+		return NULL;
 	}
-	*o = 0;
 	return out;
 }
 
