@@ -182,8 +182,6 @@ int hw_bus_msr_write(struct machine *m, int cpu, uint32_t msr, uint64_t val);
 void hw_cpu_update_intr(struct machine *m, int cpu);
 /* Make the vCPU's run return soon (accelerator kick) and wake it if halted. */
 void hw_cpu_kick(struct machine *m, int cpu);
-/* Only wake a halted vCPU thread: for signals the accelerator takes itself. */
-void hw_cpu_wake(struct machine *m, int cpu);
 
 /* Stop requests from devices (lock held). */
 void hw_request_poweroff(struct machine *m);

@@ -63,14 +63,6 @@ void hw_msi(struct machine *m, uint64_t addr, uint32_t data)
 	apic_deliver(m, (addr >> 12) & 0xff, addr & 4, (data >> 8) & 7, data & 0xff, false);
 }
 
-void hw_cpu_wake(struct machine *m, int cpu)
-{
-	struct hw_vcpu *v = &m->vcpu[cpu];
-
-	v->kicked = true;
-	pthread_cond_signal(&v->wake);
-}
-
 void hw_cpu_kick(struct machine *m, int cpu)
 {
 	struct hw_vcpu *v = &m->vcpu[cpu];
