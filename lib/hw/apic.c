@@ -80,6 +80,11 @@ int apic_ack(struct hw_apic *a)
 	return -1;
 }
 
+bool apic_irr_test(const struct hw_apic *a, uint8_t vec)
+{
+	return a->irr[vec >> 5] & (1u << (vec & 31));
+}
+
 static void set_irr(struct hw_apic *a, uint8_t vec, bool level)
 {
 	if (vec < 16) {

@@ -211,6 +211,9 @@ void hw_set_irq(struct machine *m, int irq, bool level);
 /* A message-signalled interrupt (MSI, MSI-X) written to addr (the local
  * APICs' window, 0xfeexxxxx) with data (lock held).  Edge-triggered. */
 void hw_msi(struct machine *m, uint64_t addr, uint32_t data);
+/* An edge on ISA IRQ irq that the PIC or a local APIC still holds, not
+ * yet taken by a CPU (lock held; false under KVM's in-kernel chips). */
+bool hw_irq_pending(struct machine *m, int irq);
 static inline void hw_pulse_irq(struct machine *m, int irq)
 {
 	hw_set_irq(m, irq, true);
@@ -231,6 +234,7 @@ int pic_new(struct machine *m);
 bool pic_output(struct hw_pic *p);	/* INT pin of the master */
 int pic_ack(struct hw_pic *p);		/* INTA cycle: vector */
 void pic_set_irq(struct hw_pic *p, int irq, bool level);
+bool pic_irq_pending(const struct hw_pic *p, int irq);
 
 int pit_new(struct machine *m);
 int rtc_new(struct machine *m);
@@ -256,6 +260,7 @@ void apic_deliver(struct machine *m, uint8_t dest, bool logical, uint8_t mode,
 int apic_msr_read(struct hw_apic *a, uint32_t msr, uint64_t *val);
 int apic_msr_write(struct hw_apic *a, uint32_t msr, uint64_t val);
 bool apic_enabled(struct hw_apic *a);
+bool apic_irr_test(const struct hw_apic *a, uint8_t vec);
 /* The local APIC window of cpu, if the access falls in it (lock held). */
 bool apic_mmio(struct hw_apic *a, uint64_t gpa, uint64_t *val, bool write, unsigned size);
 /* What firmware leaves behind: LINT0 ExtINT, LINT1 NMI, software-enabled. */
@@ -264,6 +269,7 @@ void apic_eoi_notify(struct machine *m, uint8_t vector);	/* to the IOAPIC */
 
 int ioapic_new(struct machine *m);
 void ioapic_set_irq(struct hw_ioapic *io, int gsi, bool level);
+bool ioapic_pin_pending(const struct hw_ioapic *io, int pin);
 void ioapic_eoi(struct hw_ioapic *io, uint8_t vector);
 
 int acpi_new(struct machine *m);

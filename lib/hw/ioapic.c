@@ -44,6 +44,21 @@ static void service(struct hw_ioapic *io, int pin)
 	apic_deliver(io->m, e >> 56, e & (1u << 11), (e >> 8) & 7, e & 0xff, e & R_LEVEL);
 }
 
+/* An edge the pin passed on that no local APIC has taken yet (its vector
+ * still requested in some IRR); false for a masked pin. */
+bool ioapic_pin_pending(const struct hw_ioapic *io, int pin)
+{
+	uint64_t e = io->redir[pin];
+	struct machine *m = io->m;
+
+	if (pin < 0 || pin >= NPINS || (e & R_MASK) || m->kernel_lapic)
+		return false;
+	for (int i = 0; i < m->ncpu; i++)
+		if (m->vcpu[i].apic && apic_irr_test(m->vcpu[i].apic, e & 0xff))
+			return true;
+	return false;
+}
+
 void ioapic_set_irq(struct hw_ioapic *io, int gsi, bool level)
 {
 	uint32_t bit = 1u << gsi, old = io->level;

@@ -50,6 +50,15 @@ void hw_set_irq(struct machine *m, int irq, bool level)
 		ioapic_set_irq(m->ioapic, irq == 0 ? 2 : irq, level);
 }
 
+bool hw_irq_pending(struct machine *m, int irq)
+{
+	if (m->kernel_irqchip || irq < 0 || irq >= 24)
+		return false;
+	if (irq < 16 && m->pic && pic_irq_pending(m->pic, irq))
+		return true;
+	return m->ioapic && ioapic_pin_pending(m->ioapic, irq == 0 ? 2 : irq);
+}
+
 void hw_msi(struct machine *m, uint64_t addr, uint32_t data)
 {
 	if ((addr >> 20) != 0xfee) {

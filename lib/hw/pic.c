@@ -70,6 +70,15 @@ static void update(struct hw_pic *p)
 	hw_cpu_update_intr(p->m, 0);
 }
 
+/* A request latched in the IRR, unmasked, not yet acknowledged (INTA). */
+bool pic_irq_pending(const struct hw_pic *p, int irq)
+{
+	const struct pic_chip *s = &p->c[irq >> 3];
+	uint8_t bit = 1u << (irq & 7);
+
+	return (s->irr & bit) && !(s->imr & bit);
+}
+
 void pic_set_irq(struct hw_pic *p, int irq, bool level)
 {
 	chip_set(&p->c[irq >> 3], irq & 7, level);

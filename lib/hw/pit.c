@@ -28,7 +28,17 @@ struct hw_pit {
 	uint8_t port61;
 	struct hw_timer timer;
 	uint64_t irq_ticks;	/* channel 0 periods already signalled */
+	bool no_hold;		/* ticks were never taken: coalesce, do not hold */
 };
+
+/* Lost ticks are delayed, not dropped (the "delay" policy of QEMU's and
+ * KVM's PIT): while the last tick still waits in the PIC or a local APIC
+ * (a vCPU thread the host did not run, interrupts off), the next is held
+ * and retried, so the guest gets every tick, late, and jiffies keep up;
+ * Linux's boot-time check that the timer works counts them.  After
+ * PIT_MAX_HOLD periods nobody took, ticks are coalesced again. */
+#define PIT_RETRY_NS 50000
+#define PIT_MAX_HOLD 100
 
 static int64_t ticks_since(const struct pit_chan *c, int64_t now)
 {
@@ -93,11 +103,21 @@ static void pit_fire(void *opaque)
 	struct hw_pit *p = opaque;
 	struct pit_chan *c = &p->ch[0];
 	int64_t now = hw_clock_ns(), d = ticks_since(c, now);
+	bool periodic = c->mode == 2 || c->mode == 3;
 
+	if (periodic && p->irq_ticks && hw_irq_pending(p->m, 0)) {
+		if (!p->no_hold && d <= (int64_t)p->irq_ticks + PIT_MAX_HOLD * (int64_t)c->count) {
+			hw_timer_mod(p->m, &p->timer, now + PIT_RETRY_NS);
+			return;
+		}
+		p->no_hold = true;
+	} else {
+		p->no_hold = false;
+	}
 	hw_pulse_irq(p->m, 0);
-	if (c->mode == 2 || c->mode == 3) {
+	if (periodic) {
 		p->irq_ticks += c->count;
-		if (d > (int64_t)p->irq_ticks + 100 * (int64_t)c->count)	/* host stalled */
+		if (d > (int64_t)p->irq_ticks + PIT_MAX_HOLD * (int64_t)c->count)	/* host stalled */
 			p->irq_ticks = d - d % c->count;
 	} else {
 		p->irq_ticks = 1;
