@@ -62,6 +62,7 @@ struct jit_block {
 	struct jit_block *succ[2];	/* blocks that followed this one (chaining hints) */
 	jit_tr_fn *tr;		/* translated code (tr-x86.c), NULL until hot */
 	void *tr_chain;		/* its entry from other translated blocks */
+	uint64_t *tr_gen;	/* the TLB generation that entry accepts */
 	uint64_t tr_rip;	/* the RIP and CPL tr was made for */
 	uint8_t tr_cpl;
 	uint8_t runs;		/* entries so far, up to the translator's threshold */
@@ -307,6 +308,7 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
 		.cpl = (unsigned)cpu->cpl, .code = b->p, .nbytes = b->nbytes, .jc = bc->jc };
 	b->tr = jit_tcache_add(bc->tc, &rq);
 	b->tr_chain = rq.chain;
+	b->tr_gen = rq.gen;
 	cpu->stat_translated++;
 	if (!b->tr) {
 		jit_bcache_flush(bc);	/* the code cache is full: start afresh */
@@ -321,17 +323,22 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
  * The translated block that ran last left through an exit slot to the
  * block b now starting (cpu->tr_link): link the two so that the next time
  * the exit jumps straight there.  Only when nothing happened in between
- * (an interrupt, a fault, a flush): the slot's RIP and CPL are b's.
+ * (an interrupt, a fault, a flush): the slot's RIP and CPL are b's.  Every
+ * link into b targets b's RIP, which the lookup just found mapped to b's
+ * bytes: b's chained entry is good for this TLB generation.
  */
 static void link(struct jit_cpu *cpu, const struct jit_block *b)
 {
 	struct jit_tr_slot *sl = cpu->tr_link;
 
 	cpu->tr_link = NULL;
+	*b->tr_gen = cpu->tlb_gen;	/* CS:RIP maps to b now: chaining into it is fine */
 	if (sl && cpu->bcache->link_flushes == cpu->bcache->flushes &&
 	    sl->target == b->tr_rip && sl->cpl == b->tr_cpl) {
-		sl->gen = cpu->tlb_gen;
-		sl->entry = b->tr_chain;
+		uint8_t *site = sl->entry;
+		int32_t rel = (int32_t)((uint8_t *)b->tr_chain - (site + 4));
+
+		memcpy(site, &rel, 4);	/* the exit's JMP now goes to b */
 	}
 	sl = &cpu->bcache->jc[jit_jc_index(b->tr_rip)];
 	sl->entry = b->tr_chain;

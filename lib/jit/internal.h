@@ -317,11 +317,12 @@ jit_op_fn *jit_fast_form(const struct jit_insn *in);
 /* tr-cache.c, tr-x86.c, tr-emit.c: the translator to host code */
 typedef void jit_tr_fn(struct jit_cpu *cpu);
 /* A translated block's exit to a known RIP: block.c links it to the
- * chained entry of the block there; the exit jumps there while tlb_gen
- * is unchanged. */
+ * chained entry of the block there (entry: the exit JMP's displacement).
+ * The same struct is an entry of the RET table (entry: the chained entry,
+ * good while tlb_gen is gen). */
 struct jit_tr_slot {
-	void *entry;		/* chained entry of the next block, NULL: return */
-	uint64_t gen;		/* cpu->tlb_gen when linked */
+	void *entry;
+	uint64_t gen;
 	uint64_t target;	/* the exit's RIP */
 	uint64_t cpl;		/* and CPL */
 };
@@ -360,6 +361,7 @@ struct jit_tr_req {
 	unsigned nbytes;
 	struct jit_tr_slot *jc;	/* JIT_JC_SIZE entries */
 	void *chain;		/* out */
+	uint64_t *gen;		/* out: the TLB generation chain is good for */
 };
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq);

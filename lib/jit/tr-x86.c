@@ -80,6 +80,7 @@ struct tr {
 	struct jit_tr_slot *jc;	/* chained entries by RIP */
 	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
 	uint64_t entry_rip;	/* the block's first instruction */
+	uint64_t *gen;		/* TLB generation the chained entry is good for */
 	uint8_t *loop;		/* where a jump back to it goes: signal and budget checks */
 };
 
@@ -180,14 +181,16 @@ static void exit_to(struct tr *t, uint64_t rip)
 }
 
 /*
- * Leave the block for RIP rip, straight into the next block's code when
- * block.c has linked this exit (while the TLB has not been flushed since);
- * otherwise return, asking block.c to link it (cpu->tr_link).
+ * Leave the block for RIP rip through a JMP that block.c points at the
+ * next block's chained entry the first time the exit is taken (the slot
+ * says where the JMP's displacement is); until then the JMP goes to the
+ * code just after it, which returns asking for the link (cpu->tr_link).
+ * A jump back to the block's own start loops inside it.
  */
 static void exit_link(struct tr *t, uint64_t rip)
 {
 	struct jit_tr_slot *sl;
-	uint8_t *u1, *u2;
+	uint8_t *site;
 
 	if (rip == t->entry_rip && t->loop) {		/* a loop: straight back */
 		int32_t rel;
@@ -207,18 +210,11 @@ static void exit_link(struct tr *t, uint64_t rip)
 	sl->target = rip;
 	sl->cpl = t->cpl;
 	pend_flush(t, 1);
+	site = jit_tr_jump(&t->b, -1);
+	jit_tr_here(&t->b, site);			/* unlinked: falls through */
+	sl->entry = site;
 	jit_tr_mov_imm(&t->b, RCX, (uint64_t)(uintptr_t)sl);
 	store(t, 8, RCX, M(RBX, OFF_TR_LINK));
-	load(t, 8, RAX, M(RCX, offsetof(struct jit_tr_slot, entry)));
-	op(t, 8, 0x85, RAX, R(RAX));
-	u1 = jit_tr_jump(&t->b, 4);
-	load(t, 8, RDX, M(RCX, offsetof(struct jit_tr_slot, gen)));
-	op(t, 8, 0x3b, RDX, M(RBX, OFF_TLB_GEN));
-	u2 = jit_tr_jump(&t->b, 5);
-	jit_tr_byte(&t->b, 0xff);			/* jmp rax */
-	jit_tr_byte(&t->b, 0xe0);
-	jit_tr_here(&t->b, u1);
-	jit_tr_here(&t->b, u2);
 	jit_tr_mov_imm(&t->b, RAX, rip);
 	store(t, 8, RAX, M(RBX, OFF_RIP));
 	jit_tr_byte(&t->b, 0x5b);			/* pop rbx */
@@ -964,10 +960,14 @@ static void tr_call(struct tr *t, const struct jit_binsn *bi, bool last)
  */
 static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
 {
-	uint8_t *bail[3 + 15 * 32 / 8 + 8];
+	uint8_t *bail[4 + 15 * 32 / 8 + 8];
 	unsigned nb = 0, i;
 	uint64_t q;
 
+	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)t->gen);	/* mapping still valid? */
+	load(t, 8, RAX, M(RDX, 0));
+	op(t, 8, 0x3b, RAX, M(RBX, OFF_TLB_GEN));
+	bail[nb++] = jit_tr_jump(&t->b, 5);
 	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
 	for (i = 0; i + 8 <= nbytes || (i < nbytes && nbytes >= 8); i += 8) {
 		unsigned at = i + 8 <= nbytes ? i : nbytes - 8;
@@ -1002,8 +1002,9 @@ static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
 
 /*
  * Translate the block described by rq.  Returns the host function (and
- * rq->chain, the entry for other blocks), or NULL when the buffer filled
- * up.  Two exit slots (struct jit_tr_slot) precede the code.
+ * rq->chain, the entry for other blocks, and rq->gen, the TLB generation
+ * word that entry checks), or NULL when the buffer filled up.  The word
+ * and two exit slots (struct jit_tr_slot) precede the code.
  */
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 {
@@ -1013,13 +1014,17 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	uint8_t *start, *body;
 	int r = TR_OK;
 
-	if (rq->n > 64 || t.b.p + 2 * sizeof(struct jit_tr_slot) > t.b.end)
+	if (rq->n > 64 || t.b.p + 8 + 2 * sizeof(struct jit_tr_slot) > t.b.end)
 		return NULL;	/* blocks are at most 32 instructions */
 	jit_tr_flags_dead(rq->insn, rq->n, dead);
+	t.gen = (uint64_t *)(void *)t.b.p;
+	*t.gen = 0;		/* never a TLB generation: block.c sets it */
+	t.b.p += 8;
 	t.slot = (struct jit_tr_slot *)(void *)t.b.p;
 	t.nslot = 2;
 	memset(t.slot, 0, 2 * sizeof(struct jit_tr_slot));
 	t.b.p += 2 * sizeof(struct jit_tr_slot);
+	rq->gen = t.gen;
 	start = t.b.p;
 	jit_tr_byte(&t.b, 0x53);			/* push rbx */
 	op(&t, 8, 0x8b, RBX, R(RDI));			/* mov rbx, rdi */
