@@ -52,8 +52,7 @@ i=0; until [ "$(links)" = 11 ]; do i=$((i+1)); [ $i -gt 600 ] && break; usleep 2
 echo "LINK-UP $(links)"'
 
 # The scenario inside the namespace: OUT is the directory, the rest vm-run's
-# NIC options.  (no_timer_check: on a loaded host the kernel's IO-APIC
-# timer check may miss its ticks under the JIT and panic.)
+# NIC options.
 scenario() {
 	local out=$1 h d vm t=600 i
 	shift
@@ -70,7 +69,7 @@ scenario() {
 	timeout "$t" vm-run -accel jit -m 256 -nodefaults -display none -no-reboot \
 		-serial "file:$out/console.log" -qmp "unix:$out/qmp.sock,server=on,wait=off" \
 		-kernel "$VM_CACHE/vmlinuz" -initrd "$VM_CACHE/net/initramfs.cpio.gz" \
-		-append "console=ttyS0 quiet no_timer_check panic=-1 vmtest.cmdb64=$(printf '%s' "$GUEST_CMD" | base64 -w0)" \
+		-append "console=ttyS0 quiet panic=-1 vmtest.cmdb64=$(printf '%s' "$GUEST_CMD" | base64 -w0)" \
 		"$@" -netdev "stream,id=r0,server=off,addr.type=unix,addr.path=$out/r.sock" \
 		-device e1000,netdev=r0,mac=52:54:00:aa:bb:03 2>"$out/vm-run.log" &
 	vm=$!
