@@ -11,6 +11,12 @@
  *
  * The register and segment state structs follow KVM's kvm_regs/kvm_sregs
  * in spirit so the same machine code can drive either accelerator.
+ *
+ * Hot 64-bit code is translated to host code; the environment chooses,
+ * when a vCPU is created: VM_JIT_TRANSLATE=off runs the interpreter alone
+ * (the reference), VM_JIT_HOT=N translates a block on its (N+1)th entry
+ * (default 2), VM_JIT_PROFILE=N logs a sample every N million
+ * instructions through bus->log.
  */
 #ifndef JIT_H
 #define JIT_H

@@ -24,8 +24,10 @@
  * string instruction counts as one) and is never exceeded: a block runs
  * at most the instructions left.  Translated blocks that chain into each
  * other (block.c) poll the same two words at every chained entry and stop
- * before cpu->chain_end, a whole block short of the budget.  VM_JIT_PROFILE=N logs the guest RIP
- * every N million instructions (a sampling profile, with CPU time).
+ * before cpu->chain_end, a whole block short of the budget.
+ * VM_JIT_PROFILE=N logs the guest RIP every N million instructions (a
+ * sampling profile, with CPU time, and how many blocks were decoded,
+ * entered from here and translated).
  *
  * Fetch: the TLB gives a host pointer to the code page; the decoder sees
  * the bytes up to the page end and asks for more only when the
@@ -222,12 +224,14 @@ static void profile_sample(struct jit_cpu *cpu)
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	jit_log(cpu, "profile: icount %llu rip %#llx cpl %d cpu_ms %lld tlb_fills %llu "
-		"decodes %llu blocks %llu", (unsigned long long)cpu->icount,
-		(unsigned long long)cpu->rip, cpu->cpl,
+		"decodes %llu blocks %llu translated %llu tr_entries %llu",
+		(unsigned long long)cpu->icount, (unsigned long long)cpu->rip, cpu->cpl,
 		(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
 		(unsigned long long)cpu->stat_tlb_fills, (unsigned long long)cpu->stat_decodes,
-		(unsigned long long)cpu->stat_blocks);
+		(unsigned long long)cpu->stat_blocks, (unsigned long long)cpu->stat_translated,
+		(unsigned long long)cpu->stat_tr_runs);
 	cpu->stat_tlb_fills = cpu->stat_decodes = cpu->stat_blocks = 0;
+	cpu->stat_translated = cpu->stat_tr_runs = 0;
 	cpu->prof_next = cpu->icount + cpu->prof_period;
 }
 
