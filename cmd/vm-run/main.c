@@ -93,8 +93,9 @@ static void usage(void)
 "  -m SIZE              guest RAM, default suffix M (default 128M)\n"
 "  -smp N               number of vCPUs (default 1)\n"
 "  -cpu MODEL           CPU model (accepted: host, max, qemu64; the accelerator decides)\n"
-"  -accel kvm|jit[,kernel-irqchip=on|off|split]\n"
-"                       accelerator (tcg means jit); default: kvm when it works, else jit\n"
+"  -accel kvm|jit[,kernel-irqchip=on|off|split][,translate=on|off]\n"
+"                       accelerator (tcg means jit); default: kvm when it works, else jit;\n"
+"                       translate=off: the jit's interpreter alone, without host code\n"
 "  -enable-kvm          same as -accel kvm\n"
 "  -name NAME           a name for the guest\n"
 "\n"
@@ -290,7 +291,8 @@ static int parse_irqchip(struct vmrun *o, const char *opt, const struct kvlist *
 /* -accel NAME[,kernel-irqchip=on|off|split] and -machine accel=NAME */
 static int parse_accel(struct vmrun *o, const char *s)
 {
-	static const char *const known[] = { "accel", "kernel-irqchip", "kernel_irqchip", NULL };
+	static const char *const known[] = { "accel", "kernel-irqchip", "kernel_irqchip",
+					     "translate", NULL };
 	const struct hw_accel_ops *a;
 	struct kvlist kv;
 	const char *name;
@@ -310,6 +312,17 @@ static int parse_accel(struct vmrun *o, const char *s)
 		r = parse_irqchip(o, "-accel", &kv, "kernel-irqchip");
 	if (r >= 0)
 		r = parse_irqchip(o, "-accel", &kv, "kernel_irqchip");
+	if (r >= 0 && kv_get(&kv, "translate")) {
+		/* jit only: off keeps lib/jit's interpreter alone (the reference
+		 * the translator is checked against); lib/jit reads it from the
+		 * environment when it creates a vCPU */
+		bool on;
+		if (parse_bool(kv_get(&kv, "translate"), &on) < 0)
+			r = err_set(-EINVAL, "-accel %s: translate=%s: want on or off", s,
+				    kv_get(&kv, "translate"));
+		else
+			setenv("VM_JIT_TRANSLATE", on ? "on" : "off", 1);
+	}
 	if (r >= 0) {
 		o->hw.accel = a->name;
 		o->accel_auto = false;

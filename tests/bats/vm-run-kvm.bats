@@ -252,3 +252,11 @@ teardown() {
 		vm_stop
 	done
 }
+
+@test "jit: -accel jit,translate=off runs the interpreter alone and passes the same program" {
+	run_hwkvm -accel jit,translate=off
+	check_all_passed
+	run --separate-stderr vm-run -accel jit,translate=maybe -kernel "$HW/hw-hello.elf"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "vm-run: -accel jit,translate=maybe: translate=maybe: want on or off" ]
+}
