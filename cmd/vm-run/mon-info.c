@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jit/jit.h"
 #include "mon-internal.h"
 
 /* memsave/pmemsave: copy guest memory to a file, page by page. */
@@ -473,5 +474,44 @@ int mon_hmp_info_network(void *opaque, const struct hmp_args *a, struct hmp_out 
 		hmp_printf(o, "%s", t);
 		free(t);
 	}
+	return 0;
+}
+
+/* HMP "info jit": QEMU shows TCG's translation buffer and statistics;
+ * these are lib/jit's, summed over the vCPUs. */
+int mon_hmp_info_jit(void *opaque, const struct hmp_args *a, struct hmp_out *o)
+{
+	struct vmrun_mon *mon = opaque;
+	struct jit_stats t = { 0 }, s;
+	int n = 0;
+
+	MACHINE(mon);
+	for (int i = 0; i < mon->o->hw.smp; i++) {
+		struct jit_cpu *c = machine_jit_cpu(mon->m, i);
+
+		if (!c)
+			continue;
+		jit_cpu_stats(c, &s);
+		t.icount += s.icount, t.decodes += s.decodes, t.blocks += s.blocks;
+		t.translated += s.translated, t.translated_runs += s.translated_runs;
+		t.tlb_fills += s.tlb_fills, t.flushes += s.flushes;
+		t.block_bytes += s.block_bytes, t.block_capacity += s.block_capacity;
+		t.code_bytes += s.code_bytes, t.code_capacity += s.code_capacity;
+		n++;
+	}
+	if (!n)
+		return err_set(-ENOTSUP, "JIT information is only available with accel=tcg");
+	hmp_printf(o, "Translation buffer state:\n");
+	hmp_printf(o, "gen code size       %zu/%zu\n", t.code_bytes, t.code_capacity);
+	hmp_printf(o, "TB count            %llu\n", (unsigned long long)t.translated);
+	hmp_printf(o, "decoded blocks      %llu (%zu/%zu bytes)\n",
+		   (unsigned long long)t.decodes, t.block_bytes, t.block_capacity);
+	hmp_printf(o, "translator          %s\n", t.code_capacity ? "on" : "off (interpreter)");
+	hmp_printf(o, "\nStatistics:\n");
+	hmp_printf(o, "TB flush count      %llu\n", (unsigned long long)t.flushes);
+	hmp_printf(o, "guest instructions  %llu\n", (unsigned long long)t.icount);
+	hmp_printf(o, "block entries       %llu (%llu translated)\n",
+		   (unsigned long long)t.blocks, (unsigned long long)t.translated_runs);
+	hmp_printf(o, "TLB fills           %llu\n", (unsigned long long)t.tlb_fills);
 	return 0;
 }

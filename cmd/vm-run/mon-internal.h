@@ -68,6 +68,7 @@ qmp_cmd_fn mon_query_chardev, mon_query_pci, mon_send_key, mon_memsave, mon_pmem
 extern const struct hmp_machine_ops mon_mach;
 int mon_hmp_info_registers(void *opaque, const struct hmp_args *a, struct hmp_out *o);
 int mon_hmp_info_mtree(void *opaque, const struct hmp_args *a, struct hmp_out *o);
+int mon_hmp_info_jit(void *opaque, const struct hmp_args *a, struct hmp_out *o);
 int mon_hmp_info_network(void *opaque, const struct hmp_args *a, struct hmp_out *o);
 int mon_hmp_hostfwd(void *opaque, const struct hmp_args *a, struct hmp_out *o);
 

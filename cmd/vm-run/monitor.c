@@ -204,6 +204,7 @@ static const struct hmp_native mon_native[] = {
 	  "([netdev] [tcp|udp]:[hostaddr]:hostport)", mon_hmp_hostfwd },
 	{ "info registers", "", "show the cpu registers", mon_hmp_info_registers },
 	{ "info mtree", "", "show memory tree", mon_hmp_info_mtree },
+	{ "info jit", "", "show dynamic compiler info", mon_hmp_info_jit },
 	{ "info network", "", "show the network state", mon_hmp_info_network },
 	{ "savevm", "tag?", "save a VM snapshot", hmp_snapshot },
 	{ "loadvm", "tag", "restore a VM snapshot", hmp_snapshot },

@@ -264,3 +264,10 @@ const struct hw_accel_ops hw_accel_jit = {
 	.sipi = jit_sipi, .kick = jit_kick, .reset = jit_reset,
 	.get_extra = jit_get_extra, .set_extra = jit_set_extra,
 };
+
+struct jit_cpu *machine_jit_cpu(struct machine *m, int cpu)
+{
+	if (m->accel != &hw_accel_jit || cpu < 0 || cpu >= m->ncpu || !m->vcpu[cpu].accel_vcpu)
+		return NULL;
+	return ((struct jit_vcpu *)m->vcpu[cpu].accel_vcpu)->cpu;
+}

@@ -239,6 +239,11 @@ int machine_disk_resize(struct machine *m, int disk, uint64_t size);
  * when its translation is on, else set 2.  0 or -EINVAL (bad code). */
 int machine_send_keys(struct machine *m, const uint16_t *qnum, int n, int hold_ms);
 
+/* vCPU cpu's lib/jit CPU (for its statistics: jit_cpu_stats), NULL when
+ * another accelerator runs the machine. */
+struct jit_cpu;
+struct jit_cpu *machine_jit_cpu(struct machine *m, int cpu);
+
 /* HMP's "info mtree": the memory and I/O address spaces as text
  * (malloc'd; NULL when out of memory). */
 char *machine_mtree(struct machine *m);

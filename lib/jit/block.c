@@ -111,6 +111,14 @@ void jit_bcache_free(struct jit_bcache *bc)
 	}
 }
 
+void jit_bcache_stats(const struct jit_bcache *bc, struct jit_stats *s)
+{
+	s->flushes = bc->flushes;
+	s->block_bytes = bc->used;
+	s->block_capacity = BC_ARENA;
+	s->code_bytes = jit_tcache_used(bc->tc, &s->code_capacity);
+}
+
 void jit_bcache_flush(struct jit_bcache *bc)
 {
 	memset(bc->hash, 0, sizeof(bc->hash));

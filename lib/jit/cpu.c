@@ -255,6 +255,19 @@ uint64_t jit_cpu_icount(const struct jit_cpu *cpu)
 	return cpu->icount;
 }
 
+void jit_cpu_stats(const struct jit_cpu *cpu, struct jit_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->icount = cpu->icount;
+	s->decodes = cpu->stat_decodes;
+	s->blocks = cpu->stat_blocks;
+	s->translated = cpu->stat_translated;
+	s->translated_runs = cpu->stat_tr_runs;
+	s->tlb_fills = cpu->stat_tlb_fills;
+	if (cpu->bcache)
+		jit_bcache_stats(cpu->bcache, s);
+}
+
 bool jit_cpu_halted(const struct jit_cpu *cpu)
 {
 	return cpu->halted || cpu->wait_sipi;

@@ -265,6 +265,7 @@ struct jit_cpu {
 	uint64_t prof_period, prof_next;
 	uint64_t stat_tlb_fills, stat_decodes, stat_blocks;
 	uint64_t stat_translated, stat_tr_runs;
+	uint64_t prof_base[5];	/* the stat_* counters at the last sample */
 
 	/* translated-code chaining (tr-x86.c, block.c) */
 	uint64_t chain_end;	/* a chained block may start while icount is below */
@@ -309,6 +310,7 @@ struct jit_binsn {
 /* block.c */
 struct jit_bcache *jit_bcache_new(void);
 void jit_bcache_free(struct jit_bcache *bc);
+void jit_bcache_stats(const struct jit_bcache *bc, struct jit_stats *s);
 void jit_bcache_flush(struct jit_bcache *bc);
 bool jit_run_block(struct jit_cpu *cpu, uint64_t limit);
 bool jit_lock_ok(const struct jit_insn *in);
@@ -341,6 +343,7 @@ struct jit_tr_rm {
 struct jit_tcache *jit_tcache_new(void);
 void jit_tcache_free(struct jit_tcache *tc);
 void jit_tcache_flush(struct jit_tcache *tc);
+size_t jit_tcache_used(const struct jit_tcache *tc, size_t *capacity);
 unsigned jit_tcache_hot(const struct jit_tcache *tc);
 /* Exits to a RIP known only at run time (RET) look the next block up in
  * a direct-mapped table of chained entries (block.c fills it). */

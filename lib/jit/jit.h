@@ -162,6 +162,18 @@ enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget);
 /* Instructions retired since creation. */
 uint64_t jit_cpu_icount(const struct jit_cpu *cpu);
 
+/* What a vCPU has done since it was created, for HMP's "info jit" (read
+ * from another thread while it runs, the figures are approximate). */
+struct jit_stats {
+	uint64_t icount;		/* guest instructions */
+	uint64_t decodes, blocks;	/* blocks decoded; entered from the run loop */
+	uint64_t translated, translated_runs;	/* to host code; entered so */
+	uint64_t tlb_fills, flushes;	/* TLB misses; block cache flushes */
+	size_t block_bytes, block_capacity;	/* decoded-block arena */
+	size_t code_bytes, code_capacity;	/* host code; 0 capacity: translator off */
+};
+void jit_cpu_stats(const struct jit_cpu *cpu, struct jit_stats *s);
+
 /*
  * Signals, callable from any thread.  jit_cpu_irq sets the level of the
  * external interrupt line (INTR): while raised and RFLAGS.IF allows, the

@@ -49,6 +49,12 @@ struct jit_tcache *jit_tcache_new(void)
 	return tc;
 }
 
+size_t jit_tcache_used(const struct jit_tcache *tc, size_t *capacity)
+{
+	*capacity = tc ? TCACHE_SIZE : 0;
+	return tc ? tc->used : 0;
+}
+
 void jit_tcache_free(struct jit_tcache *tc)
 {
 	if (tc) {

@@ -744,3 +744,25 @@ wait_serial_for() {
 	vm-mon "$T/qmp.sock" quit
 	emu_gone
 }
+
+@test "vm-run-qmp: info jit shows the translation buffer and the CPU's statistics" {
+	emu_start
+	local i
+	for i in $(seq 1 50); do
+		run vm-mon "$T/qmp.sock" info jit
+		[[ "$output" == *"guest instructions  0"* ]] || break
+		sleep 0.1
+	done
+	[ "${lines[0]}" = "Translation buffer state:" ]
+	[[ "$output" == *"translator          on"* ]]
+	[[ "$output" =~ guest\ instructions\ \ [1-9] ]]
+	vm-mon "$T/qmp.sock" quit
+	emu_gone
+	rm -f "$T/qmp.sock"
+	emu_start -accel jit,translate=off
+	run vm-mon "$T/qmp.sock" info jit
+	[[ "$output" == *"gen code size       0/0"* ]]
+	[[ "$output" == *"translator          off (interpreter)"* ]]
+	vm-mon "$T/qmp.sock" quit
+	emu_gone
+}
