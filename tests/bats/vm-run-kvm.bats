@@ -253,6 +253,18 @@ teardown() {
 	done
 }
 
+@test "jit: a machine reset puts lib/hw's chips and the second CPU back to power-on" {
+	pattern_disk "$T/disk.img"
+	run timeout 60 vm-run -accel jit -smp 2 -kernel "$HW/hw-kvm.elf" -append reboot $DX \
+		-nographic -drive file="$T/disk.img",if=virtio,format=raw,readonly=on </dev/null
+	echo "$output"
+	[ "$status" -eq 33 ]
+	[[ "$output" == *"# after the reset"* ]]
+	[[ "$output" != *"not ok"* ]]
+	[[ "$output" == *"ok 1 - the IOAPIC's entries are masked again after reset"* ]]
+	[[ "$output" == *"ok 8 - INIT + startup IPI start the second CPU at 0x8000, once"* ]]
+}
+
 @test "jit: -accel jit,translate=off runs the interpreter alone and passes the same program" {
 	run_hwkvm -accel jit,translate=off
 	check_all_passed
