@@ -207,15 +207,6 @@ static void jit_reset(void *vcpu)
 	jit_cpu_invalidate(v->cpu, 0, ~0ull);
 }
 
-/* The MSRs the JIT CPU keeps (msr.c), saved with a snapshot. */
-static const uint32_t saved_msrs[] = {
-	0x10, 0x174, 0x175, 0x176, 0x1a0, 0x277, 0x2ff,
-	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,
-	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
-	0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
-	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102, 0xc0000103,
-};
-
 static int jit_get_extra(void *vcpu, struct hw_cpu_extra *x)
 {
 	struct jit_cpu *c = ((struct jit_vcpu *)vcpu)->cpu;
@@ -223,10 +214,10 @@ static int jit_get_extra(void *vcpu, struct hw_cpu_extra *x)
 
 	memset(x, 0, sizeof(*x));
 	jit_cpu_get_fxsave(c, x->fxsave);
-	for (size_t i = 0; i < ARRAY_SIZE(saved_msrs) && x->nmsrs < HW_CPU_MAX_MSRS; i++) {
+	for (size_t i = 0; i < hw_n_saved_msrs && x->nmsrs < HW_CPU_MAX_MSRS; i++) {
 		uint64_t v;
-		if (jit_cpu_get_msr(c, saved_msrs[i], &v) == 0)
-			x->msrs[x->nmsrs++] = (struct hw_msr){ saved_msrs[i], v };
+		if (jit_cpu_get_msr(c, hw_saved_msrs[i], &v) == 0)
+			x->msrs[x->nmsrs++] = (struct hw_msr){ hw_saved_msrs[i], v };
 	}
 	jit_cpu_get_misc(c, &ms);
 	memcpy(x->dr, ms.dr, sizeof(x->dr));

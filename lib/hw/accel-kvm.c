@@ -576,14 +576,6 @@ static void kvm_reset(void *vcpu)
 
 /* ---- the rest of the vCPU state, for snapshots ---- */
 
-static const uint32_t kvm_saved_msrs[] = {
-	0x10, 0x174, 0x175, 0x176, 0x1a0, 0x277, 0x2ff,
-	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,
-	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
-	0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
-	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102, 0xc0000103,
-};
-
 /* struct kvm_fpu <-> the FXSAVE image (Intel SDM vol. 1, 10.5.1). */
 static void fpu_to_fxsave(const struct kvm_fpu *f, uint8_t *b)
 {
@@ -626,10 +618,10 @@ static int kvm_get_extra(void *vcpu, struct hw_cpu_extra *x)
 	if (ioctl(v->fd, KVM_GET_FPU, &fpu) < 0)
 		return err_set_errno(errno, "KVM_GET_FPU");
 	fpu_to_fxsave(&fpu, x->fxsave);
-	for (size_t i = 0; i < ARRAY_SIZE(kvm_saved_msrs) && x->nmsrs < HW_CPU_MAX_MSRS; i++) {
+	for (size_t i = 0; i < hw_n_saved_msrs && x->nmsrs < HW_CPU_MAX_MSRS; i++) {
 		memset(&one, 0, sizeof(one));
 		one.h.nmsrs = 1;
-		one.e.index = kvm_saved_msrs[i];
+		one.e.index = hw_saved_msrs[i];
 		if (ioctl(v->fd, KVM_GET_MSRS, &one) == 1)
 			x->msrs[x->nmsrs++] = (struct hw_msr){ one.e.index, one.e.data };
 	}

@@ -49,14 +49,14 @@ void machine_nmi(struct machine *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* Park every vCPU (lock held); waits at most 1 s, since before
- * machine_run() there are no vCPU threads to park. */
-static bool park_all(struct machine *m)
+bool hw_park_all(struct machine *m)
 {
 	struct timespec ts;
 	bool was = m->paused;
 
 	m->paused = true;
+	if (!m->timer_running)
+		return was;
 	for (int i = 0; i < m->ncpu; i++)
 		hw_cpu_kick(m, i);
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -67,6 +67,12 @@ static bool park_all(struct machine *m)
 	return was;
 }
 
+void hw_unpark_all(struct machine *m, bool paused)
+{
+	m->paused = paused;
+	pthread_cond_broadcast(&m->state_cond);
+}
+
 int machine_get_cpu(struct machine *m, int cpu, struct hw_regs *r, struct hw_sregs *s)
 {
 	int ret = 0;
@@ -74,13 +80,12 @@ int machine_get_cpu(struct machine *m, int cpu, struct hw_regs *r, struct hw_sre
 	if (cpu < 0 || cpu >= m->ncpu)
 		return err_set(-ENOENT, "no CPU %d", cpu);
 	pthread_mutex_lock(&m->lock);
-	bool was = park_all(m);
+	bool was = hw_park_all(m);
 	if (r)
 		ret = m->accel->get_regs(m->vcpu[cpu].accel_vcpu, r);
 	if (ret >= 0 && s)
 		ret = m->accel->get_sregs(m->vcpu[cpu].accel_vcpu, s);
-	m->paused = was;
-	pthread_cond_broadcast(&m->state_cond);
+	hw_unpark_all(m, was);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }

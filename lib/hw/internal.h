@@ -214,6 +214,15 @@ void hw_msi(struct machine *m, uint64_t addr, uint32_t data);
 /* An edge on ISA IRQ irq that the PIC or a local APIC still holds, not
  * yet taken by a CPU (lock held; false under KVM's in-kernel chips). */
 bool hw_irq_pending(struct machine *m, int irq);
+/* Park every vCPU (lock held) and keep them parked until hw_unpark_all
+ * gives back the paused flag hw_park_all returned.  Outside machine_run()
+ * (no timer thread) there are no vCPU threads to wait for, and ones that
+ * start later park at once; otherwise it waits at most 1 s. */
+bool hw_park_all(struct machine *m);
+/* The MSRs each accelerator's get_extra saves (vmstate.c). */
+extern const uint32_t hw_saved_msrs[];
+extern const size_t hw_n_saved_msrs;
+void hw_unpark_all(struct machine *m, bool paused);
 static inline void hw_pulse_irq(struct machine *m, int irq)
 {
 	hw_set_irq(m, irq, true);

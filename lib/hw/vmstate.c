@@ -31,6 +31,18 @@
 #include "common/common.h"
 #include "hw/internal.h"
 
+/* The MSRs a snapshot carries, for both accelerators: TSC, SYSENTER,
+ * MISC_ENABLE, PAT, the MTRRs, STAR/LSTAR/CSTAR/SFMASK, KERNEL_GS_BASE
+ * and TSC_AUX (FS/GS bases and EFER travel with the segment state). */
+const uint32_t hw_saved_msrs[] = {
+	0x10, 0x174, 0x175, 0x176, 0x1a0, 0x277, 0x2ff,
+	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,
+	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
+	0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
+	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102, 0xc0000103,
+};
+const size_t hw_n_saved_msrs = ARRAY_SIZE(hw_saved_msrs);
+
 #define VMS_VERSION 1
 #define VMS_CHUNK_PAGES 1024u		/* 4 MiB of RAM per chunk */
 #define VMS_PAGE 4096u
@@ -47,36 +59,6 @@ int machine_write_phys(struct machine *m, uint64_t gpa, const void *buf, size_t 
 	pthread_mutex_unlock(&m->lock);
 	return r < 0 ? err_set(-EFAULT, "cannot access memory at 0x%llx",
 			       (unsigned long long)gpa) : 0;
-}
-
-/* ---- parking the vCPUs ---- */
-
-/* Park every vCPU (lock held) and keep them parked.  Outside
- * machine_run() (no timer thread) there are no vCPU threads to wait for;
- * ones that start later park at once.  Returns the paused flag as it
- * was. */
-static bool vms_park(struct machine *m)
-{
-	struct timespec ts;
-	bool was = m->paused;
-
-	m->paused = true;
-	if (!m->timer_running)
-		return was;
-	for (int i = 0; i < m->ncpu; i++)
-		hw_cpu_kick(m, i);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 1;
-	while (m->nparked < m->ncpu && !m->stopping)
-		if (pthread_cond_timedwait(&m->state_cond, &m->lock, &ts))
-			break;
-	return was;
-}
-
-static void vms_unpark(struct machine *m, bool paused)
-{
-	m->paused = paused;
-	pthread_cond_broadcast(&m->state_cond);
 }
 
 /* ---- writing ---- */
@@ -248,7 +230,7 @@ int machine_save_state(struct machine *m, uint8_t **buf, size_t *len)
 	int r = 0;
 
 	pthread_mutex_lock(&m->lock);
-	was = vms_park(m);
+	was = hw_park_all(m);
 	/* Requests a disk's I/O threads still run complete under the lock:
 	 * let them land in guest RAM and the used rings first.  The vCPUs
 	 * stay parked; their MSRs are read through the bus, which locks. */
@@ -265,7 +247,7 @@ int machine_save_state(struct machine *m, uint8_t **buf, size_t *len)
 	pthread_mutex_lock(&m->lock);
 	if (r == 0)
 		r = save_locked(m, &w);
-	vms_unpark(m, was);
+	hw_unpark_all(m, was);
 	pthread_mutex_unlock(&m->lock);
 	if (r < 0) {
 		free(w.p);
@@ -522,7 +504,7 @@ int machine_load_state(struct machine *m, const uint8_t *buf, size_t len)
 	if ((r = machine_check_state(m, buf, len)) < 0 || (r = vms_check(m, buf, len, &l)) < 0)
 		return r;
 	pthread_mutex_lock(&m->lock);
-	vms_park(m);
+	hw_park_all(m);
 	pthread_mutex_unlock(&m->lock);
 	/* disk requests still in flight land before their rings are replaced */
 	if (m->timer_running)
