@@ -274,7 +274,11 @@ enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget)
 		}
 		if (cpu->icount >= end)
 			return JIT_EXIT_BUDGET;
-		if (unlikely((cpu->rflags & (F_TF | F_RF)) || cpu->no_blocks || cpu->dbg_on) ||
+		/* In an STI/MOV SS shadow one instruction runs alone, so that a
+		 * pending interrupt is taken right after it, not at the end of
+		 * a block (STI; NOP; CLI opens a window of one instruction). */
+		if (unlikely((cpu->rflags & (F_TF | F_RF)) || cpu->no_blocks || cpu->dbg_on ||
+			     cpu->shadow) ||
 		    !jit_run_block(cpu, end - cpu->icount))
 			step(cpu);
 	}
