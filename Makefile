@@ -34,7 +34,7 @@ else
 Q := @
 endif
 
-PKGS      := zlib libzstd libsodium jansson slirp libpcap libedit
+PKGS      := zlib liblzma libzstd libsodium jansson slirp libpcap libedit
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -95,11 +95,11 @@ all: $(BINS) $(UNIT_BINS) $(FUZZ_BINS) $(GUEST_BINS)
 
 # Debian packages to build and test; apt-get update runs only when
 # something is missing, so a second `make deps` is quick.
-DEB_PKGS := build-essential pkg-config zlib1g-dev libzstd-dev libsodium-dev \
+DEB_PKGS := build-essential pkg-config zlib1g-dev liblzma-dev libzstd-dev libsodium-dev \
             libjansson-dev libslirp-dev libglib2.0-dev libpcap-dev libedit-dev \
             bats bats-assert bats-support bats-file mandoc \
             qemu-utils qemu-system-x86 libnbd-bin tshark fio jq python3 bc systemd \
-            busybox-static cpio xz-utils kmod grub-pc-bin xorriso mtools seabios
+            busybox-static cpio xz-utils zstd kmod grub-pc-bin xorriso mtools seabios
 # Say plainly when a library is missing, instead of failing later on
 # empty compiler flags.
 pkgcheck:

@@ -88,8 +88,10 @@ static void usage(void)
 "  -h, -help            display this help and exit\n"
 "  -version             display version information and exit\n"
 "  -M, -machine [type=]pc[,kernel_irqchip=on|off|split][,accel=A]\n"
+"               [,kernel-decompress=host|guest]\n"
 "                       machine type: pc (the only one); kernel_irqchip: KVM's\n"
-"                       in-kernel PIC/IOAPIC/APIC/PIT, ioeventfd, irqfd (default on)\n"
+"                       in-kernel PIC/IOAPIC/APIC/PIT, ioeventfd, irqfd (default on);\n"
+"                       kernel-decompress: who inflates a -kernel bzImage (default host)\n"
 "  -m SIZE              guest RAM, default suffix M (default 128M)\n"
 "  -smp N               number of vCPUs (default 1)\n"
 "  -cpu MODEL           CPU model (accepted: host, max, qemu64; the accelerator decides)\n"
@@ -331,10 +333,23 @@ static int parse_accel(struct vmrun *o, const char *s)
 	return r;
 }
 
-/* -machine [type=]pc[,accel=NAME][,kernel_irqchip=on|off|split] */
+/* kernel-decompress=host|guest: where a bzImage's kernel is inflated. */
+static int parse_decompress(struct vmrun *o, const char *val)
+{
+	if (!val)
+		return 0;
+	if (strcmp(val, "host") && strcmp(val, "guest"))
+		return err_set(-EINVAL, "-machine: kernel-decompress=%s: want host or guest", val);
+	o->hw.guest_decompress = !strcmp(val, "guest");
+	return 0;
+}
+
+/* -machine [type=]pc[,accel=NAME][,kernel_irqchip=on|off|split]
+ *          [,kernel-decompress=host|guest] */
 static int parse_machine(struct vmrun *o, const char *s)
 {
-	static const char *const known[] = { "type", "accel", "kernel_irqchip", "kernel-irqchip", NULL };
+	static const char *const known[] = { "type", "accel", "kernel_irqchip", "kernel-irqchip",
+					     "kernel-decompress", NULL };
 	struct kvlist kv;
 	const char *type;
 	int r = kv_parse(s, "type", &kv);
@@ -354,6 +369,8 @@ static int parse_machine(struct vmrun *o, const char *s)
 		r = parse_irqchip(o, "-machine", &kv, "kernel_irqchip");
 	if (r >= 0)
 		r = parse_irqchip(o, "-machine", &kv, "kernel-irqchip");
+	if (r >= 0)
+		r = parse_decompress(o, kv_get(&kv, "kernel-decompress"));
 	kv_free(&kv);
 	return r;
 }

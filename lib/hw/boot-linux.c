@@ -7,6 +7,11 @@
  * the initrd placement and the ACPI RSDP address, and the BSP enters the
  * 32-bit entry point in flat protected mode with %esi at the zero page.
  * Also the flat 32-bit CPU state shared with the multiboot loader.
+ *
+ * By default a 64-bit kernel is unpacked on the host instead
+ * (boot-unpack.c) and entered at startup_64 in long mode; the bzImage's
+ * own decompressor runs in the guest with kernel-decompress=guest or
+ * when the payload is not one the host can unpack.
  */
 #include <string.h>
 
@@ -16,6 +21,7 @@
 #define ZERO_PAGE 0x10000
 #define CMDLINE_AT 0x20000
 #define GDT_AT 0x1000
+#define PGTABLE_AT 0x30000	/* 6 pages: PML4, PDPT, 4 PDs */
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -69,6 +75,67 @@ int boot_enter32(struct machine *m, uint32_t eip, uint32_t eax, uint32_t ebx, ui
 	r.gpr[0] = eax;
 	r.gpr[3] = ebx;
 	r.gpr[6] = esi;
+	r.gpr[4] = 0x8000;
+	apic_bios_setup(m->vcpu[0].apic);
+	return m->accel->set_regs(vc, &r);
+}
+
+/* Identity page tables for the low 4 GiB (2 MiB pages) at PGTABLE_AT. */
+static int identity_map(struct machine *m)
+{
+	uint8_t *t = hw_ram_ptr(m, PGTABLE_AT, 6 * 4096);
+
+	if (!t)
+		return err_set(-EINVAL, "no RAM for the boot page tables");
+	memset(t, 0, 6 * 4096);
+	put_le(t, PGTABLE_AT + 0x1000 + 3, 8);			/* PML4[0] -> PDPT */
+	for (int i = 0; i < 4; i++) {
+		put_le(t + 0x1000 + 8 * i, PGTABLE_AT + 0x2000 + 0x1000 * i + 3, 8);
+		for (int j = 0; j < 512; j++)		/* present, writable, 2 MiB */
+			put_le(t + 0x2000 + 0x1000 * i + 8 * j,
+			       ((uint64_t)i << 30 | (uint64_t)j << 21) | 0x83, 8);
+	}
+	return 0;
+}
+
+/* BSP in 64-bit mode at rip on identity page tables (boot.rst's 64-bit
+ * boot protocol: __BOOT_CS 0x10, __BOOT_DS 0x18, %rsi at the zero page). */
+static int boot_enter64(struct machine *m, uint64_t rip, uint64_t rsi)
+{
+	static const uint64_t gdt[4] = { 0, 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull };
+	struct hw_sregs s;
+	struct hw_regs r = { .rip = rip, .rflags = 2 };
+	void *vc = m->vcpu[0].accel_vcpu;
+	uint8_t *g = hw_ram_ptr(m, GDT_AT, sizeof(gdt));
+	int ret = identity_map(m);
+
+	if (ret < 0)
+		return ret;
+	if (!g)
+		return err_set(-EINVAL, "no RAM for the boot GDT");
+	for (int i = 0; i < 4; i++)
+		put_le(g + 8 * i, gdt[i], 8);
+	ret = m->accel->get_sregs(vc, &s);
+	if (ret < 0)
+		return ret;
+	struct hw_segment code = { .base = 0, .limit = 0xffffffff, .selector = 0x10,
+		.type = 0xb, .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1 };
+	struct hw_segment data = { .base = 0, .limit = 0xffffffff, .selector = 0x18,
+		.type = 0x3, .present = 1, .dpl = 0, .db = 1, .s = 1, .g = 1 };
+	s.cs = code;
+	s.ds = s.es = s.fs = s.gs = s.ss = data;
+	s.tr = (struct hw_segment){ .limit = 0xffff, .type = 0xb, .present = 1 };
+	s.ldt = (struct hw_segment){ .limit = 0xffff, .type = 0x2, .present = 1 };
+	s.gdt = (struct hw_dtable){ GDT_AT, sizeof(gdt) - 1 };
+	s.idt = (struct hw_dtable){ 0, 0 };
+	s.cr0 = 0x80000011;		/* PG, ET, PE */
+	s.cr3 = PGTABLE_AT;
+	s.cr4 = 0x20;			/* PAE */
+	s.efer = 0x500;			/* LMA, LME */
+	ret = m->accel->set_sregs(vc, &s);
+	if (ret < 0)
+		return ret;
+	r.gpr[6] = rsi;
 	r.gpr[4] = 0x8000;
 	apic_bios_setup(m->vcpu[0].apic);
 	return m->accel->set_regs(vc, &r);
@@ -128,7 +195,7 @@ int boot_linux(struct machine *m, const uint8_t *img, size_t len)
 		return err_set(-EINVAL, "%s: not a Linux bzImage or multiboot kernel", m->cfg.kernel);
 	ver = get_le(img + 0x206, 2);
 	if (ver < 0x206 || !(img[0x211] & 1))
-		return err_set(-EINVAL, "%s: Linux boot protocol %x.%02x is too old (need a bzImage, 2.06+)",
+		return err_set(-EINVAL, "%s: Linux boot protocol %u.%02u is too old (need a bzImage, 2.06+)",
 			       m->cfg.kernel, ver >> 8, ver & 0xff);
 	setup_sects = img[0x1f1] ? img[0x1f1] : 4;
 	setup = (setup_sects + 1) * 512;
@@ -141,7 +208,6 @@ int boot_linux(struct machine *m, const uint8_t *img, size_t len)
 		load = get_le(img + 0x258, 8);
 	if (load + MAX(init_size, klen) > m->lowmem || !(dst = hw_ram_ptr(m, load, klen)))
 		return err_set(-ENOMEM, "%s: the kernel needs more guest RAM (-m)", m->cfg.kernel);
-	memcpy(dst, img + setup, klen);
 
 	memset(zp, 0, 4096);
 	memcpy(zp + 0x1f1, img + 0x1f1, MIN(0x202 + img[0x201], 0x280) - 0x1f1);
@@ -159,7 +225,17 @@ int boot_linux(struct machine *m, const uint8_t *img, size_t len)
 	r = load_initrd(m, zp, load + init_size);
 	if (r < 0)
 		return r;
-	LOG(LOG_BOOT, "Linux boot protocol %x.%02x, kernel at 0x%" PRIx64 " (%zu bytes)",
+	if (!m->cfg.guest_decompress && load == get_le(img + 0x258, 8)) {
+		uint64_t entry;
+
+		r = boot_unpack(m, img, len, zp, append, &entry);
+		if (r == 0)
+			return boot_enter64(m, entry, ZERO_PAGE);
+		if (r != -ENOTSUP)
+			return r;
+	}
+	memcpy(dst, img + setup, klen);
+	LOG(LOG_BOOT, "Linux boot protocol %u.%02u, kernel at 0x%" PRIx64 " (%zu bytes)",
 	    ver >> 8, ver & 0xff, load, klen);
 	return boot_enter32(m, load, 0, 0, ZERO_PAGE);
 }

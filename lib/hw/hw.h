@@ -128,6 +128,9 @@ struct hw_config {
 	void (*on_reset)(void *opaque);
 	void *on_reset_opaque;
 	enum hw_irqchip kernel_irqchip;	/* KVM only */
+	/* Run a bzImage's own decompressor in the guest rather than
+	 * unpacking the kernel on the host (-machine kernel-decompress=guest). */
+	bool guest_decompress;
 	/* Disk `disk` (index in disks[]) failed a request with -errno err
 	 * and the device took `action` (REPORT, IGNORE or STOP; when STOP
 	 * the machine is already paused).  Called with the machine lock

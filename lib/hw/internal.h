@@ -329,6 +329,8 @@ void virtio_net_set_link(struct hw_virtio *v, bool up);
 
 /* ---- loaders ---- */
 int boot_linux(struct machine *m, const uint8_t *img, size_t len);
+int boot_unpack(struct machine *m, const uint8_t *img, size_t len, uint8_t *zp,
+		const char *cmdline, uint64_t *entry);
 int boot_multiboot(struct machine *m, const uint8_t *img, size_t len);
 bool boot_is_multiboot(const uint8_t *img, size_t len);
 int boot_bios(struct machine *m, const char *path);
