@@ -9,6 +9,7 @@
 # KVM is used on both sides where real KVM exists, TCG/JIT otherwise.
 #
 #   bench/run.sh            (VM_BUILD=o/rel, BENCH_TIMEOUT=600 seconds)
+#   BENCH_ONLY=disk bench/run.sh     only the two disk measures
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${VM_BUILD:-$top/o/rel}
@@ -49,7 +50,8 @@ run_timed() {
 # Device level, no Linux: tests/guest multiboot programs (make builds them).
 HWB=$B/tests/guest
 DX="-device isa-debug-exit,iobase=0xf4,iosize=0x04"
-if [ -f "$HWB/hw-hello.elf" ]; then
+ONLY=${BENCH_ONLY:-all}
+if [ -f "$HWB/hw-hello.elf" ] && [ "$ONLY" != disk ]; then
 	echo "== start-up to a multiboot program's exit (QEMU goes through SeaBIOS, vm-run does not)"
 	for who in qemu vm-run; do
 		start=$(date +%s.%N)
@@ -62,6 +64,8 @@ if [ -f "$HWB/hw-hello.elf" ]; then
 		done
 		awk -v w="$who" -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%-28s %6.3f s per run\n", w, (e - s) / 5 }'
 	done
+fi
+if [ -f "$HWB/hw-diskbench.elf" ]; then
 	echo "== virtio-blk sequential read of a 256 MiB qcow2, multiboot program (4 x 256 KiB in flight)"
 	head -c $((256 << 20)) /dev/urandom >"$work/b.raw"
 	qemu-img convert -O qcow2 "$work/b.raw" "$work/b.qcow2" && rm -f "$work/b.raw"
@@ -74,12 +78,14 @@ if [ -f "$HWB/hw-hello.elf" ]; then
 	rm -f "$work/b.qcow2"
 fi
 
-echo "== boot to marker (accelerators: qemu $qaccel, vm-run $vaccel)"
-APPEND="console=ttyS0 quiet vmtest.cmd=true"
-run_timed qemu-direct qemu-system-x86_64 -accel $qaccel -m 512 -nographic -no-reboot \
-	-kernel "$K" -initrd "$I" -append "$APPEND"
-run_timed vm-run-direct "$B/bin/vm-run" -accel $vaccel -m 512 -nographic -no-reboot \
-	-kernel "$K" -initrd "$I" -append "$APPEND"
+if [ "$ONLY" != disk ]; then
+	echo "== boot to marker (accelerators: qemu $qaccel, vm-run $vaccel)"
+	APPEND="console=ttyS0 quiet vmtest.cmd=true"
+	run_timed qemu-direct qemu-system-x86_64 -accel $qaccel -m 512 -nographic -no-reboot \
+		-kernel "$K" -initrd "$I" -append "$APPEND"
+	run_timed vm-run-direct "$B/bin/vm-run" -accel $vaccel -m 512 -nographic -no-reboot \
+		-kernel "$K" -initrd "$I" -append "$APPEND"
+fi
 
 echo "== in-guest sequential read of a 256 MiB qcow2 disk (virtio-blk)"
 head -c $((256 << 20)) /dev/urandom >"$work/d.raw"

@@ -90,7 +90,7 @@ static struct nbd_req *send_now(struct conn *c, struct nbd_req *list)
 	ssize_t k;
 	int n = 0;
 
-	for (r = list; r && r->niov && n + r->niov <= WRITE_BATCH; r = r->next) {
+	for (r = list; r && r->niov && r->pipe[0] < 0 && n + r->niov <= WRITE_BATCH; r = r->next) {
 		memcpy(iov + n, r->iov, sizeof(*iov) * r->niov);
 		n += r->niov;
 	}
@@ -170,6 +170,25 @@ void conn_queue_reply(struct conn *c, struct nbd_req *r)
 	conn_queue_replies(c, r, r);
 }
 
+/* A reply on its own: its headers and data, spliced data (an iovec
+ * without a base) from the request's pipe. */
+static int send_alone(struct conn *c, struct nbd_req *r)
+{
+	for (int i = 0, j; i < r->niov; i = j) {
+		if (!r->iov[i].iov_base) {
+			if (splice_send(r->pipe[0], c->fd, r->iov[i].iov_len, i + 1 < r->niov) < 0)
+				return -EIO;
+			j = i + 1;
+			continue;
+		}
+		for (j = i; j < r->niov && r->iov[j].iov_base; j++)
+			;
+		if (writev_all(c->fd, r->iov + i, j - i) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
 /* Send a batch of finished replies; free them and release their slots. */
 static void send_batch(struct conn *c, struct nbd_req *list, bool dead)
 {
@@ -180,9 +199,9 @@ static void send_batch(struct conn *c, struct nbd_req *list, bool dead)
 		int n = 0;
 
 		done = r;
-		while (r && (n == 0 || n + r->niov <= WRITE_BATCH)) {
-			if (r->niov > WRITE_BATCH) {   /* a big reply on its own */
-				if (!dead && writev_all(c->fd, r->iov, r->niov) < 0)
+		while (r && (n == 0 || (r->pipe[0] < 0 && n + r->niov <= WRITE_BATCH))) {
+			if (r->niov > WRITE_BATCH || r->pipe[0] >= 0) {   /* on its own */
+				if (!dead && send_alone(c, r) < 0)
 					dead = true;
 				r = r->next;
 				break;

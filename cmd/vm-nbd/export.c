@@ -238,6 +238,7 @@ int export_open(const struct nbd_config *cfg, struct export **out)
 	e->max_payload = NBD_MAX_PAYLOAD;
 	e->name = cfg->export_name;
 	e->description = cfg->description;
+	splice_setup(e, cfg);
 	*out = e;
 	return 0;
 fail:
@@ -251,6 +252,7 @@ void export_close(struct export *e)
 		return;
 	if (e->img && fmt_close(e->img) < 0)
 		log_warn("%s", err_msg());
+	splice_close(e);
 	pthread_rwlock_destroy(&e->lock);
 	free(e);
 }

@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "vm-nbd.h"
@@ -35,6 +36,8 @@
 #define INLINE_BACKOFF_NS 200000000u   /* after an inline read slept */
 #define INLINE_BATCH 32                /* inline replies sent together, */
 #define INLINE_BATCH_BYTES (1u << 20)  /* or this much data */
+#define SPLICE_SLACK (64u << 10)  /* pipe room asked beyond a read's length:
+				     its pages may start and end mid-page */
 #define READ_MAX_CHUNKS 4096     /* extents per sparse read before we
 				    just send the rest as data */
 
@@ -45,6 +48,7 @@ struct chunk {
 	uint64_t off;
 	uint32_t len;
 	const uint8_t *data;
+	bool piped;        /* the data waits in the request's pipe */
 };
 
 static void reply_init(struct nbd_req *r, int max_iov, size_t hdr_bytes)
@@ -71,6 +75,7 @@ static uint8_t *reply_hdr(struct nbd_req *r, size_t n)
 	return p;
 }
 
+/* data NULL: the next n bytes of the request's pipe (splice.c). */
 static void reply_data(struct nbd_req *r, const void *data, size_t n)
 {
 	r->iov[r->niov++] = (struct iovec){ (void *)data, n };
@@ -144,11 +149,65 @@ static void reply_chunks(struct nbd_req *r, const struct chunk *ch, int n)
 		if (hole)
 			nbd_put32(h + 28, ch[i].len);
 		else
-			reply_data(r, ch[i].data, ch[i].len);
+			reply_data(r, ch[i].piped ? NULL : ch[i].data, ch[i].len);
 	}
 }
 
 /* ---- the commands ---- */
+
+/* Take back what the pipe holds (chunks before `upto` and k bytes of
+ * it) into the chunks' buffers: the pipe is given up. */
+static int unpipe(struct nbd_req *r, struct chunk *ch, int upto, size_t k)
+{
+	int ret = 0;
+
+	for (int i = 0; i <= upto && ret == 0; i++) {
+		size_t n = i == upto ? k : (ch[i].piped ? ch[i].len : 0);
+		if (n)
+			ret = read_full(r->pipe[0], (void *)ch[i].data, n) < 0 ? -EIO : 0;
+		ch[i].piped = false;
+	}
+	close(r->pipe[0]);
+	close(r->pipe[1]);
+	r->pipe[0] = r->pipe[1] = -1;
+	return ret < 0 ? err_set(ret, "cannot take back spliced data") : 0;
+}
+
+/* The data chunks: spliced into the request's pipe where splice.c can,
+ * else (or for what is left after a short splice) read into r->data. */
+static int read_data(struct nbd_req *r, struct chunk *ch, int n)
+{
+	struct export *e = r->c->srv->exp;
+	bool try = e->nsplice > 0;
+	int ret;
+
+	for (int i = 0; i < n; i++) {
+		size_t k = 0, cap;
+
+		if (ch[i].type != NBD_REPLY_TYPE_OFFSET_DATA)
+			continue;
+		if (try && r->pipe[0] < 0 &&
+		    (splice_pipe(r->pipe, r->len + SPLICE_SLACK, &cap) < 0 || cap < r->len)) {
+			if (r->pipe[0] >= 0)
+				unpipe(r, ch, -1, 0);
+			try = false;
+		}
+		if (try) {
+			ssize_t m = export_splice(e, ch[i].off, ch[i].len, r->pipe[1]);
+			k = m > 0 ? (size_t)m : 0;
+			ch[i].piped = k == ch[i].len;
+			if (ch[i].piped)
+				continue;
+			if ((ret = unpipe(r, ch, i, k)) < 0)
+				return ret;
+			try = false;
+		}
+		ret = export_read(e, (void *)(ch[i].data + k), ch[i].off + k, ch[i].len - k);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
 
 /* Read [off, off+len) of the request into r->data, as chunks: data runs
  * read with one call each, zero runs left out. */
@@ -176,19 +235,12 @@ static int read_sparse(struct nbd_req *r, struct chunk *ch, int max, int *n)
 		} else {
 			ch[*n] = (struct chunk){
 				zero ? NBD_REPLY_TYPE_OFFSET_HOLE : NBD_REPLY_TYPE_OFFSET_DATA,
-				r->offset + pos, (uint32_t)x.length, r->data + pos };
+				r->offset + pos, (uint32_t)x.length, r->data + pos, false };
 			(*n)++;
 		}
 		pos += x.length;
 	}
-	for (int i = 0; i < *n; i++) {
-		if (ch[i].type != NBD_REPLY_TYPE_OFFSET_DATA)
-			continue;
-		ret = export_read(e, (void *)ch[i].data, ch[i].off, ch[i].len);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return read_data(r, ch, *n);
 }
 
 static void cmd_read(struct nbd_req *r)
@@ -207,7 +259,7 @@ static void cmd_read(struct nbd_req *r)
 		else if (!r->len)
 			reply_simple(r, 0, false);
 		else {
-			one = (struct chunk){ NBD_REPLY_TYPE_OFFSET_DATA, r->offset, r->len, r->data };
+			one = (struct chunk){ NBD_REPLY_TYPE_OFFSET_DATA, r->offset, r->len, r->data, false };
 			reply_chunks(r, &one, 1);
 		}
 		return;
@@ -460,6 +512,10 @@ void req_free(struct nbd_req *r)
 	free(r->iov);
 	free(r->hdrs);
 	free(r->extra);
+	if (r->pipe[0] >= 0) {
+		close(r->pipe[0]);
+		close(r->pipe[1]);
+	}
 	free(r);
 }
 
@@ -616,6 +672,7 @@ static int one_request(struct conn *c, struct inbuf *in)
 	if (nbd_get32(h) != NBD_REQUEST_MAGIC)
 		return err_set(-EPROTO, "bad request magic 0x%08x", nbd_get32(h));
 	r = xzalloc(sizeof(*r));
+	r->pipe[0] = r->pipe[1] = -1;
 	r->c = c;
 	r->flags = nbd_get16(h + 4);
 	r->type = nbd_get16(h + 6);

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "fmt/fmt.h"
@@ -83,7 +84,23 @@ struct export {
 	const char *name;
 	const char *description;
 	pthread_rwlock_t lock;       /* shared by requests, exclusive for control.c */
+	struct splice_file *splice_files;  /* layers splice.c may send from */
+	int nsplice;
 };
+
+/* ---- zero-copy reads (splice.c) ---- */
+
+struct splice_file { const char *name; int fd; };
+/* Find the layers whose bytes can be spliced (after export_open). */
+void splice_setup(struct export *e, const struct nbd_config *cfg);
+void splice_close(struct export *e);
+/* Move export bytes [off, off+len) into pipe_wr without copying, as far
+ * as they qualify: the number of bytes moved (short: read the rest). */
+ssize_t export_splice(struct export *e, uint64_t off, size_t len, int pipe_wr);
+/* A pipe for want bytes of a reply; *cap: what it holds.  0 or -errno. */
+int splice_pipe(int p[2], size_t want, size_t *cap);
+/* Send n bytes from a pipe to the socket; 0 or -EIO. */
+int splice_send(int pipe_rd, int sock, size_t n, bool more);
 
 /* Open the image named in the config with its back-end. */
 int export_open(const struct nbd_config *cfg, struct export **out);
@@ -143,6 +160,7 @@ struct nbd_req {
 	size_t hdr_used;
 	bool last_hdr;               /* iov[niov-1] is header bytes */
 	uint8_t *extra;              /* another buffer the reply points into */
+	int pipe[2];                 /* spliced read data (splice.c), or -1 */
 };
 
 struct conn {

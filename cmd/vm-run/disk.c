@@ -152,6 +152,11 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d, int 
 		free(exe);
 		return err_set_errno(errno, "socketpair");
 	}
+	for (int i = 0; i < 2; i++) {
+		int sz = 4 << 20;
+		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	}
 	/* the control channel (nbdctl.c): snapshots, resize */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv) < 0)
 		cv[0] = cv[1] = -1;

@@ -46,29 +46,115 @@ struct vblk_req {
 	struct virtq_elem e;
 };
 
+/* A request's data arrives as many segments (Linux sends up to seg_max
+ * pages of 4 KiB that are rarely adjacent).  One back-end call per
+ * segment would cost one NBD round trip each, so segments adjacent in
+ * memory are merged, and a run of small ones goes through a bounce
+ * buffer of up to BOUNCE_MAX bytes: one back-end call for the run, one
+ * memcpy per segment.  Segments of BOUNCE_MIN or more go straight
+ * between the back-end and guest memory. */
+#define BOUNCE_MAX (4u << 20)
+#define BOUNCE_MIN (64u << 10)
+
+/* The next piece of the segment list from s[*i] (skipping *skip bytes
+ * of it), at most max bytes, merged over adjacent segments. */
+static size_t seg_run(const struct virtq_seg *s, int n, int *i, size_t *skip, size_t max,
+		      uint8_t **p)
+{
+	size_t len = 0;
+
+	*p = s[*i].p + *skip;
+	while (*i < n && len < max && s[*i].p + *skip == *p + len) {
+		size_t c = MIN(s[*i].len - *skip, max - len);
+		len += c;
+		*skip += c;
+		if (*skip == s[*i].len) {
+			(*i)++;
+			*skip = 0;
+		}
+	}
+	return len;
+}
+
+/* Gather (write) or scatter (read) a bounce buffer from/to segments. */
+static void bounce_copy(const struct virtq_seg *s, int i, size_t skip, uint8_t *buf,
+			size_t len, bool to_guest)
+{
+	for (; len; i++, skip = 0) {
+		size_t c = MIN(s[i].len - skip, len);
+		if (to_guest)
+			memcpy(s[i].p + skip, buf, c);
+		else
+			memcpy(buf, s[i].p + skip, c);
+		buf += c;
+		len -= c;
+	}
+}
+
+/* How many bytes from s[i]+skip on are small pieces worth bouncing. */
+static size_t bounce_span(const struct virtq_seg *s, int n, int i, size_t skip, size_t total)
+{
+	size_t len = 0;
+
+	for (; i < n && len < total && len < BOUNCE_MAX; i++, skip = 0) {
+		size_t c = s[i].len - skip;
+		if (c >= BOUNCE_MIN && len)
+			break;
+		len += c;
+	}
+	return MIN(MIN(len, total), (size_t)BOUNCE_MAX);
+}
+
+static int backend(struct vblk *b, void *p, uint64_t off, size_t len, bool write)
+{
+	return write ? b->disk.ops->write(b->disk.opaque, p, off, len)
+		     : b->disk.ops->read(b->disk.opaque, p, off, len);
+}
+
 /* Read or write the data segments [first byte after skip ..] at off. */
 static int blk_io(struct vblk *b, struct virtq_seg *s, int n, size_t skip, uint64_t off,
 		  size_t total, bool write)
 {
 	uint64_t size = __atomic_load_n(&b->disk.size, __ATOMIC_RELAXED);
+	uint8_t *bounce = NULL;
+	int i = 0, r = 0;
 
 	if (off + total < off || off + total > size)
 		return -EINVAL;
-	for (int i = 0; i < n && total; i++) {
-		if (skip >= s[i].len) {
-			skip -= s[i].len;
-			continue;
+	while (i < n && skip >= s[i].len)
+		skip -= s[i++].len;
+	while (total && i < n && r >= 0) {
+		int i0 = i;
+		size_t skip0 = skip;
+		uint8_t *p;
+		size_t len = seg_run(s, n, &i, &skip, total, &p);
+
+		if (len < BOUNCE_MIN && i < n && len < total) {
+			/* small and not adjacent to the next: bounce a run */
+			i = i0, skip = skip0;
+			len = bounce_span(s, n, i, skip, total);
+			if (!bounce)
+				bounce = xmalloc(BOUNCE_MAX);
+			if (write)
+				bounce_copy(s, i, skip, bounce, len, false);
+			r = backend(b, bounce, off, len, write);
+			if (r >= 0 && !write)
+				bounce_copy(s, i, skip, bounce, len, true);
+			for (size_t k = len; k; ) {
+				size_t c = MIN(s[i].len - skip, k);
+				k -= c;
+				skip += c;
+				if (skip == s[i].len)
+					i++, skip = 0;
+			}
+		} else {
+			r = backend(b, p, off, len, write);
 		}
-		size_t c = MIN(s[i].len - skip, total);
-		int r = write ? b->disk.ops->write(b->disk.opaque, s[i].p + skip, off, c)
-			      : b->disk.ops->read(b->disk.opaque, s[i].p + skip, off, c);
-		if (r < 0)
-			return r;
-		off += c;
-		total -= c;
-		skip = 0;
+		off += len;
+		total -= len;
 	}
-	return 0;
+	free(bounce);
+	return r;
 }
 
 static size_t seg_total(const struct virtq_seg *s, int n)
@@ -99,6 +185,8 @@ static uint32_t handle(struct hw_virtio *v, struct vblk *b, struct virtq_elem *e
 		off = off << 8 | hdr[8 + i];
 	off *= 512;
 	*kind = type;
+	LOG(LOG_VIRTIO, "virtio-blk: type %u sector %" PRIu64 " bytes %zu segments %d+%d", type,
+	    off / 512, type == T_OUT ? out - 16 : in, e->nout, e->nin);
 	switch (type) {
 	case T_IN:
 		r = *err = blk_io(b, e->in, e->nin, 0, off, in, false);
