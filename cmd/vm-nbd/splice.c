@@ -151,7 +151,9 @@ ssize_t export_splice(struct export *e, uint64_t off, size_t len, int pipe_wr)
 			break;
 		}
 		fd = layer_fd(e, x.file);
-		if (!(x.status & FMT_ST_OFFSET) || !(x.status & FMT_ST_DATA) || fd < 0)
+		/* a zero cluster may keep stale bytes at its host offset */
+		if (!(x.status & FMT_ST_OFFSET) || !(x.status & FMT_ST_DATA) ||
+		    (x.status & FMT_ST_ZERO) || fd < 0)
 			break;
 		n = (size_t)MIN(x.length, (uint64_t)(len - done));
 		k = move_in(fd, x.host_offset, n, pipe_wr);

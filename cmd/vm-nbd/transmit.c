@@ -198,6 +198,8 @@ static int read_data(struct nbd_req *r, struct chunk *ch, int n)
 			ch[i].piped = k == ch[i].len;
 			if (ch[i].piped)
 				continue;
+			LOG(LOG_NBD, "splice: %zu of %u bytes at %llu, the rest is read", k, ch[i].len,
+			    (unsigned long long)ch[i].off);
 			if ((ret = unpipe(r, ch, i, k)) < 0)
 				return ret;
 			try = false;
