@@ -117,7 +117,7 @@ make_chain() {
 	kill $qpid
 	wait $qpid 2>/dev/null || true
 	echo "$output" | tr -d '\r' | grep -a SUM- >"$T/sums" || true
-	cat "$T/sums"
+	echo "$output" | tail -n 15
 	[[ "$output" == *VM-GUEST-STATUS=0* ]]
 	qemu-img check -q "$T/top.qcow2" >/dev/null
 	a=$(img_sha "$T/top.qcow2")
