@@ -163,6 +163,15 @@ static bool continues_block(jit_op_fn *fn)
 	return false;
 }
 
+/* FF /0 /1 /6 (INC, DEC, PUSH r/m) go on to the next instruction; the
+ * rest of group 5 (CALL, JMP, far forms) branches. */
+static bool grp5_continues(const struct jit_insn *in)
+{
+	unsigned ext = in->reg & 7;
+
+	return ext == 0 || ext == 1 || ext == 6;
+}
+
 /* Decode a block at host address p with avail bytes left in its page.
  * NULL when the first instruction cannot start a block (it crosses the
  * page, is invalid, or has an illegal LOCK): the caller steps it. */
@@ -192,7 +201,8 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 		bi->fn = fast ? fast : fn;
 		off += (unsigned)len;
 		n++;
-		if (!continues_block(fn) || off >= avail)
+		if ((!continues_block(fn) && !(fn == jit_op_grp5 && grp5_continues(&bi->in))) ||
+		    off >= avail)
 			break;
 	}
 	cpu->stat_decodes++;

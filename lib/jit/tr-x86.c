@@ -47,7 +47,7 @@
 
 #include "jit/internal.h"
 
-enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
 
 #define OFF_GPR(r) ((int32_t)(offsetof(struct jit_cpu, gpr) + 8 * (r)))
 #define OFF_RIP ((int32_t)offsetof(struct jit_cpu, rip))
@@ -81,8 +81,20 @@ struct tr {
 	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
 	uint64_t entry_rip;	/* the block's first instruction */
 	uint64_t *gen;		/* TLB generation the chained entry is good for */
-	uint8_t *loop;		/* where a jump back to it goes: signal and budget checks */
+	uint8_t *body;		/* the block's first instruction, guest registers loaded */
+	uint8_t *epi;		/* the common exit: restores the host registers, returns */
+	int8_t host[16];	/* the host register caching each guest register, or -1 */
+	uint16_t cached;	/* guest registers cached in host registers */
+	uint16_t dirty;		/* those changed since loaded (memory is stale) */
+	bool fuse;		/* the next instruction is a Jcc: flags_set() keeps the flags */
+	uint32_t hflags;	/* flags kept so (in the host flags and RDX), not yet in RFLAGS */
 };
+
+/* Host registers that cache guest registers, most used first: the
+ * callee-saved ones survive the calls into C; R9-R11 are reloaded after
+ * each call. */
+static const uint8_t cache_regs[] = { RBP, R12, R13, R14, R15, R9, R10, R11 };
+#define CALLER_SAVED ((1u << R9) | (1u << R10) | (1u << R11))
 
 static struct jit_tr_rm R(unsigned r)
 {
@@ -124,8 +136,8 @@ static void load(struct tr *t, unsigned size, unsigned hreg, struct jit_tr_rm rm
 {
 	if (size >= 4)
 		op(t, size, 0x8b, hreg, rm);
-	else
-		op(t, 4, size == 2 ? 0x0fb7 : 0x0fb6, hreg, rm);
+	else		/* REX.W: a REX, so that registers 4-7 are SPL..DIL, not AH..BH */
+		op(t, !rm.mem && size == 1 ? 8 : 4, size == 2 ? 0x0fb7 : 0x0fb6, hreg, rm);
 }
 
 static void store(struct tr *t, unsigned size, unsigned hreg, struct jit_tr_rm rm)
@@ -133,30 +145,73 @@ static void store(struct tr *t, unsigned size, unsigned hreg, struct jit_tr_rm r
 	op(t, size, size == 1 ? 0x88 : 0x89, hreg, rm);
 }
 
-/* The guest register r as an operand of size bytes (AH..BH without REX). */
-static struct jit_tr_rm greg(const struct jit_insn *in, unsigned r, unsigned size)
+/* The whole guest register r: its host register or its slot in memory. */
+static struct jit_tr_rm gpr(const struct tr *t, unsigned r)
+{
+	if (t->host[r] >= 0)
+		return R((unsigned)t->host[r]);
+	return M(RBX, OFF_GPR(r));
+}
+
+/* An instruction is about to change the guest register r through gpr(). */
+static void gpr_written(struct tr *t, unsigned r)
+{
+	if (t->host[r] >= 0)
+		t->dirty |= (uint16_t)(1u << r);
+}
+
+/* The guest register r as an operand of size bytes (AH..BH without REX:
+ * never cached, see cache_pick()). */
+static struct jit_tr_rm greg(const struct tr *t, const struct jit_insn *in, unsigned r,
+			     unsigned size)
 {
 	if (size == 1 && !in->rex && r >= 4 && r < 8)
 		return M(RBX, OFF_GPR(r - 4) + 1);
-	return M(RBX, OFF_GPR(r));
+	return gpr(t, r);
 }
 
 static void greg_load(struct tr *t, const struct jit_insn *in, unsigned hreg, unsigned r,
 		      unsigned size)
 {
-	load(t, size, hreg, greg(in, r, size));
+	load(t, size, hreg, greg(t, in, r, size));
 }
 
 /* Write a result as reg_write() does: 32-bit results zero-extend. */
 static void greg_store(struct tr *t, const struct jit_insn *in, unsigned hreg, unsigned r,
 		       unsigned size)
 {
+	bool high = size == 1 && !in->rex && r >= 4 && r < 8;
+
+	if (!high && t->host[r] >= 0) {
+		store(t, size, hreg, R((unsigned)t->host[r]));	/* mov r32 zero-extends */
+		t->dirty |= (uint16_t)(1u << r);
+		return;
+	}
 	if (size == 4) {
 		op(t, 4, 0x8b, hreg, R(hreg));		/* zero-extend, then one store */
 		store(t, 8, hreg, M(RBX, OFF_GPR(r)));
 		return;
 	}
-	store(t, size, hreg, greg(in, r, size));
+	store(t, size, hreg, greg(t, in, r, size));
+}
+
+/* Store the cached guest registers that changed (before leaving the block
+ * or calling C, which may fault or read them); they stay cached. */
+static void cache_writeback(struct tr *t)
+{
+	for (unsigned r = 0; r < 16; r++)
+		if (t->dirty & (1u << r))
+			store(t, 8, (unsigned)t->host[r], M(RBX, OFF_GPR(r)));
+}
+
+/* Load the cached guest registers (all, or those in caller-saved host
+ * registers after a call into C). */
+static void cache_load(struct tr *t, bool after_call)
+{
+	for (unsigned r = 0; r < 16; r++)
+		if ((t->cached & (1u << r)) &&
+		    (!after_call || (CALLER_SAVED & (1u << t->host[r]))))
+			load(t, 8, (unsigned)t->host[r], M(RBX, OFF_GPR(r)));
 }
 
 static void pend_flush(struct tr *t, int sign)
@@ -165,13 +220,52 @@ static void pend_flush(struct tr *t, int sign)
 		op_imm8(t, 8, 0x83, sign > 0 ? 0 : 5, M(RBX, OFF_ICOUNT), (uint8_t)t->pend);
 }
 
+/* Return to C: through the block's epilogue. */
+static void leave(struct tr *t)
+{
+	int32_t rel = (int32_t)(t->epi - (t->b.p + 5));
+
+	jit_tr_byte(&t->b, 0xe9);
+	jit_tr_u32(&t->b, (uint32_t)rel);
+}
+
 /* Leave the block with RIP = RAX. */
 static void exit_rax(struct tr *t)
 {
+	cache_writeback(t);
 	store(t, 8, RAX, M(RBX, OFF_RIP));
 	pend_flush(t, 1);
-	jit_tr_byte(&t->b, 0x5b);	/* pop rbx */
-	jit_tr_byte(&t->b, 0xc3);	/* ret */
+	leave(t);
+}
+
+static void exit_to(struct tr *t, uint64_t rip);
+
+/* A jump back to the block's own start: on into the body (the guest
+ * registers still in their host registers, and in memory) unless a signal is pending or
+ * the budget is spent, as a chained entry checks. */
+static void loop_back(struct tr *t)
+{
+	uint8_t *bail[3];
+	int32_t rel;
+	unsigned pend = t->pend;
+
+	cache_writeback(t);	/* the body was translated with none dirty at its start */
+	pend_flush(t, 1);
+	t->pend = 0;
+	load(t, 8, RAX, M(RBX, OFF_ICOUNT));
+	op(t, 8, 0x3b, RAX, M(RBX, OFF_CHAIN_END));
+	bail[0] = jit_tr_jump(&t->b, 3);		/* jae */
+	op_imm8(t, 4, 0x83, 7, M(RBX, OFF_EVENTS), 0);
+	bail[1] = jit_tr_jump(&t->b, 5);
+	op_imm8(t, 1, 0x80, 7, M(RBX, OFF_IRQ), 0);
+	bail[2] = jit_tr_jump(&t->b, 5);
+	rel = (int32_t)(t->body - (t->b.p + 5));
+	jit_tr_byte(&t->b, 0xe9);
+	jit_tr_u32(&t->b, (uint32_t)rel);
+	for (int i = 0; i < 3; i++)
+		jit_tr_here(&t->b, bail[i]);
+	exit_to(t, t->entry_rip);
+	t->pend = pend;
 }
 
 static void exit_to(struct tr *t, uint64_t rip)
@@ -192,13 +286,8 @@ static void exit_link(struct tr *t, uint64_t rip)
 	struct jit_tr_slot *sl;
 	uint8_t *site;
 
-	if (rip == t->entry_rip && t->loop) {		/* a loop: straight back */
-		int32_t rel;
-
-		pend_flush(t, 1);
-		rel = (int32_t)(t->loop - (t->b.p + 5));
-		jit_tr_byte(&t->b, 0xe9);
-		jit_tr_u32(&t->b, (uint32_t)rel);
+	if (rip == t->entry_rip && t->body) {		/* a loop: straight back */
+		loop_back(t);
 		return;
 	}
 	if (!t->nslot) {
@@ -209,6 +298,7 @@ static void exit_link(struct tr *t, uint64_t rip)
 	t->nslot--;
 	sl->target = rip;
 	sl->cpl = t->cpl;
+	cache_writeback(t);
 	pend_flush(t, 1);
 	site = jit_tr_jump(&t->b, -1);
 	jit_tr_here(&t->b, site);			/* unlinked: falls through */
@@ -217,8 +307,7 @@ static void exit_link(struct tr *t, uint64_t rip)
 	store(t, 8, RCX, M(RBX, OFF_TR_LINK));
 	jit_tr_mov_imm(&t->b, RAX, rip);
 	store(t, 8, RAX, M(RBX, OFF_RIP));
-	jit_tr_byte(&t->b, 0x5b);			/* pop rbx */
-	jit_tr_byte(&t->b, 0xc3);			/* ret */
+	leave(t);
 }
 
 /*
@@ -230,6 +319,7 @@ static void exit_dyn(struct tr *t)
 {
 	uint8_t *miss[3];
 
+	cache_writeback(t);
 	pend_flush(t, 1);
 	op(t, 8, 0x8b, RCX, R(RAX));
 	op_imm8(t, 8, 0xc1, 5, R(RCX), 12);		/* shr rcx, 12 */
@@ -250,13 +340,13 @@ static void exit_dyn(struct tr *t)
 	for (int i = 0; i < 3; i++)
 		jit_tr_here(&t->b, miss[i]);
 	store(t, 8, RAX, M(RBX, OFF_RIP));
-	jit_tr_byte(&t->b, 0x5b);			/* pop rbx */
-	jit_tr_byte(&t->b, 0xc3);			/* ret */
+	leave(t);
 }
 
 /* The state a handler or a fault expects: RIP and the retired count. */
 static void sync_state(struct tr *t)
 {
+	cache_writeback(t);
 	jit_tr_mov_imm(&t->b, RAX, t->rip);
 	store(t, 8, RAX, M(RBX, OFF_RIP));
 	pend_flush(t, 1);
@@ -270,13 +360,16 @@ static void sync_state(struct tr *t)
 static void ea(struct tr *t, const struct jit_insn *in)
 {
 	uint64_t m = size_mask(in->addrsize);
+	unsigned base = RSI, index;
 
 	if (in->rip_rel) {
 		jit_tr_mov_imm(&t->b, RSI, (t->next + (uint64_t)(int64_t)in->disp) & m);
 		return;
 	}
 	if (in->base != REG_NONE) {
-		load(t, 8, RSI, M(RBX, OFF_GPR(in->base)));
+		base = t->host[in->base] >= 0 ? (unsigned)t->host[in->base] : RSI;
+		if (base == RSI)
+			load(t, 8, RSI, M(RBX, OFF_GPR(in->base)));
 	} else {
 		jit_tr_mov_imm(&t->b, RSI, (uint64_t)(int64_t)in->disp);
 		if (in->index == REG_NONE) {
@@ -286,35 +379,41 @@ static void ea(struct tr *t, const struct jit_insn *in)
 		}
 	}
 	if (in->index != REG_NONE) {
-		load(t, 8, RCX, M(RBX, OFF_GPR(in->index)));
-		op(t, 8, 0x8d, RSI, MX(RSI, RCX, in->scale, in->base != REG_NONE ? in->disp : 0));
-	} else if (in->disp) {
-		op(t, 8, 0x8d, RSI, M(RSI, in->disp));
+		index = t->host[in->index] >= 0 ? (unsigned)t->host[in->index] : RCX;
+		if (index == RCX)
+			load(t, 8, RCX, M(RBX, OFF_GPR(in->index)));
+		op(t, 8, 0x8d, RSI, MX(base, index, in->scale, in->base != REG_NONE ? in->disp : 0));
+	} else if (in->disp || base != RSI) {
+		op(t, 8, 0x8d, RSI, M(base, in->disp));
 	}
 	if (in->addrsize == 4)
 		op(t, 4, 0x8b, RSI, R(RSI));
 }
 
 /*
- * The inline TLB lookup for the linear address in RAX: leaves RDX = the
- * host page (or jumps to the returned patch points for the slow path) and
- * RCX = the offset in the page.  Two patch points: any miss.
+ * The inline TLB lookup for the linear address seg:RSI (RSI itself, or
+ * RAX = RSI + the FS/GS base): leaves RDX = the host page (or jumps to the
+ * returned patch points for the slow path) and RCX = the offset in the
+ * page.  The tag is compared with the page of the access's last byte in
+ * the entry of its first byte's page, so an access that crosses into the
+ * next page misses (those pages' entries differ) and one compare covers
+ * both.  Any patch point: a miss.
  */
 static void tlb_fast(struct tr *t, int seg, unsigned size, bool write, uint8_t *miss[4])
 {
-	unsigned need = write ? P_W : P_R;
+	unsigned need = write ? P_W : P_R, lin = RSI;
 
 	if (seg == SEG_FS || seg == SEG_GS) {
 		load(t, 8, RAX, M(RBX, OFF_SEGBASE(seg)));
 		op(t, 8, 0x01, RSI, R(RAX));		/* add rax, rsi */
-	} else {
-		op(t, 8, 0x8b, RAX, R(RSI));		/* mov rax, rsi */
+		lin = RAX;
 	}
 	if (t->cpl == 3)
 		need <<= 3;
-	op(t, 8, 0x8b, RCX, R(RAX));
-	op_imm8(t, 8, 0xc1, 5, R(RCX), 12);		/* shr rcx, 12 */
-	op(t, 4, 0x8b, RDX, R(RCX));
+	op(t, 8, 0x8d, RCX, M(lin, (int32_t)size - 1));	/* lea rcx, [lin + size - 1] */
+	op_imm8(t, 8, 0xc1, 5, R(RCX), 12);		/* shr rcx, 12: the last byte's page */
+	op(t, 4, 0x8b, RDX, R(lin));
+	op_imm8(t, 4, 0xc1, 5, R(RDX), 12);		/* shr edx, 12 */
 	op_imm32(t, 4, 0x81, 4, R(RDX), TLB_SIZE - 1);	/* and edx, 511 */
 	op(t, 8, 0x8d, RDX, MX(RDX, RDX, 2, 0));	/* rdx *= 5 */
 	op(t, 8, 0x8d, RDX, MX(RBX, RDX, 3, OFF_TLB));
@@ -329,10 +428,9 @@ static void tlb_fast(struct tr *t, int seg, unsigned size, bool write, uint8_t *
 				     : (int32_t)offsetof(struct jit_tlb_entry, host_r)));
 	op(t, 8, 0x85, RDX, R(RDX));
 	miss[2] = jit_tr_jump(&t->b, 4);
-	op(t, 4, 0x8b, RCX, R(RAX));
+	op(t, 4, 0x8b, RCX, R(lin));
 	op_imm32(t, 4, 0x81, 4, R(RCX), 0xfff);
-	op_imm32(t, 4, 0x81, 7, R(RCX), 0x1000 - size);	/* cmp ecx, 4096 - size */
-	miss[3] = jit_tr_jump(&t->b, 7);		/* ja */
+	miss[3] = NULL;
 }
 
 /* RAX = the size bytes at seg:RSI, zero-extended (translated for writing
@@ -354,6 +452,7 @@ static void mem_load_acc(struct tr *t, int seg, unsigned size, bool write)
 	op(t, 8, 0x8b, RDI, R(RBX));
 	jit_tr_call(&t->b, write ? (const void *)jit_tr_read_w : (const void *)jit_tr_read);
 	pend_flush(t, -1);
+	cache_load(t, true);
 	jit_tr_here(&t->b, done);
 }
 
@@ -389,6 +488,7 @@ static void mem_store(struct tr *t, int seg, unsigned size)
 	op(t, 8, 0x8b, RDI, R(RBX));
 	jit_tr_call(&t->b, (const void *)jit_tr_write);
 	pend_flush(t, -1);
+	cache_load(t, true);
 	jit_tr_here(&t->b, done);
 }
 
@@ -548,22 +648,55 @@ static int tr_movx(struct tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
+/* The guest register r of size bytes as an operand the host can change
+ * in place: its cached host register, or else RAX loaded with it. */
+static struct jit_tr_rm greg_op(struct tr *t, const struct jit_insn *in, unsigned r,
+				unsigned size)
+{
+	if (t->host[r] >= 0 && !(size == 1 && !in->rex && r >= 4 && r < 8))
+		return R((unsigned)t->host[r]);
+	greg_load(t, in, RAX, r, size);
+	return R(RAX);
+}
+
 /*
- * The two-operand ALU group and TEST: d OP s with the host ALU, RAX = d,
- * RCX = s.  aop is ALU_* or 8 for TEST.  dst: the guest register that
- * gets the result, -1 for none (CMP, TEST).
+ * The flags of the instruction just emitted (mask: those it sets): merged
+ * into RFLAGS, or, when the next instruction is a Jcc (t->fuse), kept in
+ * the host flags for it with a copy in RDX (see tr_branch).
  */
-static void alu_emit(struct tr *t, const struct jit_insn *in, int aop, unsigned size, int dst)
+static void flags_set(struct tr *t, uint32_t mask)
+{
+	if (t->fuse && !t->fl_dead) {
+		jit_tr_byte(&t->b, 0x9c);		/* pushfq */
+		jit_tr_byte(&t->b, 0x5a);		/* pop rdx */
+		t->hflags = mask;
+		return;
+	}
+	flags_merge(t, mask);
+}
+
+/*
+ * The two-operand ALU group and TEST: d OP s with the host ALU, d = dop
+ * (RAX or the destination's host register), RCX = s.  aop is ALU_* or 8
+ * for TEST.  dst: the guest register that gets the result, -1 for none
+ * (CMP, TEST).
+ */
+static void alu_emit(struct tr *t, const struct jit_insn *in, int aop, unsigned size, int dst,
+		     struct jit_tr_rm dop)
 {
 	if (aop == ALU_ADC || aop == ALU_SBB)
 		op_imm8(t, 4, 0x0fba, 4, M(RBX, OFF_RFLAGS), 0);	/* bt: CF in */
 	if (aop == 8)
-		op(t, size, size == 1 ? 0x84 : 0x85, RCX, R(RAX));
+		op(t, size, size == 1 ? 0x84 : 0x85, RCX, dop);
 	else
-		op(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, R(RAX));
-	flags_merge(t, F_ARITH);
-	if (dst >= 0 && aop != ALU_CMP && aop != 8)
+		op(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, dop);
+	flags_set(t, F_ARITH);
+	if (dst < 0 || aop == ALU_CMP || aop == 8)
+		return;
+	if (dop.base == RAX)
 		greg_store(t, in, RAX, (unsigned)dst, size);
+	else
+		gpr_written(t, (unsigned)dst);
 }
 
 /* 00-3D (not the RMW forms to memory), 80-83, 84/85, A8/A9, F6/F7 /0 */
@@ -571,22 +704,26 @@ static int tr_alu(struct tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize, o = in->op;
 	int aop, dst = -1;
+	struct jit_tr_rm dop = R(RAX);
 
 	if (in->lock)
 		return TR_NO;
 	if (o < 0x40) {
 		aop = (int)(o >> 3);
 		if ((o & 7) >= 4) {			/* AL/rAX, imm */
-			greg_load(t, in, RAX, JIT_RAX, size);
+			dop = greg_op(t, in, JIT_RAX, size);
 			jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
 			dst = JIT_RAX;
 		} else if (o & 2) {			/* reg OP= r/m */
 			rm_to_rax(t, in, size);
 			op(t, 8, 0x8b, RCX, R(RAX));
-			greg_load(t, in, RAX, in->reg, size);
+			dop = greg_op(t, in, in->reg, size);
 			dst = in->reg;
 		} else if (in->mod == 3 || aop == ALU_CMP) {	/* r/m OP= reg */
-			rm_to_rax(t, in, size);
+			if (in->mod == 3)
+				dop = greg_op(t, in, in->rm, size);
+			else
+				rm_to_rax(t, in, size);
 			greg_load(t, in, RCX, in->reg, size);
 			dst = in->mod == 3 ? in->rm : -1;
 		} else {
@@ -596,7 +733,10 @@ static int tr_alu(struct tr *t, const struct jit_insn *in)
 		aop = in->reg & 7;
 		if (in->mod != 3 && aop != ALU_CMP)
 			return TR_NO;
-		rm_to_rax(t, in, size);
+		if (in->mod == 3)
+			dop = greg_op(t, in, in->rm, size);
+		else
+			rm_to_rax(t, in, size);
 		jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
 		dst = in->mod == 3 ? in->rm : -1;
 	} else if (o == 0x84 || o == 0x85) {
@@ -612,7 +752,7 @@ static int tr_alu(struct tr *t, const struct jit_insn *in)
 		rm_to_rax(t, in, size);
 		jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
 	}
-	alu_emit(t, in, aop, size, dst);
+	alu_emit(t, in, aop, size, dst, dop);
 	return TR_OK;
 }
 
@@ -639,7 +779,7 @@ static int tr_grp2(struct tr *t, const struct jit_insn *in)
 	if (ext == 6)
 		ext = 4;				/* SAL is SHL */
 	if (o >= 0xd2)
-		load(t, 1, RCX, M(RBX, OFF_GPR(JIT_RCX)));
+		load(t, 1, RCX, gpr(t, JIT_RCX));
 	greg_load(t, in, RAX, in->rm, size);
 	count = o >= 0xd2 ? 0 : o >= 0xd0 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
 	if (!count || ext == 2 || ext == 3)
@@ -683,7 +823,7 @@ static int tr_incdec(struct tr *t, const struct jit_insn *in)
 		return TR_NO;
 	greg_load(t, in, RAX, in->rm, size);
 	op(t, size, size == 1 ? 0xfe : 0xff, ext, R(RAX));
-	flags_merge(t, F_ARITH & ~F_CF);
+	flags_set(t, F_ARITH & ~F_CF);
 	greg_store(t, in, RAX, in->rm, size);
 	return TR_OK;
 }
@@ -693,17 +833,20 @@ static int tr_pushpop(struct tr *t, const struct jit_insn *in)
 {
 	if (in->opsize != 8)
 		return TR_NO;
-	load(t, 8, RSI, M(RBX, OFF_GPR(JIT_RSP)));
+	load(t, 8, RSI, gpr(t, JIT_RSP));
 	if (in->op < 0x58) {
-		load(t, 8, R8, M(RBX, OFF_GPR(in->reg)));
+		load(t, 8, R8, gpr(t, in->reg));
 		op_imm8(t, 8, 0x83, 5, R(RSI), 8);
 		mem_store(t, SEG_SS, 8);
-		op_imm8(t, 8, 0x83, 5, M(RBX, OFF_GPR(JIT_RSP)), 8);
+		op_imm8(t, 8, 0x83, 5, gpr(t, JIT_RSP), 8);
+		gpr_written(t, JIT_RSP);
 		smc_check(t);
 	} else {
 		mem_load(t, SEG_SS, 8);
-		op_imm8(t, 8, 0x83, 0, M(RBX, OFF_GPR(JIT_RSP)), 8);
-		store(t, 8, RAX, M(RBX, OFF_GPR(in->reg)));
+		op_imm8(t, 8, 0x83, 0, gpr(t, JIT_RSP), 8);
+		gpr_written(t, JIT_RSP);
+		store(t, 8, RAX, gpr(t, in->reg));
+		gpr_written(t, in->reg);
 	}
 	return TR_OK;
 }
@@ -718,7 +861,24 @@ static int tr_branch(struct tr *t, const struct jit_insn *in)
 		return TR_NO;
 	t->pend++;
 	if ((in->map == MAP_1B && (in->op & 0xf0) == 0x70) || in->map == MAP_0F) {
-		taken = jit_tr_jump(&t->b, cond(t, in->op & 15));
+		uint32_t hf = t->hflags;
+		unsigned cc = in->op & 15;
+
+		if (hf && (hf & F_CF || (cc >> 1 != 1 && cc >> 1 != 3))) {
+			t->hflags = 0;				/* the guest's flags are the host's */
+			taken = jit_tr_jump(&t->b, (int)cc);
+			flags_merge_rdx(t, hf);
+			exit_link(t, t->next);
+			jit_tr_here(&t->b, taken);
+			flags_merge_rdx(t, hf);
+			exit_link(t, target);
+			return TR_END;
+		}
+		if (hf) {				/* CF not among them: into RFLAGS */
+			flags_merge_rdx(t, hf);
+			t->hflags = 0;
+		}
+		taken = jit_tr_jump(&t->b, cond(t, cc));
 		exit_link(t, t->next);
 		jit_tr_here(&t->b, taken);
 		exit_link(t, target);
@@ -730,20 +890,22 @@ static int tr_branch(struct tr *t, const struct jit_insn *in)
 		return TR_END;
 	case 0xe8:
 		t->pend--;
-		load(t, 8, RSI, M(RBX, OFF_GPR(JIT_RSP)));
+		load(t, 8, RSI, gpr(t, JIT_RSP));
 		op_imm8(t, 8, 0x83, 5, R(RSI), 8);
 		jit_tr_mov_imm(&t->b, R8, t->next);
 		mem_store(t, SEG_SS, 8);
-		op_imm8(t, 8, 0x83, 5, M(RBX, OFF_GPR(JIT_RSP)), 8);
+		op_imm8(t, 8, 0x83, 5, gpr(t, JIT_RSP), 8);
+		gpr_written(t, JIT_RSP);
 		t->pend++;
 		exit_link(t, target);		/* a store into this block ends it anyway */
 		return TR_END;
 	default:	/* C3, C2 */
 		t->pend--;
-		load(t, 8, RSI, M(RBX, OFF_GPR(JIT_RSP)));
+		load(t, 8, RSI, gpr(t, JIT_RSP));
 		mem_load(t, SEG_SS, 8);
-		op_imm32(t, 8, 0x81, 0, M(RBX, OFF_GPR(JIT_RSP)),
+		op_imm32(t, 8, 0x81, 0, gpr(t, JIT_RSP),
 			 8 + (in->op == 0xc2 ? (uint32_t)in->imm : 0));
+		gpr_written(t, JIT_RSP);
 		t->pend++;
 		exit_dyn(t);
 		return TR_END;
@@ -766,7 +928,12 @@ static int tr_cmov(struct tr *t, const struct jit_insn *in)
 	}
 	done = jit_tr_jump(&t->b, -1);
 	jit_tr_here(&t->b, skip);
-	op_imm32(t, 4, 0xc7, 0, M(RBX, OFF_GPR(in->reg) + 4), 0);	/* 32-bit: upper cleared */
+	if (t->host[in->reg] >= 0) {				/* 32-bit: upper cleared */
+		op(t, 4, 0x8b, (unsigned)t->host[in->reg], gpr(t, in->reg));
+		gpr_written(t, in->reg);
+	} else {
+		op_imm32(t, 4, 0xc7, 0, M(RBX, OFF_GPR(in->reg) + 4), 0);
+	}
 	jit_tr_here(&t->b, done);
 	return TR_OK;
 }
@@ -786,7 +953,7 @@ static int tr_bswap(struct tr *t, const struct jit_insn *in)
 {
 	if (in->opsize < 4)
 		return TR_NO;
-	load(t, in->opsize, RAX, M(RBX, OFF_GPR(in->reg)));
+	load(t, in->opsize, RAX, gpr(t, in->reg));
 	if (in->opsize == 8)
 		jit_tr_byte(&t->b, 0x48);
 	jit_tr_byte(&t->b, 0x0f);
@@ -933,6 +1100,9 @@ static void tr_call(struct tr *t, const struct jit_binsn *bi, bool last)
 	jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)&bi->in);
 	jit_tr_call(&t->b, (const void *)bi->fn);
 	t->pend = 1;
+	t->dirty = 0;
+	if (!last)
+		cache_load(t, false);		/* the handler may have changed any */
 	load(t, 8, RAX, M(RBX, OFF_NEXT));
 	if (last) {
 		exit_rax(t);
@@ -953,7 +1123,7 @@ static void tr_call(struct tr *t, const struct jit_binsn *bi, bool last)
  * bytes are those translated (block.c's same_code()), no signal is
  * pending and the budget allows a whole block; otherwise return to the
  * run loop at this block's start.  A jump from the block back to its own
- * start (a loop) checks signals and budget only: its bytes can change
+ * start (a loop, loop_back()) checks signals and budget only: its bytes can change
  * only through its own stores, which leave the block (smc_check), or
  * through another agent's, which a processor need not see before it
  * serializes (SDM vol. 3, 8.1.3 on cross-modifying code).
@@ -982,7 +1152,6 @@ static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
 		bail[nb++] = jit_tr_jump(&t->b, 5);
 	}
 	op_imm32(t, 8, 0xc7, 0, M(RBX, OFF_TR_LINK), 0);
-	t->loop = t->b.p;		/* a jump back from the block comes here */
 	load(t, 8, RAX, M(RBX, OFF_ICOUNT));
 	op(t, 8, 0x3b, RAX, M(RBX, OFF_CHAIN_END));
 	bail[nb++] = jit_tr_jump(&t->b, 3);		/* jae */
@@ -998,6 +1167,80 @@ static void chain_entry(struct tr *t, const uint8_t *code, unsigned nbytes)
 		exit_to(t, t->rip);			/* pend is 0 here */
 		jit_tr_here(&t->b, body);
 	}
+}
+
+/*
+ * Which guest registers the block keeps in host registers: the most used
+ * ones (two uses or more), never one whose high byte (AH..BH) an
+ * instruction names, since the host registers caching have none.
+ */
+static void cache_pick(struct tr *t, const struct jit_binsn *insn, unsigned n)
+{
+	unsigned count[16] = { 0 }, excl = 0, nc = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct jit_insn *in = &insn[i].in;
+		bool byte = in->opsize == 1 || (in->map == MAP_0F &&
+			    (in->op == 0xb6 || in->op == 0xbe || (in->op & 0xf0) == 0x90));
+
+		if (!in->rex && byte) {
+			if (in->reg >= 4 && in->reg < 8)
+				excl |= 1u << (in->reg - 4);
+			if (in->mod == 3 && in->rm >= 4 && in->rm < 8)
+				excl |= 1u << (in->rm - 4);
+		}
+		count[in->reg & 15]++;
+		if (in->mod == 3) {
+			count[in->rm & 15]++;
+		} else {
+			if (in->base != REG_NONE)
+				count[in->base & 15]++;
+			if (in->index != REG_NONE)
+				count[in->index & 15]++;
+		}
+		if (in->map == MAP_1B && ((in->op >= 0x50 && in->op < 0x60) || in->op == 0xe8 ||
+					  in->op == 0xc3 || in->op == 0xc2))
+			count[JIT_RSP] += 2;
+	}
+	memset(t->host, -1, sizeof(t->host));
+	while (nc < sizeof(cache_regs)) {
+		unsigned best = 16;
+
+		for (unsigned r = 0; r < 16; r++)
+			if (!(excl & (1u << r)) && !(t->cached & (1u << r)) && count[r] >= 2 &&
+			    (best == 16 || count[r] > count[best]))
+				best = r;
+		if (best == 16)
+			break;
+		t->host[best] = (int8_t)cache_regs[nc++];
+		t->cached |= (uint16_t)(1u << best);
+	}
+}
+
+/* Entry from C: save the host registers the block uses (and keep the
+ * stack 16-byte aligned for calls); the epilogue undoes it. */
+static void prologue(struct tr *t)
+{
+	static const uint8_t pro[] = {
+		0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57,	/* push rbx rbp r12-r15 */
+		0x48, 0x83, 0xec, 0x08,						/* sub rsp, 8 */
+	};
+
+	for (unsigned i = 0; i < sizeof(pro); i++)
+		jit_tr_byte(&t->b, pro[i]);
+	op(t, 8, 0x8b, RBX, R(RDI));			/* mov rbx, rdi */
+}
+
+static void epilogue(struct tr *t)
+{
+	static const uint8_t epi[] = {
+		0x48, 0x83, 0xc4, 0x08,						/* add rsp, 8 */
+		0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x5d, 0x5b,	/* pop r15-r12 rbp rbx */
+		0xc3,
+	};
+
+	for (unsigned i = 0; i < sizeof(epi); i++)
+		jit_tr_byte(&t->b, epi[i]);
 }
 
 /*
@@ -1026,18 +1269,29 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	t.b.p += 2 * sizeof(struct jit_tr_slot);
 	rq->gen = t.gen;
 	start = t.b.p;
-	jit_tr_byte(&t.b, 0x53);			/* push rbx */
-	op(&t, 8, 0x8b, RBX, R(RDI));			/* mov rbx, rdi */
+	cache_pick(&t, rq->insn, rq->n);
+	prologue(&t);
 	body = jit_tr_jump(&t.b, -1);
+	t.epi = t.b.p;
+	epilogue(&t);
 	rq->chain = t.b.p;
 	chain_entry(&t, rq->code, rq->nbytes);
 	jit_tr_here(&t.b, body);
+	cache_load(&t, false);
+	t.body = t.b.p;
 	for (unsigned i = 0; i < rq->n && r != TR_END; i++) {
 		const struct jit_insn *in = &rq->insn[i].in;
 
 		t.next = t.rip + in->len;
 		t.fl_dead = dead[i];
+		t.fuse = i + 1 < rq->n && rq->insn[i + 1].in.opsize == 8 &&
+			 ((rq->insn[i + 1].in.map == MAP_1B && (rq->insn[i + 1].in.op & 0xf0) == 0x70) ||
+			  (rq->insn[i + 1].in.map == MAP_0F && (rq->insn[i + 1].in.op & 0xf0) == 0x80));
 		r = tr_insn(&t, in);
+		if (t.hflags && !t.fuse) {	/* kept for a Jcc that did not take them */
+			flags_merge_rdx(&t, t.hflags);
+			t.hflags = 0;
+		}
 		if (r == TR_NO) {
 			tr_call(&t, &rq->insn[i], i == rq->n - 1);
 			r = i == rq->n - 1 ? TR_END : TR_OK;
