@@ -132,9 +132,13 @@ struct vmlinux {
 	int64_t map;		/* link-time virtual address - physical address */
 };
 
-static const Elf64_Phdr *phdr(const struct vmlinux *v, int i)
+/* Program header i, copied out (e_phoff need not be aligned). */
+static Elf64_Phdr phdr(const struct vmlinux *v, int i)
 {
-	return (const Elf64_Phdr *)(v->elf + v->eh->e_phoff + (size_t)i * v->eh->e_phentsize);
+	Elf64_Phdr ph;
+
+	memcpy(&ph, v->elf + v->eh->e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
+	return ph;
 }
 
 /* Checks the ELF and finds where it ends (the relocations follow). */
@@ -153,18 +157,18 @@ static int parse_elf(struct vmlinux *v)
 	if (eh->e_shnum && eh->e_shoff < v->len)
 		v->elf_end = MAX(v->elf_end, eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize);
 	for (int i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = phdr(v, i);
+		Elf64_Phdr ph = phdr(v, i);
 
-		if (ph->p_type != PT_LOAD)
+		if (ph.p_type != PT_LOAD)
 			continue;
-		if (ph->p_offset > v->len || ph->p_filesz > v->len - ph->p_offset ||
-		    ph->p_filesz > ph->p_memsz || ph->p_paddr < v->load ||
-		    ph->p_paddr - v->load > v->init_size || ph->p_memsz > v->init_size - (ph->p_paddr - v->load))
+		if (ph.p_offset > v->len || ph.p_filesz > v->len - ph.p_offset ||
+		    ph.p_filesz > ph.p_memsz || ph.p_paddr < v->load ||
+		    ph.p_paddr - v->load > v->init_size || ph.p_memsz > v->init_size - (ph.p_paddr - v->load))
 			return err_set(-EINVAL, "a segment of the kernel lies outside its init_size");
 		if (first)
-			v->map = (int64_t)(ph->p_vaddr - ph->p_paddr);
+			v->map = (int64_t)(ph.p_vaddr - ph.p_paddr);
 		first = false;
-		v->elf_end = MAX(v->elf_end, ph->p_offset + ph->p_filesz);
+		v->elf_end = MAX(v->elf_end, ph.p_offset + ph.p_filesz);
 	}
 	if (first || v->elf_end > v->len)
 		return err_set(-EINVAL, "the kernel has no loadable segment");
@@ -230,10 +234,10 @@ static int place(struct machine *m, const struct vmlinux *v)
 		return err_set(-ENOMEM, "%s: the kernel needs more guest RAM (-m)", m->cfg.kernel);
 	memset(dst, 0, v->init_size);
 	for (int i = 0; i < v->eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = phdr(v, i);
+		Elf64_Phdr ph = phdr(v, i);
 
-		if (ph->p_type == PT_LOAD)
-			memcpy(dst + (ph->p_paddr - v->load), v->elf + ph->p_offset, ph->p_filesz);
+		if (ph.p_type == PT_LOAD)
+			memcpy(dst + (ph.p_paddr - v->load), v->elf + ph.p_offset, ph.p_filesz);
 	}
 	return 0;
 }
