@@ -382,6 +382,156 @@ uint8_t *jit_tr_jump(struct jit_tr_buf *b, int cc);
 void jit_tr_here(struct jit_tr_buf *b, uint8_t *at);
 void jit_tr_call(struct jit_tr_buf *b, const void *fn);
 
+/* ---- translator internals (tr-x86.c, tr-mem.c, tr-alu.c) ---- */
+
+/* Host registers (the encoding numbers) */
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+
+/* Offsets in struct jit_cpu for translated code (RBX holds the vCPU) */
+#define OFF_GPR(r) ((int32_t)(offsetof(struct jit_cpu, gpr) + 8 * (r)))
+#define OFF_RIP ((int32_t)offsetof(struct jit_cpu, rip))
+#define OFF_RFLAGS ((int32_t)offsetof(struct jit_cpu, rflags))
+#define OFF_NEXT ((int32_t)offsetof(struct jit_cpu, next_rip))
+#define OFF_ICOUNT ((int32_t)offsetof(struct jit_cpu, icount))
+#define OFF_SMC_HIT ((int32_t)offsetof(struct jit_cpu, smc_hit))
+#define OFF_TLB ((int32_t)offsetof(struct jit_cpu, tlb))
+#define OFF_SMC_LO ((int32_t)offsetof(struct jit_cpu, smc_lo))
+#define OFF_SMC_HI ((int32_t)offsetof(struct jit_cpu, smc_hi))
+#define OFF_EVENTS ((int32_t)offsetof(struct jit_cpu, events))
+#define OFF_IRQ ((int32_t)offsetof(struct jit_cpu, irq_level))
+#define OFF_CHAIN_END ((int32_t)offsetof(struct jit_cpu, chain_end))
+#define OFF_TLB_GEN ((int32_t)offsetof(struct jit_cpu, tlb_gen))
+#define OFF_TR_LINK ((int32_t)offsetof(struct jit_cpu, tr_link))
+#define OFF_TR_TMP ((int32_t)offsetof(struct jit_cpu, tr_tmp))
+#define OFF_SEGBASE(s) ((int32_t)(offsetof(struct jit_cpu, seg) + \
+			 (s) * sizeof(struct jit_segment) + offsetof(struct jit_segment, base)))
+
+_Static_assert(sizeof(struct jit_tlb_entry) == 40, "the TLB index is scaled by 5 * 8");
+
+/* The state of one block's translation. */
+struct jit_tr {
+	struct jit_tr_buf b;
+	uint64_t rip, next;	/* of the instruction being translated */
+	unsigned pend;		/* instructions retired since icount was updated */
+	unsigned cpl;
+	uintptr_t code_lo, code_hi;	/* host bytes of the block's code */
+	struct jit_tr_slot *slot;	/* exit slots left (before the code) */
+	unsigned nslot;
+	struct jit_tr_slot *jc;	/* chained entries by RIP */
+	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
+	uint64_t entry_rip;	/* the block's first instruction */
+	uint64_t *gen;		/* TLB generation the chained entry is good for */
+	uint8_t *body;		/* the block's first instruction, guest registers loaded */
+	uint8_t *epi;		/* the common exit: restores the host registers, returns */
+	int8_t host[16];	/* the host register caching each guest register, or -1 */
+	uint16_t cached;	/* guest registers cached in host registers */
+	uint16_t dirty;		/* those changed since loaded (memory is stale) */
+	bool fuse;		/* the next instruction is a Jcc: flags_set() keeps the flags */
+	uint32_t hflags;	/* flags kept so (in the host flags and RDX), not yet in RFLAGS */
+};
+
+/* What an instruction's translator did: nothing (the handler runs it),
+ * emitted it, or emitted it and ended the block. */
+enum { TR_NO, TR_OK, TR_END };
+
+/* Operands and instructions for the emitter (tr-emit.c) */
+static inline struct jit_tr_rm jit_tr_r(unsigned r)
+{
+	return (struct jit_tr_rm){ .base = (int8_t)r, .index = -1 };
+}
+
+static inline struct jit_tr_rm jit_tr_m(unsigned base, int32_t disp)
+{
+	return (struct jit_tr_rm){ .base = (int8_t)base, .index = -1, .mem = true, .disp = disp };
+}
+
+static inline struct jit_tr_rm jit_tr_mx(unsigned base, unsigned index, unsigned scale,
+					 int32_t disp)
+{
+	return (struct jit_tr_rm){ .base = (int8_t)base, .index = (int8_t)index,
+				   .scale = (uint8_t)scale, .mem = true, .disp = disp };
+}
+
+static inline void jit_tr_ins(struct jit_tr *t, unsigned size, uint32_t opc, unsigned reg,
+			      struct jit_tr_rm rm)
+{
+	jit_tr_op(&t->b, size, opc > 0xffff ? 3 : opc > 0xff ? 2 : 1, opc, reg, &rm);
+}
+
+static inline void jit_tr_ins8(struct jit_tr *t, unsigned size, uint32_t opc, unsigned ext,
+			       struct jit_tr_rm rm, uint8_t imm)
+{
+	jit_tr_ins(t, size, opc, ext, rm);
+	jit_tr_byte(&t->b, imm);
+}
+
+static inline void jit_tr_ins32(struct jit_tr *t, unsigned size, uint32_t opc, unsigned ext,
+				struct jit_tr_rm rm, uint32_t imm)
+{
+	jit_tr_ins(t, size, opc, ext, rm);
+	jit_tr_u32(&t->b, imm);
+}
+
+/* hreg = zero-extended size bytes at rm */
+static inline void jit_tr_ld(struct jit_tr *t, unsigned size, unsigned hreg, struct jit_tr_rm rm)
+{
+	if (size >= 4)
+		jit_tr_ins(t, size, 0x8b, hreg, rm);
+	else		/* REX.W: a REX, so that registers 4-7 are SPL..DIL, not AH..BH */
+		jit_tr_ins(t, !rm.mem && size == 1 ? 8 : 4, size == 2 ? 0x0fb7 : 0x0fb6, hreg, rm);
+}
+
+static inline void jit_tr_st(struct jit_tr *t, unsigned size, unsigned hreg, struct jit_tr_rm rm)
+{
+	jit_tr_ins(t, size, size == 1 ? 0x88 : 0x89, hreg, rm);
+}
+
+/* tr-x86.c: guest registers (cached in host registers), exits, C calls */
+struct jit_tr_rm jit_tr_gpr(const struct jit_tr *t, unsigned r);
+void jit_tr_gpr_written(struct jit_tr *t, unsigned r);
+struct jit_tr_rm jit_tr_greg(const struct jit_tr *t, const struct jit_insn *in, unsigned r,
+			     unsigned size);
+void jit_tr_greg_load(struct jit_tr *t, const struct jit_insn *in, unsigned hreg, unsigned r,
+		      unsigned size);
+void jit_tr_greg_store(struct jit_tr *t, const struct jit_insn *in, unsigned hreg, unsigned r,
+		       unsigned size);
+void jit_tr_cache_load(struct jit_tr *t, bool after_call);
+void jit_tr_pend_flush(struct jit_tr *t, int sign);
+void jit_tr_exit_to(struct jit_tr *t, uint64_t rip);
+void jit_tr_exit_link(struct jit_tr *t, uint64_t rip);
+void jit_tr_exit_dyn(struct jit_tr *t);
+void jit_tr_sync_state(struct jit_tr *t);
+
+/* tr-mem.c */
+void jit_tr_ea(struct jit_tr *t, const struct jit_insn *in);
+void jit_tr_mem_load_acc(struct jit_tr *t, int seg, unsigned size, bool write);
+void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size);
+void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size);
+void jit_tr_smc_check(struct jit_tr *t);
+void jit_tr_rm_to_rax(struct jit_tr *t, const struct jit_insn *in, unsigned size);
+int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_lea(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
+
+/* tr-alu.c */
+void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask);
+void jit_tr_flags_merge(struct jit_tr *t, uint32_t mask);
+void jit_tr_flags_load(struct jit_tr *t);
+int jit_tr_cond(struct jit_tr *t, unsigned cc);
+int jit_tr_mov_r_imm(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_movx(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_grp3(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_imul(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_incdec(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_cmov(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_setcc(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_bswap(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_notneg(struct jit_tr *t, const struct jit_insn *in);
+
 /* cpu.c */
 _Noreturn void jit_raise(struct jit_cpu *cpu, int vector, uint32_t code);
 _Noreturn void jit_raise_nocode(struct jit_cpu *cpu, int vector);

@@ -1,7 +1,7 @@
 /*
  * The translator (lib/jit/tr-*.c) against the interpreter and the host:
  * random straight-line sequences of the forms the translator emits inline
- * (ALU, TEST, shifts and rotates, IMUL, INC/DEC, NOT/NEG, CMOVcc, SETcc,
+ * (ALU with register, memory and immediate operands, TEST, shifts and rotates, IMUL, INC/DEC, NOT/NEG, CMOVcc, SETcc,
  * BSWAP, MOV/MOVZX/MOVSX/LEA, PUSH/POP, loads and stores, read-modify-write
  * of memory, short forward Jcc) mixed with forms it
  * hands to the interpreter, run natively, by a vCPU that translates every
@@ -72,7 +72,18 @@ static void rnd_insn(struct rng *r, struct hcase *c)
 			p66 = w = false;
 		modrm_insn(c, p66, w, !(op[0] & 1), op, 1, d, mem, rdisp(r));
 		break;
-	case 3:					/* ALU r/m, imm8 / imm32 */
+	case 3:					/* ALU r/m, imm8 / imm32; AL/rAX, imm; TEST */
+		if (rnd(r) % 4 == 0) {
+			bool byte = rnd(r) & 1;
+			uint8_t o = rnd(r) % 5 == 0 ? 0xa8 : (uint8_t)((rnd(r) % 8) << 3 | 4);
+
+			if (!byte && (w || p66))
+				emit1(c, w ? 0x48 : 0x66);
+			emit1(c, (uint8_t)(o + !byte));
+			emit(c, (uint8_t[]){ (uint8_t)rnd(r), (uint8_t)rnd(r), 0x80, (uint8_t)rnd(r) },
+			     byte ? 1 : p66 && !w ? 2 : 4);
+			break;
+		}
 		op[0] = rnd(r) & 1 ? 0x83 : 0x81;
 		modrm_insn(c, p66, w, false, op, 1, (unsigned)(rnd(r) % 8),
 			   rnd(r) % 4 == 0 ? -1 : (int)d, rdisp(r));

@@ -1,0 +1,358 @@
+/*
+ * The translator's arithmetic (see the essay in tr-x86.c): the ALU group,
+ * TEST, shifts and rotates, IMUL, INC/DEC, NOT/NEG, MOVZX/MOVSX, CMOVcc,
+ * SETcc and BSWAP on the host ALU, and the guest's arithmetic flags
+ * (Intel SDM vol. 1, 3.4.3.1): merged into RFLAGS after an operation,
+ * loaded into the host's before one that reads them, or kept in the host
+ * flags for a Jcc that follows at once.
+ */
+#include "jit/internal.h"
+
+/* RFLAGS's arithmetic bits (mask: which of them) = those in RDX. */
+void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask)
+{
+	/* rflags ^= (rdx ^ rflags) & mask */
+	jit_tr_ins(t, 8, 0x33, RDX, jit_tr_m(RBX, OFF_RFLAGS));	/* xor rdx, [rflags] */
+	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), mask);
+	jit_tr_ins(t, 8, 0x31, RDX, jit_tr_m(RBX, OFF_RFLAGS));	/* xor [rflags], rdx */
+}
+
+/* RFLAGS's arithmetic bits = the host's (mask: which of them). */
+void jit_tr_flags_merge(struct jit_tr *t, uint32_t mask)
+{
+	if (t->fl_dead)
+		return;
+	jit_tr_byte(&t->b, 0x9c);			/* pushfq */
+	jit_tr_byte(&t->b, 0x5a);			/* pop rdx */
+	jit_tr_flags_merge_rdx(t, mask);
+}
+
+/* The host's arithmetic flags = the guest's (for instructions that read
+ * them or leave some unchanged). */
+void jit_tr_flags_load(struct jit_tr *t)
+{
+	jit_tr_ld(t, 8, RDX, jit_tr_m(RBX, OFF_RFLAGS));
+	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), F_ARITH);
+	jit_tr_ins32(t, 4, 0x81, 1, jit_tr_r(RDX), 0x202);
+	jit_tr_byte(&t->b, 0x52);			/* push rdx */
+	jit_tr_byte(&t->b, 0x9d);			/* popfq */
+}
+
+/*
+ * Test guest condition cc (Jcc/SETcc/CMOVcc encoding) on RFLAGS: returns
+ * the host condition that holds when it is true.  Clobbers RAX, RCX.
+ */
+int jit_tr_cond(struct jit_tr *t, unsigned cc)
+{
+	static const uint32_t bits[6] = { F_OF, F_CF, F_ZF, F_CF | F_ZF, F_SF, F_PF };
+
+	jit_tr_ld(t, 4, RAX, jit_tr_m(RBX, OFF_RFLAGS));
+	if (cc < 12) {
+		jit_tr_ins32(t, 4, 0xf7, 0, jit_tr_r(RAX), bits[cc >> 1]);
+	} else {
+		jit_tr_ins(t, 4, 0x8b, RCX, jit_tr_r(RAX));
+		jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RCX), 4);		/* OF down to SF */
+		jit_tr_ins(t, 4, 0x31, RAX, jit_tr_r(RCX));			/* xor ecx, eax */
+		jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RCX), F_SF);
+		if (cc >= 14) {
+			jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RAX), F_ZF);
+			jit_tr_ins(t, 4, 0x09, RAX, jit_tr_r(RCX));		/* or ecx, eax */
+		}
+	}
+	return (cc & 1) ? 4 : 5;
+}
+
+/* B0-BF: MOV r, imm */
+int jit_tr_mov_r_imm(struct jit_tr *t, const struct jit_insn *in)
+{
+	jit_tr_mov_imm(&t->b, RAX, in->imm & size_mask(in->opsize));
+	jit_tr_greg_store(t, in, RAX, in->reg, in->opsize);
+	return TR_OK;
+}
+
+/* 0F B6/B7/BE/BF: MOVZX/MOVSX, 63: MOVSXD */
+int jit_tr_movx(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned from = in->op == 0x63 ? 4 : (in->op & 1) ? 2 : 1;
+	bool sign = in->op == 0x63 || in->op >= 0xbe;
+
+	if (in->opsize < 4)
+		return TR_NO;
+	jit_tr_rm_to_rax(t, in, from);
+	if (sign) {
+		if (from == 4)
+			jit_tr_ins(t, 8, 0x63, RAX, jit_tr_r(RAX));		/* movsxd rax, eax */
+		else
+			jit_tr_ins(t, 8, from == 1 ? 0x0fbe : 0x0fbf, RAX, jit_tr_r(RAX));
+	}
+	jit_tr_greg_store(t, in, RAX, in->reg, in->opsize);
+	return TR_OK;
+}
+
+/* The guest register r of size bytes as an operand the host can change
+ * in place: its cached host register, or else RAX loaded with it. */
+static struct jit_tr_rm greg_op(struct jit_tr *t, const struct jit_insn *in, unsigned r,
+				unsigned size)
+{
+	if (t->host[r] >= 0 && !(size == 1 && !in->rex && r >= 4 && r < 8))
+		return jit_tr_r((unsigned)t->host[r]);
+	jit_tr_greg_load(t, in, RAX, r, size);
+	return jit_tr_r(RAX);
+}
+
+/*
+ * The flags of the instruction just emitted (mask: those it sets): merged
+ * into RFLAGS, or, when the next instruction is a Jcc (t->fuse), kept in
+ * the host flags for it with a copy in RDX (see tr_branch).
+ */
+static void flags_set(struct jit_tr *t, uint32_t mask)
+{
+	if (t->fuse && !t->fl_dead) {
+		jit_tr_byte(&t->b, 0x9c);		/* pushfq */
+		jit_tr_byte(&t->b, 0x5a);		/* pop rdx */
+		t->hflags = mask;
+		return;
+	}
+	jit_tr_flags_merge(t, mask);
+}
+
+/* d OP imm (aop: ALU_* or 8 for TEST) in the host's immediate form (imm
+ * fits: a sign-extended imm32 for 64-bit operations). */
+static void alu_imm(struct jit_tr *t, int aop, unsigned size, struct jit_tr_rm dop, uint64_t imm)
+{
+	unsigned ext = aop == 8 ? 0 : (unsigned)aop;
+	uint32_t opc = aop == 8 ? (size == 1 ? 0xf6 : 0xf7) : (size == 1 ? 0x80 : 0x81);
+
+	jit_tr_ins(t, size, opc, ext, dop);
+	if (size == 1) {
+		jit_tr_byte(&t->b, (uint8_t)imm);
+	} else if (size == 2) {
+		jit_tr_byte(&t->b, (uint8_t)imm);
+		jit_tr_byte(&t->b, (uint8_t)(imm >> 8));
+	} else {
+		jit_tr_u32(&t->b, (uint32_t)imm);
+	}
+}
+
+/*
+ * The two-operand ALU group and TEST: d OP s with the host ALU, d = dop
+ * (RAX or the destination's host register), s = RCX or, when imm, the
+ * instruction's immediate.  aop is ALU_* or 8 for TEST.  dst: the guest
+ * register that gets the result, -1 for none (CMP, TEST).
+ */
+static void alu_emit(struct jit_tr *t, const struct jit_insn *in, int aop, unsigned size, int dst,
+		     struct jit_tr_rm dop, bool imm)
+{
+	uint64_t v = in->imm & size_mask(size);
+
+	if (imm && size == 8 && (uint64_t)(int64_t)(int32_t)v != v) {
+		jit_tr_mov_imm(&t->b, RCX, v);
+		imm = false;
+	}
+	if (aop == ALU_ADC || aop == ALU_SBB)
+		jit_tr_ins8(t, 4, 0x0fba, 4, jit_tr_m(RBX, OFF_RFLAGS), 0);	/* bt: CF in */
+	if (imm)
+		alu_imm(t, aop, size, dop, v);
+	else if (aop == 8)
+		jit_tr_ins(t, size, size == 1 ? 0x84 : 0x85, RCX, dop);
+	else
+		jit_tr_ins(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, dop);
+	flags_set(t, F_ARITH);
+	if (dst < 0 || aop == ALU_CMP || aop == 8)
+		return;
+	if (dop.base == RAX)
+		jit_tr_greg_store(t, in, RAX, (unsigned)dst, size);
+	else
+		jit_tr_gpr_written(t, (unsigned)dst);
+}
+
+/* 00-3D (not the RMW forms to memory), 80-83, 84/85, A8/A9, F6/F7 /0 */
+int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, o = in->op;
+	int aop, dst = -1;
+	struct jit_tr_rm dop = jit_tr_r(RAX);
+	bool imm = false;
+
+	if (in->lock)
+		return TR_NO;
+	if (o < 0x40) {
+		aop = (int)(o >> 3);
+		if ((o & 7) >= 4) {			/* AL/rAX, imm */
+			dop = greg_op(t, in, JIT_RAX, size);
+			imm = true;
+			dst = JIT_RAX;
+		} else if (o & 2) {			/* reg OP= r/m */
+			jit_tr_rm_to_rax(t, in, size);
+			jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
+			dop = greg_op(t, in, in->reg, size);
+			dst = in->reg;
+		} else if (in->mod == 3 || aop == ALU_CMP) {	/* r/m OP= reg */
+			if (in->mod == 3)
+				dop = greg_op(t, in, in->rm, size);
+			else
+				jit_tr_rm_to_rax(t, in, size);
+			jit_tr_greg_load(t, in, RCX, in->reg, size);
+			dst = in->mod == 3 ? in->rm : -1;
+		} else {
+			return TR_NO;
+		}
+	} else if (o >= 0x80 && o <= 0x83) {
+		aop = in->reg & 7;
+		if (in->mod != 3 && aop != ALU_CMP)
+			return TR_NO;
+		if (in->mod == 3)
+			dop = greg_op(t, in, in->rm, size);
+		else
+			jit_tr_rm_to_rax(t, in, size);
+		imm = true;
+		dst = in->mod == 3 ? in->rm : -1;
+	} else if (o == 0x84 || o == 0x85) {
+		aop = 8;
+		jit_tr_rm_to_rax(t, in, size);
+		jit_tr_greg_load(t, in, RCX, in->reg, size);
+	} else if (o == 0xa8 || o == 0xa9) {
+		aop = 8;
+		jit_tr_greg_load(t, in, RAX, JIT_RAX, size);
+		imm = true;
+	} else {					/* F6/F7 /0 */
+		aop = 8;
+		jit_tr_rm_to_rax(t, in, size);
+		imm = true;
+	}
+	alu_emit(t, in, aop, size, dst, dop, imm);
+	return TR_OK;
+}
+
+/* F6/F7: TEST r/m, imm; NOT and NEG of a register */
+int jit_tr_grp3(struct jit_tr *t, const struct jit_insn *in)
+{
+	if ((in->reg & 7) == 0)
+		return jit_tr_alu(t, in);
+	if (in->mod == 3 && ((in->reg & 7) == 2 || (in->reg & 7) == 3))
+		return jit_tr_notneg(t, in);
+	return TR_NO;
+}
+
+/* C0/C1/D0-D3 with a register operand: shifts and rotates on the host
+ * with the guest's flags loaded (a zero count changes nothing). */
+int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, ext = in->reg & 7, o = in->op, count;
+
+	if (in->mod != 3)
+		return TR_NO;
+	if (ext == 6)
+		ext = 4;				/* SAL is SHL */
+	if (o >= 0xd2)
+		jit_tr_ld(t, 1, RCX, jit_tr_gpr(t, JIT_RCX));
+	jit_tr_greg_load(t, in, RAX, in->rm, size);
+	count = o >= 0xd2 ? 0 : o >= 0xd0 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
+	if (!count || ext == 2 || ext == 3)
+		jit_tr_flags_load(t);		/* a CL count, RCL/RCR: flags in */
+	if (o <= 0xc1)
+		jit_tr_ins8(t, size, o, ext, jit_tr_r(RAX), (uint8_t)in->imm);
+	else
+		jit_tr_ins(t, size, o, ext, jit_tr_r(RAX));
+	/* a known count: shifts set every flag, rotates CF and (by 1) OF;
+	 * the host leaves OF alone on longer rotates */
+	jit_tr_flags_merge(t, !count || ext >= 2 ? F_ARITH : count == 1 ? F_CF | F_OF : F_CF);
+	jit_tr_greg_store(t, in, RAX, in->rm, size);
+	return TR_OK;
+}
+
+/* 0F AF, 69, 6B: IMUL r, r/m [, imm] */
+int jit_tr_imul(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	if (size < 2)
+		return TR_NO;
+	jit_tr_rm_to_rax(t, in, size);
+	jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
+	if (in->map == MAP_0F)
+		jit_tr_greg_load(t, in, RAX, in->reg, size);
+	else
+		jit_tr_mov_imm(&t->b, RAX, in->imm & size_mask(size));
+	jit_tr_ins(t, size, 0x0faf, RAX, jit_tr_r(RCX));		/* imul eax, ecx */
+	jit_tr_flags_merge(t, F_ARITH);
+	jit_tr_greg_store(t, in, RAX, in->reg, size);
+	return TR_OK;
+}
+
+/* FE/FF /0 /1 with a register operand: INC/DEC (CF kept) */
+int jit_tr_incdec(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, ext = in->reg & 7;
+
+	if (in->mod != 3 || ext > 1)
+		return TR_NO;
+	jit_tr_greg_load(t, in, RAX, in->rm, size);
+	jit_tr_ins(t, size, size == 1 ? 0xfe : 0xff, ext, jit_tr_r(RAX));
+	flags_set(t, F_ARITH & ~F_CF);
+	jit_tr_greg_store(t, in, RAX, in->rm, size);
+	return TR_OK;
+}
+
+/* 0F 40-4F: CMOVcc (the source is read, and faults, either way) */
+int jit_tr_cmov(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+	uint8_t *skip, *done;
+
+	jit_tr_rm_to_rax(t, in, size);
+	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
+	skip = jit_tr_jump(&t->b, jit_tr_cond(t, in->op & 15) ^ 1);
+	jit_tr_greg_store(t, in, R8, in->reg, size);
+	if (size != 4) {
+		jit_tr_here(&t->b, skip);
+		return TR_OK;
+	}
+	done = jit_tr_jump(&t->b, -1);
+	jit_tr_here(&t->b, skip);
+	if (t->host[in->reg] >= 0) {				/* 32-bit: upper cleared */
+		jit_tr_ins(t, 4, 0x8b, (unsigned)t->host[in->reg], jit_tr_gpr(t, in->reg));
+		jit_tr_gpr_written(t, in->reg);
+	} else {
+		jit_tr_ins32(t, 4, 0xc7, 0, jit_tr_m(RBX, OFF_GPR(in->reg) + 4), 0);
+	}
+	jit_tr_here(&t->b, done);
+	return TR_OK;
+}
+
+/* 0F 90-9F: SETcc of a register */
+int jit_tr_setcc(struct jit_tr *t, const struct jit_insn *in)
+{
+	if (in->mod != 3)
+		return TR_NO;
+	jit_tr_ins(t, 1, 0x0f90 | (uint32_t)jit_tr_cond(t, in->op & 15), 0, jit_tr_r(RAX));
+	jit_tr_greg_store(t, in, RAX, in->rm, 1);
+	return TR_OK;
+}
+
+/* 0F C8-CF: BSWAP r32/r64 */
+int jit_tr_bswap(struct jit_tr *t, const struct jit_insn *in)
+{
+	if (in->opsize < 4)
+		return TR_NO;
+	jit_tr_ld(t, in->opsize, RAX, jit_tr_gpr(t, in->reg));
+	if (in->opsize == 8)
+		jit_tr_byte(&t->b, 0x48);
+	jit_tr_byte(&t->b, 0x0f);
+	jit_tr_byte(&t->b, 0xc8);			/* bswap eax / rax */
+	jit_tr_greg_store(t, in, RAX, in->reg, in->opsize);
+	return TR_OK;
+}
+
+/* F6/F7 /2 NOT, /3 NEG of a register */
+int jit_tr_notneg(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, ext = in->reg & 7;
+
+	jit_tr_greg_load(t, in, RAX, in->rm, size);
+	jit_tr_ins(t, size, size == 1 ? 0xf6 : 0xf7, ext, jit_tr_r(RAX));
+	if (ext == 3)
+		jit_tr_flags_merge(t, F_ARITH);
+	jit_tr_greg_store(t, in, RAX, in->rm, size);
+	return TR_OK;
+}

@@ -1,0 +1,351 @@
+/*
+ * The translator's memory operands (see the essay in tr-x86.c): effective
+ * addresses, the inline TLB lookup with its slow path into C, stores that
+ * may hit the block's own code, and the instructions built on them (MOV,
+ * LEA, PUSH/POP, CALL/RET and Jcc at a block's end, read-modify-write of
+ * memory).  Intel SDM vol. 3, 4.10 (TLBs) for what the lookup mirrors.
+ */
+#include "jit/internal.h"
+
+/* Effective address of the memory operand into RSI (insn_ea()). */
+void jit_tr_ea(struct jit_tr *t, const struct jit_insn *in)
+{
+	uint64_t m = size_mask(in->addrsize);
+	unsigned base = RSI, index;
+
+	if (in->rip_rel) {
+		jit_tr_mov_imm(&t->b, RSI, (t->next + (uint64_t)(int64_t)in->disp) & m);
+		return;
+	}
+	if (in->base != REG_NONE) {
+		base = t->host[in->base] >= 0 ? (unsigned)t->host[in->base] : RSI;
+		if (base == RSI)
+			jit_tr_ld(t, 8, RSI, jit_tr_m(RBX, OFF_GPR(in->base)));
+	} else {
+		jit_tr_mov_imm(&t->b, RSI, (uint64_t)(int64_t)in->disp);
+		if (in->index == REG_NONE) {
+			if (in->addrsize == 4)
+				jit_tr_ins(t, 4, 0x8b, RSI, jit_tr_r(RSI));
+			return;
+		}
+	}
+	if (in->index != REG_NONE) {
+		index = t->host[in->index] >= 0 ? (unsigned)t->host[in->index] : RCX;
+		if (index == RCX)
+			jit_tr_ld(t, 8, RCX, jit_tr_m(RBX, OFF_GPR(in->index)));
+		jit_tr_ins(t, 8, 0x8d, RSI, jit_tr_mx(base, index, in->scale,
+						      in->base != REG_NONE ? in->disp : 0));
+	} else if (in->disp || base != RSI) {
+		jit_tr_ins(t, 8, 0x8d, RSI, jit_tr_m(base, in->disp));
+	}
+	if (in->addrsize == 4)
+		jit_tr_ins(t, 4, 0x8b, RSI, jit_tr_r(RSI));
+}
+
+/*
+ * The inline TLB lookup for the linear address seg:RSI (RSI itself, or
+ * RAX = RSI + the FS/GS base): leaves RDX = the host page (or jumps to the
+ * returned patch points for the slow path) and RCX = the offset in the
+ * page.  The tag is compared with the page of the access's last byte in
+ * the entry of its first byte's page, so an access that crosses into the
+ * next page misses (those pages' entries differ) and one compare covers
+ * both.  Any patch point: a miss.
+ */
+static void tlb_fast(struct jit_tr *t, int seg, unsigned size, bool write, uint8_t *miss[4])
+{
+	unsigned need = write ? P_W : P_R, lin = RSI;
+
+	if (seg == SEG_FS || seg == SEG_GS) {
+		jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_SEGBASE(seg)));
+		jit_tr_ins(t, 8, 0x01, RSI, jit_tr_r(RAX));		/* add rax, rsi */
+		lin = RAX;
+	}
+	if (t->cpl == 3)
+		need <<= 3;
+	jit_tr_ins(t, 8, 0x8d, RCX, jit_tr_m(lin, (int32_t)size - 1));	/* lea rcx, [lin + size - 1] */
+	jit_tr_ins8(t, 8, 0xc1, 5, jit_tr_r(RCX), 12);		/* shr rcx, 12: the last byte's page */
+	jit_tr_ins(t, 4, 0x8b, RDX, jit_tr_r(lin));
+	jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RDX), 12);		/* shr edx, 12 */
+	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), TLB_SIZE - 1);	/* and edx, 511 */
+	jit_tr_ins(t, 8, 0x8d, RDX, jit_tr_mx(RDX, RDX, 2, 0));	/* rdx *= 5 */
+	jit_tr_ins(t, 8, 0x8d, RDX, jit_tr_mx(RBX, RDX, 3, OFF_TLB));
+	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_m(RDX, offsetof(struct jit_tlb_entry, tag)));
+	miss[0] = jit_tr_jump(&t->b, 5);
+	miss[1] = NULL;
+	if (need != P_R) {	/* a filled entry always allows supervisor reads */
+		jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_m(RDX, offsetof(struct jit_tlb_entry, perm)), (uint8_t)need);
+		miss[1] = jit_tr_jump(&t->b, 4);
+	}
+	jit_tr_ld(t, 8, RDX, jit_tr_m(RDX, write ? (int32_t)offsetof(struct jit_tlb_entry, host_w)
+				     : (int32_t)offsetof(struct jit_tlb_entry, host_r)));
+	jit_tr_ins(t, 8, 0x85, RDX, jit_tr_r(RDX));
+	miss[2] = jit_tr_jump(&t->b, 4);
+	jit_tr_ins(t, 4, 0x8b, RCX, jit_tr_r(lin));
+	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RCX), 0xfff);
+	miss[3] = NULL;
+}
+
+/* RAX = the size bytes at seg:RSI, zero-extended (translated for writing
+ * when write: the load of a read-modify-write).  Clobbers RCX, RDX, RSI,
+ * RDI, R8-R11. */
+void jit_tr_mem_load_acc(struct jit_tr *t, int seg, unsigned size, bool write)
+{
+	uint8_t *miss[4], *done;
+
+	tlb_fast(t, seg, size, write, miss);
+	jit_tr_ld(t, size, RAX, jit_tr_mx(RDX, RCX, 0, 0));
+	done = jit_tr_jump(&t->b, -1);
+	for (int i = 0; i < 4; i++)
+		jit_tr_here(&t->b, miss[i]);
+	jit_tr_sync_state(t);
+	jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RSI));
+	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);
+	jit_tr_mov_imm(&t->b, RCX, size);
+	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
+	jit_tr_call(&t->b, write ? (const void *)jit_tr_read_w : (const void *)jit_tr_read);
+	jit_tr_pend_flush(t, -1);
+	jit_tr_cache_load(t, true);
+	jit_tr_here(&t->b, done);
+}
+
+void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size)
+{
+	jit_tr_mem_load_acc(t, seg, size, false);
+}
+
+/* Store R8's low size bytes at seg:RSI.  A store into the block's own
+ * code takes the slow path, which notes it (smc_note). */
+void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size)
+{
+	uint8_t *miss[4], *done, *ok, *smc;
+
+	tlb_fast(t, seg, size, true, miss);
+	jit_tr_ins(t, 8, 0x8d, RCX, jit_tr_mx(RDX, RCX, 0, 0));
+	jit_tr_mov_imm(&t->b, RDX, t->code_hi);
+	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_r(RDX));
+	ok = jit_tr_jump(&t->b, 3);			/* jae */
+	jit_tr_mov_imm(&t->b, RDX, t->code_lo - size);
+	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_r(RDX));
+	smc = jit_tr_jump(&t->b, 7);			/* ja */
+	jit_tr_here(&t->b, ok);
+	jit_tr_st(t, size, R8, jit_tr_m(RCX, 0));
+	done = jit_tr_jump(&t->b, -1);
+	for (int i = 0; i < 4; i++)
+		jit_tr_here(&t->b, miss[i]);
+	jit_tr_here(&t->b, smc);
+	jit_tr_sync_state(t);
+	jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RSI));
+	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);
+	jit_tr_mov_imm(&t->b, RCX, size);
+	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
+	jit_tr_call(&t->b, (const void *)jit_tr_write);
+	jit_tr_pend_flush(t, -1);
+	jit_tr_cache_load(t, true);
+	jit_tr_here(&t->b, done);
+}
+
+/* After an instruction that stored: leave if it wrote this block's code. */
+void jit_tr_smc_check(struct jit_tr *t)
+{
+	uint8_t *go;
+
+	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_SMC_HIT), 0);
+	go = jit_tr_jump(&t->b, 4);
+	t->pend++;
+	jit_tr_exit_to(t, t->next);
+	t->pend--;
+	jit_tr_here(&t->b, go);
+}
+
+/* The r/m operand of size bytes into RAX (register or memory). */
+void jit_tr_rm_to_rax(struct jit_tr *t, const struct jit_insn *in, unsigned size)
+{
+	if (in->mod == 3) {
+		jit_tr_greg_load(t, in, RAX, in->rm, size);
+	} else {
+		jit_tr_ea(t, in);
+		jit_tr_mem_load(t, in->seg, size);
+	}
+}
+
+/* MOV 88/89/8A/8B, C6/C7 /0 */
+int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	switch (in->op) {
+	case 0x8a: case 0x8b:
+		jit_tr_rm_to_rax(t, in, size);
+		jit_tr_greg_store(t, in, RAX, in->reg, size);
+		return TR_OK;
+	case 0x88: case 0x89:
+		if (in->mod == 3) {
+			jit_tr_greg_load(t, in, RAX, in->reg, size);
+			jit_tr_greg_store(t, in, RAX, in->rm, size);
+			return TR_OK;
+		}
+		jit_tr_ea(t, in);
+		jit_tr_greg_load(t, in, R8, in->reg, size);
+		break;
+	default:	/* C6/C7 */
+		if ((in->reg & 7) != 0)
+			return TR_NO;
+		if (in->mod == 3) {
+			jit_tr_mov_imm(&t->b, RAX, in->imm & size_mask(size));
+			jit_tr_greg_store(t, in, RAX, in->rm, size);
+			return TR_OK;
+		}
+		jit_tr_ea(t, in);
+		jit_tr_mov_imm(&t->b, R8, in->imm & size_mask(size));
+	}
+	jit_tr_mem_store(t, in->seg, size);
+	jit_tr_smc_check(t);
+	return TR_OK;
+}
+
+/* 8D: LEA */
+int jit_tr_lea(struct jit_tr *t, const struct jit_insn *in)
+{
+	if (in->mod == 3 || in->opsize < 4)
+		return TR_NO;
+	jit_tr_ea(t, in);
+	jit_tr_greg_store(t, in, RSI, in->reg, in->opsize);
+	return TR_OK;
+}
+
+/* 50-57: PUSH r; 58-5F: POP r (64-bit) */
+int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in)
+{
+	if (in->opsize != 8)
+		return TR_NO;
+	jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
+	if (in->op < 0x58) {
+		jit_tr_ld(t, 8, R8, jit_tr_gpr(t, in->reg));
+		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
+		jit_tr_mem_store(t, SEG_SS, 8);
+		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
+		jit_tr_gpr_written(t, JIT_RSP);
+		jit_tr_smc_check(t);
+	} else {
+		jit_tr_mem_load(t, SEG_SS, 8);
+		jit_tr_ins8(t, 8, 0x83, 0, jit_tr_gpr(t, JIT_RSP), 8);
+		jit_tr_gpr_written(t, JIT_RSP);
+		jit_tr_st(t, 8, RAX, jit_tr_gpr(t, in->reg));
+		jit_tr_gpr_written(t, in->reg);
+	}
+	return TR_OK;
+}
+
+/* Jcc, JMP, CALL, RET (64-bit operand size): the block's end */
+int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
+{
+	uint64_t target = t->next + in->imm;
+	uint8_t *taken;
+
+	if (in->opsize != 8)
+		return TR_NO;
+	t->pend++;
+	if ((in->map == MAP_1B && (in->op & 0xf0) == 0x70) || in->map == MAP_0F) {
+		uint32_t hf = t->hflags;
+		unsigned cc = in->op & 15;
+
+		if (hf && (hf & F_CF || (cc >> 1 != 1 && cc >> 1 != 3))) {
+			t->hflags = 0;				/* the guest's flags are the host's */
+			taken = jit_tr_jump(&t->b, (int)cc);
+			jit_tr_flags_merge_rdx(t, hf);
+			jit_tr_exit_link(t, t->next);
+			jit_tr_here(&t->b, taken);
+			jit_tr_flags_merge_rdx(t, hf);
+			jit_tr_exit_link(t, target);
+			return TR_END;
+		}
+		if (hf) {				/* CF not among them: into RFLAGS */
+			jit_tr_flags_merge_rdx(t, hf);
+			t->hflags = 0;
+		}
+		taken = jit_tr_jump(&t->b, jit_tr_cond(t, cc));
+		jit_tr_exit_link(t, t->next);
+		jit_tr_here(&t->b, taken);
+		jit_tr_exit_link(t, target);
+		return TR_END;
+	}
+	switch (in->op) {
+	case 0xe9: case 0xeb:
+		jit_tr_exit_link(t, target);
+		return TR_END;
+	case 0xe8:
+		t->pend--;
+		jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
+		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
+		jit_tr_mov_imm(&t->b, R8, t->next);
+		jit_tr_mem_store(t, SEG_SS, 8);
+		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
+		jit_tr_gpr_written(t, JIT_RSP);
+		t->pend++;
+		jit_tr_exit_link(t, target);		/* a store into this block ends it anyway */
+		return TR_END;
+	default:	/* C3, C2 */
+		t->pend--;
+		jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
+		jit_tr_mem_load(t, SEG_SS, 8);
+		jit_tr_ins32(t, 8, 0x81, 0, jit_tr_gpr(t, JIT_RSP),
+			 8 + (in->op == 0xc2 ? (uint32_t)in->imm : 0));
+		jit_tr_gpr_written(t, JIT_RSP);
+		t->pend++;
+		jit_tr_exit_dyn(t);
+		return TR_END;
+	}
+}
+
+/*
+ * Read-modify-write of memory without LOCK: ALU r/m, reg (00-31), group 1
+ * (80-83), INC/DEC (FE/FF /0 /1), NOT/NEG (F6/F7 /2 /3).  The load is
+ * translated for writing, as rmw_load() does; the flags are held in
+ * cpu->tr_tmp across the store and set only after it, so a faulting store
+ * leaves the state as it was.
+ */
+int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize, o = in->op, ext = in->reg & 7;
+	uint32_t mask = F_ARITH;
+	int aop = -1;
+
+	if (o < 0x40)
+		aop = (int)(o >> 3);
+	else if (o >= 0x80 && o <= 0x83)
+		aop = (int)ext;
+	if (aop == ALU_CMP)
+		return TR_NO;
+	jit_tr_ea(t, in);
+	jit_tr_mem_load_acc(t, in->seg, size, true);
+	if (o < 0x40) {
+		jit_tr_greg_load(t, in, RCX, in->reg, size);
+	} else if (aop >= 0) {
+		jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
+	}
+	if (aop == ALU_ADC || aop == ALU_SBB)
+		jit_tr_ins8(t, 4, 0x0fba, 4, jit_tr_m(RBX, OFF_RFLAGS), 0);	/* bt: CF in */
+	if (aop >= 0) {
+		jit_tr_ins(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, jit_tr_r(RAX));
+	} else {
+		jit_tr_ins(t, size, o, ext, jit_tr_r(RAX));		/* INC DEC NOT NEG */
+		if (o <= 0xf7 && ext == 2)
+			mask = 0;			/* NOT: no flags */
+		else if (o >= 0xfe)
+			mask = F_ARITH & ~F_CF;
+	}
+	if (mask && !t->fl_dead) {
+		jit_tr_byte(&t->b, 0x9c);		/* pushfq */
+		jit_tr_byte(&t->b, 0x5a);		/* pop rdx */
+		jit_tr_st(t, 8, RDX, jit_tr_m(RBX, OFF_TR_TMP));
+	}
+	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
+	jit_tr_ea(t, in);
+	jit_tr_mem_store(t, in->seg, size);
+	if (mask && !t->fl_dead) {
+		jit_tr_ld(t, 8, RDX, jit_tr_m(RBX, OFF_TR_TMP));
+		jit_tr_flags_merge_rdx(t, mask);
+	}
+	jit_tr_smc_check(t);
+	return TR_OK;
+}
