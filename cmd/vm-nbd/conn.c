@@ -227,6 +227,31 @@ static void send_batch(struct conn *c, struct nbd_req *list, bool dead)
 	}
 }
 
+/* The reader thread's own replies: sent right here, blocking, when the
+ * socket is free (spliced data included, so a read served from the
+ * page cache never leaves the reader thread); else queued.  Blocking
+ * the reader stalls only this client's connection. */
+void conn_send_replies(struct conn *c, struct nbd_req *head, struct nbd_req *tail)
+{
+	bool direct;
+
+	tail->next = NULL;
+	pthread_mutex_lock(&c->lock);
+	direct = !c->writing && !c->replies && !c->dead;
+	if (direct)
+		c->writing = true;
+	pthread_mutex_unlock(&c->lock);
+	if (!direct) {
+		conn_queue_replies(c, head, tail);
+		return;
+	}
+	send_batch(c, head, false);
+	pthread_mutex_lock(&c->lock);
+	c->writing = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
 static void *writer_main(void *opaque)
 {
 	struct conn *c = opaque;

@@ -33,6 +33,7 @@
 #define MAX_INFLIGHT_BYTES (256u << 20)
 #define BS_MAX_EXTENTS 65536     /* descriptors per block status chunk */
 #define INLINE_MAX (64u << 10)         /* reads the reader may run itself */
+#define INLINE_SPLICE_MAX (4u << 20) /* ... or splices (cheap: no copy) */
 #define INLINE_BACKOFF_NS 200000000u   /* after an inline read slept */
 #define INLINE_BATCH 32                /* inline replies sent together, */
 #define INLINE_BATCH_BYTES (1u << 20)  /* or this much data */
@@ -207,6 +208,7 @@ static int read_data(struct nbd_req *r, struct chunk *ch, int n)
 		ret = export_read(e, (void *)(ch[i].data + k), ch[i].off + k, ch[i].len - k);
 		if (ret < 0)
 			return ret;
+		r->copied += ch[i].len;
 	}
 	return 0;
 }
@@ -254,6 +256,7 @@ static void cmd_read(struct nbd_req *r)
 	r->data = xmalloc(r->len ? r->len : 1);
 	if (!r->c->structured || (r->flags & NBD_CMD_FLAG_DF) || !r->len) {
 		ret = export_read(e, r->data, r->offset, r->len);
+		r->copied = r->len;
 		if (ret < 0)
 			reply_errno(r, ret);
 		else if (!r->c->structured)
@@ -539,7 +542,7 @@ static void flush_batch(struct conn *c, struct inbuf *in)
 {
 	if (!in->batch)
 		return;
-	conn_queue_replies(c, in->batch, in->batch_tail);
+	conn_send_replies(c, in->batch, in->batch_tail);
 	in->batch = in->batch_tail = NULL;
 	in->nbatch = 0;
 	in->batch_bytes = 0;
@@ -631,7 +634,9 @@ static long voluntary_switches(void)
 
 /* Small reads that the page cache answers take a few microseconds, less
  * than handing them to a pool thread and back; the reader runs those
- * itself.  As soon as one had to sleep (it went to the disk, or waited
+ * itself, and reads of up to 4 MiB that splice.c can send without a
+ * copy too (their replies then leave from this thread as well, so a
+ * cached read never changes threads: conn_send_replies).  As soon as one had to sleep (it went to the disk, or waited
  * for a lock), reads go to the pool again for a while, so that slow
  * reads overlap.  Being preempted on a busy machine is not sleeping:
  * only voluntary context switches count. */
@@ -639,14 +644,16 @@ static bool run_inline(struct conn *c, struct inbuf *in, struct nbd_req *r)
 {
 	long sw;
 
-	if (r->type != NBD_CMD_READ || r->len > INLINE_MAX)
+	if (r->type != NBD_CMD_READ ||
+	    r->len > (c->srv->exp->nsplice ? INLINE_SPLICE_MAX : INLINE_MAX))
 		return false;
 	if (c->inline_after && now_ns() < c->inline_after)
 		return false;
 	c->inline_after = 0;
 	sw = voluntary_switches();
 	req_exec(r);
-	if (voluntary_switches() != sw)
+	/* it slept, or copied more than a small read's worth */
+	if (voluntary_switches() != sw || r->copied > INLINE_MAX)
 		c->inline_after = now_ns() + INLINE_BACKOFF_NS;
 	r->next = NULL;
 	if (in->batch_tail)

@@ -161,6 +161,7 @@ struct nbd_req {
 	bool last_hdr;               /* iov[niov-1] is header bytes */
 	uint8_t *extra;              /* another buffer the reply points into */
 	int pipe[2];                 /* spliced read data (splice.c), or -1 */
+	size_t copied;               /* read data that went through memory */
 };
 
 struct conn {
@@ -197,6 +198,8 @@ void req_free(struct nbd_req *r);
  * the writer thread (one reply, or a list linked through ->next). */
 void conn_queue_reply(struct conn *c, struct nbd_req *r);
 void conn_queue_replies(struct conn *c, struct nbd_req *head, struct nbd_req *tail);
+/* The same from the connection's reader thread, which may block. */
+void conn_send_replies(struct conn *c, struct nbd_req *head, struct nbd_req *tail);
 /* Transmission flags of this export for connection c. */
 uint16_t conn_tflags(const struct conn *c);
 
