@@ -10,10 +10,12 @@
 # times are the figures to compare (the guest's own clock, which times
 # sha256sum, runs on wall time).  BENCH_INTERP=1 adds a third column:
 # vm-run with the translator off (VM_JIT_TRANSLATE=off, the interpreter
-# alone).  Not run by make check.
+# alone).  BENCH_VMRUN_ARGS adds arguments to vm-run's command lines (e.g.
+# "-machine kernel-decompress=guest", so that vm-run runs the bzImage's own
+# decompressor as QEMU does).  Not run by make check.
 #
 #   bench/cpu-vs-qemu.sh     (VM_BUILD=o/rel, SHA_MIB=256, BENCH_TIMEOUT=1800,
-#                             BENCH_INTERP=0)
+#                             BENCH_INTERP=0, BENCH_VMRUN_ARGS=)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${VM_BUILD:-$top/o/rel}
@@ -53,8 +55,9 @@ val() { cat "$work/$1" 2>/dev/null || echo "?"; }
 ratio() { echo "$1 $2" | awk '$1 + 0 > 0 && $2 + 0 > 0 { printf "%.2f", $1 / $2; exit } { printf "?" }'; }
 
 QEMU=(qemu-system-x86_64 -accel tcg -no-reboot)
-VMRUN=("$B/bin/vm-run" -accel jit -no-reboot)
-INTERP=(env VM_JIT_TRANSLATE=off "$B/bin/vm-run" -accel jit -no-reboot)
+read -r -a extra <<< "${BENCH_VMRUN_ARGS:-}"
+VMRUN=("$B/bin/vm-run" -accel jit -no-reboot "${extra[@]}")
+INTERP=(env VM_JIT_TRANSLATE=off "$B/bin/vm-run" -accel jit -no-reboot "${extra[@]}")
 labels="qemu jit"
 [ "${BENCH_INTERP:-0}" = 1 ] && labels="qemu jit interp"
 

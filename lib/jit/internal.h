@@ -1,7 +1,8 @@
 /*
  * lib/jit private definitions: the vCPU structure, the decoded-instruction
- * form shared by the interpreter and (later) the translator, and the
- * inline fast paths of register and memory access.
+ * form shared by the interpreter and the translator, the translator's
+ * internals (tr-*.c), and the inline fast paths of register and memory
+ * access.
  *
  * Conventions used throughout the library:
  *  - cpu->rip holds the address of the instruction being executed until it

@@ -224,13 +224,32 @@ int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
-/* F6/F7: TEST r/m, imm; NOT and NEG of a register */
+/* F7 /4 /5: MUL and IMUL of rDX:rAX = rAX * r/m (16, 32 and 64 bits): the
+ * source is read (and faults) first, the flags as the interpreter's. */
+static int mul1(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	jit_tr_rm_to_rax(t, in, size);
+	jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
+	jit_tr_greg_load(t, in, RAX, JIT_RAX, size);
+	jit_tr_ins(t, size, 0xf7, in->reg & 7, jit_tr_r(RCX));	/* mul/imul ecx or rcx */
+	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RDX));
+	jit_tr_flags_merge(t, F_ARITH);
+	jit_tr_greg_store(t, in, RAX, JIT_RAX, size);
+	jit_tr_greg_store(t, in, R8, JIT_RDX, size);
+	return TR_OK;
+}
+
+/* F6/F7: TEST r/m, imm; NOT and NEG of a register; MUL/IMUL */
 int jit_tr_grp3(struct jit_tr *t, const struct jit_insn *in)
 {
 	if ((in->reg & 7) == 0)
 		return jit_tr_alu(t, in);
 	if (in->mod == 3 && ((in->reg & 7) == 2 || (in->reg & 7) == 3))
 		return jit_tr_notneg(t, in);
+	if (in->op == 0xf7 && in->opsize >= 2 && ((in->reg & 7) == 4 || (in->reg & 7) == 5))
+		return mul1(t, in);
 	return TR_NO;
 }
 
@@ -294,6 +313,28 @@ int jit_tr_incdec(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
+/*
+ * The guest condition cc (0 or 1) into the low byte of hreg from the
+ * flags the instruction before kept in the host flags (flags_set()),
+ * which then go into RFLAGS.  False when there are none (or they lack CF,
+ * which cc reads): RFLAGS has the flags, test them with jit_tr_cond().
+ */
+static bool kept_cond(struct jit_tr *t, unsigned cc, unsigned hreg)
+{
+	uint32_t hf = t->hflags;
+
+	if (!hf)
+		return false;
+	t->hflags = 0;
+	if (!(hf & F_CF) && (cc >> 1 == 1 || cc >> 1 == 3)) {
+		jit_tr_flags_merge_rdx(t, hf);
+		return false;
+	}
+	jit_tr_ins(t, 1, 0x0f90 | cc, 0, jit_tr_r(hreg));	/* setcc */
+	jit_tr_flags_merge_rdx(t, hf);
+	return true;
+}
+
 /* 0F 40-4F: CMOVcc (the source is read, and faults, either way) */
 int jit_tr_cmov(struct jit_tr *t, const struct jit_insn *in)
 {
@@ -302,7 +343,12 @@ int jit_tr_cmov(struct jit_tr *t, const struct jit_insn *in)
 
 	jit_tr_rm_to_rax(t, in, size);
 	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
-	skip = jit_tr_jump(&t->b, jit_tr_cond(t, in->op & 15) ^ 1);
+	if (kept_cond(t, in->op & 15, RCX)) {
+		jit_tr_ins(t, 1, 0x84, RCX, jit_tr_r(RCX));	/* test cl, cl */
+		skip = jit_tr_jump(&t->b, 4);			/* je */
+	} else {
+		skip = jit_tr_jump(&t->b, jit_tr_cond(t, in->op & 15) ^ 1);
+	}
 	jit_tr_greg_store(t, in, R8, in->reg, size);
 	if (size != 4) {
 		jit_tr_here(&t->b, skip);
@@ -325,7 +371,8 @@ int jit_tr_setcc(struct jit_tr *t, const struct jit_insn *in)
 {
 	if (in->mod != 3)
 		return TR_NO;
-	jit_tr_ins(t, 1, 0x0f90 | (uint32_t)jit_tr_cond(t, in->op & 15), 0, jit_tr_r(RAX));
+	if (!kept_cond(t, in->op & 15, RAX))
+		jit_tr_ins(t, 1, 0x0f90 | (uint32_t)jit_tr_cond(t, in->op & 15), 0, jit_tr_r(RAX));
 	jit_tr_greg_store(t, in, RAX, in->rm, 1);
 	return TR_OK;
 }

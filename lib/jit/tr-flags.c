@@ -36,7 +36,8 @@ static int flag_use_1b(const struct jit_insn *in)
 	if (o == 0xa8 || o == 0xa9)
 		return FL_WRITE;
 	if (o == 0xf6 || o == 0xf7)
-		return mem ? FL_READ : ext == 0 || ext == 3 ? FL_WRITE : ext == 2 ? FL_NONE : FL_READ;
+		return mem ? FL_READ : ext == 0 || ext == 3 ? FL_WRITE : ext == 2 ? FL_NONE :
+		       o == 0xf7 && in->opsize >= 2 && (ext == 4 || ext == 5) ? FL_WRITE : FL_READ;
 	if (o == 0xc0 || o == 0xc1 || o == 0xd0 || o == 0xd1) {
 		count = o >= 0xd0 ? 1 : (unsigned)in->imm & (in->opsize == 8 ? 63 : 31);
 		return !mem && count && ext >= 4 ? FL_WRITE : FL_READ;

@@ -411,6 +411,19 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes)
 	}
 }
 
+/* Does the instruction read the flags the one before it keeps in the host
+ * flags (jit_tr_branch(), jit_tr_setcc(), jit_tr_cmov(): kept_cond())? */
+static bool flags_user(const struct jit_insn *in)
+{
+	if (in->map == MAP_1B)
+		return (in->op & 0xf0) == 0x70 && in->opsize == 8;
+	if (in->map != MAP_0F)
+		return false;
+	if ((in->op & 0xf0) == 0x80)
+		return in->opsize == 8;
+	return ((in->op & 0xf0) == 0x90 || (in->op & 0xf0) == 0x40) && in->mod == 3 && !in->lock;
+}
+
 /*
  * Which guest registers the block keeps in host registers: the most used
  * ones (two uses or more), never one whose high byte (AH..BH) an
@@ -526,9 +539,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 
 		t.next = t.rip + in->len;
 		t.fl_dead = dead[i];
-		t.fuse = i + 1 < rq->n && rq->insn[i + 1].in.opsize == 8 &&
-			 ((rq->insn[i + 1].in.map == MAP_1B && (rq->insn[i + 1].in.op & 0xf0) == 0x70) ||
-			  (rq->insn[i + 1].in.map == MAP_0F && (rq->insn[i + 1].in.op & 0xf0) == 0x80));
+		t.fuse = i + 1 < rq->n && flags_user(&rq->insn[i + 1].in);
 		r = tr_insn(&t, in);
 		if (t.hflags && !t.fuse) {	/* kept for a Jcc that did not take them */
 			jit_tr_flags_merge_rdx(&t, t.hflags);

@@ -1,12 +1,14 @@
 /*
  * The translator (lib/jit/tr-*.c) against the interpreter and the host:
  * random straight-line sequences of the forms the translator emits inline
- * (ALU with register, memory and immediate operands, TEST, shifts and rotates, IMUL, INC/DEC, NOT/NEG, CMOVcc, SETcc,
+ * (ALU with register, memory and immediate operands, TEST, shifts and
+ * rotates, IMUL, MUL/IMUL of rDX:rAX, INC/DEC, NOT/NEG, CMOVcc, SETcc,
  * BSWAP, MOV/MOVZX/MOVSX/LEA, PUSH/POP, loads and stores, read-modify-write
- * of memory, short forward Jcc) mixed with forms it
- * hands to the interpreter, run natively, by a vCPU that translates every
- * block at once (VM_JIT_HOT=0) and by one that only interprets
- * (VM_JIT_TRANSLATE=off): registers, flags and memory must match.  Then
+ * of memory, short forward Jcc, an ALU operation and the Jcc after it)
+ * mixed with forms it hands to the interpreter, run natively, by a vCPU
+ * that translates every block at once (VM_JIT_HOT=0) and by one that only
+ * interprets (VM_JIT_TRANSLATE=off): registers, flags and memory must
+ * match.  Then
  * loops and CALL/RET (chained blocks, the RET table), code that rewrites
  * itself ahead of RIP, and a fault in the middle of a translated block
  * (the state must be exactly the interpreter's: precise exceptions).
@@ -101,8 +103,11 @@ static void rnd_insn(struct rng *r, struct hcase *c)
 		if (op[0] == 0xc1 || op[0] == 0xc0)
 			emit1(c, (uint8_t)(rnd(r) % 3 ? rnd(r) % 40 : 0));
 		break;
-	case 5:					/* IMUL, INC/DEC, TEST */
-		if (rnd(r) & 1) {
+	case 5:					/* IMUL, MUL/IMUL rDX:rAX, INC/DEC, TEST */
+		if (rnd(r) % 4 == 0) {
+			modrm_insn(c, p66, w, false, (uint8_t[]){ 0xf7 }, 1, 4 + (unsigned)(rnd(r) % 2),
+				   mem, rdisp(r));
+		} else if (rnd(r) & 1) {
 			modrm_insn(c, p66, w, false, (uint8_t[]){ 0x0f, 0xaf }, 2, d, mem, rdisp(r));
 		} else {
 			op[0] = rnd(r) & 1 ? 0xff : 0x85;
