@@ -7,7 +7,8 @@
  * there were three copies.  proto.md is unchanged: the client sees an
  * ordinary NBD_REPLY_TYPE_OFFSET_DATA chunk.
  *
- * Only bytes stored as they are qualify: extents that lib/fmt reports
+ * Reads of 64 KiB or more (smaller ones cost less to copy than a pipe
+ * and two splices), and only bytes stored as they are qualify: extents that lib/fmt reports
  * with FMT_ST_OFFSET in a layer we know keeps them so (raw, or qcow2
  * without encryption or an external data file), opened again here by
  * the name lib/fmt opened them with, right after it, from the same

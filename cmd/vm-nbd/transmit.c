@@ -37,6 +37,8 @@
 #define INLINE_BACKOFF_NS 200000000u   /* after an inline read slept */
 #define INLINE_BATCH 32                /* inline replies sent together, */
 #define INLINE_BATCH_BYTES (1u << 20)  /* or this much data */
+#define SPLICE_MIN (64u << 10)    /* smaller reads are copied: a pipe and
+				     two splices cost more than the copy */
 #define SPLICE_SLACK (64u << 10)  /* pipe room asked beyond a read's length:
 				     its pages may start and end mid-page */
 #define READ_MAX_CHUNKS 4096     /* extents per sparse read before we
@@ -179,7 +181,7 @@ static int unpipe(struct nbd_req *r, struct chunk *ch, int upto, size_t k)
 static int read_data(struct nbd_req *r, struct chunk *ch, int n)
 {
 	struct export *e = r->c->srv->exp;
-	bool try = e->nsplice > 0;
+	bool try = e->nsplice > 0 && r->len >= SPLICE_MIN;
 	int ret;
 
 	for (int i = 0; i < n; i++) {
