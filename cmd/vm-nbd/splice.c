@@ -7,18 +7,20 @@
  * there were three copies.  proto.md is unchanged: the client sees an
  * ordinary NBD_REPLY_TYPE_OFFSET_DATA chunk.
  *
- * Reads of 64 KiB or more (smaller ones cost less to copy than a pipe
- * and two splices), and only bytes stored as they are qualify: extents that lib/fmt reports
- * with FMT_ST_OFFSET in a layer we know keeps them so (raw, or qcow2
- * without encryption or an external data file), opened again here by
- * the name lib/fmt opened them with, right after it, from the same
- * directory.  Not with --cache=none/directsync (the page cache is not
+ * Reads of 64 KiB or more qualify (smaller ones cost less to copy than
+ * a pipe and two splices), and of those only bytes stored as they are:
+ * extents that lib/fmt reports with FMT_ST_OFFSET in a layer we know
+ * keeps them so (raw, or qcow2 without encryption or an external data
+ * file), opened again here by the name lib/fmt opened them with, right
+ * after it, from the same directory.  Not with --cache=none/directsync (the page cache is not
  * where those images are read from), and not when VM_NBD_SPLICE=0.
  * Anything else, or a short splice, is read the ordinary way.
  *
- * The worker splices a reply's data into the request's own pipe while
- * it holds the export's lock (so the mapping cannot change under it);
- * the writer moves the pipe to the socket in order with the headers.
+ * The thread that runs the read (the connection's reader, or a pool
+ * worker) splices the data into the request's own pipe while it holds
+ * the export's lock, so the mapping cannot change under it; whoever
+ * sends the reply moves the pipe to the socket in order with the
+ * headers (conn.c).
  * The pipe holds references to page cache pages, not copies: a write
  * to the same host bytes before the client read them is seen by the
  * client.  Writes to an extent only race with reads of the same guest
