@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,7 +51,18 @@ static int blk_flush(void *opaque)
 	return nbd_client_flush(opaque);
 }
 
+static int blk_readv(void *opaque, const struct iovec *iov, int n, uint64_t off)
+{
+	return nbd_client_readv(opaque, iov, n, off);
+}
+
+static int blk_writev(void *opaque, const struct iovec *iov, int n, uint64_t off)
+{
+	return nbd_client_writev(opaque, iov, n, off, 0);
+}
+
 static const struct hw_block_ops nbd_blk_ops = { blk_read, blk_write, blk_flush };
+static const struct hw_block_vec_ops nbd_blk_vec_ops = { blk_readv, blk_writev };
 
 /* ---- the in-memory -snapshot overlay for NBD URIs ---- */
 
@@ -269,6 +281,7 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 	}
 	add_client(c);
 	out->ops = &nbd_blk_ops;
+	out->vec = &nbd_blk_vec_ops;
 	out->opaque = c;
 	out->size = nbd_client_size(c);
 	out->readonly = d->readonly || nbd_client_read_only(c);
@@ -280,6 +293,7 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 		o->chunk = xzalloc(sizeof(*o->chunk) * DIV_ROUND_UP(o->size, CHUNK));
 		overlays[noverlays++] = o;
 		out->ops = &overlay_ops;
+		out->vec = NULL;	/* scattered requests bounce */
 		out->opaque = o;
 		out->readonly = false;
 	}
@@ -341,7 +355,8 @@ int disk_open_medium(const struct vmrun *o, const char *file, const char *format
 		return r;
 	}
 	add_client(c);
-	*out = (struct hw_disk){ .ops = &nbd_blk_ops, .opaque = c, .size = nbd_client_size(c),
+	*out = (struct hw_disk){ .ops = &nbd_blk_ops, .vec = &nbd_blk_vec_ops, .opaque = c,
+		.size = nbd_client_size(c),
 		.readonly = true, .cdrom = true, .iface = HW_IF_IDE };
 	return 0;
 }

@@ -547,6 +547,14 @@ bool nbd_client_has_depth(const struct nbd_client *c);
 int nbd_client_read(struct nbd_client *c, void *buf, uint64_t offset, size_t len);
 int nbd_client_write(struct nbd_client *c, const void *buf, uint64_t offset,
 		     size_t len, uint32_t flags);
+/* The same scattered over (gathered from) niov iovecs, as many bytes
+ * as they hold: a read's reply is received straight into them, a
+ * write's header and data leave in one writev. */
+struct iovec;
+int nbd_client_readv(struct nbd_client *c, const struct iovec *iov, int niov,
+		     uint64_t offset);
+int nbd_client_writev(struct nbd_client *c, const struct iovec *iov, int niov,
+		      uint64_t offset, uint32_t flags);
 int nbd_client_write_zeroes(struct nbd_client *c, uint64_t offset,
 			    uint64_t len, uint32_t flags);
 int nbd_client_trim(struct nbd_client *c, uint64_t offset, uint64_t len,

@@ -7,8 +7,10 @@
  * the 28-byte header (and payload) under the send lock, and sleeps on its
  * own condition variable.  One reader thread takes replies off the socket
  * and matches them to pending requests by cookie; read data and hole
- * chunks land straight in the caller's buffer, block status descriptors
- * in the caller's arrays.  A reply the protocol does not allow (unknown
+ * chunks land straight in the caller's buffer, or scattered over the
+ * caller's iovecs (readv: one receive per chunk, no bounce buffer),
+ * block status descriptors in the caller's arrays.  A write's header and
+ * payload (one buffer or many iovecs) leave in one writev.  A reply the protocol does not allow (unknown
  * cookie, chunk outside the request, bad lengths) breaks the connection:
  * every pending and later request fails with EIO.
  */
@@ -25,13 +27,16 @@
 
 #define BS_PAYLOAD_MAX (4u + 8u * (1u << 20))   /* 2^20 descriptors */
 #define ZEROES_STEP (1u << 30)                  /* write_zeroes/trim/bs split */
+#define IOV_BATCH 256                           /* iovecs per readv/writev call */
 
 struct pending {
 	uint64_t cookie;
 	uint16_t type;
 	uint64_t offset;
 	uint32_t len;
-	uint8_t *buf;                /* READ: where data goes */
+	const struct iovec *iov;     /* READ: data goes to bytes [skip, skip+len) */
+	int niov;                    /*   of these iovecs */
+	size_t skip;
 	uint8_t *bs[2];              /* BLOCK_STATUS: alloc, depth descriptors */
 	uint32_t bs_len[2];
 	int err;                     /* positive errno */
@@ -51,6 +56,81 @@ struct nbd_client {
 	uint64_t next_cookie;
 	int broken;                  /* errno once the connection is unusable */
 };
+
+/* ---- scatter/gather helpers ---- */
+
+/* The iovec holding byte *skip of the list (*skip becomes the offset in
+ * it); n when the list is shorter. */
+static int iov_seek(const struct iovec *iov, int n, size_t *skip)
+{
+	int i = 0;
+
+	while (i < n && *skip >= iov[i].iov_len)
+		*skip -= iov[i++].iov_len;
+	return i;
+}
+
+/* Up to IOV_BATCH iovecs covering at most len bytes from iov[i]+skip. */
+static int iov_slice(const struct iovec *iov, int n, int i, size_t skip, size_t len,
+		     struct iovec *out)
+{
+	int k = 0;
+
+	for (; i < n && k < IOV_BATCH && len; i++, skip = 0) {
+		size_t c = MIN(iov[i].iov_len - skip, len);
+
+		if (!c)
+			continue;
+		out[k++] = (struct iovec){ (uint8_t *)iov[i].iov_base + skip, c };
+		len -= c;
+	}
+	return k;
+}
+
+/* Receive exactly len bytes into bytes [skip, skip+len) of the list,
+ * whatever the socket's short reads; -EIO on end of stream or error. */
+static int recv_iov(int fd, const struct iovec *iov, int n, size_t skip, size_t len)
+{
+	struct iovec v[IOV_BATCH];
+	int i = iov_seek(iov, n, &skip);
+
+	while (len) {
+		int k = iov_slice(iov, n, i, skip, len, v);
+		ssize_t got;
+
+		if (!k)
+			return -EIO;	/* the list is shorter than the reply */
+		got = readv(fd, v, k);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -EIO;
+		len -= (size_t)got;
+		skip += (size_t)got;
+		i += iov_seek(iov + i, n - i, &skip);
+	}
+	return 0;
+}
+
+/* Zero bytes [skip, skip+len) of the list (a hole chunk). */
+static void zero_iov(const struct iovec *iov, int n, size_t skip, size_t len)
+{
+	for (int i = iov_seek(iov, n, &skip); i < n && len; i++, skip = 0) {
+		size_t c = MIN(iov[i].iov_len - skip, len);
+
+		memset((uint8_t *)iov[i].iov_base + skip, 0, c);
+		len -= c;
+	}
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
 
 /* ---- the reader thread ---- */
 
@@ -124,7 +204,7 @@ static int simple_reply(struct nbd_client *c, const uint8_t *h)
 	p = lookup(c, nbd_get64(rest + 4));
 	if (!p || (c->n.structured && p->type == NBD_CMD_READ))
 		return -EPROTO;
-	if (p->type == NBD_CMD_READ && !err && read_full(c->fd, p->buf, p->len) < 0)
+	if (p->type == NBD_CMD_READ && !err && recv_iov(c->fd, p->iov, p->niov, p->skip, p->len) < 0)
 		return -EIO;
 	finish(c, p, err);
 	return 0;
@@ -147,10 +227,10 @@ static int chunk_content(struct nbd_client *c, struct pending *p, uint16_t type,
 	if (off < p->offset || off - p->offset > p->len || n > p->len - (off - p->offset))
 		return -EPROTO;
 	if (type == NBD_REPLY_TYPE_OFFSET_HOLE) {
-		memset(p->buf + (off - p->offset), 0, n);
+		zero_iov(p->iov, p->niov, p->skip + (off - p->offset), n);
 		return 0;
 	}
-	return read_full(c->fd, p->buf + (off - p->offset), n) < 0 ? -EIO : 0;
+	return recv_iov(c->fd, p->iov, p->niov, p->skip + (off - p->offset), n);
 }
 
 static int chunk_block_status(struct nbd_client *c, struct pending *p, uint32_t len)
@@ -258,12 +338,39 @@ static void *reader_main(void *opaque)
 
 /* ---- issuing requests ---- */
 
+/* Write all of v[0..n), whatever the short writes (v is used up). */
+static int send_all(int fd, struct iovec *v, int n)
+{
+	for (int i = 0; i < n; ) {
+		ssize_t k = writev(fd, v + i, n - i);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -EIO;
+		while (i < n && (size_t)k >= v[i].iov_len)
+			k -= v[i++].iov_len;
+		if (i < n) {
+			v[i].iov_base = (uint8_t *)v[i].iov_base + k;
+			v[i].iov_len -= k;
+		}
+	}
+	return 0;
+}
+
+/* The 28-byte header and, for a write, p->len bytes of payload from
+ * byte skip of the iovecs on: one writev per IOV_BATCH pieces. */
 static int send_request(struct nbd_client *c, struct pending *p, uint16_t flags,
-			const void *payload)
+			const struct iovec *payload, int npayload, size_t skip)
 {
 	uint8_t h[NBD_REQUEST_SIZE];
-	struct iovec iov[2] = { { h, sizeof(h) }, { (void *)payload, p->len } };
-	int r = 0;
+	struct iovec v[1 + IOV_BATCH];
+	size_t left = payload ? p->len : 0;
+	int i, n = 1, k, r;
+
+	if (!payload)
+		npayload = 0;
+	i = iov_seek(payload, npayload, &skip);
 
 	nbd_put32(h, NBD_REQUEST_MAGIC);
 	nbd_put16(h + 4, flags);
@@ -271,30 +378,26 @@ static int send_request(struct nbd_client *c, struct pending *p, uint16_t flags,
 	nbd_put64(h + 8, p->cookie);
 	nbd_put64(h + 16, p->offset);
 	nbd_put32(h + 24, p->len);
+	v[0] = (struct iovec){ h, sizeof(h) };
 	pthread_mutex_lock(&c->send_lock);
-	for (int i = 0, n = payload && p->len ? 2 : 1; i < n && r == 0; ) {
-		ssize_t k = writev(c->fd, iov + i, n - i);
+	do {
+		k = iov_slice(payload, npayload, i, skip, left, v + n);
+		size_t sent = iov_total(v + n, k);
 
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			r = -EIO;
-			break;
-		}
-		while (i < n && (size_t)k >= iov[i].iov_len)
-			k -= iov[i++].iov_len;
-		if (i < n) {
-			iov[i].iov_base = (uint8_t *)iov[i].iov_base + k;
-			iov[i].iov_len -= k;
-		}
-	}
+		left -= sent;
+		skip += sent;
+		if (k)
+			i += iov_seek(payload + i, npayload - i, &skip);
+		r = send_all(c->fd, v, n + k);
+		n = 0;
+	} while (r == 0 && left && k);
 	pthread_mutex_unlock(&c->send_lock);
-	return r;
+	return r == 0 && left ? -EIO : r;	/* a short list: the stream is out of step */
 }
 
 /* Send one request and wait for its reply; 0 or -errno. */
 static int request(struct nbd_client *c, struct pending *p, uint16_t flags,
-		   const void *payload)
+		   const struct iovec *payload, int npayload, size_t skip)
 {
 	int r;
 
@@ -312,7 +415,7 @@ static int request(struct nbd_client *c, struct pending *p, uint16_t flags,
 	pthread_mutex_unlock(&c->lock);
 	/* On a failed send only the reader completes requests (it may be
 	 * writing into one): hang up so that it notices. */
-	if (send_request(c, p, flags, payload) < 0)
+	if (send_request(c, p, flags, payload, npayload, skip) < 0)
 		shutdown(c->fd, SHUT_RDWR);
 	pthread_mutex_lock(&c->lock);
 	while (!p->done)
@@ -332,24 +435,34 @@ static int check_range(const struct nbd_client *c, uint64_t off, uint64_t len)
 	return 0;
 }
 
-int nbd_client_read(struct nbd_client *c, void *buf, uint64_t offset, size_t len)
+int nbd_client_readv(struct nbd_client *c, const struct iovec *iov, int niov,
+		     uint64_t offset)
 {
+	size_t len = iov_total(iov, niov);
 	int r = check_range(c, offset, len);
 
 	for (size_t done = 0; r == 0 && done < len; ) {
 		struct pending p = { .type = NBD_CMD_READ, .offset = offset + done,
 				     .len = (uint32_t)MIN(len - done, (size_t)c->n.max_payload),
-				     .buf = (uint8_t *)buf + done };
+				     .iov = iov, .niov = niov, .skip = done };
 
-		r = request(c, &p, 0, NULL);
+		r = request(c, &p, 0, NULL, 0, 0);
 		done += p.len;
 	}
 	return r;
 }
 
-int nbd_client_write(struct nbd_client *c, const void *buf, uint64_t offset,
-		     size_t len, uint32_t flags)
+int nbd_client_read(struct nbd_client *c, void *buf, uint64_t offset, size_t len)
 {
+	struct iovec v = { buf, len };
+
+	return nbd_client_readv(c, &v, 1, offset);
+}
+
+int nbd_client_writev(struct nbd_client *c, const struct iovec *iov, int niov,
+		      uint64_t offset, uint32_t flags)
+{
+	size_t len = iov_total(iov, niov);
 	int r = check_range(c, offset, len);
 
 	if (r == 0 && (c->n.flags & NBD_FLAG_READ_ONLY))
@@ -360,10 +473,18 @@ int nbd_client_write(struct nbd_client *c, const void *buf, uint64_t offset,
 		struct pending p = { .type = NBD_CMD_WRITE, .offset = offset + done,
 				     .len = (uint32_t)MIN(len - done, (size_t)c->n.max_payload) };
 
-		r = request(c, &p, (uint16_t)(flags & NBD_CMD_FLAG_FUA), (const uint8_t *)buf + done);
+		r = request(c, &p, (uint16_t)(flags & NBD_CMD_FLAG_FUA), iov, niov, done);
 		done += p.len;
 	}
 	return r;
+}
+
+int nbd_client_write(struct nbd_client *c, const void *buf, uint64_t offset,
+		     size_t len, uint32_t flags)
+{
+	struct iovec v = { (void *)buf, len };
+
+	return nbd_client_writev(c, &v, 1, offset, flags);
 }
 
 /* Commands without payload, split into pieces a u32 length can carry. */
@@ -376,7 +497,7 @@ static int ranged(struct nbd_client *c, uint16_t type, uint64_t offset,
 		struct pending p = { .type = type, .offset = offset + done,
 				     .len = (uint32_t)MIN(len - done, (uint64_t)ZEROES_STEP) };
 
-		r = request(c, &p, (uint16_t)flags, NULL);
+		r = request(c, &p, (uint16_t)flags, NULL, 0, 0);
 		done += p.len;
 	}
 	return r;
@@ -420,7 +541,7 @@ int nbd_client_flush(struct nbd_client *c)
 
 	if (!(c->n.flags & NBD_FLAG_SEND_FLUSH))
 		return 0;
-	return request(c, &p, 0, NULL);
+	return request(c, &p, 0, NULL, 0, 0);
 }
 
 /* ---- block status ---- */
@@ -484,7 +605,7 @@ int nbd_client_block_status(struct nbd_client *c, uint64_t offset,
 		ext[0] = (struct nbd_extent){ offset, len, 0, 1 };
 		return 1;
 	}
-	r = request(c, &p, 0, NULL);
+	r = request(c, &p, 0, NULL, 0, 0);
 	if (r == 0 && ((ha && !p.bs[0]) || (hd && !p.bs[1])))
 		r = err_set(-EIO, "NBD server sent no block status");
 	n = r == 0 ? bs_merge(&p, ext, max, ha, hd) : 0;
@@ -556,7 +677,7 @@ void nbd_client_close(struct nbd_client *c)
 		p.cookie = c->next_cookie++;
 		pthread_mutex_unlock(&c->lock);
 		if (!c->broken)
-			send_request(c, &p, 0, NULL);
+			send_request(c, &p, 0, NULL, 0, 0);
 		/* DISC has no reply: hang up so the reader ends at once */
 		shutdown(c->fd, SHUT_RDWR);
 		pthread_join(c->reader, NULL);

@@ -39,6 +39,18 @@ struct hw_block_ops {
 	int (*flush)(void *opaque);
 };
 
+/* Optional scatter/gather calls of a block back-end, beside its
+ * hw_block_ops and with the same opaque (a table of its own, so that
+ * every existing hw_block_ops initialiser stays complete).  Read into or
+ * write from the n iovecs, as many bytes as they hold, at off; 0 or
+ * -errno.  Both required in a table; a disk without one has its
+ * scattered requests gathered through a bounce buffer. */
+struct iovec;
+struct hw_block_vec_ops {
+	int (*readv)(void *opaque, const struct iovec *iov, int n, uint64_t off);
+	int (*writev)(void *opaque, const struct iovec *iov, int n, uint64_t off);
+};
+
 /* A frame back-end (a NIC's cable). */
 struct hw_net_ops {
 	/* One Ethernet frame from the guest.  Required. */
@@ -77,6 +89,7 @@ struct hw_disk {
 	enum hw_blk_error_action rerror, werror;
 	struct hw_block_stats *stats;	/* owned by the caller, or NULL */
 	bool empty;		/* a CD-ROM drive with no medium (ops may be NULL) */
+	const struct hw_block_vec_ops *vec;	/* optional, see above */
 };
 
 enum hw_nic_model { HW_NIC_VIRTIO, HW_NIC_E1000 };

@@ -4,7 +4,9 @@
  *
  * The vCPU that notifies the queue only takes the requests off it; a
  * small thread pool per disk does the I/O (reads and writes go straight
- * between the block back-end and guest memory, no bounce buffer), several
+ * between the block back-end and guest memory: a back-end with
+ * scatter/gather calls gets a request's segments as one iovec list;
+ * without, small scattered segments go through a bounce buffer), several
  * requests at once and without the machine lock, then completes each
  * under the lock: status byte, used ring, interrupt.  A device reset
  * bumps a generation number so that requests still running then are
@@ -18,6 +20,7 @@
  * interrupt (section 4.1.4.5).
  */
 #include <string.h>
+#include <sys/uio.h>
 
 #include "common/common.h"
 #include "hw/virtio.h"
@@ -47,12 +50,13 @@ struct vblk_req {
 };
 
 /* A request's data arrives as many segments (Linux sends up to seg_max
- * pages of 4 KiB that are rarely adjacent).  One back-end call per
- * segment would cost one NBD round trip each, so segments adjacent in
- * memory are merged, and a run of small ones goes through a bounce
- * buffer of up to BOUNCE_MAX bytes: one back-end call for the run, one
- * memcpy per segment.  Segments of BOUNCE_MIN or more go straight
- * between the back-end and guest memory. */
+ * pages of 4 KiB that are rarely adjacent).  A back-end with
+ * hw_block_vec_ops takes them all in one call (blk_io_vec).  Otherwise
+ * one back-end call per segment would cost one NBD round trip each, so
+ * segments adjacent in memory are merged, and a run of small ones goes
+ * through a bounce buffer of up to BOUNCE_MAX bytes: one back-end call
+ * for the run, one memcpy per segment.  Segments of BOUNCE_MIN or more
+ * go straight between the back-end and guest memory. */
 #define BOUNCE_MAX (4u << 20)
 #define BOUNCE_MIN (64u << 10)
 
@@ -111,6 +115,35 @@ static int backend(struct vblk *b, void *p, uint64_t off, size_t len, bool write
 		     : b->disk.ops->read(b->disk.opaque, p, off, len);
 }
 
+/* With a back-end that takes iovecs: the segments (adjacent ones
+ * merged) in one call, the data straight between its socket and guest
+ * memory. */
+static int blk_io_vec(struct vblk *b, const struct virtq_seg *s, int n, size_t skip,
+		      uint64_t off, size_t total, bool write)
+{
+	struct iovec v[VIRTIO_MAX_SEGS];
+	int k = 0;
+
+	for (int i = 0; i < n && total; i++) {
+		uint8_t *p = s[i].p + skip;
+		size_t c;
+
+		if (skip >= s[i].len) {
+			skip -= s[i].len;
+			continue;
+		}
+		c = MIN(s[i].len - skip, total);
+		if (k && (uint8_t *)v[k - 1].iov_base + v[k - 1].iov_len == p)
+			v[k - 1].iov_len += c;
+		else
+			v[k++] = (struct iovec){ p, c };
+		total -= c;
+		skip = 0;
+	}
+	return write ? b->disk.vec->writev(b->disk.opaque, v, k, off)
+		     : b->disk.vec->readv(b->disk.opaque, v, k, off);
+}
+
 /* Read or write the data segments [first byte after skip ..] at off. */
 static int blk_io(struct vblk *b, struct virtq_seg *s, int n, size_t skip, uint64_t off,
 		  size_t total, bool write)
@@ -121,6 +154,8 @@ static int blk_io(struct vblk *b, struct virtq_seg *s, int n, size_t skip, uint6
 
 	if (off + total < off || off + total > size)
 		return -EINVAL;
+	if (b->disk.vec)
+		return blk_io_vec(b, s, n, skip, off, total, write);
 	while (i < n && skip >= s[i].len)
 		skip -= s[i++].len;
 	while (total && i < n && r >= 0) {

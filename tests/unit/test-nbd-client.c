@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,6 +130,49 @@ static void check_parallel(struct nbd_client *c, const char *who)
 	CHECK(bad == 0, "%s: 2400 reads from 8 threads at once are right (%d bad)", who, bad);
 }
 
+/* ---- scatter/gather ---- */
+
+/* readv into 3 odd-sized iovecs across the data/hole boundary at 4 MiB,
+ * writev from 3 others, each checked byte for byte against plain I/O. */
+static void check_vec(struct nbd_client *c, const char *who)
+{
+	static const size_t len[3] = { 1237, 70001, 4099 };
+	uint8_t *part[3], *flat = xmalloc(1 << 20);
+	struct iovec v[3];
+	uint64_t off = (4u << 20) - 70000;
+	size_t pos = 0;
+	int ok = 1;
+
+	for (int i = 0; i < 3; i++) {
+		part[i] = xmalloc(len[i] + 2);
+		memset(part[i], 0xee, len[i] + 2);
+		v[i] = (struct iovec){ part[i] + 1, len[i] };
+	}
+	CHECK(nbd_client_readv(c, v, 3, off) == 0, "%s: readv into 3 odd-sized iovecs", who);
+	for (int i = 0; i < 3; i++) {
+		for (size_t k = 0; k < len[i] && ok; k++, pos++)
+			ok = part[i][1 + k] == (off + pos < (4u << 20) ? pattern(off + pos) : 0);
+		ok = ok && part[i][0] == 0xee && part[i][len[i] + 1] == 0xee;
+	}
+	CHECK(ok, "%s: readv data and hole land in the right iovec bytes, none beside", who);
+	for (int i = 0; i < 3; i++)
+		for (size_t k = 0; k < len[i]; k++)
+			part[i][1 + k] = (uint8_t)(i * 50 + k * 13);
+	off = (13u << 20) + 333;
+	CHECK(nbd_client_writev(c, v, 3, off, 0) == 0, "%s: writev from 3 odd-sized iovecs", who);
+	CHECK(nbd_client_read(c, flat, off, pos) == 0, "%s: read the writev back", who);
+	pos = 0;
+	for (int i = 0; i < 3; i++)
+		for (size_t k = 0; k < len[i] && ok; k++, pos++)
+			ok = flat[pos] == (uint8_t)(i * 50 + k * 13);
+	CHECK(ok, "%s: writev data read back in order", who);
+	v[2].iov_len = (16u << 20);
+	CHECK(nbd_client_readv(c, v, 3, 0) == -EINVAL, "%s: readv past the end refused", who);
+	for (int i = 0; i < 3; i++)
+		free(part[i]);
+	free(flat);
+}
+
 /* ---- one export, every operation ---- */
 
 static void check_io(struct nbd_client *c, const char *who, bool depth)
@@ -164,6 +208,7 @@ static void check_io(struct nbd_client *c, const char *who, bool depth)
 	CHECK(nbd_client_cache(c, 0, 1u << 20) == 0, "%s: cache", who);
 	CHECK(nbd_client_flush(c) == 0, "%s: flush", who);
 	CHECK(nbd_client_read(c, buf, SIZE - 512, 1024) == -EINVAL, "%s: read past the end refused", who);
+	check_vec(c, who);
 	check_parallel(c, who);
 	free(buf);
 }
@@ -281,13 +326,11 @@ static void fake_chunk(int fd, uint16_t flags, uint16_t type, uint64_t cookie,
 	write_full(fd, d, len);
 }
 
-/* Handshake, then: two reads answered in reverse order (hole + data
- * chunks), then a reply with a cookie nobody asked for. */
-static void *fake_server(void *opaque)
+/* The fake server's handshake: structured replies, base:allocation as
+ * context 5, a 1 MiB export; false when the client went away. */
+static bool fake_handshake(int fd)
 {
-	int fd = *(int *)opaque;
 	uint8_t b[256], info[12], ctx[4 + 15];
-	uint64_t cookie[2], off[2];
 
 	nbd_put64(b, NBD_MAGIC);
 	nbd_put64(b + 8, NBD_IHAVEOPT);
@@ -298,11 +341,11 @@ static void *fake_server(void *opaque)
 		uint32_t opt, len;
 
 		if (read_full(fd, b, 16) < 0)
-			return NULL;
+			return false;
 		opt = nbd_get32(b + 8);
 		len = nbd_get32(b + 12);
 		if (len > sizeof(b) || read_full(fd, b, len) < 0)
-			return NULL;
+			return false;
 		if (opt == NBD_OPT_SET_META_CONTEXT) {
 			nbd_put32(ctx, 5);
 			memcpy(ctx + 4, "base:allocation", 15);
@@ -316,8 +359,20 @@ static void *fake_server(void *opaque)
 		}
 		fake_rep(fd, opt, NBD_REP_ACK, NULL, 0);
 		if (opt == NBD_OPT_GO)
-			break;
+			return true;
 	}
+}
+
+/* Handshake, then: two reads answered in reverse order (hole + data
+ * chunks), then a reply with a cookie nobody asked for. */
+static void *fake_server(void *opaque)
+{
+	int fd = *(int *)opaque;
+	uint8_t b[256];
+	uint64_t cookie[2], off[2];
+
+	if (!fake_handshake(fd))
+		return NULL;
 	for (int i = 0; i < 2; i++) {
 		if (read_full(fd, b, 28) < 0)
 			return NULL;
@@ -384,6 +439,51 @@ static void test_fake(void)
 	pthread_join(srv, NULL);
 }
 
+/* Handshake, then a data chunk that promises 4096 bytes of a read and
+ * hangs up after 1000 of them. */
+static void *fake_short_server(void *opaque)
+{
+	int fd = *(int *)opaque;
+	uint8_t b[28], d[8 + 1000];
+
+	if (fake_handshake(fd) && read_full(fd, b, 28) == 0) {
+		uint8_t h[20];
+
+		nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
+		nbd_put16(h + 4, NBD_REPLY_FLAG_DONE);
+		nbd_put16(h + 6, NBD_REPLY_TYPE_OFFSET_DATA);
+		nbd_put64(h + 8, nbd_get64(b + 8));
+		nbd_put32(h + 16, 8 + 4096);
+		write_full(fd, h, 20);
+		nbd_put64(d, nbd_get64(b + 16));
+		memset(d + 8, 0x5a, 1000);
+		write_full(fd, d, sizeof(d));
+	}
+	close(fd);
+	return NULL;
+}
+
+/* A reply cut short in the middle of a readv's data: an error, no hang. */
+static void test_fake_short(void)
+{
+	int sv[2];
+	pthread_t srv;
+	struct nbd_client *c = NULL;
+	uint8_t x[1500], y[2596];
+	struct iovec v[2] = { { x, sizeof(x) }, { y, sizeof(y) } };
+
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	pthread_create(&srv, NULL, fake_short_server, &sv[1]);
+	CHECK(nbd_client_open_fd(sv[0], NULL, &c) == 0, "short reply: handshake");
+	if (c) {
+		CHECK(nbd_client_readv(c, v, 2, 4096) == -EIO,
+		      "a readv whose reply ends after 1000 of 4096 bytes fails: %s", err_msg());
+		CHECK(nbd_client_readv(c, v, 2, 4096) == -EIO, "and later ones fail at once");
+		nbd_client_close(c);
+	}
+	pthread_join(srv, NULL);
+}
+
 int main(void)
 {
 	const char *build = getenv("VM_BUILD");
@@ -400,6 +500,7 @@ int main(void)
 	}
 	test_qemu_nbd();
 	test_fake();
+	test_fake_short();
 	free(bin);
 	{
 		char *cmd = xasprintf("rm -rf %s", dir);
