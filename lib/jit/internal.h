@@ -514,6 +514,7 @@ int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_lea(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
 
 /* tr-alu.c */

@@ -236,6 +236,33 @@ int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
+/*
+ * FF /2 CALL and FF /4 JMP through a register or memory (64-bit operand
+ * size), the block's end: the target is read first (and faults there),
+ * CALL's push is a store as in jit_tr_branch(), and the exit looks the
+ * target up among the chained entries (RET's table).  A non-canonical
+ * target faults at its fetch, as in the interpreter.
+ */
+int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in)
+{
+	if (in->opsize != 8)
+		return TR_NO;
+	jit_tr_rm_to_rax(t, in, 8);
+	if ((in->reg & 7) == 2) {
+		jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP));
+		jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
+		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
+		jit_tr_mov_imm(&t->b, R8, t->next);
+		jit_tr_mem_store(t, SEG_SS, 8);
+		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
+		jit_tr_gpr_written(t, JIT_RSP);
+		jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP));
+	}
+	t->pend++;
+	jit_tr_exit_dyn(t);
+	return TR_END;
+}
+
 /* Jcc, JMP, CALL, RET (64-bit operand size): the block's end */
 int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 {

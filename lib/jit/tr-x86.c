@@ -322,6 +322,8 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 		return jit_tr_grp2(t, in);
 	if (o == 0x69 || o == 0x6b)
 		return jit_tr_imul(t, in);
+	if (o == 0xff && ((in->reg & 7) == 2 || (in->reg & 7) == 4))
+		return jit_tr_indirect(t, in);
 	if (o == 0xfe || o == 0xff)
 		return jit_tr_incdec(t, in);
 	if (o == 0x90 && !in->rex && in->rep != 0xf3)

@@ -8,8 +8,8 @@
  * mixed with forms it hands to the interpreter, run natively, by a vCPU
  * that translates every block at once (VM_JIT_HOT=0) and by one that only
  * interprets (VM_JIT_TRANSLATE=off): registers, flags and memory must
- * match.  Then
- * loops and CALL/RET (chained blocks, the RET table), code that rewrites
+ * match.  Then loops and CALL/RET (chained blocks, the RET table),
+ * indirect CALL/JMP, loops inside one block, code that rewrites
  * itself ahead of RIP, and a fault in the middle of a translated block
  * (the state must be exactly the interpreter's: precise exceptions).
  * Last, the other CPU suites beside this program (test-jit-alu, -sse,
@@ -222,6 +222,32 @@ static void test_loops(void)
 	}
 }
 
+/* CALL and JMP through a register and through memory, in a loop: the
+ * exits look their targets up among the chained entries. */
+static void test_indirect(void)
+{
+	static struct hcase c;
+	struct rng r = { 1234 };
+	/* mov ecx, 200; l: lea rdx, [rip + f]; call rdx; mov [rbx + 8], rdx;
+	 * call [rbx + 8]; lea rsi, [rip + l2]; jmp rsi; ud2; l2: lea rsi, [rip + l3];
+	 * mov [rbx + 16], rsi; jmp [rbx + 16]; ud2; l3: dec ecx; jnz l; jmp out;
+	 * f: add rax, rcx; imul rax, rax, 3; xor rax, rdx; ret; out: */
+	static const uint8_t code[] = {
+		0xb9, 0xc8, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x15, 0x2a, 0x00, 0x00, 0x00,
+		0xff, 0xd2, 0x48, 0x89, 0x53, 0x08, 0xff, 0x53, 0x08, 0x48, 0x8d, 0x35,
+		0x04, 0x00, 0x00, 0x00, 0xff, 0xe6, 0x0f, 0x0b, 0x48, 0x8d, 0x35, 0x09,
+		0x00, 0x00, 0x00, 0x48, 0x89, 0x73, 0x10, 0xff, 0x63, 0x10, 0x0f, 0x0b,
+		0xff, 0xc9, 0x75, 0xd1, 0xeb, 0x0b, 0x48, 0x01, 0xc8, 0x48, 0x6b, 0xc0,
+		0x03, 0x48, 0x31, 0xd0, 0xc3,
+	};
+
+	for (int i = 0; i < 20; i++) {
+		rnd_case(&r, &c);
+		emit(&c, code, sizeof(code));
+		both(&c, "indirect call and jmp");
+	}
+}
+
 /*
  * Blocks that jump back to their own start with guest registers changed
  * in host registers: an instruction run by its handler (XCHG, CPUID-free
@@ -392,6 +418,9 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_smc();
 	CHECK(fails == 0, "self-modifying code: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_indirect();
+	CHECK(fails == 0, "indirect CALL/JMP: %d cases, %d differ", cases, fails);
 	fails = cases = 0;
 	test_self_loops();
 	CHECK(fails == 0, "self loops with handlers: %d cases, %d differ", cases, fails);
