@@ -4,7 +4,9 @@
  * socketpair (`vm-nbd --fd N`), so no image-format code runs in the
  * process that runs the guest.  -snapshot asks vm-nbd for a temporary
  * overlay (-s); for an NBD URI the overlay lives in vm-run's memory, in
- * 64 KiB copy-on-write chunks.  The block back-end calls are synchronous.
+ * 64 KiB copy-on-write chunks.  The block back-end calls are synchronous,
+ * except for submit (NBD disks without the overlay): virtio-blk starts a
+ * read or write there and the NBD client's reader thread completes it.
  *
  * For the monitor: each drive gets its counters (hw_block_stats) and its
  * rerror/werror policy here; a CD-ROM may start empty; a medium is opened
@@ -62,7 +64,13 @@ static int blk_writev(void *opaque, const struct iovec *iov, int n, uint64_t off
 }
 
 static const struct hw_block_ops nbd_blk_ops = { blk_read, blk_write, blk_flush };
-static const struct hw_block_vec_ops nbd_blk_vec_ops = { blk_readv, blk_writev };
+static int blk_submit(void *opaque, bool write, const struct iovec *iov, int n, uint64_t off,
+		      void (*done)(void *arg, int err), void *arg)
+{
+	return nbd_client_submit(opaque, write, iov, n, off, done, arg);
+}
+
+static const struct hw_block_vec_ops nbd_blk_vec_ops = { blk_readv, blk_writev, blk_submit };
 
 /* ---- the in-memory -snapshot overlay for NBD URIs ---- */
 

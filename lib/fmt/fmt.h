@@ -555,6 +555,15 @@ int nbd_client_readv(struct nbd_client *c, const struct iovec *iov, int niov,
 		     uint64_t offset);
 int nbd_client_writev(struct nbd_client *c, const struct iovec *iov, int niov,
 		      uint64_t offset, uint32_t flags);
+/* Start one read (write) of the iovecs' bytes at offset, at most the
+ * maximum payload, without waiting: 0 when done(arg, 0 or -errno) will
+ * be called, from the client's reader thread (maybe before this
+ * returns) once the reply is in; -errno (nothing will be called) when
+ * the request cannot start.  The iovecs are copied; the memory they
+ * point to must stay until done.  done must not wait for other replies
+ * of this connection. */
+int nbd_client_submit(struct nbd_client *c, bool write, const struct iovec *iov, int niov,
+		      uint64_t offset, void (*done)(void *arg, int err), void *arg);
 int nbd_client_write_zeroes(struct nbd_client *c, uint64_t offset,
 			    uint64_t len, uint32_t flags);
 int nbd_client_trim(struct nbd_client *c, uint64_t offset, uint64_t len,

@@ -41,8 +41,15 @@ struct pending {
 	uint32_t bs_len[2];
 	int err;                     /* positive errno */
 	bool done;
-	pthread_cond_t cond;
+	pthread_cond_t cond;         /* a synchronous caller sleeps on it */
 	struct pending *next;
+	/* Asynchronous: the reader calls done() (outside the lock) instead
+	 * of waking anyone; freed when both the reader and the submitter
+	 * (still sending, maybe) let go of it.  The iovecs are a copy. */
+	void (*done_fn)(void *arg, int err);
+	void *done_arg;
+	int refs;
+	struct iovec own[];
 };
 
 struct nbd_client {
@@ -152,22 +159,48 @@ static void complete_locked(struct nbd_client *c, struct pending *p)
 			break;
 		}
 	p->done = true;
-	pthread_cond_signal(&p->cond);
+	if (!p->done_fn)
+		pthread_cond_signal(&p->cond);
+}
+
+static void pending_put(struct pending *p)
+{
+	if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(p);
+}
+
+/* After complete_locked and the unlock: an asynchronous request's
+ * callback (a synchronous one's p may be gone already: done_fn was
+ * read under the lock). */
+static void run_done(struct pending *p, void (*fn)(void *, int))
+{
+	if (fn) {
+		fn(p->done_arg, p->err ? -p->err : 0);
+		pending_put(p);
+	}
 }
 
 static void break_connection(struct nbd_client *c, int err)
 {
-	pthread_mutex_lock(&c->lock);
-	if (!c->broken)
-		c->broken = err;
-	while (c->pending) {
-		struct pending *p = c->pending;
+	for (;;) {
+		struct pending *p;
+		void (*fn)(void *, int) = NULL;
 
-		if (!p->err)
-			p->err = c->broken;
-		complete_locked(c, p);
+		pthread_mutex_lock(&c->lock);
+		if (!c->broken)
+			c->broken = err;
+		p = c->pending;
+		if (p) {
+			if (!p->err)
+				p->err = c->broken;
+			fn = p->done_fn;
+			complete_locked(c, p);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!p)
+			break;
+		run_done(p, fn);
 	}
-	pthread_mutex_unlock(&c->lock);
 	shutdown(c->fd, SHUT_RDWR);
 }
 
@@ -185,11 +218,15 @@ static struct pending *lookup(struct nbd_client *c, uint64_t cookie)
 
 static void finish(struct nbd_client *c, struct pending *p, uint32_t wire_err)
 {
+	void (*fn)(void *, int);
+
 	pthread_mutex_lock(&c->lock);
 	if (wire_err && !p->err)
 		p->err = nbd_wire_to_errno(wire_err);
+	fn = p->done_fn;
 	complete_locked(c, p);
 	pthread_mutex_unlock(&c->lock);
+	run_done(p, fn);
 }
 
 static int simple_reply(struct nbd_client *c, const uint8_t *h)
@@ -485,6 +522,42 @@ int nbd_client_write(struct nbd_client *c, const void *buf, uint64_t offset,
 	struct iovec v = { (void *)buf, len };
 
 	return nbd_client_writev(c, &v, 1, offset, flags);
+}
+
+int nbd_client_submit(struct nbd_client *c, bool write, const struct iovec *iov, int niov,
+		      uint64_t offset, void (*done)(void *arg, int err), void *arg)
+{
+	size_t len = iov_total(iov, niov);
+	struct pending *p, copy;
+	int r = check_range(c, offset, len);
+
+	if (r < 0)
+		return r;
+	if (!len || len > c->n.max_payload || niov < 1)
+		return err_set(-E2BIG, "NBD request of %zu bytes cannot go in one piece", len);
+	if (write && (c->n.flags & NBD_FLAG_READ_ONLY))
+		return err_set(-EPERM, "NBD export is read-only");
+	p = xzalloc(sizeof(*p) + sizeof(*iov) * (size_t)niov);
+	memcpy(p->own, iov, sizeof(*iov) * (size_t)niov);
+	*p = (struct pending){ .type = write ? NBD_CMD_WRITE : NBD_CMD_READ, .offset = offset,
+			       .len = (uint32_t)len, .iov = p->own, .niov = niov,
+			       .done_fn = done, .done_arg = arg, .refs = 2 };
+	pthread_mutex_lock(&c->lock);
+	if (c->broken) {
+		r = c->broken;
+		pthread_mutex_unlock(&c->lock);
+		free(p);
+		return err_set(-r, "NBD connection lost");
+	}
+	p->cookie = c->next_cookie++;
+	p->next = c->pending;
+	c->pending = p;
+	copy = *p;	/* the reader may complete p from here on */
+	pthread_mutex_unlock(&c->lock);
+	if (send_request(c, &copy, 0, write ? p->own : NULL, niov, 0) < 0)
+		shutdown(c->fd, SHUT_RDWR);	/* the reader fails it */
+	pending_put(p);
+	return 0;
 }
 
 /* Commands without payload, split into pieces a u32 length can carry. */

@@ -49,6 +49,13 @@ struct iovec;
 struct hw_block_vec_ops {
 	int (*readv)(void *opaque, const struct iovec *iov, int n, uint64_t off);
 	int (*writev)(void *opaque, const struct iovec *iov, int n, uint64_t off);
+	/* Optional: start the same without waiting.  0 when done(arg, 0 or
+	 * -errno) will be called once, from any thread, maybe before submit
+	 * returns; -errno (done never called) when it cannot start, and the
+	 * device falls back to readv/writev.  The iovec array may go when
+	 * submit returns; the memory it points to stays until done. */
+	int (*submit)(void *opaque, bool write, const struct iovec *iov, int n, uint64_t off,
+		      void (*done)(void *arg, int err), void *arg);
 };
 
 /* A frame back-end (a NIC's cable). */

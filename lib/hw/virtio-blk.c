@@ -8,9 +8,14 @@
  * scatter/gather calls gets a request's segments as one iovec list;
  * without, small scattered segments go through a bounce buffer), several
  * requests at once and without the machine lock, then completes each
- * under the lock: status byte, used ring, interrupt.  A device reset
- * bumps a generation number so that requests still running then are
- * not completed into the new rings.
+ * under the lock: status byte, used ring, interrupt.  A back-end that
+ * can start a request without waiting (hw_block_vec_ops.submit: the NBD
+ * client) completes it from its own thread when the reply is in, so a
+ * request changes threads once, not twice; a failure there goes back to
+ * the pool, where the error policy may stop the machine and wait.  A
+ * device reset bumps a generation number so that requests still running
+ * then are not completed into the new rings; the device is freed only
+ * when no request is in flight.
  *
  * For the monitor: each request is counted in the drive's
  * hw_block_stats; a failed one follows the drive's rerror/werror policy
@@ -40,12 +45,18 @@ struct vblk {
 	struct pool *pool;
 	unsigned gen;		/* bumped by reset (machine lock) */
 	int index;		/* in the machine's disks[] */
+	pthread_mutex_t ilock;	/* inflight */
+	pthread_cond_t idle;	/* inflight dropped to 0 */
+	int inflight;		/* requests taken off the ring, not completed */
 };
 
 struct vblk_req {
 	struct hw_virtio *v;
 	unsigned gen;
 	int q;
+	uint32_t kind;		/* asynchronous: the type, its start, its error */
+	int64_t t0;
+	int err;
 	struct virtq_elem e;
 };
 
@@ -115,13 +126,11 @@ static int backend(struct vblk *b, void *p, uint64_t off, size_t len, bool write
 		     : b->disk.ops->read(b->disk.opaque, p, off, len);
 }
 
-/* With a back-end that takes iovecs: the segments (adjacent ones
- * merged) in one call, the data straight between its socket and guest
- * memory. */
-static int blk_io_vec(struct vblk *b, const struct virtq_seg *s, int n, size_t skip,
-		      uint64_t off, size_t total, bool write)
+/* The segments' bytes [skip, skip+total) as iovecs, adjacent ones
+ * merged; returns how many. */
+static int build_iov(const struct virtq_seg *s, int n, size_t skip, size_t total,
+		     struct iovec *v)
 {
-	struct iovec v[VIRTIO_MAX_SEGS];
 	int k = 0;
 
 	for (int i = 0; i < n && total; i++) {
@@ -140,6 +149,17 @@ static int blk_io_vec(struct vblk *b, const struct virtq_seg *s, int n, size_t s
 		total -= c;
 		skip = 0;
 	}
+	return k;
+}
+
+/* With a back-end that takes iovecs: the segments in one call, the data
+ * straight between its socket and guest memory. */
+static int blk_io_vec(struct vblk *b, const struct virtq_seg *s, int n, size_t skip,
+		      uint64_t off, size_t total, bool write)
+{
+	struct iovec v[VIRTIO_MAX_SEGS];
+	int k = build_iov(s, n, skip, total, v);
+
 	return write ? b->disk.vec->writev(b->disk.opaque, v, k, off)
 		     : b->disk.vec->readv(b->disk.opaque, v, k, off);
 }
@@ -201,24 +221,33 @@ static size_t seg_total(const struct virtq_seg *s, int n)
 	return t;
 }
 
+/* The request header: type and byte offset; false when it is short. */
+static bool parse_hdr(const struct virtq_elem *e, uint32_t *type, uint64_t *off)
+{
+	uint8_t hdr[16];
+
+	if (virtq_copy_from(e->out, e->nout, 0, hdr, 16) < 16)
+		return false;
+	*type = hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+	*off = 0;
+	for (int i = 7; i >= 0; i--)
+		*off = *off << 8 | hdr[8 + i];
+	*off *= 512;
+	return true;
+}
+
 static uint32_t handle(struct hw_virtio *v, struct vblk *b, struct virtq_elem *e, uint8_t *st,
 		       int *err, uint32_t *kind)
 {
-	uint8_t hdr[16];
 	size_t out = seg_total(e->out, e->nout), in = seg_total(e->in, e->nin) - 1;
 	uint32_t type;
 	uint64_t off;
 	int r = 0;
 
-	if (virtq_copy_from(e->out, e->nout, 0, hdr, 16) < 16) {
+	if (!parse_hdr(e, &type, &off)) {
 		*st = S_IOERR;
 		return 1;
 	}
-	type = hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (uint32_t)hdr[3] << 24;
-	off = 0;
-	for (int i = 7; i >= 0; i--)
-		off = off << 8 | hdr[8 + i];
-	off *= 512;
 	*kind = type;
 	LOG(LOG_VIRTIO, "virtio-blk: type %u sector %" PRIu64 " bytes %zu segments %d+%d", type,
 	    off / 512, type == T_OUT ? out - 16 : in, e->nout, e->nin);
@@ -328,10 +357,31 @@ static bool failed_locked(struct hw_virtio *v, struct vblk *b, struct vblk_req *
 	return a == HW_BLKERR_STOP && stop_and_wait_locked(v, b, r->gen);
 }
 
-/* A pool thread: the I/O without the lock, the completion with it. */
-static void blk_work(void *arg)
+static void inflight_add(struct vblk *b, int d)
 {
-	struct vblk_req *r = arg;
+	pthread_mutex_lock(&b->ilock);
+	b->inflight += d;
+	if (!b->inflight)
+		pthread_cond_broadcast(&b->idle);
+	pthread_mutex_unlock(&b->ilock);
+}
+
+/* Status byte and used ring, unless the device was reset meanwhile
+ * (machine lock held). */
+static void complete_locked(struct hw_virtio *v, struct vblk *b, struct vblk_req *r,
+			    uint8_t st, uint32_t len)
+{
+	if (r->gen == b->gen) {
+		struct virtq_seg *last = &r->e.in[r->e.nin - 1];
+		last->p[last->len - 1] = st;
+		virtq_push(v, r->q, &r->e, len);
+	}
+}
+
+/* The synchronous way, on a pool thread: the I/O without the lock, the
+ * completion with it; a failure is retried as long as the policy says. */
+static void blk_sync(struct vblk_req *r)
+{
 	struct hw_virtio *v = r->v;
 	struct vblk *b = v->dev;
 	uint8_t st;
@@ -348,13 +398,87 @@ static void blk_work(void *arg)
 			break;
 		pthread_mutex_unlock(&v->m->lock);
 	}
-	if (r->gen == b->gen) {
-		struct virtq_seg *last = &r->e.in[r->e.nin - 1];
-		last->p[last->len - 1] = st;
-		virtq_push(v, r->q, &r->e, len);
-	}
+	complete_locked(v, b, r, st, len);
 	pthread_mutex_unlock(&v->m->lock);
 	free(r);
+	inflight_add(b, -1);
+}
+
+/* A failed asynchronous request, on a pool thread (the policy may stop
+ * the machine and wait, which the back-end's thread must not). */
+static void blk_failed_work(void *arg)
+{
+	struct vblk_req *r = arg;
+	struct hw_virtio *v = r->v;
+	struct vblk *b = v->dev;
+	uint8_t st = S_IOERR;
+
+	LOG(LOG_BLOCK, "virtio-blk: %s failed: %s", r->kind == T_OUT ? "write" : "read",
+	    strerror(-r->err));
+	pthread_mutex_lock(&v->m->lock);
+	if (failed_locked(v, b, r, r->kind, r->err, &st)) {
+		pthread_mutex_unlock(&v->m->lock);
+		blk_sync(r);	/* run again, the synchronous way */
+		return;
+	}
+	complete_locked(v, b, r, st, 1);
+	pthread_mutex_unlock(&v->m->lock);
+	free(r);
+	inflight_add(b, -1);
+}
+
+/* An asynchronous request's end, on the back-end's thread. */
+static void blk_done(void *arg, int err)
+{
+	struct vblk_req *r = arg;
+	struct hw_virtio *v = r->v;
+	struct vblk *b = v->dev;
+	size_t bytes = req_bytes(&r->e, r->kind);
+
+	count(b->disk.stats, r->kind, bytes, err, r->t0);
+	if (err < 0) {
+		r->err = err;
+		pool_submit(b->pool, blk_failed_work, r);
+		return;
+	}
+	pthread_mutex_lock(&v->m->lock);
+	complete_locked(v, b, r, S_OK, r->kind == T_IN ? bytes + 1 : 1);
+	pthread_mutex_unlock(&v->m->lock);
+	free(r);
+	inflight_add(b, -1);
+}
+
+/* Hand a plain read or write to a back-end that can start it without
+ * waiting: its completion then comes from the back-end's own thread,
+ * one thread switch fewer.  False: take the synchronous way. */
+static bool blk_try_async(struct vblk_req *r)
+{
+	struct vblk *b = r->v->dev;
+	struct virtq_elem *e = &r->e;
+	struct iovec v[VIRTIO_MAX_SEGS];
+	uint64_t size = __atomic_load_n(&b->disk.size, __ATOMIC_RELAXED), off;
+	bool write;
+	size_t total;
+	int k;
+
+	if (!b->disk.vec || !b->disk.vec->submit || !parse_hdr(e, &r->kind, &off) ||
+	    (r->kind != T_IN && (r->kind != T_OUT || b->disk.readonly)))
+		return false;
+	write = r->kind == T_OUT;
+	total = req_bytes(e, r->kind);
+	if (!total || off + total < off || off + total > size)
+		return false;
+	k = write ? build_iov(e->out, e->nout, 16, total, v) : build_iov(e->in, e->nin, 0, total, v);
+	LOG(LOG_VIRTIO, "virtio-blk: type %u sector %" PRIu64 " bytes %zu segments %d+%d, async",
+	    r->kind, off / 512, total, e->nout, e->nin);
+	r->t0 = hw_clock_ns();
+	return b->disk.vec->submit(b->disk.opaque, write, v, k, off, blk_done, r) == 0;
+}
+
+static void blk_work(void *arg)
+{
+	if (!blk_try_async(arg))
+		blk_sync(arg);
 }
 
 static void blk_notify(struct hw_virtio *v, int q)
@@ -376,6 +500,7 @@ static void blk_notify(struct hw_virtio *v, int q)
 		r->v = v;
 		r->gen = b->gen;
 		r->q = q;
+		inflight_add(b, 1);
 		pool_submit(b->pool, blk_work, r);
 	}
 }
@@ -389,7 +514,14 @@ static void blk_free(struct hw_virtio *v)
 {
 	struct vblk *b = v->dev;
 
+	/* asynchronous requests end on the back-end's thread: wait for them */
+	pthread_mutex_lock(&b->ilock);
+	while (b->inflight)
+		pthread_cond_wait(&b->idle, &b->ilock);
+	pthread_mutex_unlock(&b->ilock);
 	pool_free(b->pool);
+	pthread_mutex_destroy(&b->ilock);
+	pthread_cond_destroy(&b->idle);
 	free(b);
 }
 
@@ -408,6 +540,8 @@ int virtio_blk_new(struct machine *m, const struct hw_disk *d)
 	b->disk = *d;
 	b->index = (int)(d - m->cfg.disks);
 	b->pool = pool_new(WORKERS);
+	pthread_mutex_init(&b->ilock, NULL);
+	pthread_cond_init(&b->idle, NULL);
 	r = virtio_pci_new(m, &vblk_ops, b, BLK_F_SEG_MAX | BLK_F_FLUSH | (d->readonly ? BLK_F_RO : 0),
 			   24, &v);
 	if (r < 0)

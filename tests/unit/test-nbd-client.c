@@ -173,6 +173,63 @@ static void check_vec(struct nbd_client *c, const char *who)
 	free(flat);
 }
 
+/* nbd_client_submit: 16 reads of 64 KiB in flight at once, each into
+ * two iovecs, completed by callbacks from the reader thread. */
+struct async_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int left, failed;
+};
+
+static void async_done(void *arg, int err)
+{
+	struct async_wait *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->failed += err < 0;
+	if (--w->left == 0)
+		pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static int async_wait_all(struct async_wait *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->left)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	return w->failed;
+}
+
+static void check_submit(struct nbd_client *c, const char *who)
+{
+	struct async_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 16, 0 };
+	uint8_t *buf = xmalloc(16 * 65536);
+	int started = 0, ok = 1;
+
+	for (int i = 0; i < 16; i++) {
+		struct iovec v[2] = { { buf + i * 65536 + 40000, 25536 }, { buf + i * 65536, 40000 } };
+
+		started += nbd_client_submit(c, false, v, 2, (uint64_t)i * 65536 * 3, async_done, &w) == 0;
+	}
+	CHECK(started == 16, "%s: 16 asynchronous reads start", who);
+	w.left -= 16 - started;
+	CHECK(async_wait_all(&w) == 0, "%s: and all complete through their callbacks", who);
+	for (int i = 0; i < 16 && ok; i++)
+		for (size_t k = 0; k < 65536 && ok; k++) {
+			size_t at = k < 25536 ? 40000 + k : k - 25536;
+			ok = buf[i * 65536 + at] == pattern((uint64_t)i * 65536 * 3 + k);
+		}
+	CHECK(ok, "%s: each in its two iovecs, in order", who);
+	{
+		struct iovec v = { buf, SIZE };
+
+		CHECK(nbd_client_submit(c, false, &v, 1, 4096, async_done, &w) == -EINVAL,
+		      "%s: a submit past the end is refused at once", who);
+	}
+	free(buf);
+}
+
 /* ---- one export, every operation ---- */
 
 static void check_io(struct nbd_client *c, const char *who, bool depth)
@@ -209,6 +266,7 @@ static void check_io(struct nbd_client *c, const char *who, bool depth)
 	CHECK(nbd_client_flush(c) == 0, "%s: flush", who);
 	CHECK(nbd_client_read(c, buf, SIZE - 512, 1024) == -EINVAL, "%s: read past the end refused", who);
 	check_vec(c, who);
+	check_submit(c, who);
 	check_parallel(c, who);
 	free(buf);
 }
@@ -463,9 +521,12 @@ static void *fake_short_server(void *opaque)
 	return NULL;
 }
 
-/* A reply cut short in the middle of a readv's data: an error, no hang. */
-static void test_fake_short(void)
+/* A reply cut short in the middle of a readv's data (asynchronous: of
+ * a submitted read): an error, no hang. */
+static void test_fake_short(bool async)
 {
+	const char *how = async ? "an asynchronous read" : "a readv";
+	struct async_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0 };
 	int sv[2];
 	pthread_t srv;
 	struct nbd_client *c = NULL;
@@ -476,9 +537,17 @@ static void test_fake_short(void)
 	pthread_create(&srv, NULL, fake_short_server, &sv[1]);
 	CHECK(nbd_client_open_fd(sv[0], NULL, &c) == 0, "short reply: handshake");
 	if (c) {
-		CHECK(nbd_client_readv(c, v, 2, 4096) == -EIO,
-		      "a readv whose reply ends after 1000 of 4096 bytes fails: %s", err_msg());
-		CHECK(nbd_client_readv(c, v, 2, 4096) == -EIO, "and later ones fail at once");
+		if (async)
+			CHECK(nbd_client_submit(c, false, v, 2, 4096, async_done, &w) == 0 &&
+			      async_wait_all(&w) == 1,
+			      "%s whose reply ends after 1000 of 4096 bytes gets the error", how);
+		else
+			CHECK(nbd_client_readv(c, v, 2, 4096) == -EIO,
+			      "%s whose reply ends after 1000 of 4096 bytes fails: %s", how, err_msg());
+		CHECK(nbd_client_readv(c, v, 2, 4096) == -EIO, "after %s, later ones fail at once", how);
+		w.left = 1;
+		CHECK(nbd_client_submit(c, false, v, 2, 4096, async_done, &w) == -EIO,
+		      "after %s, a submit is refused at once", how);
 		nbd_client_close(c);
 	}
 	pthread_join(srv, NULL);
@@ -500,7 +569,8 @@ int main(void)
 	}
 	test_qemu_nbd();
 	test_fake();
-	test_fake_short();
+	test_fake_short(false);
+	test_fake_short(true);
 	free(bin);
 	{
 		char *cmd = xasprintf("rm -rf %s", dir);
