@@ -43,14 +43,22 @@ fi
 kdeb=$(fetch "$kpkg")
 bdeb=$(fetch busybox-static)
 
-work=$cache/work
-rm -rf "$work"
+# Up to date: both outputs newer than what they are made from.
+if [ -s "$cache/vmlinuz" ] && [ -s "$cache/initramfs.cpio.gz" ]; then
+	stale=$(find "$here/init" "$here/build-guest.sh" "$kdeb" "$bdeb" -newer "$cache/initramfs.cpio.gz" 2>/dev/null)
+	[ -z "$stale" ] && [ ! "$kdeb" -nt "$cache/vmlinuz" ] && { echo "guest: $kpkg, up to date"; exit 0; }
+fi
+
+# A private work folder and temporary names, so that two builds at once
+# (a test and a bench run) never see each other's half-made files.
+work=$(mktemp -d "$cache/work.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/kernel" "$work/bb" "$work/root"
 dpkg-deb -x "$bdeb" "$work/bb"
 # Only the kernel image and the modules we need leave the kernel package.
 dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$work/kernel" \
 	--wildcards './boot/vmlinuz-*' './lib/modules/*'
-cp "$work"/kernel/boot/vmlinuz-* "$cache/vmlinuz.tmp"
+cp "$work"/kernel/boot/vmlinuz-* "$work/vmlinuz"
 kver=$(ls "$work/kernel/lib/modules" | head -1)
 mdir=$work/kernel/lib/modules/$kver
 # modules.dep is made at install time (postinst), not shipped: make it.
@@ -102,8 +110,7 @@ cp "$here/init" "$r/init"
 chmod 755 "$r/init"
 echo "$kver" >"$r/etc/kernel-release"
 
-(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --owner 0:0 --quiet) | gzip -9 >"$cache/initramfs.cpio.gz.tmp"
-mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
-mv "$cache/initramfs.cpio.gz.tmp" "$cache/initramfs.cpio.gz"
-rm -rf "$work"
+(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --owner 0:0 --quiet) | gzip -9 >"$work/initramfs.cpio.gz"
+mv "$work/vmlinuz" "$cache/vmlinuz"
+mv "$work/initramfs.cpio.gz" "$cache/initramfs.cpio.gz"
 echo "guest: $kpkg, $nmod modules"
