@@ -5,8 +5,10 @@
  * process that runs the guest.  -snapshot asks vm-nbd for a temporary
  * overlay (-s); for an NBD URI the overlay lives in vm-run's memory, in
  * 64 KiB copy-on-write chunks.  The block back-end calls are synchronous,
- * except for submit (NBD disks without the overlay): virtio-blk starts a
- * read or write there and the NBD client's reader thread completes it.
+ * except for submit (NBD disks without the in-memory overlay): virtio-blk
+ * starts a read or write there and the NBD client's reader thread
+ * completes it.  The overlay takes scattered requests too (readv and
+ * writev), without submit.
  *
  * For the monitor: each drive gets its counters (hw_block_stats) and its
  * rerror/werror policy here; a CD-ROM may start empty; a medium is opened
@@ -132,7 +134,58 @@ static int ov_write(void *opaque, const void *buf, uint64_t off, size_t len)
 	return r;
 }
 
+/* Scattered reads: straight from the base into the iovecs while no
+ * chunk of the range is the overlay's yet; else through one buffer. */
+static int ov_readv(void *opaque, const struct iovec *iov, int n, uint64_t off)
+{
+	struct overlay *o = opaque;
+	size_t len = 0, at = 0;
+	bool own = false;
+	uint8_t *buf;
+	int r;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	if (off > o->size || len > o->size - off)
+		return err_set(-EINVAL, "read beyond the end of the overlay");
+	pthread_mutex_lock(&o->lock);
+	for (uint64_t ci = off / CHUNK; len && ci <= (off + len - 1) / CHUNK && !own; ci++)
+		own = o->chunk[ci] != NULL;
+	if (!own) {
+		r = nbd_client_readv(o->base, iov, n, off);
+		pthread_mutex_unlock(&o->lock);
+		return r;
+	}
+	buf = xmalloc(len);
+	r = ov_io(o, buf, off, len, false);
+	pthread_mutex_unlock(&o->lock);
+	for (int i = 0; i < n && r == 0; at += iov[i++].iov_len)
+		memcpy(iov[i].iov_base, buf + at, iov[i].iov_len);
+	free(buf);
+	return r;
+}
+
+/* Scattered writes land in the chunks piece by piece (memory copies;
+ * a chunk is read from the base once, when it is first written). */
+static int ov_writev(void *opaque, const struct iovec *iov, int n, uint64_t off)
+{
+	struct overlay *o = opaque;
+	size_t len = 0;
+	int r = 0;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	if (off > o->size || len > o->size - off)
+		return err_set(-EINVAL, "write beyond the end of the overlay");
+	pthread_mutex_lock(&o->lock);
+	for (int i = 0; i < n && r == 0; off += iov[i++].iov_len)
+		r = ov_io(o, iov[i].iov_base, off, iov[i].iov_len, true);
+	pthread_mutex_unlock(&o->lock);
+	return r;
+}
+
 static const struct hw_block_ops overlay_ops = { ov_read, ov_write, NULL };
+static const struct hw_block_vec_ops overlay_vec_ops = { ov_readv, ov_writev, NULL };
 static struct overlay *overlays[HW_MAX_DISKS];
 static int noverlays;
 
@@ -301,7 +354,7 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 		o->chunk = xzalloc(sizeof(*o->chunk) * DIV_ROUND_UP(o->size, CHUNK));
 		overlays[noverlays++] = o;
 		out->ops = &overlay_ops;
-		out->vec = NULL;	/* scattered requests bounce */
+		out->vec = &overlay_vec_ops;
 		out->opaque = o;
 		out->readonly = false;
 	}
