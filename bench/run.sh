@@ -14,6 +14,9 @@
 #
 #   bench/run.sh            (VM_BUILD=o/rel, BENCH_TIMEOUT=600 seconds)
 #   BENCH_ONLY=disk bench/run.sh     only the two disk measures
+#   BENCH_DISK_REPEAT=N     the multiboot disk measure N times, QEMU and
+#                           vm-run alternating, each figure and the median
+#                           (the machine is noisy; default 1)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${VM_BUILD:-$top/o/rel}
@@ -73,11 +76,21 @@ if [ -f "$HWB/hw-diskbench.elf" ]; then
 	echo "== virtio-blk sequential read of a 256 MiB qcow2, multiboot program (4 x 256 KiB in flight)"
 	head -c $((256 << 20)) /dev/urandom >"$work/b.raw"
 	qemu-img convert -O qcow2 "$work/b.raw" "$work/b.qcow2" && rm -f "$work/b.raw"
-	q=$(timeout "$TIMEOUT" qemu-system-x86_64 -accel $qaccel -nographic -kernel "$HWB/hw-diskbench.elf" $DX \
-		-drive file="$work/b.qcow2",if=none,id=d0,format=qcow2,readonly=on \
-		-device virtio-blk-pci,drive=d0,disable-legacy=on </dev/null 2>&1 | grep -ao 'diskbench:.*')
-	v=$(timeout "$TIMEOUT" "$B/bin/vm-run" -accel $vaccel -nographic -kernel "$HWB/hw-diskbench.elf" $DX \
-		-drive file="$work/b.qcow2",if=virtio,format=qcow2,readonly=on </dev/null 2>&1 | grep -ao 'diskbench:.*')
+	qs=() vs=()
+	for i in $(seq "${BENCH_DISK_REPEAT:-1}"); do
+		q=$(timeout "$TIMEOUT" qemu-system-x86_64 -accel $qaccel -nographic -kernel "$HWB/hw-diskbench.elf" $DX \
+			-drive file="$work/b.qcow2",if=none,id=d0,format=qcow2,readonly=on \
+			-device virtio-blk-pci,drive=d0,disable-legacy=on </dev/null 2>&1 | grep -ao 'diskbench:.*')
+		v=$(timeout "$TIMEOUT" "$B/bin/vm-run" -accel $vaccel -nographic -kernel "$HWB/hw-diskbench.elf" $DX \
+			-drive file="$work/b.qcow2",if=virtio,format=qcow2,readonly=on </dev/null 2>&1 | grep -ao 'diskbench:.*')
+		qs+=("$(echo "$q" | grep -o '[0-9]* ms' | cut -d' ' -f1)")
+		vs+=("$(echo "$v" | grep -o '[0-9]* ms' | cut -d' ' -f1)")
+	done
+	if [ "${BENCH_DISK_REPEAT:-1}" -gt 1 ]; then
+		median() { printf '%s\n' "$@" | grep . | sort -n | awk '{v[NR] = $1} END { if (NR) print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'; }
+		q="diskbench: ${qs[*]} ms, median $(median "${qs[@]}") ms"
+		v="diskbench: ${vs[*]} ms, median $(median "${vs[@]}") ms"
+	fi
 	printf '%-28s %s\n' "qemu" "${q:-no result}" "vm-run (disk via vm-nbd)" "${v:-no result}"
 	rm -f "$work/b.qcow2"
 fi
