@@ -128,7 +128,7 @@ static json_t *stats_json(const struct hw_block_stats *s)
 		"rd_total_time_ns", (json_int_t)c.rd_ns, "wr_total_time_ns", (json_int_t)c.wr_ns,
 		"flush_total_time_ns", (json_int_t)c.flush_ns);
 	json_object_update_missing_new(j, json_pack("{s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, "
-		"s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:b, s:[]}",
+		"s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:b, s:[]}",
 		"failed_rd_operations", (json_int_t)c.failed_rd,
 		"failed_wr_operations", (json_int_t)c.failed_wr,
 		"failed_flush_operations", (json_int_t)c.failed_flush,
