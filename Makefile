@@ -133,5 +133,5 @@ clean:
 
 .PHONY: all deps check install clean run bench pkgcheck
 
-ALL_OBJS := $(foreach l,$(LIBS),$($(l)_OBJS)) $(foreach t,$(TOOLS),$($(t)_OBJS)) $(UNIT_OBJS)
+ALL_OBJS += $(foreach l,$(LIBS),$($(l)_OBJS)) $(foreach t,$(TOOLS),$($(t)_OBJS)) $(UNIT_OBJS)
 -include $(ALL_OBJS:.o=.d)

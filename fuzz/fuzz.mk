@@ -8,6 +8,10 @@ FUZZ_BINS := $(patsubst fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 60
 
 
+# Named here so that the objects are not intermediate files: a changed
+# header must recompile them, not only relink the harness.
+$(FUZZ_BINS): $(O)/fuzz/%: $(O)/fuzz/%.o
+
 # fuzz-common-*: lib/common only; fuzz-fmt-*: the block layer; the rest
 # link every library.
 $(O)/fuzz/fuzz-common-%: $(O)/fuzz/fuzz-common-%.o $(O)/fuzz/standalone.o $(call lib_archives,common)
