@@ -38,14 +38,19 @@ static uint64_t get_le(const uint8_t *p, int n)
 	return v;
 }
 
-/* BSP in flat 32-bit protected mode at eip, paging off, interrupts off. */
-int boot_enter32(struct machine *m, uint32_t eip, uint32_t eax, uint32_t ebx, uint32_t esi)
+/* BSP with flat code (0x10) and data (0x18) segments at r->rip, paging
+ * and long mode as long64 says, interrupts off. */
+static int enter_flat(struct machine *m, bool long64, struct hw_regs *r)
 {
-	static const uint64_t gdt[4] = { 0, 0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull };
-	struct hw_sregs s;
-	struct hw_regs r = { .rip = eip, .rflags = 2 };
+	const uint64_t gdt[4] = { 0, 0, long64 ? 0x00af9b000000ffffull : 0x00cf9b000000ffffull,
+				  0x00cf93000000ffffull };
+	struct hw_segment code = { .base = 0, .limit = 0xffffffff, .selector = 0x10,
+		.type = 0xb, .present = 1, .db = !long64, .s = 1, .l = long64, .g = 1 };
+	struct hw_segment data = { .base = 0, .limit = 0xffffffff, .selector = 0x18,
+		.type = 0x3, .present = 1, .db = 1, .s = 1, .g = 1 };
 	void *vc = m->vcpu[0].accel_vcpu;
 	uint8_t *g = hw_ram_ptr(m, GDT_AT, sizeof(gdt));
+	struct hw_sregs s;
 	int ret;
 
 	if (!g)
@@ -55,29 +60,34 @@ int boot_enter32(struct machine *m, uint32_t eip, uint32_t eax, uint32_t ebx, ui
 	ret = m->accel->get_sregs(vc, &s);
 	if (ret < 0)
 		return ret;
-	struct hw_segment code = { .base = 0, .limit = 0xffffffff, .selector = 0x10,
-		.type = 0xb, .present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1 };
-	struct hw_segment data = code;
-	data.selector = 0x18;
-	data.type = 0x3;
 	s.cs = code;
 	s.ds = s.es = s.fs = s.gs = s.ss = data;
 	s.tr = (struct hw_segment){ .limit = 0xffff, .type = 0xb, .present = 1 };
 	s.ldt = (struct hw_segment){ .limit = 0xffff, .type = 0x2, .present = 1 };
 	s.gdt = (struct hw_dtable){ GDT_AT, sizeof(gdt) - 1 };
 	s.idt = (struct hw_dtable){ 0, 0 };
-	s.cr0 = 0x11;
-	s.cr3 = s.cr4 = 0;
-	s.efer = 0;
+	s.cr0 = long64 ? 0x80000011 : 0x11;	/* (PG,) ET, PE */
+	s.cr3 = long64 ? PGTABLE_AT : 0;
+	s.cr4 = long64 ? 0x20 : 0;		/* PAE */
+	s.efer = long64 ? 0x500 : 0;		/* LMA, LME */
 	ret = m->accel->set_sregs(vc, &s);
 	if (ret < 0)
 		return ret;
+	r->rflags = 2;
+	r->gpr[4] = 0x8000;
+	apic_bios_setup(m->vcpu[0].apic);
+	return m->accel->set_regs(vc, r);
+}
+
+/* BSP in flat 32-bit protected mode at eip, paging off, interrupts off. */
+int boot_enter32(struct machine *m, uint32_t eip, uint32_t eax, uint32_t ebx, uint32_t esi)
+{
+	struct hw_regs r = { .rip = eip };
+
 	r.gpr[0] = eax;
 	r.gpr[3] = ebx;
 	r.gpr[6] = esi;
-	r.gpr[4] = 0x8000;
-	apic_bios_setup(m->vcpu[0].apic);
-	return m->accel->set_regs(vc, &r);
+	return enter_flat(m, false, &r);
 }
 
 /* Identity page tables for the low 4 GiB (2 MiB pages) at PGTABLE_AT. */
@@ -102,43 +112,13 @@ static int identity_map(struct machine *m)
  * boot protocol: __BOOT_CS 0x10, __BOOT_DS 0x18, %rsi at the zero page). */
 static int boot_enter64(struct machine *m, uint64_t rip, uint64_t rsi)
 {
-	static const uint64_t gdt[4] = { 0, 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull };
-	struct hw_sregs s;
-	struct hw_regs r = { .rip = rip, .rflags = 2 };
-	void *vc = m->vcpu[0].accel_vcpu;
-	uint8_t *g = hw_ram_ptr(m, GDT_AT, sizeof(gdt));
+	struct hw_regs r = { .rip = rip };
 	int ret = identity_map(m);
 
 	if (ret < 0)
 		return ret;
-	if (!g)
-		return err_set(-EINVAL, "no RAM for the boot GDT");
-	for (int i = 0; i < 4; i++)
-		put_le(g + 8 * i, gdt[i], 8);
-	ret = m->accel->get_sregs(vc, &s);
-	if (ret < 0)
-		return ret;
-	struct hw_segment code = { .base = 0, .limit = 0xffffffff, .selector = 0x10,
-		.type = 0xb, .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1 };
-	struct hw_segment data = { .base = 0, .limit = 0xffffffff, .selector = 0x18,
-		.type = 0x3, .present = 1, .dpl = 0, .db = 1, .s = 1, .g = 1 };
-	s.cs = code;
-	s.ds = s.es = s.fs = s.gs = s.ss = data;
-	s.tr = (struct hw_segment){ .limit = 0xffff, .type = 0xb, .present = 1 };
-	s.ldt = (struct hw_segment){ .limit = 0xffff, .type = 0x2, .present = 1 };
-	s.gdt = (struct hw_dtable){ GDT_AT, sizeof(gdt) - 1 };
-	s.idt = (struct hw_dtable){ 0, 0 };
-	s.cr0 = 0x80000011;		/* PG, ET, PE */
-	s.cr3 = PGTABLE_AT;
-	s.cr4 = 0x20;			/* PAE */
-	s.efer = 0x500;			/* LMA, LME */
-	ret = m->accel->set_sregs(vc, &s);
-	if (ret < 0)
-		return ret;
 	r.gpr[6] = rsi;
-	r.gpr[4] = 0x8000;
-	apic_bios_setup(m->vcpu[0].apic);
-	return m->accel->set_regs(vc, &r);
+	return enter_flat(m, true, &r);
 }
 
 static int load_initrd(struct machine *m, uint8_t *zp, uint64_t kernel_end)
