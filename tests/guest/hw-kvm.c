@@ -353,8 +353,10 @@ static void bench(int msix)
 		bad |= msix_setup();
 		ctr = &msi_irqs;
 	}
+	uint32_t i;
+
 	t0 = last = pm_timer();
-	for (uint32_t i = 0; i < n && !bad; i++) {
+	for (i = 0; i < n && !bad; i++) {
 		bad |= blk_read_ctr((i * 8) % 16384, 4096, ctr);
 		uint32_t now = pm_timer();
 		ticks += (now - last) & 0xffffff;
@@ -362,6 +364,10 @@ static void bench(int msix)
 	}
 	(void)t0;
 	uint32_t us = ticks / 358 * 100;
+	if (bad) {
+		puts_("kvmbench: read "); putdec(i); puts_(" failed\n");
+		n = i ? i : 1;
+	}
 	puts_("kvmbench: "); putdec(n); puts_(" reads in "); putdec(us); puts_(" us, ");
 	putdec(us / n); puts_(" us per read\n");
 	outb(0xf4, bad ? 1 : 0x10);
