@@ -245,9 +245,13 @@ def c_vanish_mid_write(s):
 
 def c_vanish_in_flight(s):
     start(s); go(s, meta=True)
+    # all 128 requests in one send: a server that stops reading while its
+    # replies wait (as qemu-nbd does past 16 in flight) must not block us
+    buf = b''
     for i in range(64):
-        req(s, 0, (i * 4096) % (size - (1 << 20)), 1 << 20, cookie=i)
-        req(s, 7, 0, size, cookie=1000 + i)
+        buf += struct.pack('>IHHQQI', REQ, 0, 0, i, (i * 4096) % (size - (1 << 20)), 1 << 20)
+        buf += struct.pack('>IHHQQI', REQ, 0, 7, 1000 + i, 0, size)
+    s.sendall(buf)
     s.close()
 
 def c_handshake_vanish(s):
