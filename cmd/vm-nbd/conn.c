@@ -121,6 +121,19 @@ static struct nbd_req *send_now(struct conn *c, struct nbd_req *list)
 	return r;
 }
 
+/* Take the socket for writing when nobody writes and nothing waits. */
+static bool claim_writer(struct conn *c)
+{
+	bool ok;
+
+	pthread_mutex_lock(&c->lock);
+	ok = !c->writing && !c->replies && !c->dead;
+	if (ok)
+		c->writing = true;
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
 /* Hand finished replies (a list from head to tail) over.  When nobody is
  * sending and nothing waits, the calling thread sends them itself (never
  * blocking: a client that does not read can only stall its own writer
@@ -132,11 +145,7 @@ void conn_queue_replies(struct conn *c, struct nbd_req *head, struct nbd_req *ta
 	bool direct;
 
 	tail->next = NULL;
-	pthread_mutex_lock(&c->lock);
-	direct = !c->writing && !c->replies && !c->dead;
-	if (direct)
-		c->writing = true;
-	pthread_mutex_unlock(&c->lock);
+	direct = claim_writer(c);
 	if (direct)
 		rest = send_now(c, head);
 	pthread_mutex_lock(&c->lock);
@@ -236,11 +245,7 @@ void conn_send_replies(struct conn *c, struct nbd_req *head, struct nbd_req *tai
 	bool direct;
 
 	tail->next = NULL;
-	pthread_mutex_lock(&c->lock);
-	direct = !c->writing && !c->replies && !c->dead;
-	if (direct)
-		c->writing = true;
-	pthread_mutex_unlock(&c->lock);
+	direct = claim_writer(c);
 	if (!direct) {
 		conn_queue_replies(c, head, tail);
 		return;
