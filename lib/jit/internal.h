@@ -529,6 +529,7 @@ int jit_tr_grp3(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_imul(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_incdec(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_string(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_cmov(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_setcc(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_bswap(struct jit_tr *t, const struct jit_insn *in);

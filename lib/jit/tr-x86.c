@@ -328,6 +328,8 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 		return jit_tr_incdec(t, in);
 	if (o == 0x90 && !in->rex && in->rep != 0xf3)
 		return TR_OK;				/* NOP */
+	if ((o >= 0xa4 && o <= 0xa7) || (o >= 0xaa && o <= 0xaf))
+		return jit_tr_string(t, in);		/* tr-str.c */
 	return TR_NO;
 }
 
