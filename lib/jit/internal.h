@@ -369,7 +369,7 @@ struct jit_tr_req {
 };
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq);
-void jit_tr_flags_dead(const struct jit_binsn *insn, unsigned n, bool *dead);
+void jit_tr_flags_live(const struct jit_binsn *insn, unsigned n, bool *dead, uint32_t *live);
 uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 uint64_t jit_tr_read_w(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
@@ -427,8 +427,9 @@ struct jit_tr {
 	int8_t host[16];	/* the host register caching each guest register, or -1 */
 	uint16_t cached;	/* guest registers cached in host registers */
 	uint16_t dirty;		/* those changed since loaded (memory is stale) */
-	bool fuse;		/* the next instruction is a Jcc: flags_set() keeps the flags */
-	uint32_t hflags;	/* flags kept so (in the host flags and RDX), not yet in RFLAGS */
+	/* where each arithmetic flag's newest value is (tr-flags.c): */
+	uint32_t hflags;	/* in the host flags */
+	uint32_t pflags;	/* else in the image in cpu->tr_tmp (else in RFLAGS) */
 };
 
 /* What an instruction's translator did: nothing (the handler runs it),
@@ -517,11 +518,19 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
 
-/* tr-alu.c */
+/* tr-flags.c */
 void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask);
+void jit_tr_flags_spill(struct jit_tr *t);
+void jit_tr_flags_out(struct jit_tr *t);
+void jit_tr_flags_sync(struct jit_tr *t);
+void jit_tr_flags_set(struct jit_tr *t, uint32_t mask);
 void jit_tr_flags_merge(struct jit_tr *t, uint32_t mask);
 void jit_tr_flags_load(struct jit_tr *t);
+void jit_tr_flags_cf_in(struct jit_tr *t);
+uint32_t jit_tr_cond_flags(unsigned cc);
 int jit_tr_cond(struct jit_tr *t, unsigned cc);
+
+/* tr-alu.c */
 int jit_tr_mov_r_imm(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_movx(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in);

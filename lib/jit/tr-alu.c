@@ -8,60 +8,6 @@
  */
 #include "jit/internal.h"
 
-/* RFLAGS's arithmetic bits (mask: which of them) = those in RDX. */
-void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask)
-{
-	/* rflags ^= (rdx ^ rflags) & mask */
-	jit_tr_ins(t, 8, 0x33, RDX, jit_tr_m(RBX, OFF_RFLAGS));	/* xor rdx, [rflags] */
-	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), mask);
-	jit_tr_ins(t, 8, 0x31, RDX, jit_tr_m(RBX, OFF_RFLAGS));	/* xor [rflags], rdx */
-}
-
-/* RFLAGS's arithmetic bits = the host's (mask: which of them). */
-void jit_tr_flags_merge(struct jit_tr *t, uint32_t mask)
-{
-	if (t->fl_dead)
-		return;
-	jit_tr_byte(&t->b, 0x9c);			/* pushfq */
-	jit_tr_byte(&t->b, 0x5a);			/* pop rdx */
-	jit_tr_flags_merge_rdx(t, mask);
-}
-
-/* The host's arithmetic flags = the guest's (for instructions that read
- * them or leave some unchanged). */
-void jit_tr_flags_load(struct jit_tr *t)
-{
-	jit_tr_ld(t, 8, RDX, jit_tr_m(RBX, OFF_RFLAGS));
-	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), F_ARITH);
-	jit_tr_ins32(t, 4, 0x81, 1, jit_tr_r(RDX), 0x202);
-	jit_tr_byte(&t->b, 0x52);			/* push rdx */
-	jit_tr_byte(&t->b, 0x9d);			/* popfq */
-}
-
-/*
- * Test guest condition cc (Jcc/SETcc/CMOVcc encoding) on RFLAGS: returns
- * the host condition that holds when it is true.  Clobbers RAX, RCX.
- */
-int jit_tr_cond(struct jit_tr *t, unsigned cc)
-{
-	static const uint32_t bits[6] = { F_OF, F_CF, F_ZF, F_CF | F_ZF, F_SF, F_PF };
-
-	jit_tr_ld(t, 4, RAX, jit_tr_m(RBX, OFF_RFLAGS));
-	if (cc < 12) {
-		jit_tr_ins32(t, 4, 0xf7, 0, jit_tr_r(RAX), bits[cc >> 1]);
-	} else {
-		jit_tr_ins(t, 4, 0x8b, RCX, jit_tr_r(RAX));
-		jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RCX), 4);		/* OF down to SF */
-		jit_tr_ins(t, 4, 0x31, RAX, jit_tr_r(RCX));			/* xor ecx, eax */
-		jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RCX), F_SF);
-		if (cc >= 14) {
-			jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RAX), F_ZF);
-			jit_tr_ins(t, 4, 0x09, RAX, jit_tr_r(RCX));		/* or ecx, eax */
-		}
-	}
-	return (cc & 1) ? 4 : 5;
-}
-
 /* B0-BF: MOV r, imm */
 int jit_tr_mov_r_imm(struct jit_tr *t, const struct jit_insn *in)
 {
@@ -100,22 +46,6 @@ static struct jit_tr_rm greg_op(struct jit_tr *t, const struct jit_insn *in, uns
 	return jit_tr_r(RAX);
 }
 
-/*
- * The flags of the instruction just emitted (mask: those it sets): merged
- * into RFLAGS, or, when the next instruction is a Jcc (t->fuse), kept in
- * the host flags for it with a copy in RDX (see tr_branch).
- */
-static void flags_set(struct jit_tr *t, uint32_t mask)
-{
-	if (t->fuse && !t->fl_dead) {
-		jit_tr_byte(&t->b, 0x9c);		/* pushfq */
-		jit_tr_byte(&t->b, 0x5a);		/* pop rdx */
-		t->hflags = mask;
-		return;
-	}
-	jit_tr_flags_merge(t, mask);
-}
-
 /* d OP imm (aop: ALU_* or 8 for TEST) in the host's immediate form (imm
  * fits: a sign-extended imm32 for 64-bit operations). */
 static void alu_imm(struct jit_tr *t, int aop, unsigned size, struct jit_tr_rm dop, uint64_t imm)
@@ -150,14 +80,14 @@ static void alu_emit(struct jit_tr *t, const struct jit_insn *in, int aop, unsig
 		imm = false;
 	}
 	if (aop == ALU_ADC || aop == ALU_SBB)
-		jit_tr_ins8(t, 4, 0x0fba, 4, jit_tr_m(RBX, OFF_RFLAGS), 0);	/* bt: CF in */
+		jit_tr_flags_cf_in(t);
 	if (imm)
 		alu_imm(t, aop, size, dop, v);
 	else if (aop == 8)
 		jit_tr_ins(t, size, size == 1 ? 0x84 : 0x85, RCX, dop);
 	else
 		jit_tr_ins(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, dop);
-	flags_set(t, F_ARITH);
+	jit_tr_flags_set(t, F_ARITH);
 	if (dst < 0 || aop == ALU_CMP || aop == 8)
 		return;
 	if (dop.base == RAX)
@@ -235,7 +165,7 @@ static int mul1(struct jit_tr *t, const struct jit_insn *in)
 	jit_tr_greg_load(t, in, RAX, JIT_RAX, size);
 	jit_tr_ins(t, size, 0xf7, in->reg & 7, jit_tr_r(RCX));	/* mul/imul ecx or rcx */
 	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RDX));
-	jit_tr_flags_merge(t, F_ARITH);
+	jit_tr_flags_set(t, F_ARITH);
 	jit_tr_greg_store(t, in, RAX, JIT_RAX, size);
 	jit_tr_greg_store(t, in, R8, JIT_RDX, size);
 	return TR_OK;
@@ -263,10 +193,12 @@ int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in)
 		return TR_NO;
 	if (ext == 6)
 		ext = 4;				/* SAL is SHL */
+	count = o >= 0xd2 ? 0 : o >= 0xd0 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
+	if (!count || ext == 2 || ext == 3)
+		jit_tr_flags_sync(t);		/* before RCX and RAX are loaded */
 	if (o >= 0xd2)
 		jit_tr_ld(t, 1, RCX, jit_tr_gpr(t, JIT_RCX));
 	jit_tr_greg_load(t, in, RAX, in->rm, size);
-	count = o >= 0xd2 ? 0 : o >= 0xd0 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
 	if (!count || ext == 2 || ext == 3)
 		jit_tr_flags_load(t);		/* a CL count, RCL/RCR: flags in */
 	if (o <= 0xc1)
@@ -275,7 +207,7 @@ int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in)
 		jit_tr_ins(t, size, o, ext, jit_tr_r(RAX));
 	/* a known count: shifts set every flag, rotates CF and (by 1) OF;
 	 * the host leaves OF alone on longer rotates */
-	jit_tr_flags_merge(t, !count || ext >= 2 ? F_ARITH : count == 1 ? F_CF | F_OF : F_CF);
+	jit_tr_flags_set(t, !count || ext >= 2 ? F_ARITH : count == 1 ? F_CF | F_OF : F_CF);
 	jit_tr_greg_store(t, in, RAX, in->rm, size);
 	return TR_OK;
 }
@@ -294,7 +226,7 @@ int jit_tr_imul(struct jit_tr *t, const struct jit_insn *in)
 	else
 		jit_tr_mov_imm(&t->b, RAX, in->imm & size_mask(size));
 	jit_tr_ins(t, size, 0x0faf, RAX, jit_tr_r(RCX));		/* imul eax, ecx */
-	jit_tr_flags_merge(t, F_ARITH);
+	jit_tr_flags_set(t, F_ARITH);
 	jit_tr_greg_store(t, in, RAX, in->reg, size);
 	return TR_OK;
 }
@@ -308,61 +240,38 @@ int jit_tr_incdec(struct jit_tr *t, const struct jit_insn *in)
 		return TR_NO;
 	jit_tr_greg_load(t, in, RAX, in->rm, size);
 	jit_tr_ins(t, size, size == 1 ? 0xfe : 0xff, ext, jit_tr_r(RAX));
-	flags_set(t, F_ARITH & ~F_CF);
+	jit_tr_flags_set(t, F_ARITH & ~F_CF);
 	jit_tr_greg_store(t, in, RAX, in->rm, size);
 	return TR_OK;
 }
 
 /*
- * The guest condition cc (0 or 1) into the low byte of hreg from the
- * flags the instruction before kept in the host flags (flags_set()),
- * which then go into RFLAGS.  False when there are none (or they lack CF,
- * which cc reads): RFLAGS has the flags, test them with jit_tr_cond().
+ * 0F 40-4F: CMOVcc with the host's CMOVcc, which, as the guest's, reads
+ * its source (and faults) either way and clears the upper half of a
+ * 32-bit destination either way.
  */
-static bool kept_cond(struct jit_tr *t, unsigned cc, unsigned hreg)
-{
-	uint32_t hf = t->hflags;
-
-	if (!hf)
-		return false;
-	t->hflags = 0;
-	if (!(hf & F_CF) && (cc >> 1 == 1 || cc >> 1 == 3)) {
-		jit_tr_flags_merge_rdx(t, hf);
-		return false;
-	}
-	jit_tr_ins(t, 1, 0x0f90 | cc, 0, jit_tr_r(hreg));	/* setcc */
-	jit_tr_flags_merge_rdx(t, hf);
-	return true;
-}
-
-/* 0F 40-4F: CMOVcc (the source is read, and faults, either way) */
 int jit_tr_cmov(struct jit_tr *t, const struct jit_insn *in)
 {
-	unsigned size = in->opsize;
-	uint8_t *skip, *done;
+	unsigned size = in->opsize, dst = in->reg;
+	struct jit_tr_rm src;
+	int cc;
 
-	jit_tr_rm_to_rax(t, in, size);
-	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
-	if (kept_cond(t, in->op & 15, RCX)) {
-		jit_tr_ins(t, 1, 0x84, RCX, jit_tr_r(RCX));	/* test cl, cl */
-		skip = jit_tr_jump(&t->b, 4);			/* je */
+	if (in->mod != 3) {
+		jit_tr_rm_to_rax(t, in, size);
+		jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
+		src = jit_tr_r(R8);
 	} else {
-		skip = jit_tr_jump(&t->b, jit_tr_cond(t, in->op & 15) ^ 1);
+		src = jit_tr_gpr(t, in->rm);
 	}
-	jit_tr_greg_store(t, in, R8, in->reg, size);
-	if (size != 4) {
-		jit_tr_here(&t->b, skip);
+	cc = jit_tr_cond(t, in->op & 15);		/* clobbers RAX RCX RDX */
+	if (t->host[dst] >= 0) {
+		jit_tr_ins(t, size, 0x0f40 | (uint32_t)cc, (unsigned)t->host[dst], src);
+		jit_tr_gpr_written(t, dst);
 		return TR_OK;
 	}
-	done = jit_tr_jump(&t->b, -1);
-	jit_tr_here(&t->b, skip);
-	if (t->host[in->reg] >= 0) {				/* 32-bit: upper cleared */
-		jit_tr_ins(t, 4, 0x8b, (unsigned)t->host[in->reg], jit_tr_gpr(t, in->reg));
-		jit_tr_gpr_written(t, in->reg);
-	} else {
-		jit_tr_ins32(t, 4, 0xc7, 0, jit_tr_m(RBX, OFF_GPR(in->reg) + 4), 0);
-	}
-	jit_tr_here(&t->b, done);
+	jit_tr_ld(t, 8, RSI, jit_tr_m(RBX, OFF_GPR(dst)));
+	jit_tr_ins(t, size, 0x0f40 | (uint32_t)cc, RSI, src);
+	jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_GPR(dst)));
 	return TR_OK;
 }
 
@@ -371,8 +280,7 @@ int jit_tr_setcc(struct jit_tr *t, const struct jit_insn *in)
 {
 	if (in->mod != 3)
 		return TR_NO;
-	if (!kept_cond(t, in->op & 15, RAX))
-		jit_tr_ins(t, 1, 0x0f90 | (uint32_t)jit_tr_cond(t, in->op & 15), 0, jit_tr_r(RAX));
+	jit_tr_ins(t, 1, 0x0f90 | (uint32_t)jit_tr_cond(t, in->op & 15), 0, jit_tr_r(RAX));
 	jit_tr_greg_store(t, in, RAX, in->rm, 1);
 	return TR_OK;
 }
@@ -399,7 +307,7 @@ int jit_tr_notneg(struct jit_tr *t, const struct jit_insn *in)
 	jit_tr_greg_load(t, in, RAX, in->rm, size);
 	jit_tr_ins(t, size, size == 1 ? 0xf6 : 0xf7, ext, jit_tr_r(RAX));
 	if (ext == 3)
-		jit_tr_flags_merge(t, F_ARITH);
+		jit_tr_flags_set(t, F_ARITH);
 	jit_tr_greg_store(t, in, RAX, in->rm, size);
 	return TR_OK;
 }

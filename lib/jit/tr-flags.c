@@ -1,12 +1,33 @@
 /*
- * Flags liveness for the translator (tr-x86.c): which instructions of a
- * block need not store the arithmetic flags they compute, because a later
- * instruction of the block overwrites them before anything can read them
- * (Intel SDM vol. 1, 3.4.3.1 and appendix A, "EFLAGS Cross-Reference", for
- * which instruction reads and writes which flag).  A memory operand counts
- * as reading every flag: a fault there delivers RFLAGS in the exception
- * frame, so the flags must be exact before it.  At the end of a block all
- * flags are live.  What is not known here reads and writes everything.
+ * The guest's arithmetic flags in translated code (tr-x86.c): where each
+ * one's newest value is while a block runs, and flags liveness.
+ *
+ * Where they are.  Saving the host's flags (PUSHFQ) and merging them into
+ * RFLAGS in memory after every operation made a chain of read-modify-
+ * writes through one memory word, and loading them back (POPFQ) for ADC
+ * is slower still.  So an operation leaves its flags where the host put
+ * them, and the translator remembers, for each arithmetic flag, which of
+ * three places holds its newest value: the host flags (t->hflags), a
+ * PUSHFQ image in cpu->tr_tmp (t->pflags), or RFLAGS.  Instructions whose
+ * code leaves the host flags alone (register MOVs, LEA, MOVZX, BSWAP)
+ * keep them there, and those that read flags (Jcc, SETcc, CMOVcc,
+ * ADC/SBB) read them there.  Any other instruction first saves them into
+ * tr_tmp (jit_tr_flags_spill: PUSHFQ, POP to memory), unless no later
+ * instruction can read them.  RFLAGS is made exact (the image merged
+ * into it) only where something outside the block's code may look: on
+ * the way out of the block, before a handler, and on the slow path of a
+ * memory access, which may fault and deliver RFLAGS in the exception
+ * frame; the fast path cannot fault, so a load or store between an
+ * operation and its reader costs one PUSHFQ.
+ *
+ * Liveness.  Which instructions of a block need not keep the flags they
+ * compute, because a later instruction of the block overwrites them
+ * before anything can read them (Intel SDM vol. 1, 3.4.3.1 and appendix
+ * A, "EFLAGS Cross-Reference", for which instruction reads and writes
+ * which flag).  A memory operand counts as reading every flag: a fault
+ * there delivers RFLAGS in the exception frame, so the flags must be
+ * exact before it.  At the end of a block all flags are live.  What is
+ * not known here reads and writes everything.
  */
 #include "jit/internal.h"
 
@@ -101,14 +122,159 @@ static void flag_sets(const struct jit_insn *in, uint32_t *r, uint32_t *kill, ui
 	}
 }
 
-/* dead[i]: instruction i's flags are overwritten unread within the block. */
-void jit_tr_flags_dead(const struct jit_binsn *insn, unsigned n, bool *dead)
+/* dead[i]: instruction i's flags are overwritten unread within the
+ * block; live[i]: the flags that may be read from instruction i on
+ * before they are overwritten. */
+void jit_tr_flags_live(const struct jit_binsn *insn, unsigned n, bool *dead, uint32_t *live)
 {
-	uint32_t live = F_ARITH, fr, fkill, fany;
+	uint32_t l = F_ARITH, fr, fkill, fany;
 
 	for (unsigned i = n; i-- > 0;) {
 		flag_sets(&insn[i].in, &fr, &fkill, &fany);
-		dead[i] = !(fany & live);
-		live = (live & ~fkill) | fr;
+		dead[i] = !(fany & l);
+		l = (l & ~fkill) | fr;
+		live[i] = l;
 	}
+}
+
+/* RFLAGS's arithmetic bits (mask: which of them) = those in RDX. */
+void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask)
+{
+	/* rflags ^= (rdx ^ rflags) & mask */
+	jit_tr_ins(t, 8, 0x33, RDX, jit_tr_m(RBX, OFF_RFLAGS));	/* xor rdx, [rflags] */
+	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), mask);
+	jit_tr_ins(t, 8, 0x31, RDX, jit_tr_m(RBX, OFF_RFLAGS));	/* xor [rflags], rdx */
+}
+
+/* The image in tr_tmp into RFLAGS, for the flags in mask. */
+static void merge_image(struct jit_tr *t, uint32_t mask)
+{
+	jit_tr_ld(t, 8, RDX, jit_tr_m(RBX, OFF_TR_TMP));
+	jit_tr_flags_merge_rdx(t, mask);
+}
+
+/*
+ * The flags in the host flags go to tr_tmp: the code about to be emitted
+ * changes the host's.  The ones tr_tmp held that the host's do not
+ * replace go to RFLAGS first.  Clobbers RCX, RDX (never RAX).
+ */
+void jit_tr_flags_spill(struct jit_tr *t)
+{
+	uint32_t old = t->pflags & ~t->hflags;
+
+	if (!t->hflags)
+		return;
+	if (old) {
+		jit_tr_byte(&t->b, 0x9c);			/* pushfq */
+		jit_tr_byte(&t->b, 0x59);			/* pop rcx */
+		merge_image(t, old);
+		jit_tr_st(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP));
+	} else {
+		jit_tr_byte(&t->b, 0x9c);			/* pushfq */
+		jit_tr_ins(t, 4, 0x8f, 0, jit_tr_m(RBX, OFF_TR_TMP));	/* pop [tr_tmp] */
+	}
+	t->pflags = t->hflags;
+	t->hflags = 0;
+}
+
+/* RFLAGS exact on a path that leaves the block or calls C; the state is
+ * left as it was for the code after a path out of line (where the host
+ * flags are never still to be saved).  Clobbers RCX, RDX (never RAX). */
+void jit_tr_flags_out(struct jit_tr *t)
+{
+	jit_tr_flags_spill(t);
+	if (t->pflags)
+		merge_image(t, t->pflags);
+}
+
+/* RFLAGS exact from here on. */
+void jit_tr_flags_sync(struct jit_tr *t)
+{
+	jit_tr_flags_out(t);
+	t->pflags = 0;
+}
+
+/* The flags of the operation just emitted (mask: those it sets) are the
+ * guest's, where the host put them (unless nothing reads them). */
+void jit_tr_flags_set(struct jit_tr *t, uint32_t mask)
+{
+	if (!t->fl_dead)
+		t->hflags = mask;
+}
+
+/* RFLAGS's arithmetic bits = the host's (mask: which of them), at once:
+ * for code that does not track where the flags are (RFLAGS exact
+ * before it). */
+void jit_tr_flags_merge(struct jit_tr *t, uint32_t mask)
+{
+	if (t->fl_dead)
+		return;
+	jit_tr_byte(&t->b, 0x9c);			/* pushfq */
+	jit_tr_byte(&t->b, 0x5a);			/* pop rdx */
+	jit_tr_flags_merge_rdx(t, mask);
+	t->pflags &= ~mask;
+	t->hflags = 0;
+}
+
+/* The host's arithmetic flags = the guest's (for instructions that read
+ * them or leave some unchanged). */
+void jit_tr_flags_load(struct jit_tr *t)
+{
+	jit_tr_flags_sync(t);
+	jit_tr_ld(t, 8, RDX, jit_tr_m(RBX, OFF_RFLAGS));
+	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), F_ARITH);
+	jit_tr_ins32(t, 4, 0x81, 1, jit_tr_r(RDX), 0x202);
+	jit_tr_byte(&t->b, 0x52);			/* push rdx */
+	jit_tr_byte(&t->b, 0x9d);			/* popfq */
+}
+
+/* The host's CF = the guest's (ADC, SBB). */
+void jit_tr_flags_cf_in(struct jit_tr *t)
+{
+	if (t->hflags & F_CF)
+		return;
+	jit_tr_flags_spill(t);
+	jit_tr_ins8(t, 4, 0x0fba, 4, jit_tr_m(RBX, t->pflags & F_CF ? OFF_TR_TMP : OFF_RFLAGS), 0);
+}
+
+/* The flags guest condition cc (Jcc/SETcc/CMOVcc encoding) reads. */
+uint32_t jit_tr_cond_flags(unsigned cc)
+{
+	static const uint32_t bits[8] = { F_OF, F_CF, F_ZF, F_CF | F_ZF, F_SF, F_PF,
+					  F_SF | F_OF, F_ZF | F_SF | F_OF };
+
+	return bits[(cc >> 1) & 7];
+}
+
+/*
+ * Test guest condition cc: returns the host condition that holds when it
+ * is true, in the host flags (cc itself when the host flags hold the
+ * guest's).  Clobbers RAX, RCX, RDX.
+ */
+int jit_tr_cond(struct jit_tr *t, unsigned cc)
+{
+	uint32_t need = jit_tr_cond_flags(cc);
+	int32_t off = OFF_RFLAGS;
+
+	if ((t->hflags & need) == need)
+		return (int)cc;
+	jit_tr_flags_spill(t);
+	if ((t->pflags & need) == need)
+		off = OFF_TR_TMP;
+	else if (t->pflags & need)
+		jit_tr_flags_sync(t);
+	jit_tr_ld(t, 4, RAX, jit_tr_m(RBX, off));
+	if (cc < 12) {
+		jit_tr_ins32(t, 4, 0xf7, 0, jit_tr_r(RAX), need);
+	} else {
+		jit_tr_ins(t, 4, 0x8b, RCX, jit_tr_r(RAX));
+		jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RCX), 4);		/* OF down to SF */
+		jit_tr_ins(t, 4, 0x31, RAX, jit_tr_r(RCX));			/* xor ecx, eax */
+		jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RCX), F_SF);
+		if (cc >= 14) {
+			jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RAX), F_ZF);
+			jit_tr_ins(t, 4, 0x09, RAX, jit_tr_r(RCX));		/* or ecx, eax */
+		}
+	}
+	return (cc & 1) ? 4 : 5;
 }

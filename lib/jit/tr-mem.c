@@ -247,6 +247,7 @@ int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in)
 {
 	if (in->opsize != 8)
 		return TR_NO;
+	jit_tr_flags_sync(t);				/* tr_tmp is free */
 	jit_tr_rm_to_rax(t, in, 8);
 	if ((in->reg & 7) == 2) {
 		jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP));
@@ -273,24 +274,17 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 		return TR_NO;
 	t->pend++;
 	if ((in->map == MAP_1B && (in->op & 0xf0) == 0x70) || in->map == MAP_0F) {
-		uint32_t hf = t->hflags;
-		unsigned cc = in->op & 15;
+		unsigned cc = in->op & 15, need = jit_tr_cond_flags(cc);
 
-		if (hf && (hf & F_CF || (cc >> 1 != 1 && cc >> 1 != 3))) {
-			t->hflags = 0;				/* the guest's flags are the host's */
-			taken = jit_tr_jump(&t->b, (int)cc);
-			jit_tr_flags_merge_rdx(t, hf);
-			jit_tr_exit_link(t, t->next);
-			jit_tr_here(&t->b, taken);
-			jit_tr_flags_merge_rdx(t, hf);
-			jit_tr_exit_link(t, target);
-			return TR_END;
+		if ((t->hflags & need) == need) {	/* the host flags hold the guest's */
+			jit_tr_ins(t, 1, 0x0f90 | cc, 0, jit_tr_r(RAX));	/* setcc al */
+			jit_tr_flags_sync(t);
+			jit_tr_ins(t, 1, 0x84, RAX, jit_tr_r(RAX));	/* test al, al */
+			taken = jit_tr_jump(&t->b, 5);
+		} else {
+			jit_tr_flags_sync(t);
+			taken = jit_tr_jump(&t->b, jit_tr_cond(t, cc));
 		}
-		if (hf) {				/* CF not among them: into RFLAGS */
-			jit_tr_flags_merge_rdx(t, hf);
-			t->hflags = 0;
-		}
-		taken = jit_tr_jump(&t->b, jit_tr_cond(t, cc));
 		jit_tr_exit_link(t, t->next);
 		jit_tr_here(&t->b, taken);
 		jit_tr_exit_link(t, target);
@@ -328,8 +322,9 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
  * Read-modify-write of memory without LOCK: ALU r/m, reg (00-31), group 1
  * (80-83), INC/DEC (FE/FF /0 /1), NOT/NEG (F6/F7 /2 /3).  The load is
  * translated for writing, as rmw_load() does; the flags are held in
- * cpu->tr_tmp across the store and set only after it, so a faulting store
- * leaves the state as it was.
+ * cpu->tr_tmp across the store (with RFLAGS exact before it) and become
+ * the guest's only after it, so a faulting store leaves the state as it
+ * was.
  */
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 {
@@ -345,13 +340,14 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 		return TR_NO;
 	jit_tr_ea(t, in);
 	jit_tr_mem_load_acc(t, in->seg, size, true);
+	jit_tr_flags_sync(t);				/* keeps RAX */
 	if (o < 0x40) {
 		jit_tr_greg_load(t, in, RCX, in->reg, size);
 	} else if (aop >= 0) {
 		jit_tr_mov_imm(&t->b, RCX, in->imm & size_mask(size));
 	}
 	if (aop == ALU_ADC || aop == ALU_SBB)
-		jit_tr_ins8(t, 4, 0x0fba, 4, jit_tr_m(RBX, OFF_RFLAGS), 0);	/* bt: CF in */
+		jit_tr_flags_cf_in(t);
 	if (aop >= 0) {
 		jit_tr_ins(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, jit_tr_r(RAX));
 	} else {
@@ -363,16 +359,13 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 	}
 	if (mask && !t->fl_dead) {
 		jit_tr_byte(&t->b, 0x9c);		/* pushfq */
-		jit_tr_byte(&t->b, 0x5a);		/* pop rdx */
-		jit_tr_st(t, 8, RDX, jit_tr_m(RBX, OFF_TR_TMP));
+		jit_tr_ins(t, 4, 0x8f, 0, jit_tr_m(RBX, OFF_TR_TMP));	/* pop [tr_tmp] */
 	}
 	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
 	jit_tr_ea(t, in);
 	jit_tr_mem_store(t, in->seg, size);
-	if (mask && !t->fl_dead) {
-		jit_tr_ld(t, 8, RDX, jit_tr_m(RBX, OFF_TR_TMP));
-		jit_tr_flags_merge_rdx(t, mask);
-	}
+	if (mask && !t->fl_dead)
+		t->pflags = mask;			/* the image in tr_tmp */
 	jit_tr_smc_check(t);
 	return TR_OK;
 }

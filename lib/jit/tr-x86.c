@@ -149,6 +149,7 @@ static void leave(struct jit_tr *t)
 /* Leave the block with RIP = RAX. */
 static void exit_rax(struct jit_tr *t)
 {
+	jit_tr_flags_out(t);
 	cache_writeback(t);
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));
 	jit_tr_pend_flush(t, 1);
@@ -164,6 +165,7 @@ static void loop_back(struct jit_tr *t)
 	int32_t rel;
 	unsigned pend = t->pend;
 
+	jit_tr_flags_out(t);	/* and with RFLAGS exact */
 	cache_writeback(t);	/* the body was translated with none dirty at its start */
 	jit_tr_pend_flush(t, 1);
 	t->pend = 0;
@@ -213,6 +215,7 @@ void jit_tr_exit_link(struct jit_tr *t, uint64_t rip)
 	t->nslot--;
 	sl->target = rip;
 	sl->cpl = t->cpl;
+	jit_tr_flags_out(t);
 	cache_writeback(t);
 	jit_tr_pend_flush(t, 1);
 	site = jit_tr_jump(&t->b, -1);
@@ -234,6 +237,7 @@ void jit_tr_exit_dyn(struct jit_tr *t)
 {
 	uint8_t *miss[3];
 
+	jit_tr_flags_out(t);				/* keeps RAX */
 	cache_writeback(t);
 	jit_tr_pend_flush(t, 1);
 	jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
@@ -258,9 +262,12 @@ void jit_tr_exit_dyn(struct jit_tr *t)
 	leave(t);
 }
 
-/* The state a handler or a fault expects: RIP and the retired count. */
+/* The state a handler or a fault expects: RIP, the retired count and
+ * RFLAGS (tr-flags.c: on a path out of line the pending flags are merged,
+ * and stay pending on the main path). */
 void jit_tr_sync_state(struct jit_tr *t)
 {
+	jit_tr_flags_out(t);
 	cache_writeback(t);
 	jit_tr_mov_imm(&t->b, RAX, t->rip);
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));
@@ -328,8 +335,10 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 		return jit_tr_incdec(t, in);
 	if (o == 0x90 && !in->rex && in->rep != 0xf3)
 		return TR_OK;				/* NOP */
-	if ((o >= 0xa4 && o <= 0xa7) || (o >= 0xaa && o <= 0xaf))
+	if ((o >= 0xa4 && o <= 0xa7) || (o >= 0xaa && o <= 0xaf)) {
+		jit_tr_flags_sync(t);			/* RFLAGS exact for tr-str.c */
 		return jit_tr_string(t, in);		/* tr-str.c */
+	}
 	return TR_NO;
 }
 
@@ -339,6 +348,7 @@ static void tr_call(struct jit_tr *t, const struct jit_binsn *bi, bool last)
 {
 	uint8_t *e1, *cont;
 
+	jit_tr_flags_sync(t);			/* the handler may read and change RFLAGS */
 	jit_tr_sync_state(t);
 	t->pend = 0;
 	jit_tr_mov_imm(&t->b, RAX, t->next);
@@ -415,17 +425,33 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes)
 	}
 }
 
-/* Does the instruction read the flags the one before it keeps in the host
- * flags (jit_tr_branch(), jit_tr_setcc(), jit_tr_cmov(): kept_cond())? */
-static bool flags_user(const struct jit_insn *in)
+/*
+ * Does the instruction's code keep the guest's flags in the host flags
+ * (tr-flags.c)?  Those that leave the host flags alone (MOV, LEA, MOVZX,
+ * MOVSX, BSWAP, NOP of registers) and those that read them there
+ * (jit_tr_cond(), jit_tr_flags_cf_in(): Jcc, SETcc and CMOVcc of
+ * registers, ADC/SBB of registers); a handler run instead saves them
+ * (tr_call()).  Every other instruction saves them first.
+ */
+static bool keeps_hflags(const struct jit_insn *in)
 {
-	if (in->map == MAP_1B)
-		return (in->op & 0xf0) == 0x70 && in->opsize == 8;
-	if (in->map != MAP_0F)
+	uint8_t o = in->op;
+
+	if (in->lock)
 		return false;
-	if ((in->op & 0xf0) == 0x80)
-		return in->opsize == 8;
-	return ((in->op & 0xf0) == 0x90 || (in->op & 0xf0) == 0x40) && in->mod == 3 && !in->lock;
+	if (in->map == MAP_0F)
+		return (o & 0xf0) == 0x80 || o == 0x1f || (o >= 0xc8 && o <= 0xcf) ||
+		       (in->mod == 3 && ((o & 0xf0) == 0x40 || (o & 0xf0) == 0x90 ||
+					 o == 0xb6 || o == 0xb7 || o == 0xbe || o == 0xbf));
+	if (in->map != MAP_1B)
+		return false;
+	if ((o & 0xf0) == 0x70 || (o >= 0xb0 && o < 0xc0) || o == 0x8d || (o == 0x90 && !in->rex))
+		return true;
+	if (in->mod != 3)
+		return (o >= 0x14 && o <= 0x15) || (o >= 0x1c && o <= 0x1d);	/* ADC/SBB rAX, imm */
+	return (o >= 0x88 && o <= 0x8b) || o == 0x63 || ((o == 0xc6 || o == 0xc7) && (in->reg & 7) == 0) ||
+	       (o >= 0x10 && o <= 0x1b && (o & 7) < 4) ||
+	       (o >= 0x80 && o <= 0x83 && ((in->reg & 7) == ALU_ADC || (in->reg & 7) == ALU_SBB));
 }
 
 /*
@@ -513,12 +539,13 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	struct jit_tr t = { .b = *b, .rip = rq->rip, .cpl = rq->cpl, .jc = rq->jc, .entry_rip = rq->rip,
 			.code_lo = (uintptr_t)rq->code, .code_hi = (uintptr_t)rq->code + rq->nbytes };
 	bool dead[64];
+	uint32_t live[64];
 	uint8_t *start, *body;
 	int r = TR_OK;
 
 	if (rq->n > 64 || t.b.p + 8 + 2 * sizeof(struct jit_tr_slot) > t.b.end)
 		return NULL;	/* blocks are at most 32 instructions */
-	jit_tr_flags_dead(rq->insn, rq->n, dead);
+	jit_tr_flags_live(rq->insn, rq->n, dead, live);
 	t.gen = (uint64_t *)(void *)t.b.p;
 	*t.gen = 0;		/* never a TLB generation: block.c sets it */
 	t.b.p += 8;
@@ -543,12 +570,11 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 
 		t.next = t.rip + in->len;
 		t.fl_dead = dead[i];
-		t.fuse = i + 1 < rq->n && flags_user(&rq->insn[i + 1].in);
+		t.hflags &= live[i];		/* flags no one will read are dropped */
+		t.pflags &= live[i];
+		if (!keeps_hflags(in))
+			jit_tr_flags_spill(&t);
 		r = tr_insn(&t, in);
-		if (t.hflags && !t.fuse) {	/* kept for a Jcc that did not take them */
-			jit_tr_flags_merge_rdx(&t, t.hflags);
-			t.hflags = 0;
-		}
 		if (r == TR_NO) {
 			tr_call(&t, &rq->insn[i], i == rq->n - 1);
 			r = i == rq->n - 1 ? TR_END : TR_OK;

@@ -59,10 +59,127 @@ static int rdisp(struct rng *r)
 	return (int)(rnd(r) % 0x70) & ~7;	/* inside the compared window */
 }
 
+/* An instruction that sets flags: ALU, INC/DEC, shifts and rotates, NEG,
+ * MUL/IMUL, CMP with memory, read-modify-write of memory. */
+static void flag_producer(struct rng *r, struct hcase *c, unsigned d, unsigned s, bool w, bool p66)
+{
+	switch (rnd(r) % 8) {
+	case 0: case 1:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ (uint8_t)((rnd(r) % 8) << 3 | 1) }, 1, s, (int)d, 0);
+		break;
+	case 2:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ 0xff }, 1, (unsigned)(rnd(r) % 2), (int)d, 0);
+		break;
+	case 3:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ rnd(r) & 1 ? 0xc1 : 0xd1 }, 1,
+			   (unsigned)(rnd(r) % 8), (int)d, 0);
+		if (c->code[c->len - 2] == 0xc1)
+			emit1(c, (uint8_t)(rnd(r) % 3 ? 1 + rnd(r) % 40 : 0));
+		break;
+	case 4:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ 0xf7 }, 1, 3 + (unsigned)(rnd(r) % 3), (int)d, 0);
+		break;
+	case 5:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ 0x0f, 0xaf }, 2, d, (int)s, 0);
+		break;
+	case 6:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ 0x39 }, 1, s, -1, rdisp(r));
+		break;
+	default:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ (uint8_t)((rnd(r) % 7) << 3 | 1) }, 1, s, -1,
+			   rdisp(r));
+		break;
+	}
+}
+
+/* An instruction between a flag setter and a reader: one whose code
+ * leaves the host flags alone, or a load, store or push that saves them. */
+static void flag_between(struct rng *r, struct hcase *c, unsigned d, unsigned s)
+{
+	switch (rnd(r) % 7) {
+	case 0:
+		modrm_insn(c, false, true, false, (uint8_t[]){ 0x89 }, 1, s, (int)d, 0);
+		break;
+	case 1:
+		modrm_insn(c, false, rnd(r) & 1, false, (uint8_t[]){ 0x0f, 0xb6 }, 2, d, (int)s, 0);
+		break;
+	case 2:
+		emit(c, (uint8_t[]){ (uint8_t)(d & 8 ? 0x41 : 0x40), (uint8_t)(0xb8 + (d & 7)),
+				     (uint8_t)rnd(r), 0, 0, (uint8_t)rnd(r) }, 6);
+		break;
+	case 3:
+		emit1(c, (uint8_t)(0x48 | ((d & 8) ? 4 : 0) | ((s & 8) ? 1 : 0)));
+		emit(c, (uint8_t[]){ 0x8d, (uint8_t)(0x40 | (d & 7) << 3 | (s & 7)) }, 2);
+		if ((s & 7) == 4)
+			emit1(c, 0x24);		/* R12: a SIB byte, no index */
+		emit1(c, (uint8_t)rnd(r));
+		break;
+	case 4:
+		emit(c, (uint8_t[]){ (uint8_t)(0x48 | (d & 8 ? 1 : 0)), 0x0f, (uint8_t)(0xc8 + (d & 7)) }, 3);
+		break;
+	case 5:
+		modrm_insn(c, false, true, false, (uint8_t[]){ rnd(r) & 1 ? 0x8b : 0x89 }, 1, d, -1, rdisp(r));
+		break;
+	default:
+		emit(c, (uint8_t[]){ 0x41, (uint8_t)(0x50 + (d & 7)), 0x58 }, 3);	/* push; pop rax */
+		break;
+	}
+}
+
+/* An instruction that reads flags: ADC/SBB (registers, immediates, memory),
+ * SETcc, CMOVcc, or a Jcc over the next instruction. */
+static void flag_reader(struct rng *r, struct hcase *c, unsigned d, unsigned s, bool w, bool p66)
+{
+	uint8_t cc = (uint8_t)(rnd(r) % 16);
+
+	switch (rnd(r) % 8) {
+	case 0: case 1:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ (uint8_t)((rnd(r) & 1 ? 0x11 : 0x19) | (rnd(r) % 2) << 1) },
+			   1, s, rnd(r) % 4 ? (int)d : -1, rdisp(r));
+		break;
+	case 2:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ 0x83 }, 1, 2 + (unsigned)(rnd(r) % 2),
+			   rnd(r) % 4 ? (int)d : -1, rdisp(r));
+		emit1(c, (uint8_t)rnd(r));
+		break;
+	case 3:
+		if (w || p66)
+			emit1(c, w ? 0x48 : 0x66);
+		emit1(c, rnd(r) & 1 ? 0x15 : 0x1d);
+		emit(c, (uint8_t[]){ (uint8_t)rnd(r), (uint8_t)rnd(r), 0x80, (uint8_t)rnd(r) }, p66 && !w ? 2 : 4);
+		break;
+	case 4:
+		modrm_insn(c, false, false, true, (uint8_t[]){ 0x0f, (uint8_t)(0x90 | cc) }, 2, 0, (int)d, 0);
+		break;
+	case 5: case 6:
+		modrm_insn(c, p66, w, false, (uint8_t[]){ 0x0f, (uint8_t)(0x40 | cc) }, 2, d,
+			   rnd(r) % 3 ? (int)s : -1, rdisp(r));
+		break;
+	default:
+		emit(c, (uint8_t[]){ (uint8_t)(0x70 | cc), 4 }, 2);
+		emit(c, (uint8_t[]){ (uint8_t)(d & 8 ? 0x49 : 0x48), 0x83, (uint8_t)(0xc0 | (d & 7)), 1 }, 4);
+		break;
+	}
+}
+
+/* A flag setter, up to three instructions between, and one to three
+ * readers: where the translator keeps the flags (tr-flags.c). */
+static void flag_chain(struct rng *r, struct hcase *c)
+{
+	bool w = rnd(r) & 1, p66 = !w && rnd(r) % 4 == 0;
+	unsigned n;
+
+	flag_producer(r, c, rreg(r), rreg(r), w, p66);
+	for (n = (unsigned)(rnd(r) % 4); n > 0; n--)
+		flag_between(r, c, rreg(r), rreg(r));
+	for (n = 1 + (unsigned)(rnd(r) % 3); n > 0; n--)
+		flag_reader(r, c, rreg(r), rreg(r), rnd(r) & 1, false);
+}
+
 /* One random instruction. */
 static void rnd_insn(struct rng *r, struct hcase *c)
 {
-	unsigned k = (unsigned)(rnd(r) % 16), d = rreg(r), s = rreg(r);
+	unsigned k = (unsigned)(rnd(r) % 20), d = rreg(r), s = rreg(r);
 	bool w = rnd(r) & 1, p66 = !w && rnd(r) % 4 == 0;
 	int mem = rnd(r) % 3 == 0 ? -1 : (int)s;
 	uint8_t op[2] = { 0, 0 };
@@ -167,6 +284,9 @@ static void rnd_insn(struct rng *r, struct hcase *c)
 		op[0] = rnd(r) & 1 ? 0x80 : 0xf6;
 		modrm_insn(c, false, false, false, op, 1, op[0] == 0x80 ? 7 : 0, -1, rdisp(r));
 		emit1(c, (uint8_t)rnd(r));
+		break;
+	case 16: case 17: case 18:		/* flag setter, between, readers */
+		flag_chain(r, c);
 		break;
 	default:				/* Jcc over the next instruction (a block end) */
 		emit(c, (uint8_t[]){ (uint8_t)(0x70 | (rnd(r) % 16)), 4 }, 2);
