@@ -35,6 +35,22 @@ static inline int64_t step(const struct jit_cpu *cpu, unsigned size)
 	return (cpu->rflags & F_DF) ? -(int64_t)size : (int64_t)size;
 }
 
+/* STOS's fill of len bytes (a multiple of size) with the low size bytes
+ * of v: memset when they are all one byte (zeroing a page, the usual
+ * case), else one element doubled by copies. */
+static void fill(uint8_t *d, unsigned size, uint64_t v, uint64_t len)
+{
+	uint64_t m = size_mask(size), done;
+
+	if ((v & m) == ((v & 0xff) * 0x0101010101010101ull & m)) {
+		memset(d, (int)(v & 0xff), len);
+		return;
+	}
+	host_store(d, size, v);
+	for (done = size; done < len; done *= 2)
+		memcpy(d + done, d, done < len - done ? done : len - done);
+}
+
 /* Fast forward REP MOVS/STOS over RAM; returns the elements done (0: use
  * the slow loop). */
 static uint64_t rep_fast(struct jit_cpu *cpu, const struct jit_insn *in, bool movs,
@@ -67,11 +83,8 @@ static uint64_t rep_fast(struct jit_cpu *cpu, const struct jit_insn *in, bool mo
 		if (d > s && d < s + n * size)
 			return 0;	/* overlap that replicates: element by element */
 		memmove(d, s, n * size);
-	} else if (size == 1) {
-		memset(d, (int)(cpu->gpr[JIT_RAX] & 0xff), n);
 	} else {
-		for (uint64_t i = 0; i < n; i++)
-			host_store(d + i * size, size, cpu->gpr[JIT_RAX]);
+		fill(d, size, cpu->gpr[JIT_RAX], n * size);
 	}
 	aset(cpu, in, JIT_RDI, di + n * size);
 	if (movs)
