@@ -53,6 +53,7 @@
 #include "jit/internal.h"
 
 #define BLOCK_MAX 32
+#define RETRANSLATE 8	/* entries at another RIP in a row that translate again */
 #define BC_HASH 16384
 #define BC_ARENA (8u << 20)
 
@@ -65,7 +66,8 @@ struct jit_block {
 	uint64_t *tr_gen;	/* the TLB generation that entry accepts */
 	uint64_t tr_rip;	/* the RIP and CPL tr was made for */
 	uint8_t tr_cpl;
-	uint8_t runs;		/* entries so far, up to the translator's threshold */
+	uint8_t runs;		/* entries so far, up to the translator's threshold; then
+				   entries in a row at another RIP or CPL */
 	uint16_t nbytes;	/* code bytes covered (copied after insn[]) */
 	uint8_t ninsn;
 	uint8_t code_size;
@@ -302,6 +304,7 @@ static const uint8_t *code_ptr(struct jit_cpu *cpu, unsigned *avail)
 		e = jit_tlb_fill(cpu, lin, acc);
 	if (!e->host_r)
 		return NULL;
+	cpu->code_global = e->global;
 	*avail = 0x1000 - (lin & 0xfff);
 	return e->host_r + (lin & 0xfff);
 }
@@ -309,7 +312,12 @@ static const uint8_t *code_ptr(struct jit_cpu *cpu, unsigned *avail)
 /*
  * The block's translated code for this entry, translating it when it has
  * become hot (tr-x86.c); NULL to interpret it.  Code is made for one RIP
- * and CPL: another entry (an alias, the other privilege) interprets.
+ * and CPL: another entry (an alias, the other privilege) interprets, and
+ * when such entries keep coming with none for the translated RIP between
+ * them the block is translated again for the new one.  (The kernel runs
+ * its first calls at their physical addresses, then forever at the
+ * virtual ones; a static-PIE program is at a new address in each
+ * process.)  The old code stays valid for its RIP; links into it stay.
  */
 static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t limit)
 {
@@ -318,10 +326,17 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
 
 	if (b->ninsn > limit)
 		return NULL;
-	if (b->tr)
-		return b->tr_rip == cpu->rip && b->tr_cpl == cpu->cpl ? b->tr : NULL;
-	if (!bc->tc || b->code_size != 8 || b->runs++ < jit_tcache_hot(bc->tc))
+	if (b->tr) {
+		if (b->tr_rip == cpu->rip && b->tr_cpl == cpu->cpl) {
+			b->runs = 0;
+			return b->tr;
+		}
+		if (b->runs++ < RETRANSLATE)
+			return NULL;
+	} else if (!bc->tc || b->code_size != 8 || b->runs++ < jit_tcache_hot(bc->tc)) {
 		return NULL;
+	}
+	b->runs = 0;
 	rq = (struct jit_tr_req){ .insn = b->insn, .n = b->ninsn, .rip = cpu->rip,
 		.cpl = (unsigned)cpu->cpl, .code = b->p, .nbytes = b->nbytes, .jc = bc->jc };
 	b->tr = jit_tcache_add(bc->tc, &rq);
@@ -351,6 +366,10 @@ static void link(struct jit_cpu *cpu, const struct jit_block *b)
 
 	cpu->tr_link = NULL;
 	*b->tr_gen = cpu->tlb_gen;	/* CS:RIP maps to b now: chaining into it is fine */
+	cpu->chain_2m |= 1ull << (b->tr_rip >> 21 & 63);	/* until its page is flushed (mem.c) */
+	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
+	if (!cpu->code_global)
+		cpu->chain_nonglobal = true;
 	if (sl && cpu->bcache->link_flushes == cpu->bcache->flushes &&
 	    sl->target == b->tr_rip && sl->cpl == b->tr_cpl) {
 		uint8_t *site = sl->entry;
@@ -382,6 +401,7 @@ bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
 	p = code_ptr(cpu, &avail);
 	if (!p)
 		return false;
+
 	b = lookup(cpu, p, avail);
 	cpu->bcache->last = b;
 	if (!b)

@@ -153,6 +153,7 @@ struct jit_tlb_entry {
 	uint64_t gpa;		/* guest-physical page address */
 	uint8_t perm;		/* P_* for supervisor, P_* << 3 for user */
 	uint8_t global;
+	uint8_t lshift;		/* piece of a page of 4 KiB << lshift (0, 9, 10, 18) */
 };
 
 /* Block cache (block.c): straight-line runs of decoded instructions,
@@ -236,6 +237,7 @@ struct jit_cpu {
 	bool smc_hit;		/* the running block wrote to its own code */
 	bool no_blocks;		/* VM_JIT_NOBLOCKS: interpret one instruction at a time */
 	bool tlb_large;		/* the TLB holds pieces of a large page */
+	bool code_global;	/* the last code fetch's page is global */
 
 	/* execution state */
 	uint64_t next_rip;	/* where the current instruction continues */
@@ -270,7 +272,9 @@ struct jit_cpu {
 
 	/* translated-code chaining (tr-x86.c, block.c) */
 	uint64_t chain_end;	/* a chained block may start while icount is below */
-	uint64_t tlb_gen;	/* bumped by every TLB flush: chains made before are off */
+	uint64_t tlb_gen;	/* bumped by a flush that may remap linked code: chains made before are off */
+	uint64_t chain_2m, chain_1g;	/* 2 MiB and 1 GiB regions (hashed to a bit) of blocks linked at tlb_gen */
+	bool chain_nonglobal;	/* some block linked at tlb_gen sits on a non-global page */
 	struct jit_tr_slot *tr_link;	/* exit slot to link to the next block, or NULL */
 	uint64_t tr_tmp;	/* translated code's scratch (flags across a store) */
 };

@@ -198,9 +198,31 @@ bool jit_host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t val)
 	return ok;
 }
 
-void jit_tlb_flush(struct jit_cpu *cpu, bool global)
+/*
+ * Chained translated code skips the TLB: a block's chained entry is good
+ * while tlb_gen is the generation it was linked at (block.c's link()).
+ * A flush moves to a new generation only when it may remap a linked
+ * block's code: link() notes the 2 MiB and 1 GiB regions of the blocks
+ * it links (one bit per region, hashed) and whether one sits on a
+ * non-global page.  So the kernel's INVLPGs of its data pages and its
+ * CR3 loads keep the kernel's chains.
+ */
+static void chains_off(struct jit_cpu *cpu)
 {
 	cpu->tlb_gen++;
+	cpu->chain_2m = cpu->chain_1g = 0;
+	cpu->chain_nonglobal = false;
+}
+
+static bool chained(uint64_t set, uint64_t region)
+{
+	return set >> (region & 63) & 1;
+}
+
+void jit_tlb_flush(struct jit_cpu *cpu, bool global)
+{
+	if (global || cpu->chain_nonglobal)
+		chains_off(cpu);
 	for (unsigned i = 0; i < TLB_SIZE; i++)
 		if (global || !cpu->tlb[i].global)
 			cpu->tlb[i].tag = TLB_NONE;
@@ -208,15 +230,31 @@ void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 		cpu->tlb_large = false;
 }
 
+/* INVLPG: every piece of the page that maps lin leaves the TLB (SDM
+ * vol. 3, 4.10.4.1), whatever the size of that page. */
 void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 {
-	struct jit_tlb_entry *e = &cpu->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+	uint64_t page = lin >> 12;
+	unsigned sizes = 1;	/* bit n: a piece of a 4 KiB << n page went */
 
-	if (cpu->tlb_large) {
-		jit_tlb_flush(cpu, true);
-		return;
+	if (!cpu->tlb_large) {
+		struct jit_tlb_entry *e = &cpu->tlb[page & (TLB_SIZE - 1)];
+
+		if (e->tag == page)
+			e->tag = TLB_NONE;
+	} else {
+		for (unsigned i = 0; i < TLB_SIZE; i++) {
+			struct jit_tlb_entry *e = &cpu->tlb[i];
+
+			if (e->tag != TLB_NONE && (e->tag ^ page) >> e->lshift == 0) {
+				sizes |= 1u << e->lshift;
+				e->tag = TLB_NONE;
+			}
+		}
 	}
-	if (e->tag == lin >> 12)
-		e->tag = TLB_NONE;
-	cpu->tlb_gen++;
+	if (chained(cpu->chain_2m, lin >> 21) ||
+	    ((sizes & 1u << 10) && (chained(cpu->chain_2m, lin >> 22 << 1) ||
+				    chained(cpu->chain_2m, (lin >> 22 << 1) | 1))) ||
+	    ((sizes & 1u << 18) && chained(cpu->chain_1g, lin >> 30)))
+		chains_off(cpu);
 }

@@ -13,12 +13,12 @@
  * other vCPUs share the tables.
  *
  * The result fills one entry of a direct-mapped TLB of 4 KiB pieces
- * (large pages are cached a 4 KiB piece at a time; INVLPG then flushes
- * everything when any large piece is cached).  The entry records the
- * rights for supervisor and user accesses.  Write rights are recorded
- * only when the dirty bit is set, so the first write to a clean page
- * walks again and sets it, as hardware does.  Faults set CR2 and raise
- * #PF with the error code of SDM vol. 3, 4.7.
+ * (large pages are cached a 4 KiB piece at a time, each knowing the size
+ * of its page, so that INVLPG drops every piece of the page it names).
+ * The entry records the rights for supervisor and user accesses.  Write
+ * rights are recorded only when the dirty bit is set, so the first write
+ * to a clean page walks again and sets it, as hardware does.  Faults set
+ * CR2 and raise #PF with the error code of SDM vol. 3, 4.7.
  */
 #include "jit/internal.h"
 
@@ -71,6 +71,7 @@ struct walk {
 	int levels;
 	unsigned esize;
 	bool rw, us, xd, global, dirty, large;
+	uint8_t lshift;		/* a large page is 4 KiB << lshift */
 };
 
 static _Noreturn void page_fault(struct jit_cpu *cpu, uint64_t lin, unsigned acc,
@@ -113,6 +114,7 @@ static void walk_32(struct jit_cpu *cpu, struct walk *w, uint64_t lin, unsigned 
 	pde = level(cpu, w, (cpu->cr3 & 0xfffff000) + ((lin >> 22) & 0x3ff) * 4, lin, acc);
 	if ((pde & PTE_PS) && (cpu->cr4 & CR4_PSE)) {
 		w->large = true;
+		w->lshift = 10;
 		w->gpa = ((pde & 0xffc00000) | (lin & 0x3ff000));
 		return;
 	}
@@ -131,6 +133,7 @@ static void walk_pae(struct jit_cpu *cpu, struct walk *w, uint64_t lin, unsigned
 	pde = level(cpu, w, (pdpte & ADDR_MASK) + ((lin >> 21) & 0x1ff) * 8, lin, acc);
 	if (pde & PTE_PS) {
 		w->large = true;
+		w->lshift = 9;
 		w->gpa = (pde & ADDR_MASK & ~0x1fffffull) | (lin & 0x1ff000);
 		return;
 	}
@@ -149,12 +152,14 @@ static void walk_long(struct jit_cpu *cpu, struct walk *w, uint64_t lin, unsigne
 	e = level(cpu, w, (e & ADDR_MASK) + ((lin >> 30) & 0x1ff) * 8, lin, acc);
 	if (e & PTE_PS) {
 		w->large = true;
+		w->lshift = 18;
 		w->gpa = (e & ADDR_MASK & ~0x3fffffffull) | (lin & 0x3ffff000);
 		return;
 	}
 	e = level(cpu, w, (e & ADDR_MASK) + ((lin >> 21) & 0x1ff) * 8, lin, acc);
 	if (e & PTE_PS) {
 		w->large = true;
+		w->lshift = 9;
 		w->gpa = (e & ADDR_MASK & ~0x1fffffull) | (lin & 0x1ff000);
 		return;
 	}
@@ -225,6 +230,7 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 	e->tag = lin >> 12;
 	e->gpa = w.gpa;
 	e->global = w.global;
+	e->lshift = w.lshift;
 	e->host_r = cpu->bus.ram(cpu->bus.opaque, w.gpa, false);
 	e->host_w = (e->perm & (P_W | P_W << 3)) ? cpu->bus.ram(cpu->bus.opaque, w.gpa, true)
 						 : NULL;

@@ -116,3 +116,7 @@ run_kernel() {
 @test "cpu-task: hardware task switches and a #DF task gate under vm-run -accel jit" {
 	run_kernel cpu-task
 }
+
+@test "cpu-tlb: INVLPG of large pages, remapped and aliased hot code under vm-run -accel jit" {
+	run_kernel cpu-tlb
+}
