@@ -528,6 +528,7 @@ void jit_tr_flags_spill(struct jit_tr *t);
 void jit_tr_flags_out(struct jit_tr *t);
 void jit_tr_flags_sync(struct jit_tr *t);
 void jit_tr_flags_set(struct jit_tr *t, uint32_t mask);
+void jit_tr_flags_capture(struct jit_tr *t);
 void jit_tr_flags_merge(struct jit_tr *t, uint32_t mask);
 void jit_tr_flags_load(struct jit_tr *t);
 void jit_tr_flags_cf_in(struct jit_tr *t);

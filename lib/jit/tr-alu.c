@@ -11,6 +11,11 @@
 /* B0-BF: MOV r, imm */
 int jit_tr_mov_r_imm(struct jit_tr *t, const struct jit_insn *in)
 {
+	if (in->opsize >= 4 && t->host[in->reg] >= 0) {	/* mov r32 zero-extends */
+		jit_tr_mov_imm(&t->b, (unsigned)t->host[in->reg], in->imm & size_mask(in->opsize));
+		jit_tr_gpr_written(t, in->reg);
+		return TR_OK;
+	}
 	jit_tr_mov_imm(&t->b, RAX, in->imm & size_mask(in->opsize));
 	jit_tr_greg_store(t, in, RAX, in->reg, in->opsize);
 	return TR_OK;
@@ -24,6 +29,24 @@ int jit_tr_movx(struct jit_tr *t, const struct jit_insn *in)
 
 	if (in->opsize < 4)
 		return TR_NO;
+	if (in->mod == 3 && t->host[in->reg] >= 0) {	/* into the cached register */
+		struct jit_tr_rm src = jit_tr_greg(t, in, in->rm, from);
+		unsigned hd = (unsigned)t->host[in->reg];
+
+		if (from == 4) {
+			jit_tr_ins(t, 8, 0x63, hd, src);			/* movsxd */
+			jit_tr_gpr_written(t, in->reg);
+			return TR_OK;
+		}
+		if (from == 2 || src.mem || src.base >= 8) {	/* no SPL..DIL without a REX */
+			if (sign)
+				jit_tr_ins(t, in->opsize, from == 1 ? 0x0fbe : 0x0fbf, hd, src);
+			else		/* movzx r32 clears the upper half */
+				jit_tr_ins(t, 4, from == 1 ? 0x0fb6 : 0x0fb7, hd, src);
+			jit_tr_gpr_written(t, in->reg);
+			return TR_OK;
+		}
+	}
 	jit_tr_rm_to_rax(t, in, from);
 	if (sign) {
 		if (from == 4)
@@ -46,6 +69,16 @@ static struct jit_tr_rm greg_op(struct jit_tr *t, const struct jit_insn *in, uns
 	return jit_tr_r(RAX);
 }
 
+/* The result of an operation on greg_op()'s operand is guest register r's. */
+static void greg_done(struct jit_tr *t, const struct jit_insn *in, struct jit_tr_rm dop, unsigned r,
+		      unsigned size)
+{
+	if (dop.base == RAX)
+		jit_tr_greg_store(t, in, RAX, r, size);
+	else
+		jit_tr_gpr_written(t, r);
+}
+
 /* d OP imm (aop: ALU_* or 8 for TEST) in the host's immediate form (imm
  * fits: a sign-extended imm32 for 64-bit operations). */
 static void alu_imm(struct jit_tr *t, int aop, unsigned size, struct jit_tr_rm dop, uint64_t imm)
@@ -66,17 +99,19 @@ static void alu_imm(struct jit_tr *t, int aop, unsigned size, struct jit_tr_rm d
 
 /*
  * The two-operand ALU group and TEST: d OP s with the host ALU, d = dop
- * (RAX or the destination's host register), s = RCX or, when imm, the
- * instruction's immediate.  aop is ALU_* or 8 for TEST.  dst: the guest
- * register that gets the result, -1 for none (CMP, TEST).
+ * (RAX or the destination's host register), s = sop (RCX, a cached guest
+ * register's host register or its slot in struct jit_cpu) or, when imm,
+ * the instruction's immediate.  aop is ALU_* or 8 for TEST.  dst: the
+ * guest register that gets the result, -1 for none (CMP, TEST).
  */
 static void alu_emit(struct jit_tr *t, const struct jit_insn *in, int aop, unsigned size, int dst,
-		     struct jit_tr_rm dop, bool imm)
+		     struct jit_tr_rm dop, struct jit_tr_rm sop, bool imm)
 {
 	uint64_t v = in->imm & size_mask(size);
 
 	if (imm && size == 8 && (uint64_t)(int64_t)(int32_t)v != v) {
 		jit_tr_mov_imm(&t->b, RCX, v);
+		sop = jit_tr_r(RCX);
 		imm = false;
 	}
 	if (aop == ALU_ADC || aop == ALU_SBB)
@@ -84,16 +119,13 @@ static void alu_emit(struct jit_tr *t, const struct jit_insn *in, int aop, unsig
 	if (imm)
 		alu_imm(t, aop, size, dop, v);
 	else if (aop == 8)
-		jit_tr_ins(t, size, size == 1 ? 0x84 : 0x85, RCX, dop);
-	else
-		jit_tr_ins(t, size, (uint32_t)(aop << 3 | (size == 1 ? 0 : 1)), RCX, dop);
+		jit_tr_ins(t, size, size == 1 ? 0x84 : 0x85, (unsigned)dop.base, sop);
+	else		/* the reg OP= r/m form: dop is a register */
+		jit_tr_ins(t, size, (uint32_t)(aop << 3 | (size == 1 ? 2 : 3)), (unsigned)dop.base, sop);
 	jit_tr_flags_set(t, F_ARITH);
 	if (dst < 0 || aop == ALU_CMP || aop == 8)
 		return;
-	if (dop.base == RAX)
-		jit_tr_greg_store(t, in, RAX, (unsigned)dst, size);
-	else
-		jit_tr_gpr_written(t, (unsigned)dst);
+	greg_done(t, in, dop, (unsigned)dst, size);
 }
 
 /* 00-3D (not the RMW forms to memory), 80-83, 84/85, A8/A9, F6/F7 /0 */
@@ -101,7 +133,7 @@ int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize, o = in->op;
 	int aop, dst = -1;
-	struct jit_tr_rm dop = jit_tr_r(RAX);
+	struct jit_tr_rm dop = jit_tr_r(RAX), sop = jit_tr_r(RCX);
 	bool imm = false;
 
 	if (in->lock)
@@ -113,8 +145,12 @@ int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in)
 			imm = true;
 			dst = JIT_RAX;
 		} else if (o & 2) {			/* reg OP= r/m */
-			jit_tr_rm_to_rax(t, in, size);
-			jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
+			if (in->mod == 3) {
+				sop = jit_tr_greg(t, in, in->rm, size);
+			} else {
+				jit_tr_rm_to_rax(t, in, size);
+				jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
+			}
 			dop = greg_op(t, in, in->reg, size);
 			dst = in->reg;
 		} else if (in->mod == 3 || aop == ALU_CMP) {	/* r/m OP= reg */
@@ -122,7 +158,7 @@ int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in)
 				dop = greg_op(t, in, in->rm, size);
 			else
 				jit_tr_rm_to_rax(t, in, size);
-			jit_tr_greg_load(t, in, RCX, in->reg, size);
+			sop = jit_tr_greg(t, in, in->reg, size);
 			dst = in->mod == 3 ? in->rm : -1;
 		} else {
 			return TR_NO;
@@ -139,8 +175,11 @@ int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in)
 		dst = in->mod == 3 ? in->rm : -1;
 	} else if (o == 0x84 || o == 0x85) {
 		aop = 8;
-		jit_tr_rm_to_rax(t, in, size);
-		jit_tr_greg_load(t, in, RCX, in->reg, size);
+		if (in->mod == 3)
+			dop = greg_op(t, in, in->rm, size);
+		else
+			jit_tr_rm_to_rax(t, in, size);
+		sop = jit_tr_greg(t, in, in->reg, size);
 	} else if (o == 0xa8 || o == 0xa9) {
 		aop = 8;
 		jit_tr_greg_load(t, in, RAX, JIT_RAX, size);
@@ -150,7 +189,7 @@ int jit_tr_alu(struct jit_tr *t, const struct jit_insn *in)
 		jit_tr_rm_to_rax(t, in, size);
 		imm = true;
 	}
-	alu_emit(t, in, aop, size, dst, dop, imm);
+	alu_emit(t, in, aop, size, dst, dop, sop, imm);
 	return TR_OK;
 }
 
@@ -188,6 +227,7 @@ int jit_tr_grp3(struct jit_tr *t, const struct jit_insn *in)
 int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize, ext = in->reg & 7, o = in->op, count;
+	struct jit_tr_rm dop;
 
 	if (in->mod != 3)
 		return TR_NO;
@@ -198,17 +238,17 @@ int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in)
 		jit_tr_flags_sync(t);		/* before RCX and RAX are loaded */
 	if (o >= 0xd2)
 		jit_tr_ld(t, 1, RCX, jit_tr_gpr(t, JIT_RCX));
-	jit_tr_greg_load(t, in, RAX, in->rm, size);
+	dop = greg_op(t, in, in->rm, size);
 	if (!count || ext == 2 || ext == 3)
 		jit_tr_flags_load(t);		/* a CL count, RCL/RCR: flags in */
 	if (o <= 0xc1)
-		jit_tr_ins8(t, size, o, ext, jit_tr_r(RAX), (uint8_t)in->imm);
+		jit_tr_ins8(t, size, o, ext, dop, (uint8_t)in->imm);
 	else
-		jit_tr_ins(t, size, o, ext, jit_tr_r(RAX));
+		jit_tr_ins(t, size, o, ext, dop);
 	/* a known count: shifts set every flag, rotates CF and (by 1) OF;
 	 * the host leaves OF alone on longer rotates */
 	jit_tr_flags_set(t, !count || ext >= 2 ? F_ARITH : count == 1 ? F_CF | F_OF : F_CF);
-	jit_tr_greg_store(t, in, RAX, in->rm, size);
+	greg_done(t, in, dop, in->rm, size);
 	return TR_OK;
 }
 
@@ -219,6 +259,18 @@ int jit_tr_imul(struct jit_tr *t, const struct jit_insn *in)
 
 	if (size < 2)
 		return TR_NO;
+	if (in->map == MAP_0F && t->host[in->reg] >= 0) {	/* in the cached register */
+		struct jit_tr_rm src = jit_tr_r(RAX);
+
+		if (in->mod == 3)
+			src = jit_tr_gpr(t, in->rm);
+		else
+			jit_tr_rm_to_rax(t, in, size);
+		jit_tr_ins(t, size, 0x0faf, (unsigned)t->host[in->reg], src);
+		jit_tr_flags_set(t, F_ARITH);
+		jit_tr_gpr_written(t, in->reg);
+		return TR_OK;
+	}
 	jit_tr_rm_to_rax(t, in, size);
 	jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
 	if (in->map == MAP_0F)
@@ -235,13 +287,14 @@ int jit_tr_imul(struct jit_tr *t, const struct jit_insn *in)
 int jit_tr_incdec(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize, ext = in->reg & 7;
+	struct jit_tr_rm dop;
 
 	if (in->mod != 3 || ext > 1)
 		return TR_NO;
-	jit_tr_greg_load(t, in, RAX, in->rm, size);
-	jit_tr_ins(t, size, size == 1 ? 0xfe : 0xff, ext, jit_tr_r(RAX));
+	dop = greg_op(t, in, in->rm, size);
+	jit_tr_ins(t, size, size == 1 ? 0xfe : 0xff, ext, dop);
 	jit_tr_flags_set(t, F_ARITH & ~F_CF);
-	jit_tr_greg_store(t, in, RAX, in->rm, size);
+	greg_done(t, in, dop, in->rm, size);
 	return TR_OK;
 }
 
@@ -278,9 +331,17 @@ int jit_tr_cmov(struct jit_tr *t, const struct jit_insn *in)
 /* 0F 90-9F: SETcc of a register */
 int jit_tr_setcc(struct jit_tr *t, const struct jit_insn *in)
 {
+	int cc;
+
 	if (in->mod != 3)
 		return TR_NO;
-	jit_tr_ins(t, 1, 0x0f90 | (uint32_t)jit_tr_cond(t, in->op & 15), 0, jit_tr_r(RAX));
+	cc = jit_tr_cond(t, in->op & 15);
+	if (!jit_tr_greg(t, in, in->rm, 1).mem && t->host[in->rm] >= 0) {
+		jit_tr_ins(t, 1, 0x0f90 | (uint32_t)cc, 0, jit_tr_gpr(t, in->rm));
+		jit_tr_gpr_written(t, in->rm);
+		return TR_OK;
+	}
+	jit_tr_ins(t, 1, 0x0f90 | (uint32_t)cc, 0, jit_tr_r(RAX));
 	jit_tr_greg_store(t, in, RAX, in->rm, 1);
 	return TR_OK;
 }
@@ -303,11 +364,11 @@ int jit_tr_bswap(struct jit_tr *t, const struct jit_insn *in)
 int jit_tr_notneg(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize, ext = in->reg & 7;
+	struct jit_tr_rm dop = greg_op(t, in, in->rm, size);
 
-	jit_tr_greg_load(t, in, RAX, in->rm, size);
-	jit_tr_ins(t, size, size == 1 ? 0xf6 : 0xf7, ext, jit_tr_r(RAX));
+	jit_tr_ins(t, size, size == 1 ? 0xf6 : 0xf7, ext, dop);
 	if (ext == 3)
 		jit_tr_flags_set(t, F_ARITH);
-	jit_tr_greg_store(t, in, RAX, in->rm, size);
+	greg_done(t, in, dop, in->rm, size);
 	return TR_OK;
 }

@@ -146,17 +146,32 @@ void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask)
 	jit_tr_ins(t, 8, 0x31, RDX, jit_tr_m(RBX, OFF_RFLAGS));	/* xor [rflags], rdx */
 }
 
-/* The image in tr_tmp into RFLAGS, for the flags in mask. */
-static void merge_image(struct jit_tr *t, uint32_t mask)
+/* AX = the host's arithmetic flags as an image: AH as LAHF loads it (SF
+ * ZF AF PF CF at their RFLAGS bits), AL = OF. */
+static void capture_ax(struct jit_tr *t)
 {
-	jit_tr_ld(t, 8, RDX, jit_tr_m(RBX, OFF_TR_TMP));
-	jit_tr_flags_merge_rdx(t, mask);
+	jit_tr_byte(&t->b, 0x9f);				/* lahf */
+	jit_tr_ins(t, 1, 0x0f90, 0, jit_tr_r(RAX));		/* seto al */
+}
+
+/* RDX = the image in AX (or else in tr_tmp) in RFLAGS's layout.  Clobbers RCX. */
+static void image_to_rdx(struct jit_tr *t, bool ax)
+{
+	if (ax) {
+		jit_tr_ins(t, 4, 0x0fb6, RDX, jit_tr_r(4));		/* movzx edx, ah */
+		jit_tr_ins(t, 4, 0x0fb6, RCX, jit_tr_r(RAX));	/* movzx ecx, al */
+	} else {
+		jit_tr_ins(t, 4, 0x0fb6, RDX, jit_tr_m(RBX, OFF_TR_TMP + 1));
+		jit_tr_ins(t, 4, 0x0fb6, RCX, jit_tr_m(RBX, OFF_TR_TMP));
+	}
+	jit_tr_ins8(t, 4, 0xc1, 4, jit_tr_r(RCX), 11);		/* shl ecx, 11: OF */
+	jit_tr_ins(t, 4, 0x09, RCX, jit_tr_r(RDX));			/* or edx, ecx */
 }
 
 /*
  * The flags in the host flags go to tr_tmp: the code about to be emitted
  * changes the host's.  The ones tr_tmp held that the host's do not
- * replace go to RFLAGS first.  Clobbers RCX, RDX (never RAX).
+ * replace go to RFLAGS first.  Clobbers RAX, RCX, RDX.
  */
 void jit_tr_flags_spill(struct jit_tr *t)
 {
@@ -164,27 +179,38 @@ void jit_tr_flags_spill(struct jit_tr *t)
 
 	if (!t->hflags)
 		return;
+	capture_ax(t);
 	if (old) {
-		jit_tr_byte(&t->b, 0x9c);			/* pushfq */
-		jit_tr_byte(&t->b, 0x59);			/* pop rcx */
-		merge_image(t, old);
-		jit_tr_st(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP));
-	} else {
-		jit_tr_byte(&t->b, 0x9c);			/* pushfq */
-		jit_tr_ins(t, 4, 0x8f, 0, jit_tr_m(RBX, OFF_TR_TMP));	/* pop [tr_tmp] */
+		image_to_rdx(t, false);
+		jit_tr_flags_merge_rdx(t, old);
 	}
+	jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
 	t->pflags = t->hflags;
 	t->hflags = 0;
 }
 
-/* RFLAGS exact on a path that leaves the block or calls C; the state is
- * left as it was for the code after a path out of line (where the host
- * flags are never still to be saved).  Clobbers RCX, RDX (never RAX). */
+/*
+ * RFLAGS exact on a path that leaves the block or calls C.  On a path out
+ * of line (after a memory access or a handler) the host flags hold none
+ * and the state is left as it was, for the code after the path; clobbers
+ * RCX, RDX.  On the main path, where the host flags may hold some, it
+ * clobbers RAX too and RFLAGS is exact after it.
+ */
 void jit_tr_flags_out(struct jit_tr *t)
 {
-	jit_tr_flags_spill(t);
-	if (t->pflags)
-		merge_image(t, t->pflags);
+	if (t->hflags) {
+		capture_ax(t);
+		if (t->pflags & ~t->hflags) {
+			image_to_rdx(t, false);
+			jit_tr_flags_merge_rdx(t, t->pflags & ~t->hflags);
+		}
+		image_to_rdx(t, true);
+		jit_tr_flags_merge_rdx(t, t->hflags);
+		t->hflags = t->pflags = 0;
+	} else if (t->pflags) {
+		image_to_rdx(t, false);
+		jit_tr_flags_merge_rdx(t, t->pflags);
+	}
 }
 
 /* RFLAGS exact from here on. */
@@ -192,6 +218,22 @@ void jit_tr_flags_sync(struct jit_tr *t)
 {
 	jit_tr_flags_out(t);
 	t->pflags = 0;
+}
+
+/* The guest's flags that tr_tmp holds go back into the host flags. */
+static void restore(struct jit_tr *t)
+{
+	jit_tr_ins(t, 4, 0x0fb7, RAX, jit_tr_m(RBX, OFF_TR_TMP));	/* movzx eax, word [tr_tmp] */
+	jit_tr_ins8(t, 1, 0x80, 0, jit_tr_r(RAX), 0x7f);		/* add al, 0x7f: OF = AL */
+	jit_tr_byte(&t->b, 0x9e);					/* sahf */
+	t->hflags = t->pflags;
+}
+
+/* AX = the image of the flags a read-modify-write of memory just computed,
+ * for tr_tmp once the store is done (jit_tr_rmw()). */
+void jit_tr_flags_capture(struct jit_tr *t)
+{
+	capture_ax(t);
 }
 
 /* The flags of the operation just emitted (mask: those it sets) are the
@@ -228,13 +270,16 @@ void jit_tr_flags_load(struct jit_tr *t)
 	jit_tr_byte(&t->b, 0x9d);			/* popfq */
 }
 
-/* The host's CF = the guest's (ADC, SBB). */
+/* The host's CF = the guest's (ADC, SBB; the host flags hold CF or none:
+ * keeps_hflags() in tr-x86.c). */
 void jit_tr_flags_cf_in(struct jit_tr *t)
 {
 	if (t->hflags & F_CF)
 		return;
-	jit_tr_flags_spill(t);
-	jit_tr_ins8(t, 4, 0x0fba, 4, jit_tr_m(RBX, t->pflags & F_CF ? OFF_TR_TMP : OFF_RFLAGS), 0);
+	if (t->pflags & F_CF)			/* bt [tr_tmp], 8: LAHF's CF */
+		jit_tr_ins8(t, 4, 0x0fba, 4, jit_tr_m(RBX, OFF_TR_TMP), 8);
+	else
+		jit_tr_ins8(t, 4, 0x0fba, 4, jit_tr_m(RBX, OFF_RFLAGS), 0);
 }
 
 /* The flags guest condition cc (Jcc/SETcc/CMOVcc encoding) reads. */
@@ -248,22 +293,23 @@ uint32_t jit_tr_cond_flags(unsigned cc)
 
 /*
  * Test guest condition cc: returns the host condition that holds when it
- * is true, in the host flags (cc itself when the host flags hold the
- * guest's).  Clobbers RAX, RCX, RDX.
+ * is true, in the host flags (cc itself when they hold the guest's, as
+ * they do after restore()).  Clobbers RAX, RCX, RDX.
  */
 int jit_tr_cond(struct jit_tr *t, unsigned cc)
 {
 	uint32_t need = jit_tr_cond_flags(cc);
-	int32_t off = OFF_RFLAGS;
 
 	if ((t->hflags & need) == need)
 		return (int)cc;
 	jit_tr_flags_spill(t);
-	if ((t->pflags & need) == need)
-		off = OFF_TR_TMP;
-	else if (t->pflags & need)
+	if ((t->pflags & need) == need) {
+		restore(t);
+		return (int)cc;
+	}
+	if (t->pflags & need)
 		jit_tr_flags_sync(t);
-	jit_tr_ld(t, 4, RAX, jit_tr_m(RBX, off));
+	jit_tr_ld(t, 4, RAX, jit_tr_m(RBX, OFF_RFLAGS));
 	if (cc < 12) {
 		jit_tr_ins32(t, 4, 0xf7, 0, jit_tr_r(RAX), need);
 	} else {

@@ -168,6 +168,22 @@ void jit_tr_rm_to_rax(struct jit_tr *t, const struct jit_insn *in, unsigned size
 	}
 }
 
+/* Guest register dst = guest register src (size bytes), host register to
+ * host register when dst is cached. */
+static void mov_rr(struct jit_tr *t, const struct jit_insn *in, unsigned dst, unsigned src,
+		   unsigned size)
+{
+	struct jit_tr_rm d = jit_tr_greg(t, in, dst, size);
+
+	if (!d.mem) {		/* mov r32 zero-extends, mov r8/r16 keep the rest */
+		jit_tr_ins(t, size, size == 1 ? 0x8a : 0x8b, (unsigned)d.base, jit_tr_greg(t, in, src, size));
+		jit_tr_gpr_written(t, dst);
+		return;
+	}
+	jit_tr_greg_load(t, in, RAX, src, size);
+	jit_tr_greg_store(t, in, RAX, dst, size);
+}
+
 /* MOV 88/89/8A/8B, C6/C7 /0 */
 int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in)
 {
@@ -175,13 +191,16 @@ int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in)
 
 	switch (in->op) {
 	case 0x8a: case 0x8b:
+		if (in->mod == 3) {
+			mov_rr(t, in, in->reg, in->rm, size);
+			return TR_OK;
+		}
 		jit_tr_rm_to_rax(t, in, size);
 		jit_tr_greg_store(t, in, RAX, in->reg, size);
 		return TR_OK;
 	case 0x88: case 0x89:
 		if (in->mod == 3) {
-			jit_tr_greg_load(t, in, RAX, in->reg, size);
-			jit_tr_greg_store(t, in, RAX, in->rm, size);
+			mov_rr(t, in, in->rm, in->reg, size);
 			return TR_OK;
 		}
 		jit_tr_ea(t, in);
@@ -277,9 +296,9 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 		unsigned cc = in->op & 15, need = jit_tr_cond_flags(cc);
 
 		if ((t->hflags & need) == need) {	/* the host flags hold the guest's */
-			jit_tr_ins(t, 1, 0x0f90 | cc, 0, jit_tr_r(RAX));	/* setcc al */
+			jit_tr_ins(t, 1, 0x0f90 | cc, 0, jit_tr_r(RSI));	/* setcc sil */
 			jit_tr_flags_sync(t);
-			jit_tr_ins(t, 1, 0x84, RAX, jit_tr_r(RAX));	/* test al, al */
+			jit_tr_ins(t, 1, 0x84, RSI, jit_tr_r(RSI));	/* test sil, sil */
 			taken = jit_tr_jump(&t->b, 5);
 		} else {
 			jit_tr_flags_sync(t);
@@ -357,11 +376,11 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 		else if (o >= 0xfe)
 			mask = F_ARITH & ~F_CF;
 	}
-	if (mask && !t->fl_dead) {
-		jit_tr_byte(&t->b, 0x9c);		/* pushfq */
-		jit_tr_ins(t, 4, 0x8f, 0, jit_tr_m(RBX, OFF_TR_TMP));	/* pop [tr_tmp] */
-	}
 	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
+	if (mask && !t->fl_dead) {
+		jit_tr_flags_capture(t);
+		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
+	}
 	jit_tr_ea(t, in);
 	jit_tr_mem_store(t, in->seg, size);
 	if (mask && !t->fl_dead)

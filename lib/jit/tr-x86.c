@@ -146,10 +146,9 @@ static void leave(struct jit_tr *t)
 	jit_tr_u32(&t->b, (uint32_t)rel);
 }
 
-/* Leave the block with RIP = RAX. */
+/* Leave the block with RIP = RAX (RFLAGS exact: jit_tr_flags_out()). */
 static void exit_rax(struct jit_tr *t)
 {
-	jit_tr_flags_out(t);
 	cache_writeback(t);
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));
 	jit_tr_pend_flush(t, 1);
@@ -187,6 +186,7 @@ static void loop_back(struct jit_tr *t)
 
 void jit_tr_exit_to(struct jit_tr *t, uint64_t rip)
 {
+	jit_tr_flags_out(t);
 	jit_tr_mov_imm(&t->b, RAX, rip);
 	exit_rax(t);
 }
@@ -430,12 +430,14 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes)
  * (tr-flags.c)?  Those that leave the host flags alone (MOV, LEA, MOVZX,
  * MOVSX, BSWAP, NOP of registers) and those that read them there
  * (jit_tr_cond(), jit_tr_flags_cf_in(): Jcc, SETcc and CMOVcc of
- * registers, ADC/SBB of registers); a handler run instead saves them
- * (tr_call()).  Every other instruction saves them first.
+ * registers, ADC/SBB of registers when CF is among them); a handler run
+ * instead saves them (tr_call()).  Every other instruction saves them
+ * first.
  */
-static bool keeps_hflags(const struct jit_insn *in)
+static bool keeps_hflags(const struct jit_tr *t, const struct jit_insn *in)
 {
 	uint8_t o = in->op;
+	bool cf = t->hflags & F_CF || !t->hflags;	/* ADC/SBB: CF there, or nothing */
 
 	if (in->lock)
 		return false;
@@ -448,10 +450,10 @@ static bool keeps_hflags(const struct jit_insn *in)
 	if ((o & 0xf0) == 0x70 || (o >= 0xb0 && o < 0xc0) || o == 0x8d || (o == 0x90 && !in->rex))
 		return true;
 	if (in->mod != 3)
-		return (o >= 0x14 && o <= 0x15) || (o >= 0x1c && o <= 0x1d);	/* ADC/SBB rAX, imm */
+		return cf && ((o >= 0x14 && o <= 0x15) || (o >= 0x1c && o <= 0x1d));	/* ADC/SBB rAX, imm */
 	return (o >= 0x88 && o <= 0x8b) || o == 0x63 || ((o == 0xc6 || o == 0xc7) && (in->reg & 7) == 0) ||
-	       (o >= 0x10 && o <= 0x1b && (o & 7) < 4) ||
-	       (o >= 0x80 && o <= 0x83 && ((in->reg & 7) == ALU_ADC || (in->reg & 7) == ALU_SBB));
+	       (cf && o >= 0x10 && o <= 0x1b && (o & 7) < 4) ||
+	       (cf && o >= 0x80 && o <= 0x83 && ((in->reg & 7) == ALU_ADC || (in->reg & 7) == ALU_SBB));
 }
 
 /*
@@ -572,7 +574,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 		t.fl_dead = dead[i];
 		t.hflags &= live[i];		/* flags no one will read are dropped */
 		t.pflags &= live[i];
-		if (!keeps_hflags(in))
+		if (!keeps_hflags(&t, in))
 			jit_tr_flags_spill(&t);
 		r = tr_insn(&t, in);
 		if (r == TR_NO) {
