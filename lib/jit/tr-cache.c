@@ -10,8 +10,11 @@
  * VM_JIT_TRANSLATE=off in the environment keeps the translator off (the
  * interpreter alone, the reference); VM_JIT_HOT=N translates a block
  * when it starts for the (N+1)th time (default 2; 0: at once, as the
- * tests run it).
+ * tests run it).  Translated code keeps flags with LAHF and SAHF
+ * (tr-flags.c), which a 64-bit host has when CPUID 80000001h says so;
+ * without them the interpreter runs everything.
  */
+#include <cpuid.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -32,8 +35,12 @@ struct jit_tcache *jit_tcache_new(void)
 	const char *off = getenv("VM_JIT_TRANSLATE"), *hot = getenv("VM_JIT_HOT");
 	struct jit_tcache *tc;
 
+	unsigned eax, ebx, ecx = 0, edx;
+
 	if (off && (!strcmp(off, "off") || !strcmp(off, "0") || !strcmp(off, "no")))
 		return NULL;
+	if (!__get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) || !(ecx & 1))
+		return NULL;		/* no LAHF/SAHF in 64-bit mode */
 	tc = calloc(1, sizeof(*tc));
 	if (!tc)
 		return NULL;
