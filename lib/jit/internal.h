@@ -513,6 +513,7 @@ void jit_tr_ea(struct jit_tr *t, const struct jit_insn *in);
 void jit_tr_mem_load_acc(struct jit_tr *t, int seg, unsigned size, bool write);
 void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size);
 void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size);
+uint8_t *jit_tr_mem_store_last(struct jit_tr *t, int seg, unsigned size);
 void jit_tr_smc_check(struct jit_tr *t);
 void jit_tr_rm_to_rax(struct jit_tr *t, const struct jit_insn *in, unsigned size);
 int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in);

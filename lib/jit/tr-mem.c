@@ -113,22 +113,23 @@ void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size)
 	jit_tr_mem_load_acc(t, seg, size, false);
 }
 
-/* Store R8's low size bytes at seg:RSI.  A store into the block's own
- * code takes the slow path, which notes it (smc_note). */
-void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size)
+/*
+ * Store R8's low size bytes at seg:RSI: the fast path, then the slow path,
+ * after which the code goes on; returns the fast path's jump to patch to
+ * where it goes on.  A store into the page of the block's own code takes
+ * the slow path, which notes one into the code itself (smc_note): a
+ * block's code never spans two pages, and a store that crosses a page
+ * misses the TLB.  Clobbers RAX, RCX, RDX, RSI, RDI, R9-R11.
+ */
+static uint8_t *store(struct jit_tr *t, int seg, unsigned size)
 {
-	uint8_t *miss[4], *done, *ok, *smc;
+	uint8_t *miss[4], *done, *smc;
 
 	tlb_fast(t, seg, size, true, miss);
-	jit_tr_ins(t, 8, 0x8d, RCX, jit_tr_mx(RDX, RCX, 0, 0));
-	jit_tr_mov_imm(&t->b, RDX, t->code_hi);
-	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_r(RDX));
-	ok = jit_tr_jump(&t->b, 3);			/* jae */
-	jit_tr_mov_imm(&t->b, RDX, t->code_lo - size);
-	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_r(RDX));
-	smc = jit_tr_jump(&t->b, 7);			/* ja */
-	jit_tr_here(&t->b, ok);
-	jit_tr_st(t, size, R8, jit_tr_m(RCX, 0));
+	jit_tr_mov_imm(&t->b, RAX, t->code_lo & ~(uintptr_t)0xfff);
+	jit_tr_ins(t, 8, 0x3b, RDX, jit_tr_r(RAX));
+	smc = jit_tr_jump(&t->b, 4);			/* je */
+	jit_tr_st(t, size, R8, jit_tr_mx(RDX, RCX, 0, 0));
 	done = jit_tr_jump(&t->b, -1);
 	for (int i = 0; i < 4; i++)
 		jit_tr_here(&t->b, miss[i]);
@@ -141,7 +142,23 @@ void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size)
 	jit_tr_call(&t->b, (const void *)jit_tr_write);
 	jit_tr_pend_flush(t, -1);
 	jit_tr_cache_load(t, true);
-	jit_tr_here(&t->b, done);
+	return done;
+}
+
+/* Store R8's low size bytes at seg:RSI (then jit_tr_smc_check() once the
+ * instruction is done). */
+void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size)
+{
+	jit_tr_here(&t->b, store(t, seg, size));
+}
+
+/* The same for a store that ends its instruction: only the slow path can
+ * write the block's code, so only it checks (jit_tr_smc_check()) before
+ * the code goes on at the returned jump's target, which the caller sets
+ * after its own updates of the translator's state. */
+uint8_t *jit_tr_mem_store_last(struct jit_tr *t, int seg, unsigned size)
+{
+	return store(t, seg, size);
 }
 
 /* After an instruction that stored: leave if it wrote this block's code. */
@@ -188,6 +205,7 @@ static void mov_rr(struct jit_tr *t, const struct jit_insn *in, unsigned dst, un
 int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize;
+	uint8_t *done;
 
 	switch (in->op) {
 	case 0x8a: case 0x8b:
@@ -217,8 +235,9 @@ int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in)
 		jit_tr_ea(t, in);
 		jit_tr_mov_imm(&t->b, R8, in->imm & size_mask(size));
 	}
-	jit_tr_mem_store(t, in->seg, size);
+	done = jit_tr_mem_store_last(t, in->seg, size);
 	jit_tr_smc_check(t);
+	jit_tr_here(&t->b, done);
 	return TR_OK;
 }
 
@@ -349,6 +368,7 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize, o = in->op, ext = in->reg & 7;
 	uint32_t mask = F_ARITH;
+	uint8_t *done;
 	int aop = -1;
 
 	if (o < 0x40)
@@ -382,9 +402,10 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
 	}
 	jit_tr_ea(t, in);
-	jit_tr_mem_store(t, in->seg, size);
+	done = jit_tr_mem_store_last(t, in->seg, size);
 	if (mask && !t->fl_dead)
 		t->pflags = mask;			/* the image in tr_tmp */
 	jit_tr_smc_check(t);
+	jit_tr_here(&t->b, done);
 	return TR_OK;
 }

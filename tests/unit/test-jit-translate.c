@@ -428,6 +428,15 @@ static void test_smc(void)
 		emit(&c, (uint8_t[]){ 0x48, 0x01, 0xc1 }, 3);	/* add rcx, rax */
 		both(&c, "self-modifying code");
 	}
+	for (int i = 0; i < 20; i++) {	/* stores into the code's page, not the code */
+		rnd_case(&r, &c);
+		/* mov [rip + 0x300], rax; add [rip + 0x2f9], rcx; mov rdx, [rip + 0x2f2]; add rdx, rsi */
+		emit(&c, (uint8_t[]){ 0x48, 0x89, 0x05, 0x00, 0x03, 0x00, 0x00 }, 7);
+		emit(&c, (uint8_t[]){ 0x48, 0x01, 0x0d, 0xf9, 0x02, 0x00, 0x00 }, 7);
+		emit(&c, (uint8_t[]){ 0x48, 0x8b, 0x15, 0xf2, 0x02, 0x00, 0x00 }, 7);
+		emit(&c, (uint8_t[]){ 0x48, 0x01, 0xf2 }, 3);
+		both(&c, "stores into the code's page");
+	}
 }
 
 /* A page fault inside a translated block: RIP at the faulting load, the
@@ -537,7 +546,7 @@ int main(int argc, char **argv)
 	CHECK(fails == 0, "loops with CALL/RET: %d cases, %d differ", cases, fails);
 	fails = cases = 0;
 	test_smc();
-	CHECK(fails == 0, "self-modifying code: %d cases, %d differ", cases, fails);
+	CHECK(fails == 0, "self-modifying code and stores beside it: %d cases, %d differ", cases, fails);
 	fails = cases = 0;
 	test_indirect();
 	CHECK(fails == 0, "indirect CALL/JMP: %d cases, %d differ", cases, fails);
