@@ -365,7 +365,8 @@ static void link(struct jit_cpu *cpu, const struct jit_block *b)
 	struct jit_tr_slot *sl = cpu->tr_link;
 
 	cpu->tr_link = NULL;
-	*b->tr_gen = cpu->tlb_gen;	/* CS:RIP maps to b now: chaining into it is fine */
+	if (*b->tr_gen != cpu->tlb_gen)	/* (it sits among code: no needless store) */
+		*b->tr_gen = cpu->tlb_gen;	/* CS:RIP maps to b now: chaining into it is fine */
 	cpu->chain_2m |= 1ull << (b->tr_rip >> 21 & 63);	/* until its page is flushed (mem.c) */
 	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
 	if (!cpu->code_global)
