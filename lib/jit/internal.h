@@ -377,9 +377,30 @@ void jit_tr_flags_live(const struct jit_binsn *insn, unsigned n, bool *dead, uin
 uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 uint64_t jit_tr_read_w(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
-void jit_tr_byte(struct jit_tr_buf *b, uint8_t v);
-void jit_tr_u32(struct jit_tr_buf *b, uint32_t v);
-void jit_tr_u64(struct jit_tr_buf *b, uint64_t v);
+/* Emit bytes; past the buffer's end, set full and write nothing. */
+static inline void jit_tr_byte(struct jit_tr_buf *b, uint8_t v)
+{
+	if (b->p < b->end)
+		*b->p++ = v;
+	else
+		b->full = true;
+}
+
+static inline void jit_tr_u32(struct jit_tr_buf *b, uint32_t v)
+{
+	if (b->end - b->p >= 4) {
+		memcpy(b->p, &v, 4);	/* little-endian host */
+		b->p += 4;
+	} else {
+		b->full = true;
+	}
+}
+
+static inline void jit_tr_u64(struct jit_tr_buf *b, uint64_t v)
+{
+	jit_tr_u32(b, (uint32_t)v);
+	jit_tr_u32(b, (uint32_t)(v >> 32));
+}
 void jit_tr_op(struct jit_tr_buf *b, unsigned size, unsigned n, uint32_t opc, unsigned reg,
 	       const struct jit_tr_rm *rm);
 void jit_tr_mov_imm(struct jit_tr_buf *b, unsigned reg, uint64_t imm);

@@ -5,31 +5,11 @@
  * and absolute calls.  Encodings follow Intel SDM vol. 2, chapter 2
  * ("Instruction Format") and 2.2.1 (REX prefixes).
  *
- * Writing past the end of the buffer sets b->full and writes nothing;
- * the translator checks it once per block and gives up on the block.
+ * Writing past the end of the buffer sets b->full and writes nothing
+ * (jit_tr_byte() and the others in internal.h); the translator checks it
+ * once per block and gives up on the block.
  */
 #include "jit/internal.h"
-
-void jit_tr_byte(struct jit_tr_buf *b, uint8_t v)
-{
-	if (b->p >= b->end) {
-		b->full = true;
-		return;
-	}
-	*b->p++ = v;
-}
-
-void jit_tr_u32(struct jit_tr_buf *b, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		jit_tr_byte(b, (uint8_t)(v >> (8 * i)));
-}
-
-void jit_tr_u64(struct jit_tr_buf *b, uint64_t v)
-{
-	jit_tr_u32(b, (uint32_t)v);
-	jit_tr_u32(b, (uint32_t)(v >> 32));
-}
 
 /* ModRM (and SIB, displacement) for register field reg and operand rm. */
 static void modrm(struct jit_tr_buf *b, unsigned reg, const struct jit_tr_rm *rm)

@@ -376,6 +376,28 @@ static void tr_call(struct jit_tr *t, const struct jit_binsn *bi, bool last)
 }
 
 /*
+ * A copy of the code bytes at [code, code + nbytes) (16 or more) for
+ * chain_entry() to compare with 16 at a time: 16-byte chunks at 16-byte
+ * alignment, the last one the code's last 16 bytes.  Returns it, NULL
+ * when the buffer is full.
+ */
+static const uint8_t *code_copy(struct jit_tr_buf *b, const uint8_t *code, unsigned nbytes)
+{
+	const uint8_t *copy;
+
+	while ((uintptr_t)b->p & 15 && !b->full)
+		jit_tr_byte(b, 0xcc);
+	copy = b->p;
+	for (unsigned i = 0; i < nbytes; i += 16) {
+		unsigned at = i + 16 <= nbytes ? i : nbytes - 16;
+
+		for (unsigned k = 0; k < 16; k++)
+			jit_tr_byte(b, code[at + k]);
+	}
+	return b->full ? NULL : copy;
+}
+
+/*
  * The entry from another block (exit_link): go on only while the code
  * bytes are those translated (block.c's same_code()), no signal is
  * pending and the budget allows a whole block; otherwise return to the
@@ -385,7 +407,7 @@ static void tr_call(struct jit_tr *t, const struct jit_binsn *bi, bool last)
  * through another agent's, which a processor need not see before it
  * serializes (SDM vol. 3, 8.1.3 on cross-modifying code).
  */
-static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes)
+static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, const uint8_t *copy)
 {
 	uint8_t *bail[4 + 15 * 32 / 8 + 8];
 	unsigned nb = 0, i;
@@ -396,6 +418,22 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes)
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_TLB_GEN));
 	bail[nb++] = jit_tr_jump(&t->b, 5);
 	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
+	if (copy) {			/* 16 bytes at a time against the copy */
+		jit_tr_mov_imm(&t->b, RAX, (uint64_t)(uintptr_t)copy);
+		for (i = 0; i < nbytes; i += 16) {
+			unsigned at = i + 16 <= nbytes ? i : nbytes - 16, x = i ? 0 : 1;
+
+			jit_tr_byte(&t->b, 0xf3);			/* movdqu xmm, [rdx + at] */
+			jit_tr_ins(t, 4, 0x0f6f, x, jit_tr_m(RDX, (int32_t)at));
+			jit_tr_ins(t, 2, 0x0f74, x, jit_tr_m(RAX, (int32_t)i));	/* pcmpeqb */
+			if (i)
+				jit_tr_ins(t, 2, 0x0fdb, 1, jit_tr_r(0));	/* pand xmm1, xmm0 */
+		}
+		jit_tr_ins(t, 2, 0x0fd7, RCX, jit_tr_r(1));		/* pmovmskb ecx, xmm1 */
+		jit_tr_ins32(t, 4, 0x81, 7, jit_tr_r(RCX), 0xffff);
+		bail[nb++] = jit_tr_jump(&t->b, 5);
+		nbytes = 0;
+	}
 	for (i = 0; i + 8 <= nbytes || (i < nbytes && nbytes >= 8); i += 8) {
 		unsigned at = i + 8 <= nbytes ? i : nbytes - 8;
 
@@ -542,6 +580,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 			.code_lo = (uintptr_t)rq->code, .code_hi = (uintptr_t)rq->code + rq->nbytes };
 	bool dead[64];
 	uint32_t live[64];
+	const uint8_t *copy = NULL;
 	uint8_t *start, *body;
 	int r = TR_OK;
 
@@ -556,6 +595,8 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	memset(t.slot, 0, 2 * sizeof(struct jit_tr_slot));
 	t.b.p += 2 * sizeof(struct jit_tr_slot);
 	rq->gen = t.gen;
+	if (rq->nbytes >= 16)
+		copy = code_copy(&t.b, rq->code, rq->nbytes);
 	start = t.b.p;
 	cache_pick(&t, rq->insn, rq->n);
 	prologue(&t);
@@ -563,7 +604,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	t.epi = t.b.p;
 	epilogue(&t);
 	rq->chain = t.b.p;
-	chain_entry(&t, rq->code, rq->nbytes);
+	chain_entry(&t, rq->code, rq->nbytes, copy);
 	jit_tr_here(&t.b, body);
 	jit_tr_cache_load(&t, false);
 	t.body = t.b.p;

@@ -437,6 +437,23 @@ static void test_smc(void)
 		emit(&c, (uint8_t[]){ 0x48, 0x01, 0xf2 }, 3);
 		both(&c, "stores into the code's page");
 	}
+	for (int i = 0; i < 10; i++) {	/* code changed under the next block's chained entry */
+		static const uint8_t code[] = {
+			0xb9, 0x20, 0x00, 0x00, 0x00,		/* mov ecx, 32 */
+			0x88, 0x0d, 0x04, 0x00, 0x00, 0x00,	/* a: mov [rip + 4], cl (b's imm8) */
+			0xeb, 0x00,				/* jmp b */
+			0x83, 0xc0, 0x00,			/* b: add eax, imm8 */
+			0x48, 0x01, 0xc2,			/* add rdx, rax */
+			0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,
+			0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,
+			0xff, 0xc9,				/* dec ecx */
+			0x75, 0xde,				/* jnz a */
+		};
+
+		rnd_case(&r, &c);
+		emit(&c, code, sizeof(code));
+		both(&c, "code changed under a chained entry");
+	}
 }
 
 /* A page fault inside a translated block: RIP at the faulting load, the
