@@ -553,6 +553,7 @@ void jit_tr_flags_set(struct jit_tr *t, uint32_t mask);
 void jit_tr_flags_capture(struct jit_tr *t);
 void jit_tr_flags_merge(struct jit_tr *t, uint32_t mask);
 void jit_tr_flags_load(struct jit_tr *t);
+void jit_tr_flags_to_host(struct jit_tr *t);
 void jit_tr_flags_cf_in(struct jit_tr *t);
 uint32_t jit_tr_cond_flags(unsigned cc);
 int jit_tr_cond(struct jit_tr *t, unsigned cc);

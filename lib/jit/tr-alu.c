@@ -222,6 +222,36 @@ int jit_tr_grp3(struct jit_tr *t, const struct jit_insn *in)
 	return TR_NO;
 }
 
+/* D2/D3 /4 /5 /7: SHL, SHR, SAR of a register by CL on the host, whose
+ * flags are the guest's but for a zero count, which leaves the guest's as
+ * they were (and still writes a 32-bit register): they go into the
+ * host's on a path of its own. */
+static int shift_cl(struct jit_tr *t, const struct jit_insn *in, unsigned ext)
+{
+	unsigned size = in->opsize;
+	struct jit_tr_rm dop;
+	uint8_t *zero, *join;
+
+	jit_tr_ld(t, 1, RCX, jit_tr_gpr(t, JIT_RCX));
+	dop = greg_op(t, in, in->rm, size);
+	if (t->fl_dead) {			/* a zero count: the value stays */
+		jit_tr_ins(t, size, in->op, ext, dop);
+		greg_done(t, in, dop, in->rm, size);
+		return TR_OK;
+	}
+	jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_r(RCX), size == 8 ? 63 : 31);	/* test cl, mask */
+	zero = jit_tr_jump(&t->b, 4);				/* je */
+	jit_tr_ins(t, size, in->op, ext, dop);
+	join = jit_tr_jump(&t->b, -1);
+	jit_tr_here(&t->b, zero);
+	jit_tr_ins(t, size, in->op, ext, dop);		/* a 32-bit one still clears the upper half */
+	jit_tr_flags_to_host(t);				/* keeps RAX */
+	jit_tr_here(&t->b, join);
+	jit_tr_flags_set(t, F_ARITH);
+	greg_done(t, in, dop, in->rm, size);
+	return TR_OK;
+}
+
 /* C0/C1/D0-D3 with a register operand: shifts and rotates on the host
  * with the guest's flags loaded (a zero count changes nothing). */
 int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in)
@@ -233,6 +263,8 @@ int jit_tr_grp2(struct jit_tr *t, const struct jit_insn *in)
 		return TR_NO;
 	if (ext == 6)
 		ext = 4;				/* SAL is SHL */
+	if (o >= 0xd2 && ext >= 4)
+		return shift_cl(t, in, ext);
 	count = o >= 0xd2 ? 0 : o >= 0xd0 ? 1 : (unsigned)in->imm & (size == 8 ? 63 : 31);
 	if (!count || ext == 2 || ext == 3)
 		jit_tr_flags_sync(t);		/* before RCX and RAX are loaded */

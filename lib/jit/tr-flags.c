@@ -263,6 +263,17 @@ void jit_tr_flags_merge(struct jit_tr *t, uint32_t mask)
 void jit_tr_flags_load(struct jit_tr *t)
 {
 	jit_tr_flags_sync(t);
+	jit_tr_flags_to_host(t);
+}
+
+/* The same on a path out of line, the host flags holding none of the
+ * guest's: the state stays.  Clobbers RCX, RDX. */
+void jit_tr_flags_to_host(struct jit_tr *t)
+{
+	if (t->pflags) {
+		image_to_rdx(t, false);
+		jit_tr_flags_merge_rdx(t, t->pflags);
+	}
 	jit_tr_ld(t, 8, RDX, jit_tr_m(RBX, OFF_RFLAGS));
 	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), F_ARITH);
 	jit_tr_ins32(t, 4, 0x81, 1, jit_tr_r(RDX), 0x202);

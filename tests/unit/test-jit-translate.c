@@ -59,11 +59,19 @@ static int rdisp(struct rng *r)
 	return (int)(rnd(r) % 0x70) & ~7;	/* inside the compared window */
 }
 
-/* An instruction that sets flags: ALU, INC/DEC, shifts and rotates, NEG,
- * MUL/IMUL, CMP with memory, read-modify-write of memory. */
+/* An instruction that sets flags: ALU, INC/DEC, shifts and rotates (by
+ * CL too), NEG, MUL/IMUL, CMP with memory, read-modify-write of memory. */
 static void flag_producer(struct rng *r, struct hcase *c, unsigned d, unsigned s, bool w, bool p66)
 {
-	switch (rnd(r) % 8) {
+	switch (rnd(r) % 9) {
+	case 8: {	/* SHL/SHR/SAR by CL, CL often 0 (the flags stay) or a multiple of 32 */
+		bool byte = rnd(r) % 4 == 0;
+
+		emit(c, (uint8_t[]){ 0xb9, (uint8_t)(rnd(r) % 2 ? 0 : rnd(r) % 2 ? 32 : rnd(r)), 0, 0, 0 }, 5);
+		modrm_insn(c, p66 && !byte, w && !byte, byte, (uint8_t[]){ byte ? 0xd2 : 0xd3 }, 1,
+			   (unsigned[]){ 4, 5, 7 }[rnd(r) % 3], (int)(d == 1 ? 0 : d), 0);
+		break;
+	}
 	case 0: case 1:
 		modrm_insn(c, p66, w, false, (uint8_t[]){ (uint8_t)((rnd(r) % 8) << 3 | 1) }, 1, s, (int)d, 0);
 		break;
