@@ -88,10 +88,12 @@ static void usage(void)
 "  -h, -help            display this help and exit\n"
 "  -version             display version information and exit\n"
 "  -M, -machine [type=]pc[,kernel_irqchip=on|off|split][,accel=A]\n"
-"               [,kernel-decompress=host|guest]\n"
+"               [,kernel-decompress=host|guest][,kernel-cache=on|off]\n"
 "                       machine type: pc (the only one); kernel_irqchip: KVM's\n"
 "                       in-kernel PIC/IOAPIC/APIC/PIT, ioeventfd, irqfd (default on);\n"
-"                       kernel-decompress: who inflates a -kernel bzImage (default host)\n"
+"                       kernel-decompress: who inflates a -kernel bzImage (default host);\n"
+"                       kernel-cache: keep host-inflated kernels in\n"
+"                       ~/.cache/vm-run/kernels for the next boot (default on)\n"
 "  -m SIZE              guest RAM, default suffix M (default 128M)\n"
 "  -smp N               number of vCPUs (default 1)\n"
 "  -cpu MODEL           CPU model (accepted: host, max, qemu64; the accelerator decides)\n"
@@ -333,23 +335,28 @@ static int parse_accel(struct vmrun *o, const char *s)
 	return r;
 }
 
-/* kernel-decompress=host|guest: where a bzImage's kernel is inflated. */
-static int parse_decompress(struct vmrun *o, const char *val)
+/* -machine key=no|yes (kernel-decompress=host|guest: where a bzImage's
+ * kernel is inflated; kernel-cache=on|off: lib/hw/boot-cache.c): *yes
+ * says which, left alone when the key is absent. */
+static int parse_either(const struct kvlist *kv, const char *key, const char *no,
+			const char *yes, bool *is_yes)
 {
+	const char *val = kv_get(kv, key);
+
 	if (!val)
 		return 0;
-	if (strcmp(val, "host") && strcmp(val, "guest"))
-		return err_set(-EINVAL, "-machine: kernel-decompress=%s: want host or guest", val);
-	o->hw.guest_decompress = !strcmp(val, "guest");
+	if (strcmp(val, no) && strcmp(val, yes))
+		return err_set(-EINVAL, "-machine: %s=%s: want %s or %s", key, val, no, yes);
+	*is_yes = !strcmp(val, yes);
 	return 0;
 }
 
 /* -machine [type=]pc[,accel=NAME][,kernel_irqchip=on|off|split]
- *          [,kernel-decompress=host|guest] */
+ *          [,kernel-decompress=host|guest][,kernel-cache=on|off] */
 static int parse_machine(struct vmrun *o, const char *s)
 {
 	static const char *const known[] = { "type", "accel", "kernel_irqchip", "kernel-irqchip",
-					     "kernel-decompress", NULL };
+					     "kernel-decompress", "kernel-cache", NULL };
 	struct kvlist kv;
 	const char *type;
 	int r = kv_parse(s, "type", &kv);
@@ -370,7 +377,9 @@ static int parse_machine(struct vmrun *o, const char *s)
 	if (r >= 0)
 		r = parse_irqchip(o, "-machine", &kv, "kernel-irqchip");
 	if (r >= 0)
-		r = parse_decompress(o, kv_get(&kv, "kernel-decompress"));
+		r = parse_either(&kv, "kernel-decompress", "host", "guest", &o->hw.guest_decompress);
+	if (r >= 0)
+		r = parse_either(&kv, "kernel-cache", "on", "off", &o->hw.no_kernel_cache);
 	kv_free(&kv);
 	return r;
 }

@@ -92,9 +92,10 @@ static int unzstd(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_
 	return 0;
 }
 
-/* Inflates the payload into a new buffer; -ENOTSUP for an unknown format. */
-static int inflate_payload(const uint8_t *p, size_t len, uint8_t **out, size_t *outlen,
-			   const char **what)
+/* Inflates the payload into a new buffer (or reads it from the cache:
+ * *cached); -ENOTSUP for an unknown format. */
+static int inflate_payload(struct machine *m, const uint8_t *p, size_t len, uint8_t **out,
+			   size_t *outlen, const char **what, bool *cached)
 {
 	int (*fn)(const uint8_t *, size_t, uint8_t *, size_t, size_t *);
 	size_t cap = MAX_VMLINUX;
@@ -108,6 +109,9 @@ static int inflate_payload(const uint8_t *p, size_t len, uint8_t **out, size_t *
 		fn = unzstd, *what = "zstd";
 	else
 		return -ENOTSUP;
+	*cached = boot_cache_get(m, p, len, out, outlen) == 0;
+	if (*cached)
+		return 0;
 	/* gzip and the kernel's zstd end with the size: allocate exactly. */
 	if (len >= 4 && fn != unxz && le(p + len - 4, 4) > 0 && le(p + len - 4, 4) <= MAX_VMLINUX)
 		cap = le(p + len - 4, 4);
@@ -255,7 +259,7 @@ int boot_unpack(struct machine *m, const uint8_t *img, size_t len, uint8_t *zp,
 	const char *what = "?";
 	uint8_t *out = NULL;
 	uint64_t delta;
-	bool kaslr;
+	bool kaslr, cached;
 	int r;
 
 	if (le(img + 0x206, 2) < 0x20c || !(img[0x236] & 1))	/* 2.12: XLF_KERNEL_64 */
@@ -266,7 +270,7 @@ int boot_unpack(struct machine *m, const uint8_t *img, size_t len, uint8_t *zp,
 		return -ENOTSUP;
 	if (v.load + v.init_size > m->lowmem)
 		return err_set(-ENOMEM, "%s: the kernel needs more guest RAM (-m)", m->cfg.kernel);
-	r = inflate_payload(img + off, plen, &out, &outlen, &what);
+	r = inflate_payload(m, img + off, plen, &out, &outlen, &what, &cached);
 	if (r == -EINVAL)
 		return err_set(r, "%s: the kernel's %s payload is corrupt", m->cfg.kernel, what);
 	if (r < 0)
@@ -291,6 +295,10 @@ int boot_unpack(struct machine *m, const uint8_t *img, size_t len, uint8_t *zp,
 		LOG(LOG_BOOT, "kernel unpacked on the host: %s, %zu bytes, at 0x%" PRIx64
 		    ", KASLR %s, virtual shift 0x%" PRIx64, what, outlen, v.load,
 		    kaslr ? "on" : "off", delta);
+		if (!cached) {
+			boot_cache_put(m, img + off, plen, out, outlen);	/* takes out */
+			out = NULL;
+		}
 	}
 	free(out);
 	return r;

@@ -160,6 +160,7 @@ void machine_free(struct machine *m)
 {
 	if (!m)
 		return;
+	boot_cache_wait(m);
 	for (int i = 0; i < m->ncpu; i++)
 		if (m->vcpu[i].accel_vcpu)
 			m->accel->vcpu_free(m->vcpu[i].accel_vcpu);

@@ -151,6 +151,9 @@ struct hw_config {
 	/* Run a bzImage's own decompressor in the guest rather than
 	 * unpacking the kernel on the host (-machine kernel-decompress=guest). */
 	bool guest_decompress;
+	/* Neither read nor write the unpacked-kernel cache (boot-cache.c;
+	 * -machine kernel-cache=off). */
+	bool no_kernel_cache;
 	/* Disk `disk` (index in disks[]) failed a request with -errno err
 	 * and the device took `action` (REPORT, IGNORE or STOP; when STOP
 	 * the machine is already paused).  Called with the machine lock

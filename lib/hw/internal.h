@@ -149,6 +149,8 @@ struct machine {
 	uint64_t a20_mask;
 	uint64_t rsdp_addr;	/* where the ACPI tables went (boot loaders) */
 	char *error;		/* why a vCPU stopped the machine */
+	pthread_t kcache_thread;	/* writing the unpacked kernel to the cache */
+	bool kcache_busy;
 };
 
 /* ---- machine plumbing (machine.c, memory.c) ---- */
@@ -331,6 +333,14 @@ void virtio_net_set_link(struct hw_virtio *v, bool up);
 int boot_linux(struct machine *m, const uint8_t *img, size_t len);
 int boot_unpack(struct machine *m, const uint8_t *img, size_t len, uint8_t *zp,
 		const char *cmdline, uint64_t *entry);
+/* The unpacked-kernel cache (boot-cache.c): get gives a new buffer with
+ * what payload inflates to (-ENOENT: no good entry); put takes data and
+ * writes the entry in the background; wait ends that (machine_free). */
+int boot_cache_get(struct machine *m, const uint8_t *payload, size_t len, uint8_t **out,
+		   size_t *outlen);
+void boot_cache_put(struct machine *m, const uint8_t *payload, size_t len, uint8_t *data,
+		    size_t dlen);
+void boot_cache_wait(struct machine *m);
 int boot_multiboot(struct machine *m, const uint8_t *img, size_t len);
 bool boot_is_multiboot(const uint8_t *img, size_t len);
 int boot_bios(struct machine *m, const char *path);

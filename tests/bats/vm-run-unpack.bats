@@ -95,3 +95,40 @@ EOF
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "vm-run: -machine: kernel-decompress=maybe: want host or guest" ]
 }
+
+@test "the inflated kernel is kept in the cache and the next boot reads it back" {
+	guest_require
+	XDG_CACHE_HOME=$T/cache boot -- true
+	[[ "$output" != *"read from the cache"* ]]
+	[[ "$output" =~ "kernel unpacked on the host: xz, "([0-9]+)" bytes" ]]
+	local size=${BASH_REMATCH[1]} entry
+	entry=$(echo "$T"/cache/vm-run/kernels/v1-*.zst)
+	[ -f "$entry" ]
+	[ "$(zstd -dc "$entry" | wc -c)" -eq "$size" ]
+	XDG_CACHE_HOME=$T/cache boot -- 'grep -c processor /proc/cpuinfo'
+	[[ "$output" == *"kernel payload read from the cache $entry"* ]]
+	[[ "$output" == *"kernel unpacked on the host: xz, $size bytes"* ]]
+}
+
+@test "a damaged cache entry is inflated again and written anew" {
+	guest_require
+	XDG_CACHE_HOME=$T/cache boot -- true
+	local entry
+	entry=$(echo "$T"/cache/vm-run/kernels/v1-*.zst)
+	printf 'garbage-garbage-garbage' | dd of="$entry" bs=1 seek=5000000 conv=notrunc 2>/dev/null
+	! zstd -tq "$entry"
+	XDG_CACHE_HOME=$T/cache boot -- true
+	[[ "$output" == *"$entry: not a good cache entry"* ]]
+	[[ "$output" != *"read from the cache"* ]]
+	zstd -tq "$entry"
+}
+
+@test "-machine kernel-cache=off neither reads nor writes the cache" {
+	guest_require
+	XDG_CACHE_HOME=$T/cache boot -machine kernel-cache=off -- true
+	[[ "$output" == *"kernel unpacked on the host: xz,"* ]]
+	[ ! -e "$T/cache/vm-run" ]
+	run --separate-stderr vm-run -machine kernel-cache=maybe -kernel /dev/null
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "vm-run: -machine: kernel-cache=maybe: want on or off" ]
+}
