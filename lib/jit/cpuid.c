@@ -35,6 +35,14 @@
 #define L1C_CX16 (1u << 13)
 #define L1C_MOVBE (1u << 22)
 #define L1C_POPCNT (1u << 23)
+/* leaf 7 subleaf 0: ERMS and FSRM promise that REP MOVSB and REP STOSB
+ * are the fast way to copy and fill, short or long, which is true here
+ * (string.c copies a page at a time): Linux then picks them for memcpy,
+ * memset, copy_to/from_user, clear_page and memmove instead of its
+ * register loops or a REP MOVSQ/STOSQ plus a REP MOVSB/STOSB tail. */
+#define L7B_ERMS (1u << 9)
+#define L7D_FSRM (1u << 4)
+#define L7D_ARCH_CAP (1u << 29)	/* IA32_ARCH_CAPABILITIES */
 /* leaf 8000_0001 */
 #define X1D_SYSCALL (1u << 11)
 #define X1D_NX (1u << 20)
@@ -58,10 +66,12 @@ static void brand(uint32_t leaf, uint32_t r[4])
 
 void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
+	uint64_t khz;
+
 	memset(r, 0, 16);
 	switch (leaf) {
 	case 0:
-		r[0] = 7;
+		r[0] = 0x16;
 		str4(&r[1], "Genu");
 		str4(&r[3], "ineI");
 		str4(&r[2], "ntel");
@@ -75,8 +85,22 @@ void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		       L1D_CLFSH | L1D_MMX | L1D_FXSR | L1D_SSE | L1D_SSE2;
 		break;
 	case 7:
-		if (sub == 0)
-			r[3] = 1u << 29;	/* IA32_ARCH_CAPABILITIES */
+		if (sub == 0) {
+			r[1] = L7B_ERMS;
+			r[3] = L7D_FSRM | L7D_ARCH_CAP;
+		}
+		break;
+	case 0x15:		/* TSC = crystal * EBX / EAX (tsc.c) */
+		khz = jit_tsc_khz();
+		if (khz) {
+			r[0] = 1000000;
+			r[1] = (uint32_t)khz;
+			r[2] = 1000000000;	/* the APIC timer's 1 GHz (lib/hw apic.c) */
+		}
+		break;
+	case 0x16:		/* base and maximum MHz, bus MHz */
+		r[0] = r[1] = (uint32_t)(jit_tsc_khz() / 1000);
+		r[2] = r[0] ? 100 : 0;
 		break;
 	case 0x80000000:
 		r[0] = 0x80000008;

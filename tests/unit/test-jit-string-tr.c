@@ -11,7 +11,8 @@
  * and of a pattern, REPE/REPNE ending early, and 67h (ESI/EDI/ECX, the
  * upper halves ignored).  Then a REP MOVS and a REP STOS that run into an
  * unmapped page: the fault leaves RSI, RDI and RCX counting the elements
- * done and RIP at the instruction, the same in both vCPUs.
+ * done and RIP at the instruction, the same in both vCPUs.  Last, CPUID
+ * says REP MOVSB and STOSB are the fast way (ERMS, FSRM).
  */
 #include "test-jit-harness.h"
 
@@ -208,6 +209,32 @@ static void test_fault(void)
 	}
 }
 
+/* CPUID.(7,0) promises fast REP MOVSB/STOSB (EBX bit 9, ERMS) and fast
+ * short REP MOVSB (EDX bit 4, FSRM), which Linux's memcpy, memset,
+ * memmove, copy_user and clear_page choose by. */
+static void test_cpuid(void)
+{
+	/* mov eax, 7; xor ecx, ecx; cpuid */
+	static const uint8_t code[] = { 0xb8, 0x07, 0x00, 0x00, 0x00, 0x31, 0xc9, 0x0f, 0xa2 };
+	enum jit_exit e = JIT_EXIT_BUDGET;
+	struct jit_regs rg;
+
+	memcpy(guest_ptr(CODE), code, sizeof(code));
+	memcpy(guest_ptr(CODE) + sizeof(code), "\x0f\x0b", 2);
+	memset(&rg, 0, sizeof(rg));
+	rg.gpr[4] = STACK_TOP;
+	rg.rip = CODE;
+	rg.rflags = 0x202;
+	jit_cpu_set_regs(cpu_in, &rg);
+	for (int i = 0; i < 4 && e == JIT_EXIT_BUDGET; i++)
+		e = jit_cpu_run(cpu_in, 1000);
+	jit_cpu_get_regs(cpu_in, &rg);
+	harness_setup(cpu_in);
+	CHECK(rg.rip == CODE + sizeof(code) && (rg.gpr[3] & (1u << 9)) && (rg.gpr[2] & (1u << 4)),
+	      "CPUID.(7,0) has ERMS and FSRM (ebx %#llx edx %#llx)", (unsigned long long)rg.gpr[3],
+	      (unsigned long long)rg.gpr[2]);
+}
+
 int main(void)
 {
 	harness_map_native();
@@ -219,6 +246,7 @@ int main(void)
 	test_random();
 	CHECK(fails == 0, "random string sequences: %d cases, %d differ", cases, fails);
 	test_fault();
+	test_cpuid();
 	jit_cpu_free(cpu_tr);
 	jit_cpu_free(cpu_in);
 	free(h_ram);
