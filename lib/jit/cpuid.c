@@ -66,12 +66,10 @@ static void brand(uint32_t leaf, uint32_t r[4])
 
 void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-	uint64_t khz;
-
 	memset(r, 0, 16);
 	switch (leaf) {
 	case 0:
-		r[0] = 0x16;
+		r[0] = 7;
 		str4(&r[1], "Genu");
 		str4(&r[3], "ineI");
 		str4(&r[2], "ntel");
@@ -89,18 +87,6 @@ void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 			r[1] = L7B_ERMS;
 			r[3] = L7D_FSRM | L7D_ARCH_CAP;
 		}
-		break;
-	case 0x15:		/* TSC = crystal * EBX / EAX (tsc.c) */
-		khz = jit_tsc_khz();
-		if (khz) {
-			r[0] = 1000000;
-			r[1] = (uint32_t)khz;
-			r[2] = 1000000000;	/* the APIC timer's 1 GHz (lib/hw apic.c) */
-		}
-		break;
-	case 0x16:		/* base and maximum MHz, bus MHz */
-		r[0] = r[1] = (uint32_t)(jit_tsc_khz() / 1000);
-		r[2] = r[0] ? 100 : 0;
 		break;
 	case 0x80000000:
 		r[0] = 0x80000008;
