@@ -202,18 +202,38 @@ static void timer_arm(struct hw_apic *a)
 		hw_timer_mod(a->m, &a->timer, a->start + (int64_t)(a->initial * timer_div(a)));
 }
 
+/*
+ * A periodic tick the CPU has not taken yet (its vector still in IRR: a
+ * vCPU thread the host did not run, a guest with interrupts off) holds
+ * the next one back, retried every TIMER_RETRY_NS, rather than merging
+ * into it: the guest gets every tick, late, as from pit.c's timer, and a
+ * tick-counting clock (jiffies) keeps time.  Linux's clocksource
+ * watchdog compares the TSC with jiffies and drops the TSC as unstable
+ * when ticks are lost.  Beyond TIMER_MAX_HOLD periods behind (a stopped
+ * host) ticks are merged again.
+ */
+#define TIMER_RETRY_NS 50000
+#define TIMER_MAX_HOLD 100
+
 static void timer_fire(void *opaque)
 {
 	struct hw_apic *a = opaque;
 	uint32_t l = a->lvt[LVT_TIMER];
+	bool periodic = ((l >> 17) & 3) == 1 && a->initial;
+	int64_t period = (int64_t)(a->initial * timer_div(a)), now = hw_clock_ns();
 
-	if (!(l & LVT_MASKED))
+	if (!(l & LVT_MASKED)) {
+		if (periodic && apic_irr_test(a, l & 0xff) && sw_enabled(a) &&
+		    now - (a->start + period) < TIMER_MAX_HOLD * period) {
+			hw_timer_mod(a->m, &a->timer, now + TIMER_RETRY_NS);
+			return;
+		}
 		accept(a, 0, l & 0xff, false);
-	if (((l >> 17) & 3) == 1 && a->initial) {
-		a->start += a->initial * timer_div(a);
-		int64_t now = hw_clock_ns();
-		if (a->start + (int64_t)(a->initial * timer_div(a)) < now)
-			a->start = now;		/* the host fell behind: do not pile up */
+	}
+	if (periodic) {
+		a->start += period;
+		if (now - (a->start + period) >= TIMER_MAX_HOLD * period)
+			a->start = now;		/* the host stalled: do not pile up */
 		timer_arm(a);
 	} else {
 		a->initial = a->initial ? a->initial : 0;

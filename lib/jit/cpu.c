@@ -161,6 +161,7 @@ struct jit_cpu *jit_cpu_new(const struct jit_bus *bus, int index)
 	cpu->bus = *bus;
 	cpu->index = index;
 	atomic_init(&cpu->sipi_vector, -1);
+	jit_tsc_start();	/* for CPUID 15h (tsc.c) */
 	jit_cpu_reset(cpu, true);
 	profile_init(cpu);
 	return cpu;

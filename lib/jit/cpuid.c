@@ -6,7 +6,8 @@
  * interpreter that never speculates: no Meltdown, MDS, TAA, SSB and the
  * like, so guests skip page-table isolation and buffer clearing.  Notably
  * absent: AVX (and XSAVE), SSE4.1/4.2, AES,
- * RDRAND, FSGSBASE, PCID, x2APIC, MCE/MCA, TSC-deadline.
+ * RDRAND, FSGSBASE, PCID, x2APIC, MCE/MCA, TSC-deadline.  Leaves 15h
+ * and 16h give the TSC's rate (tsc.c), so guests need not calibrate.
  */
 #include "jit/internal.h"
 
@@ -69,7 +70,7 @@ void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 	memset(r, 0, 16);
 	switch (leaf) {
 	case 0:
-		r[0] = 7;
+		r[0] = 0x16;
 		str4(&r[1], "Genu");
 		str4(&r[3], "ineI");
 		str4(&r[2], "ntel");
@@ -87,6 +88,14 @@ void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 			r[1] = L7B_ERMS;
 			r[3] = L7D_FSRM | L7D_ARCH_CAP;
 		}
+		break;
+	case 0x15:		/* TSC = crystal * EBX / EAX (tsc.c) */
+		if (jit_tsc_ratio(1000000, &r[1], &r[0]))
+			r[2] = 1000000000;	/* the APIC timer's 1 GHz (lib/hw apic.c) */
+		break;
+	case 0x16:		/* base and maximum MHz, bus MHz */
+		r[0] = r[1] = (uint32_t)((jit_tsc_khz() + 500) / 1000);
+		r[2] = r[0] ? 100 : 0;
 		break;
 	case 0x80000000:
 		r[0] = 0x80000008;

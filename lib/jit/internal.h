@@ -634,6 +634,11 @@ void jit_cpuid(struct jit_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 int jit_msr_read(struct jit_cpu *cpu, uint32_t msr, uint64_t *val);
 int jit_msr_write(struct jit_cpu *cpu, uint32_t msr, uint64_t val);
 uint64_t jit_rdtsc(struct jit_cpu *cpu);
+/* tsc.c: the host TSC's rate in kHz (0: unknown), measured once; start measuring */
+uint64_t jit_tsc_khz(void);
+bool jit_tsc_ratio(uint32_t crystal_khz, uint32_t *num, uint32_t *den);
+bool jit_tsc_fraction(uint64_t khz, uint32_t crystal_khz, uint32_t *num, uint32_t *den);
+void jit_tsc_start(void);
 
 /* system.c */
 void jit_set_cr0(struct jit_cpu *cpu, uint64_t val);

@@ -33,7 +33,7 @@ boot_stress() {
 	cp "$STRESS" "$u/overlay/stress.sh"
 	(cd "$u/overlay" && find . | "$u/bin/cpio" -o -H newc 2>/dev/null | gzip -9) >"$u/overlay.cpio.gz"
 	cat "$VM_CACHE/initramfs.cpio.gz" "$u/overlay.cpio.gz" >"$u/initrd"
-	cmd=$(printf 'W=/tmp/stress sh /stress.sh 2>/dev/null; dmesg | grep segfault' | base64 -w0)
+	cmd=$(printf 'W=/tmp/stress sh /stress.sh 2>/dev/null; dmesg | grep -iE "segfault|tsc|calibrat"' | base64 -w0)
 	timeout "$t" vm-run -accel jit -m 256 -nodefaults -display none -no-reboot \
 		-serial "file:$u/console.log" -kernel "$VM_CACHE/vmlinuz" -initrd "$u/initrd" \
 		-append "console=ttyS0 quiet vmtest.cmdb64=$cmd" 2>"$u/vm-run.log"
@@ -86,6 +86,13 @@ setup() {
 	grep -qx 'S: wget-T rc=139' "$U/guest.txt"
 	grep -q 'wget\[[0-9]*\]: segfault at 0 ip [0-9a-f]* sp [0-9a-f]* error 6' "$U/console.log" ||
 		{ grep segfault "$U/console.log"; return 1; }
+}
+
+@test "the guest takes the TSC's rate from CPUID 15h and calibrates neither TSC nor APIC timer" {
+	grep -q 'tsc: Detected [0-9.]* MHz processor' "$U/console.log" ||
+		{ grep -i tsc "$U/console.log"; return 1; }
+	run grep -iE 'calibrat.*(PIT|PMTIMER|HPET)|Fast TSC|APIC calibration|Refined TSC' "$U/console.log"
+	[ "$status" -eq 1 ] || { echo "$output"; return 1; }
 }
 
 @test "signals interrupt running guest code and its state comes back intact" {

@@ -1,0 +1,89 @@
+/*
+ * lib/hw's local APIC timer in periodic mode under a guest that is late
+ * taking its ticks (a vCPU thread the host did not run, interrupts off):
+ * ticks are delayed, not lost, as the 8254's (test-hw-pit.c).  The timer
+ * runs at 1 kHz for 40 ms while nobody takes its vector; then ticks are
+ * taken as fast as they come for 20 ms.  Merging them would give about
+ * 20; the delay hands over the backlog too.  Then the pace is 1 kHz
+ * again, and a masked timer saves nothing up.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "hw/internal.h"
+#include "unit.h"
+
+#define APIC 0xfee00000ull
+#define VEC 0x40
+
+static void nop_write(void *o, const uint8_t *b, size_t n) { }
+static const struct hw_char_ops nop_char = { nop_write };
+
+static void reg(struct machine *m, unsigned off, uint32_t v)
+{
+	hw_bus_mmio_write(m, 0, APIC + off, v, 4);
+}
+
+static int64_t now_ms(void) { return hw_clock_ns() / 1000000; }
+
+/* Take every timer interrupt the APIC offers for ms milliseconds. */
+static int take_ticks(struct machine *m, int ms)
+{
+	struct hw_apic *a = m->vcpu[0].apic;
+	int64_t end = now_ms() + ms;
+	int n = 0;
+
+	while (now_ms() < end) {
+		bool got = false;
+
+		pthread_mutex_lock(&m->lock);
+		if (apic_has_intr(a))
+			got = apic_ack(a) == VEC;
+		pthread_mutex_unlock(&m->lock);
+		if (got) {
+			n++;
+			reg(m, 0xb0, 0);		/* EOI */
+		} else {
+			usleep(20);
+		}
+	}
+	return n;
+}
+
+int main(void)
+{
+	struct hw_config c = { .ram_size = 16u << 20, .smp = 1, .accel = "jit" };
+	struct machine *m;
+	bool pending;
+
+	c.serial[0] = (struct hw_char_backend){ &nop_char, NULL };
+	if (access("/usr/share/seabios/bios-256k.bin", R_OK) < 0)
+		c.kernel = getenv("HW_TEST_KERNEL") ? getenv("HW_TEST_KERNEL")
+						    : "o/rel/tests/guest/hw-hello.elf";
+	if (machine_new(&c, &m) < 0) {
+		CHECK(0, "machine_new: %s", err_msg());
+		return unit_done();
+	}
+	CHECK(hw_timers_start(m) == 0, "timer thread");
+	reg(m, 0xf0, 0x1ff);			/* SVR: enabled, spurious 0xff */
+	reg(m, 0x3e0, 0xb);			/* divide by 1: 1 GHz */
+	reg(m, 0x320, 1u << 17 | VEC);		/* LVT timer: periodic */
+	reg(m, 0x380, 1000000);			/* 1 ms */
+	usleep(40000);
+	pthread_mutex_lock(&m->lock);
+	pending = apic_irr_test(m->vcpu[0].apic, VEC);
+	pthread_mutex_unlock(&m->lock);
+	CHECK(pending, "an untaken tick waits in IRR");
+	int n = take_ticks(m, 20);
+	CHECK(n >= 40, "the late ticks are handed over, not merged (%d in 20 ms)", n);
+	int more = take_ticks(m, 30);
+	CHECK(more >= 10 && more <= 45, "then the 1 kHz pace again (%d in 30 ms)", more);
+	reg(m, 0x320, 1u << 17 | 1u << 16 | VEC);	/* masked */
+	usleep(20000);
+	reg(m, 0x320, 1u << 17 | VEC);
+	CHECK(take_ticks(m, 10) <= 15, "ticks while the timer was masked are not saved up");
+	hw_timers_stop(m);
+	machine_free(m);
+	return unit_done();
+}
