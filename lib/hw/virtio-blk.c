@@ -2,8 +2,9 @@
  * virtio-blk (VIRTIO 1.2 section 5.2): one request queue; requests are a
  * 16-byte header (type, sector), the data, and a status byte.
  *
- * The vCPU that notifies the queue only takes the requests off it; a
- * small thread pool per disk does the I/O (reads and writes go straight
+ * The vCPU that notifies the queue takes the requests off it and starts
+ * the reads a back-end can start without waiting; a small thread pool
+ * per disk does the rest of the I/O (reads and writes go straight
  * between the block back-end and guest memory: a back-end with
  * scatter/gather calls gets a request's segments as one iovec list;
  * without, small scattered segments go through a bounce buffer), several
@@ -475,6 +476,19 @@ static bool blk_try_async(struct vblk_req *r)
 	return b->disk.vec->submit(b->disk.opaque, write, v, k, off, blk_done, r) == 0;
 }
 
+/* A read for a back-end that starts it without waiting starts right
+ * here, on the notifying vCPU: only its request header goes out now (the
+ * NBD client's one short send), and the hop to a pool thread is saved.
+ * A write sends its data with the request, which may fill the socket and
+ * wait: writes, and anything the back-end refuses, go to the pool. */
+static bool blk_try_async_read(struct vblk_req *r)
+{
+	uint32_t type;
+	uint64_t off;
+
+	return parse_hdr(&r->e, &type, &off) && type == T_IN && blk_try_async(r);
+}
+
 static void blk_work(void *arg)
 {
 	if (!blk_try_async(arg))
@@ -501,7 +515,8 @@ static void blk_notify(struct hw_virtio *v, int q)
 		r->gen = b->gen;
 		r->q = q;
 		inflight_add(b, 1);
-		pool_submit(b->pool, blk_work, r);
+		if (!blk_try_async_read(r))
+			pool_submit(b->pool, blk_work, r);
 	}
 }
 
