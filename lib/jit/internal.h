@@ -237,6 +237,7 @@ struct jit_cpu {
 	bool smc_hit;		/* the running block wrote to its own code */
 	bool no_blocks;		/* VM_JIT_NOBLOCKS: interpret one instruction at a time */
 	bool tlb_large;		/* the TLB holds pieces of a large page */
+	uint64_t large_2m, large_1g;	/* their 2 MiB and 1 GiB regions (hashed to a bit) */
 	bool code_global;	/* the last code fetch's page is global */
 
 	/* execution state */
@@ -548,6 +549,7 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
 void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask);
 void jit_tr_flags_spill(struct jit_tr *t);
 void jit_tr_flags_out(struct jit_tr *t);
+void jit_tr_flags_out_loop(struct jit_tr *t);
 void jit_tr_flags_sync(struct jit_tr *t);
 void jit_tr_flags_set(struct jit_tr *t, uint32_t mask);
 void jit_tr_flags_capture(struct jit_tr *t);

@@ -316,7 +316,11 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 
 		if ((t->hflags & need) == need) {	/* the host flags hold the guest's */
 			jit_tr_ins(t, 1, 0x0f90 | cc, 0, jit_tr_r(RSI));	/* setcc sil */
-			jit_tr_flags_sync(t);
+			if (target == t->entry_rip)		/* a loop within the block */
+				jit_tr_flags_out_loop(t);
+			else
+				jit_tr_flags_out(t);
+			t->pflags = 0;				/* RFLAGS exact */
 			jit_tr_ins(t, 1, 0x84, RSI, jit_tr_r(RSI));	/* test sil, sil */
 			taken = jit_tr_jump(&t->b, 5);
 		} else {

@@ -164,7 +164,7 @@ static void loop_back(struct jit_tr *t)
 	int32_t rel;
 	unsigned pend = t->pend;
 
-	jit_tr_flags_out(t);	/* and with RFLAGS exact */
+	jit_tr_flags_out_loop(t);	/* and with RFLAGS exact */
 	cache_writeback(t);	/* the body was translated with none dirty at its start */
 	jit_tr_pend_flush(t, 1);
 	t->pend = 0;
