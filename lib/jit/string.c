@@ -56,18 +56,18 @@ static void fill(uint8_t *d, unsigned size, uint64_t v, uint64_t len)
 static uint64_t rep_fast(struct jit_cpu *cpu, const struct jit_insn *in, bool movs,
 			 uint64_t count)
 {
-	unsigned size = in->opsize;
+	unsigned size = in->opsize, sh = (unsigned)__builtin_ctz(size);	/* no divides */
 	uint64_t di = areg(cpu, in, JIT_RDI), si = areg(cpu, in, JIT_RSI), n, dl, sl = 0;
 	uint8_t *d, *s = NULL;
 
 	if (cpu->rflags & F_DF)
 		return 0;
 	dl = jit_seg_lin(cpu, SEG_ES, di, size, ACC_W);
-	n = (0x1000 - (dl & 0xfff)) / size;
+	n = (0x1000 - (dl & 0xfff)) >> sh;
 	if (movs) {
 		sl = jit_seg_lin(cpu, in->seg, si, size, ACC_R);
-		if ((0x1000 - (sl & 0xfff)) / size < n)
-			n = (0x1000 - (sl & 0xfff)) / size;
+		if ((0x1000 - (sl & 0xfff)) >> sh < n)
+			n = (0x1000 - (sl & 0xfff)) >> sh;
 	}
 	if (n > count)
 		n = count;
