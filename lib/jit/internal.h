@@ -237,6 +237,7 @@ struct jit_cpu {
 	bool smc_hit;		/* the running block wrote to its own code */
 	bool no_blocks;		/* VM_JIT_NOBLOCKS: interpret one instruction at a time */
 	bool tlb_large;		/* the TLB holds pieces of a large page */
+	uint64_t large_2m, large_1g;	/* their 2 MiB and 1 GiB regions (hashed to a bit) */
 	bool code_global;	/* the last code fetch's page is global */
 
 	/* execution state */

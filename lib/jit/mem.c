@@ -214,7 +214,7 @@ static void chains_off(struct jit_cpu *cpu)
 	cpu->chain_nonglobal = false;
 }
 
-static bool chained(uint64_t set, uint64_t region)
+static bool in_set(uint64_t set, uint64_t region)
 {
 	return set >> (region & 63) & 1;
 }
@@ -226,8 +226,10 @@ void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 	for (unsigned i = 0; i < TLB_SIZE; i++)
 		if (global || !cpu->tlb[i].global)
 			cpu->tlb[i].tag = TLB_NONE;
-	if (global)
+	if (global) {
 		cpu->tlb_large = false;
+		cpu->large_2m = cpu->large_1g = 0;
+	}
 }
 
 /* INVLPG: every piece of the page that maps lin leaves the TLB (SDM
@@ -236,8 +238,11 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 {
 	uint64_t page = lin >> 12;
 	unsigned sizes = 1;	/* bit n: a piece of a 4 KiB << n page went */
+	bool large = cpu->tlb_large &&
+		     (in_set(cpu->large_2m, lin >> 21) || in_set(cpu->large_2m, lin >> 22 << 1) ||
+		      in_set(cpu->large_2m, (lin >> 22 << 1) | 1) || in_set(cpu->large_1g, lin >> 30));
 
-	if (!cpu->tlb_large) {
+	if (!large) {	/* no piece of a large page around lin */
 		struct jit_tlb_entry *e = &cpu->tlb[page & (TLB_SIZE - 1)];
 
 		if (e->tag == page)
@@ -252,9 +257,9 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 			}
 		}
 	}
-	if (chained(cpu->chain_2m, lin >> 21) ||
-	    ((sizes & 1u << 10) && (chained(cpu->chain_2m, lin >> 22 << 1) ||
-				    chained(cpu->chain_2m, (lin >> 22 << 1) | 1))) ||
-	    ((sizes & 1u << 18) && chained(cpu->chain_1g, lin >> 30)))
+	if (in_set(cpu->chain_2m, lin >> 21) ||
+	    ((sizes & 1u << 10) && (in_set(cpu->chain_2m, lin >> 22 << 1) ||
+				    in_set(cpu->chain_2m, (lin >> 22 << 1) | 1))) ||
+	    ((sizes & 1u << 18) && in_set(cpu->chain_1g, lin >> 30)))
 		chains_off(cpu);
 }

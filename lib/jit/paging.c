@@ -224,8 +224,13 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 		}
 		e->perm = rights(cpu, &w, dirty);
 		w.global = (w.ent[w.levels - 1] & PTE_G) && (cpu->cr4 & CR4_PGE);
-		if (w.large)
+		if (w.large) {
 			cpu->tlb_large = true;
+			if (w.lshift == 18)
+				cpu->large_1g |= 1ull << (lin >> 30 & 63);
+			else
+				cpu->large_2m |= 1ull << (lin >> 21 & 63);
+		}
 	}
 	e->tag = lin >> 12;
 	e->gpa = w.gpa;
