@@ -20,20 +20,21 @@
  *    callee-saved registers it uses); blocks chain inside that frame.
  *  - The frequent instructions (MOV, MOVZX/MOVSX, LEA, the ALU group,
  *    TEST, INC/DEC, shifts and rotates, IMUL, PUSH/POP, NOP) are emitted
- *    inline (tr-alu.c, tr-mem.c).  Arithmetic runs on the host ALU, as in
- *    alu.c: the host's status flags are merged into the guest RFLAGS after
- *    each operation whose flags a later one may read (tr-flags.c), and
- *    operations that read flags (ADC/SBB, shifts, IMUL, INC/DEC) get the
- *    guest's arithmetic flags loaded first, so the results, undefined
- *    flags included, are those of the interpreter.  An ALU operation or
- *    INC/DEC followed by a Jcc leaves its flags in the host flags for the
- *    Jcc, which branches on them and merges them on each way out.
+ *    inline (tr-alu.c, tr-mem.c), register forms on the cached host
+ *    registers in place.  Arithmetic runs on the host ALU, as in alu.c,
+ *    so the results, undefined flags included, are those of the
+ *    interpreter.  The guest's arithmetic flags stay where an operation
+ *    left them, in the host flags, and are saved (LAHF, SETO) only before
+ *    code that changes those, and merged into RFLAGS only on the way out
+ *    of the block, before a handler and on a memory access's slow path;
+ *    Jcc, SETcc, CMOVcc and ADC/SBB read them where they are (tr-flags.c
+ *    tells the story).
  *  - Memory operands go through the TLB inline: index, tag (of the page
  *    of the last byte, so that a page-crossing access misses), rights,
  *    host pointer, then one host load or store.  Anything else
- *    (a miss, MMIO, a page-crossing access, a store into this block's own
- *    code bytes) calls back into C (jit_tr_read/jit_tr_write), which runs
- *    the interpreter's access with its faults.
+ *    (a miss, MMIO, a page-crossing access, a store into the page of this
+ *    block's own code) calls back into C (jit_tr_read/jit_tr_write), which
+ *    runs the interpreter's access with its faults.
  *  - Every other instruction calls its interpreter handler with the
  *    decoded instruction, exactly as the block loop does (RIP, next RIP
  *    and the instruction count stored first).
