@@ -16,7 +16,8 @@
  * Nothing here can change what the guest runs:
  *  - an entry is one zstd frame with its content size and content
  *    checksum; a short, corrupt or foreign file fails the frame's checks
- *    and the payload is inflated as if there were no entry (and the entry
+ *    (or, well-formed, does not load as a kernel: boot-unpack.c) and the
+ *    payload is inflated as if there were no entry (and the entry
  *    written again);
  *  - entries are written by a background thread while the guest boots,
  *    to a temporary name in the folder, then renamed: a reader sees a
@@ -108,6 +109,8 @@ int boot_cache_get(struct machine *m, const uint8_t *payload, size_t len, uint8_
 	n = ZSTD_getFrameContentSize(file, flen);
 	if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR || n == 0 || n > MAX_ENTRY ||
 	    !(buf = malloc(n))) {
+		LOG(LOG_BOOT, "%s: not a good cache entry (no frame of a known size): inflating "
+		    "the kernel again", path);
 		free(file);
 		return -ENOENT;
 	}

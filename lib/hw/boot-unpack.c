@@ -92,10 +92,10 @@ static int unzstd(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_
 	return 0;
 }
 
-/* Inflates the payload into a new buffer (or reads it from the cache:
- * *cached); -ENOTSUP for an unknown format. */
-static int inflate_payload(struct machine *m, const uint8_t *p, size_t len, uint8_t **out,
-			   size_t *outlen, const char **what, bool *cached)
+/* Inflates the payload into a new buffer (or reads it from the cache when
+ * use_cache: *cached); -ENOTSUP for an unknown format. */
+static int inflate_payload(struct machine *m, const uint8_t *p, size_t len, bool use_cache,
+			   uint8_t **out, size_t *outlen, const char **what, bool *cached)
 {
 	int (*fn)(const uint8_t *, size_t, uint8_t *, size_t, size_t *);
 	size_t cap = MAX_VMLINUX;
@@ -109,7 +109,7 @@ static int inflate_payload(struct machine *m, const uint8_t *p, size_t len, uint
 		fn = unzstd, *what = "zstd";
 	else
 		return -ENOTSUP;
-	*cached = boot_cache_get(m, p, len, out, outlen) == 0;
+	*cached = use_cache && boot_cache_get(m, p, len, out, outlen) == 0;
 	if (*cached)
 		return 0;
 	/* gzip and the kernel's zstd end with the size: allocate exactly. */
@@ -251,33 +251,14 @@ static int place(struct machine *m, const struct vmlinux *v)
  * *entry gets the physical address of startup_64.  -ENOTSUP: boot the
  * stub in the guest instead.
  */
-int boot_unpack(struct machine *m, const uint8_t *img, size_t len, uint8_t *zp,
-		const char *cmdline, uint64_t *entry)
+/* Places the inflated kernel v (out, outlen) and relocates it. */
+static int load(struct machine *m, const uint8_t *img, struct vmlinux v, uint8_t *zp,
+		const char *cmdline, uint64_t *entry, const char *what)
 {
-	size_t setup = (size_t)((img[0x1f1] ? img[0x1f1] : 4) + 1) * 512, off, plen, outlen;
-	struct vmlinux v = { .load = le(img + 0x258, 8), .init_size = le(img + 0x260, 4) };
-	const char *what = "?";
-	uint8_t *out = NULL;
 	uint64_t delta;
-	bool kaslr, cached;
-	int r;
+	bool kaslr;
+	int r = parse_elf(&v);
 
-	if (le(img + 0x206, 2) < 0x20c || !(img[0x236] & 1))	/* 2.12: XLF_KERNEL_64 */
-		return -ENOTSUP;
-	off = setup + le(img + 0x248, 4);
-	plen = le(img + 0x24c, 4);
-	if (off > len || plen > len - off || !v.init_size)
-		return -ENOTSUP;
-	if (v.load + v.init_size > m->lowmem)
-		return err_set(-ENOMEM, "%s: the kernel needs more guest RAM (-m)", m->cfg.kernel);
-	r = inflate_payload(m, img + off, plen, &out, &outlen, &what, &cached);
-	if (r == -EINVAL)
-		return err_set(r, "%s: the kernel's %s payload is corrupt", m->cfg.kernel, what);
-	if (r < 0)
-		return r == -ENOMEM ? err_set(r, "no memory to unpack the kernel") : r;
-	v.elf = out;
-	v.len = outlen;
-	r = parse_elf(&v);
 	if (r == 0)
 		r = place(m, &v);
 	kaslr = r == 0 && v.len - v.elf_end >= 12 && !kaslr_off(cmdline);
@@ -293,13 +274,48 @@ int boot_unpack(struct machine *m, const uint8_t *img, size_t len, uint8_t *zp,
 		if (kaslr)
 			zp[0x211] |= KASLR_FLAG;
 		LOG(LOG_BOOT, "kernel unpacked on the host: %s, %zu bytes, at 0x%" PRIx64
-		    ", KASLR %s, virtual shift 0x%" PRIx64, what, outlen, v.load,
+		    ", KASLR %s, virtual shift 0x%" PRIx64, what, v.len, v.load,
 		    kaslr ? "on" : "off", delta);
-		if (!cached) {
-			boot_cache_put(m, img + off, plen, out, outlen);	/* takes out */
+	}
+	return r;
+}
+
+int boot_unpack(struct machine *m, const uint8_t *img, size_t len, uint8_t *zp,
+		const char *cmdline, uint64_t *entry)
+{
+	size_t setup = (size_t)((img[0x1f1] ? img[0x1f1] : 4) + 1) * 512, off, plen;
+	struct vmlinux v = { .load = le(img + 0x258, 8), .init_size = le(img + 0x260, 4) };
+	const char *what = "?";
+	uint8_t *out = NULL;
+	bool cached = false;
+	int r;
+
+	if (le(img + 0x206, 2) < 0x20c || !(img[0x236] & 1))	/* 2.12: XLF_KERNEL_64 */
+		return -ENOTSUP;
+	off = setup + le(img + 0x248, 4);
+	plen = le(img + 0x24c, 4);
+	if (off > len || plen > len - off || !v.init_size)
+		return -ENOTSUP;
+	if (v.load + v.init_size > m->lowmem)
+		return err_set(-ENOMEM, "%s: the kernel needs more guest RAM (-m)", m->cfg.kernel);
+	for (int pass = 0; pass < 2; pass++) {
+		r = inflate_payload(m, img + off, plen, pass == 0, &out, &v.len, &what, &cached);
+		if (r == -EINVAL)
+			return err_set(r, "%s: the kernel's %s payload is corrupt", m->cfg.kernel, what);
+		if (r < 0)
+			return r == -ENOMEM ? err_set(r, "no memory to unpack the kernel") : r;
+		v.elf = out;
+		r = load(m, img, v, zp, cmdline, entry, what);
+		if (r == 0 && !cached) {
+			boot_cache_put(m, img + off, plen, out, v.len);	/* takes out */
 			out = NULL;
 		}
+		free(out);
+		out = NULL;
+		if (r == 0 || !cached)
+			break;
+		LOG(LOG_BOOT, "the cached kernel does not load (%s): inflating it again", err_msg());
+		err_clear();
 	}
-	free(out);
 	return r;
 }

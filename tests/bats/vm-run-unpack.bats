@@ -110,7 +110,7 @@ EOF
 	[[ "$output" == *"kernel unpacked on the host: xz, $size bytes"* ]]
 }
 
-@test "a damaged cache entry is inflated again and written anew" {
+@test "a damaged or foreign cache entry is inflated again and written anew" {
 	guest_require
 	XDG_CACHE_HOME=$T/cache boot -- true
 	local entry
@@ -121,6 +121,12 @@ EOF
 	[[ "$output" == *"$entry: not a good cache entry"* ]]
 	[[ "$output" != *"read from the cache"* ]]
 	zstd -tq "$entry"
+	# a well-formed entry whose content is no kernel
+	head -c 100000 /dev/urandom >"$T/junk"
+	zstd -q -f "$T/junk" -o "$entry"
+	XDG_CACHE_HOME=$T/cache boot -- true
+	[[ "$output" == *"the cached kernel does not load"* ]]
+	[ "$(zstd -dc "$entry" | wc -c)" -gt 1000000 ]
 }
 
 @test "-machine kernel-cache=off neither reads nor writes the cache" {
