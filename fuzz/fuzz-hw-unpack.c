@@ -63,7 +63,7 @@ static size_t make_bzimage(const uint8_t *data, size_t size, uint8_t **out)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct hw_config c = { .ram_size = 8u << 20, .smp = 1, .accel = "jit",
-			       .append = "console=ttyS0" };
+			       .append = "console=ttyS0", .no_kernel_cache = true };
 	struct machine *m = NULL;
 	uint8_t *img;
 	size_t len = make_bzimage(data, size, &img);
