@@ -6,6 +6,9 @@ top=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 VM_BUILD=${VM_BUILD:-$top/o/rel}
 export PATH="$VM_BUILD/bin:$PATH"
 export VM_TOP="$top"
+# vm-run's unpacked-kernel cache: one for the whole suite, in the tree's
+# .cache, not the user's ~/.cache (tests of the cache itself set their own)
+export XDG_CACHE_HOME="$top/.cache/xdg"
 
 if [ -d /usr/lib/bats/bats-support ]; then
 	load /usr/lib/bats/bats-support/load
