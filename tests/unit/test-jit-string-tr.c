@@ -148,6 +148,24 @@ static void test_random(void)
 	}
 }
 
+/* Run the code at CODE from registers rg (RSP, RIP and RFLAGS set
+ * here) until it stops (a triple fault: the harness has no IDT); rg gets
+ * the final registers, and the vCPU is made ready for the next case. */
+static enum jit_exit run_from(struct jit_cpu *cpu, struct jit_regs *rg)
+{
+	enum jit_exit e = JIT_EXIT_BUDGET;
+
+	rg->gpr[4] = STACK_TOP;
+	rg->rip = CODE;
+	rg->rflags = 0x202;
+	jit_cpu_set_regs(cpu, rg);
+	for (int i = 0; i < 4 && e == JIT_EXIT_BUDGET; i++)
+		e = jit_cpu_run(cpu, 1000);
+	jit_cpu_get_regs(cpu, rg);
+	harness_setup(cpu);
+	return e;
+}
+
 /*
  * A REP MOVS or STOS that runs from the last mapped page into an unmapped
  * one (the guest maps 2 MiB from CODE): the #PF (a triple fault here,
@@ -169,8 +187,7 @@ static void test_fault(void)
 
 		for (int m = 0; m < 2; m++) {
 			struct jit_cpu *cpu = m ? cpu_in : cpu_tr;
-			enum jit_exit e = JIT_EXIT_BUDGET;
-			struct jit_regs rg;
+			enum jit_exit e;
 			uint8_t code[16] = { 0x48, 0xff, 0xc2, 0xf3 };	/* inc rdx; rep ... */
 			unsigned n = 4;
 
@@ -182,18 +199,12 @@ static void test_fault(void)
 			for (unsigned i = 0; i < 0x100; i++)
 				*guest_ptr(si + i) = (uint8_t)(i * 7 + 1);
 			memset(guest_ptr(di), 0, end - di);
-			memset(&rg, 0, sizeof(rg));
-			rg.gpr[0] = 0x5a5a5a5a5a5a5a5aull;
-			rg.gpr[1] = 0x40;
-			rg.gpr[4] = STACK_TOP;
-			rg.gpr[6] = si;
-			rg.gpr[7] = di;
-			rg.rip = CODE;
-			rg.rflags = 0x202;
-			jit_cpu_set_regs(cpu, &rg);
-			for (int i = 0; i < 4 && e == JIT_EXIT_BUDGET; i++)
-				e = jit_cpu_run(cpu, 1000);
-			jit_cpu_get_regs(cpu, &out[m]);
+			memset(&out[m], 0, sizeof(out[m]));
+			out[m].gpr[0] = 0x5a5a5a5a5a5a5a5aull;
+			out[m].gpr[1] = 0x40;
+			out[m].gpr[6] = si;
+			out[m].gpr[7] = di;
+			e = run_from(cpu, &out[m]);
 			CHECK(e == JIT_EXIT_SHUTDOWN && out[m].rip == CODE + 3 &&
 			      out[m].gpr[1] == 0x40 - 0x18 && out[m].gpr[7] == end &&
 			      (f[k].op == 0xaa || f[k].op == 0xab || out[m].gpr[6] == si + 0x18 * size) &&
@@ -202,7 +213,6 @@ static void test_fault(void)
 			      "%s into an unmapped page (%s): rip %#llx rcx %#llx rdi %#llx", f[k].what,
 			      m ? "interpreter" : "translator", (unsigned long long)out[m].rip,
 			      (unsigned long long)out[m].gpr[1], (unsigned long long)out[m].gpr[7]);
-			harness_setup(cpu);
 		}
 		CHECK(!memcmp(out[0].gpr, out[1].gpr, sizeof(out[0].gpr)),
 		      "%s fault: translator and interpreter agree", f[k].what);
@@ -216,20 +226,11 @@ static void test_cpuid(void)
 {
 	/* mov eax, 7; xor ecx, ecx; cpuid */
 	static const uint8_t code[] = { 0xb8, 0x07, 0x00, 0x00, 0x00, 0x31, 0xc9, 0x0f, 0xa2 };
-	enum jit_exit e = JIT_EXIT_BUDGET;
-	struct jit_regs rg;
+	struct jit_regs rg = { 0 };
 
 	memcpy(guest_ptr(CODE), code, sizeof(code));
 	memcpy(guest_ptr(CODE) + sizeof(code), "\x0f\x0b", 2);
-	memset(&rg, 0, sizeof(rg));
-	rg.gpr[4] = STACK_TOP;
-	rg.rip = CODE;
-	rg.rflags = 0x202;
-	jit_cpu_set_regs(cpu_in, &rg);
-	for (int i = 0; i < 4 && e == JIT_EXIT_BUDGET; i++)
-		e = jit_cpu_run(cpu_in, 1000);
-	jit_cpu_get_regs(cpu_in, &rg);
-	harness_setup(cpu_in);
+	run_from(cpu_in, &rg);
 	CHECK(rg.rip == CODE + sizeof(code) && (rg.gpr[3] & (1u << 9)) && (rg.gpr[2] & (1u << 4)),
 	      "CPUID.(7,0) has ERMS and FSRM (ebx %#llx edx %#llx)", (unsigned long long)rg.gpr[3],
 	      (unsigned long long)rg.gpr[2]);
