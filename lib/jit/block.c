@@ -52,7 +52,7 @@
 
 #include "jit/internal.h"
 
-#define BLOCK_MAX 32
+#define BLOCK_MAX JIT_BLOCK_MAX
 #define RETRANSLATE 8	/* entries at another RIP in a row that translate again */
 #define BC_HASH 16384
 #define BC_ARENA (8u << 20)

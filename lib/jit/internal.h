@@ -141,6 +141,7 @@ int jit_decode(const uint8_t *p, unsigned avail, unsigned code_size, struct jit_
 
 /* Soft TLB: direct-mapped by linear page number. */
 #define TLB_SIZE 512
+#define JIT_BLOCK_MAX 64	/* instructions in a block (block.c), and so in a translation */
 #define TLB_NONE (~0ull)
 #define P_R ACC_R
 #define P_W ACC_W

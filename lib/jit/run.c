@@ -239,12 +239,13 @@ static void profile_sample(struct jit_cpu *cpu)
 }
 
 /* Chained translated blocks run while icount is below this: the budget
- * and the next profile sample are never passed (a block is at most 32). */
+ * and the next profile sample are never passed (a block is at most
+ * JIT_BLOCK_MAX instructions). */
 static void set_chain_end(struct jit_cpu *cpu, uint64_t end)
 {
 	uint64_t lim = end < cpu->prof_next ? end : cpu->prof_next;
 
-	cpu->chain_end = lim > 32 ? lim - 32 : 0;
+	cpu->chain_end = lim > JIT_BLOCK_MAX ? lim - JIT_BLOCK_MAX : 0;
 }
 
 enum jit_exit jit_cpu_run(struct jit_cpu *cpu, uint64_t budget)

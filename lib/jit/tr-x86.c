@@ -579,14 +579,14 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 {
 	struct jit_tr t = { .b = *b, .rip = rq->rip, .cpl = rq->cpl, .jc = rq->jc, .entry_rip = rq->rip,
 			.code_lo = (uintptr_t)rq->code, .code_hi = (uintptr_t)rq->code + rq->nbytes };
-	bool dead[64];
-	uint32_t live[64];
+	bool dead[JIT_BLOCK_MAX];
+	uint32_t live[JIT_BLOCK_MAX];
 	const uint8_t *copy = NULL;
 	uint8_t *start, *body;
 	int r = TR_OK;
 
-	if (rq->n > 64 || t.b.p + 8 + 2 * sizeof(struct jit_tr_slot) > t.b.end)
-		return NULL;	/* blocks are at most 32 instructions */
+	if (rq->n > JIT_BLOCK_MAX || t.b.p + 8 + 2 * sizeof(struct jit_tr_slot) > t.b.end)
+		return NULL;
 	jit_tr_flags_live(rq->insn, rq->n, dead, live);
 	t.gen = (uint64_t *)(void *)t.b.p;
 	*t.gen = 0;		/* never a TLB generation: block.c sets it */
