@@ -9,8 +9,8 @@
  * stream) in its VM-state area, and its snapshot records the size.  The
  * images are opened by the drives' vm-nbd children, so every step on
  * the image side is a request on the control channel (nbdctl.c).  The
- * guest is paused around each operation (its disk I/O drained by
- * machine_save_state's parking) and resumed if it was running.  loadvm
+ * guest is paused around each operation (its disk requests drained by
+ * machine_save_state) and resumed if it was running.  loadvm
  * reads the snapshot's VM state and checks it before the disks are
  * reverted, so a corrupt state changes nothing; one that fails later
  * (or where vm-nbd cannot read the state early: -snapshot overlays)

@@ -7,12 +7,11 @@
  *  - on: KVM's in-kernel PIC, IOAPIC, local APICs and PIT
  *    (kvm-irqchip.c).  Device lines go in with KVM_IRQ_LINE, the kernel
  *    injects, HLT and INIT/SIPI stay in the kernel, and virtio doorbells
- *    and interrupts take ioeventfds and irqfds served by the event thread
- *    (kvm-event.c).
+ *    and MSI-X messages take ioeventfds and irqfds, the doorbells served
+ *    by the event thread (kvm-event.c).
  *  - split: KVM's local APICs, lib/hw's PIC, IOAPIC and PIT
  *    (kvm-irqchip.c); the PIC's ExtINT is injected as with off, INIT/SIPI
- *    and HLT stay in the kernel, the event thread serves doorbells and
- *    MSI irqfds but no INTx irqfd (KVM resamples only its own IOAPIC).
+ *    and HLT stay in the kernel, doorbells and MSI-X as with on.
  *  - off: the machine's PIC, IOAPIC and local APICs decide what to
  *    inject, and this file injects it with KVM_INTERRUPT when the guest
  *    opens an interrupt window; application processors wait for their
@@ -51,6 +50,7 @@ struct kvm_vcpu {
 	pthread_t thread;
 	atomic_bool have_thread, intr, want_nmi, want_init;
 	atomic_int sipi;	/* -1 none, else vector */
+	atomic_bool io_pending;	/* an I/O exit served, its instruction not yet done */
 	bool wait_sipi;
 	struct kvm_stats *stats;	/* with the in-kernel irqchip, if KVM has them */
 };
@@ -302,11 +302,33 @@ static int kvm_vcpu_new(void *accel, int index, void **out)
 
 /* ---- registers ---- */
 
+/* A port I/O or MMIO exit's instruction completes only in the next
+ * KVM_RUN (api.rst, KVM_EXIT_IO): until then RIP is still on it and an IN
+ * or MMIO read has its value in the run page, not in the register, while
+ * the device has already acted on it (a virtio ISR read has cleared the
+ * ISR).  A vCPU kicked out to park right after serving one is in that
+ * state: a snapshot of it would run the instruction again after a load
+ * and read what the first read consumed, and registers written for a load
+ * or reset would get the old instruction's completion on top.  So the
+ * state accessors first finish it: KVM_RUN with immediate_exit completes
+ * the pending operation and returns at once, running nothing else. */
+static void complete_io(struct kvm_vcpu *v)
+{
+	if (!atomic_exchange(&v->io_pending, false))
+		return;
+	v->run->immediate_exit = 1;
+	if (ioctl(v->fd, KVM_RUN, 0) == 0)
+		LOG(LOG_INT, "kvm: vCPU %d: completing an I/O exit ran the guest", v->index);
+	else if (errno != EINTR)
+		LOG(LOG_INT, "kvm: vCPU %d: completing an I/O exit: %s", v->index, strerror(errno));
+}
+
 static int kvm_get_regs(void *vcpu, struct hw_regs *r)
 {
 	struct kvm_vcpu *v = vcpu;
 	struct kvm_regs k;
 
+	complete_io(v);
 	if (ioctl(v->fd, KVM_GET_REGS, &k) < 0)
 		return err_set_errno(errno, "KVM_GET_REGS");
 	uint64_t g[16] = { k.rax, k.rcx, k.rdx, k.rbx, k.rsp, k.rbp, k.rsi, k.rdi,
@@ -326,6 +348,7 @@ static int kvm_set_regs(void *vcpu, const struct hw_regs *r)
 		.r10 = g[10], .r11 = g[11], .r12 = g[12], .r13 = g[13], .r14 = g[14],
 		.r15 = g[15], .rip = r->rip, .rflags = r->rflags };
 
+	complete_io(v);
 	if (ioctl(v->fd, KVM_SET_REGS, &k) < 0)
 		return err_set_errno(errno, "KVM_SET_REGS");
 	return 0;
@@ -336,6 +359,7 @@ static int kvm_get_sregs(void *vcpu, struct hw_sregs *s)
 	struct kvm_vcpu *v = vcpu;
 	struct kvm_sregs k;
 
+	complete_io(v);
 	if (ioctl(v->fd, KVM_GET_SREGS, &k) < 0)
 		return err_set_errno(errno, "KVM_GET_SREGS");
 	SREGS_COPY(*s, k);
@@ -347,6 +371,7 @@ static int kvm_set_sregs(void *vcpu, const struct hw_sregs *s)
 	struct kvm_vcpu *v = vcpu;
 	struct kvm_sregs k;
 
+	complete_io(v);
 	if (ioctl(v->fd, KVM_GET_SREGS, &k) < 0)
 		return err_set_errno(errno, "KVM_GET_SREGS");
 	SREGS_COPY(k, *s);
@@ -460,9 +485,11 @@ static enum hw_exit exit_reason(struct kvm_vcpu *v)
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		do_io(v);
+		atomic_store(&v->io_pending, true);
 		return HW_EXIT_AGAIN;
 	case KVM_EXIT_MMIO:
 		do_mmio(v);
+		atomic_store(&v->io_pending, true);
 		return HW_EXIT_AGAIN;
 	case KVM_EXIT_HLT:
 		return atomic_load(&v->intr) ? HW_EXIT_AGAIN : HW_EXIT_HLT;
@@ -508,6 +535,7 @@ static enum hw_exit kvm_run(void *vcpu)
 		return HW_EXIT_HLT;
 	if (!v->k->chips || kvm_irqchip_split(v->k->chips))
 		inject(v);
+	atomic_store(&v->io_pending, false);	/* this KVM_RUN completes it */
 	if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 		v->run->immediate_exit = 0;
 		if (errno == EINTR || errno == EAGAIN)
@@ -615,6 +643,7 @@ static int kvm_get_extra(void *vcpu, struct hw_cpu_extra *x)
 	struct { struct kvm_msrs h; struct kvm_msr_entry e; } one;
 
 	memset(x, 0, sizeof(*x));
+	complete_io(v);
 	if (ioctl(v->fd, KVM_GET_FPU, &fpu) < 0)
 		return err_set_errno(errno, "KVM_GET_FPU");
 	fpu_to_fxsave(&fpu, x->fxsave);
@@ -639,6 +668,11 @@ static int kvm_get_extra(void *vcpu, struct hw_cpu_extra *x)
 		x->nmi_pending = ev.nmi.pending;
 		x->nmi_blocked = ev.nmi.masked;
 		x->shadow = ev.interrupt.shadow != 0;
+		/* not carried by a snapshot: the vector is in the local APIC's
+		 * ISR already, and a load runs no handler for it */
+		if (ev.interrupt.injected)
+			LOG(LOG_INT, "kvm: vCPU %d: interrupt 0x%x was being injected", v->index,
+			    ev.interrupt.nr);
 	}
 	x->wait_sipi = v->wait_sipi;
 	return 0;
@@ -654,6 +688,7 @@ static int kvm_set_extra(void *vcpu, const struct hw_cpu_extra *x)
 	struct { struct kvm_msrs h; struct kvm_msr_entry e; } one;
 
 	fxsave_to_fpu(x->fxsave, &fpu);
+	complete_io(v);
 	if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
 		return err_set_errno(errno, "KVM_SET_FPU");
 	for (uint32_t i = 0; i < x->nmsrs && i < HW_CPU_MAX_MSRS; i++) {

@@ -49,6 +49,12 @@ struct hw_dev_ops {
 	/* Replace the state from r (already checked to be `version`); 0 or
 	 * -EINVAL on bad data, in which case the state is left valid. */
 	int (*load)(void *dev, struct hw_rbuf *r);
+	/* True while requests the device took from the guest are still
+	 * being served on other threads, their results not yet in RAM and
+	 * the device's rings (lock held).  savevm and loadvm wait for it to
+	 * turn false.  Optional: a device that serves each request within
+	 * the call that takes it is never busy. */
+	bool (*busy)(void *dev);
 	/* Release everything.  Required. */
 	void (*free)(void *dev);
 };
@@ -350,22 +356,16 @@ int hw_read_file(const char *path, uint8_t **buf, size_t *len);
 /* ---- fast device paths (kvm-event.c) ----
  * Under KVM with the in-kernel irqchip a device can skip the vCPU's exit
  * to user space.  An ioevent: a guest write to the MMIO address gpa calls
- * fn(opaque, arg) on the machine's event thread with m->lock held.  An
- * irqfd: a level-triggered line into GSI gsi raised without an ioctl; the
- * kernel lowers it when the guest EOIs it, and it is raised again at once
- * while pending(opaque) says so.  Both return -ENOTSUP on other
- * accelerators (the device keeps its MMIO handler and hw_set_irq); call
- * them with m->lock held. */
+ * fn(opaque, arg) on the machine's event thread with m->lock held.  It
+ * and the MSI irqfd below return -ENOTSUP on other accelerators (the
+ * device keeps its MMIO handler and hw_msi); call them with m->lock
+ * held. */
 struct hw_ioevent;
-struct hw_irqfd;
 int hw_ioevent_add(struct machine *m, uint64_t gpa, void (*fn)(void *opaque, int arg),
 		   void *opaque, int arg, struct hw_ioevent **out);
 void hw_ioevent_del(struct machine *m, struct hw_ioevent *e);
 /* Run e's handler soon, as if the guest had written (after a load). */
 void hw_ioevent_ring(struct hw_ioevent *e);
-int hw_irqfd_new(struct machine *m, int gsi, bool (*pending)(void *opaque), void *opaque,
-		 struct hw_irqfd **out);
-void hw_irqfd_raise(struct hw_irqfd *f);
 /* An MSI irqfd: each send delivers message (addr, data) through an
  * eventfd on a GSI routed to it (the route follows the message). */
 struct hw_msifd;
@@ -401,7 +401,7 @@ uint64_t kvm_stats_events(struct kvm_stats *s);
 void kvm_stats_free(struct kvm_stats *s);
 /* accel-kvm.c: their sum over the vCPUs (the watchdog's progress). */
 uint64_t kvm_accel_guest_events(struct machine *m);
-/* The event thread serving ioeventfds and irqfd resamplers. */
+/* The event thread serving ioeventfds. */
 int kvm_events_new(struct machine *m, int vm, struct kvm_events **out);
 void kvm_events_free(struct kvm_events *e);
 /* accel-kvm.c: the machine's event thread, NULL without kernel irqchip. */

@@ -1,20 +1,19 @@
 /*
  * The event thread of a KVM machine with the in-kernel irqchip: virtio
- * doorbells as ioeventfds and device interrupts as irqfds (Linux KVM API,
- * Documentation/virt/kvm/api.rst: KVM_IOEVENTFD, KVM_IRQFD with
- * KVM_IRQFD_FLAG_RESAMPLE).
+ * doorbells as ioeventfds and MSI-X messages as irqfds (Linux KVM API,
+ * Documentation/virt/kvm/api.rst: KVM_IOEVENTFD, KVM_IRQFD).
  *
  * An ioeventfd turns the guest's write to a doorbell into an eventfd
  * signal inside the kernel: the vCPU goes straight back into the guest,
  * and this thread runs the device's queue with the machine lock held.
  *
- * An irqfd raises a GSI when its eventfd is written, without an ioctl.
- * PCI INTx is level-triggered, so it is a resampling irqfd: the kernel
- * holds the line high until the guest's EOI, then lowers it and signals
- * the resample eventfd; this thread then raises it again at once if the
- * device still has an interrupt pending (virtio: ISR not yet read).
- * An MSI irqfd is edge-like: its GSI is routed to the message (address,
- * data) it last sent, the route rewritten only when the message changes.
+ * An MSI irqfd raises a GSI routed to the message (address, data) it
+ * last sent, the route rewritten only when the message changes; the
+ * kernel delivers it at once, in the writer's context.  Level-triggered
+ * INTx is no irqfd: a resampling irqfd's raise on an IOAPIC pin goes
+ * through a kernel work queue, and on a loaded host one was seen held
+ * for seconds, the guest waiting for an interrupt its device had long
+ * raised; INTx is a KVM_IRQ_LINE, done before the ioctl returns.
  *
  * While the machine is paused or being reset, doorbells wait (polled
  * every few milliseconds) so that devices never run behind a stopped
@@ -37,10 +36,8 @@
 #include "hw/internal.h"
 
 #define IOEVENTS 64
-#define IRQFDS 32
 #define MSIFDS 64
 #define KIND_IO 1ull
-#define KIND_IRQ 2ull
 #define KIND_STOP 3ull
 
 struct hw_ioevent {
@@ -52,14 +49,6 @@ struct hw_ioevent {
 	void (*fn)(void *opaque, int arg);
 	void *opaque;
 	int arg;
-};
-
-struct hw_irqfd {
-	struct kvm_events *ev;
-	int fd, resample, gsi;
-	bool used;
-	bool (*pending)(void *opaque);
-	void *opaque;
 };
 
 struct hw_msifd {
@@ -76,7 +65,6 @@ struct kvm_events {
 	bool any_length;
 	pthread_t thread;
 	struct hw_ioevent io[IOEVENTS];
-	struct hw_irqfd irq[IRQFDS];
 	struct hw_msifd msi[MSIFDS];
 	int nmsi;
 };
@@ -110,10 +98,6 @@ static bool dispatch(struct kvm_events *e, uint64_t key)
 			io->deferred = true;
 		else
 			io->fn(io->opaque, io->arg);
-	} else if (kind == KIND_IRQ && idx < IRQFDS && e->irq[idx].used && e->irq[idx].resample == fd) {
-		drain(fd);
-		if (e->irq[idx].pending(e->irq[idx].opaque))
-			hw_irqfd_raise(&e->irq[idx]);
 	}
 	return true;
 }
@@ -217,11 +201,6 @@ void kvm_events_free(struct kvm_events *e)
 			close(e->io[i].fd);
 	for (int i = 0; i < e->nmsi; i++)
 		close(e->msi[i].fd);
-	for (int i = 0; i < IRQFDS; i++)
-		if (e->irq[i].used) {
-			close(e->irq[i].fd);
-			close(e->irq[i].resample);
-		}
 	close(e->ep);
 	close(e->stop);
 	free(e);
@@ -291,50 +270,6 @@ void hw_ioevent_ring(struct hw_ioevent *io)
 
 	if (io && io->used && write(io->fd, &one, sizeof(one)) != sizeof(one))
 		LOG(LOG_VIRTIO, "kvm: ioeventfd at 0x%" PRIx64 ": %s", io->gpa, strerror(errno));
-}
-
-/* ---- irqfds ---- */
-
-int hw_irqfd_new(struct machine *m, int gsi, bool (*pending)(void *opaque), void *opaque,
-		 struct hw_irqfd **out)
-{
-	struct kvm_events *e = kvm_accel_events(m);
-	struct hw_irqfd *f = NULL;
-	struct kvm_irqfd k = { .gsi = gsi, .flags = KVM_IRQFD_FLAG_RESAMPLE };
-
-	if (!e || !m->kernel_irqchip)	/* KVM resamples only its own IOAPIC */
-		return -ENOTSUP;
-	for (int i = 0; i < IRQFDS && !f; i++)
-		if (!e->irq[i].used)
-			f = &e->irq[i];
-	if (!f)
-		return err_set(-ENOSPC, "too many irqfds");
-	*f = (struct hw_irqfd){ .ev = e, .gsi = gsi, .pending = pending, .opaque = opaque };
-	f->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	f->resample = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	k.fd = f->fd;
-	k.resamplefd = f->resample;
-	if (f->fd < 0 || f->resample < 0 || ioctl(e->vm, KVM_IRQFD, &k) < 0 ||
-	    watch(e, f->resample, ev_key(KIND_IRQ, f - e->irq, f->resample)) < 0) {
-		int r = err_set_errno(errno, "KVM_IRQFD on GSI %d", gsi);
-		if (f->fd >= 0)
-			close(f->fd);
-		if (f->resample >= 0)
-			close(f->resample);
-		return r;
-	}
-	f->used = true;
-	LOG(LOG_VIRTIO, "kvm: irqfd on GSI %d (level, resampled at EOI)", gsi);
-	*out = f;
-	return 0;
-}
-
-void hw_irqfd_raise(struct hw_irqfd *f)
-{
-	uint64_t one = 1;
-
-	if (write(f->fd, &one, sizeof(one)) != sizeof(one))
-		LOG(LOG_INT, "kvm: irqfd on GSI %d: %s", f->gsi, strerror(errno));
 }
 
 /* ---- MSI irqfds ---- */

@@ -13,9 +13,13 @@
  *
  * Under KVM with the in-kernel irqchip, once the driver sets DRIVER_OK
  * each queue's doorbell becomes an ioeventfd (the queue then runs on the
- * machine's event thread, with no exit of the vCPU) and INTx an irqfd
- * (kvm-event.c); elsewhere both stay on the MMIO handler and
- * pci_set_intx().
+ * machine's event thread, with no exit of the vCPU) and each MSI-X vector
+ * an irqfd (kvm-event.c); elsewhere doorbells stay on the MMIO handler.
+ * INTx is always pci_set_intx() (set_intx says why).
+ *
+ * Snapshots: a request taken from a queue and not yet answered cannot be
+ * saved (its available entry is consumed, its used entry not written):
+ * vdev_busy tells savevm and loadvm to wait for it (vmstate.c).
  */
 #include <string.h>
 
@@ -39,7 +43,6 @@ struct virtio_pci {
 	uint64_t bar;		/* where BAR 4 is, 0 when unmapped */
 	bool fast_tried;	/* fast paths set up, or found missing */
 	struct hw_ioevent *doorbell[VIRTIO_MAX_QUEUES];
-	struct hw_irqfd *irqfd;
 	/* MSI-X: capability offset, vectors (one per queue + config), the
 	 * table (address low, high, data, vector control) and pending bits */
 	uint8_t msix_cap;
@@ -52,14 +55,15 @@ struct virtio_pci {
 
 static struct virtio_pci *vpci(struct hw_virtio *v) { return (struct virtio_pci *)v; }
 
+/* INTx follows the ISR: raised with it, lowered when the driver reads
+ * it.  Under KVM's in-kernel irqchip that is a KVM_IRQ_LINE from the
+ * thread that sets or reads the ISR, not a resampling irqfd: the kernel
+ * raises an irqfd's line on an IOAPIC pin from a work queue, which under
+ * load was seen to hold a raise for seconds (until the VM was torn down)
+ * while the driver waited for the interrupt. */
 static void set_intx(struct hw_virtio *v, bool level)
 {
-	struct hw_irqfd *f = vpci(v)->irqfd;
-
-	if (f && level)
-		hw_irqfd_raise(f);	/* lowered by the kernel at EOI */
-	else if (!f)
-		pci_set_intx(v->pci, level);
+	pci_set_intx(v->pci, level);
 }
 
 static uint16_t rd16(const uint8_t *p) { return p[0] | p[1] << 8; }
@@ -295,6 +299,7 @@ void virtq_push(struct hw_virtio *v, int qi, const struct virtq_elem *e, uint32_
 	__atomic_store(used + 2, &b[0], __ATOMIC_RELEASE);
 	__atomic_store(used + 3, &b[1], __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	LOG(LOG_VIRTIO, "%s: queue %d used %u", v->ops->name, qi, idx);
 	if (!(ring_load16(avail) & 1))
 		interrupt(v, qi, 1);
 }
@@ -333,7 +338,7 @@ size_t virtq_copy_to(const struct virtq_seg *s, int n, size_t skip, const void *
 	return done;
 }
 
-/* ---- fast paths: ioeventfd doorbells and an irqfd (kvm-event.c) ---- */
+/* ---- fast paths: ioeventfd doorbells and MSI irqfds (kvm-event.c) ---- */
 
 static void doorbell(void *opaque, int q)
 {
@@ -342,11 +347,6 @@ static void doorbell(void *opaque, int q)
 	LOG(LOG_VIRTIO, "%s: notify queue %d (ioeventfd)", v->ops->name, q);
 	if (q < v->ops->nqueues && virtio_ready(v, q))
 		v->ops->notify(v, q);
-}
-
-static bool intx_pending(void *opaque)
-{
-	return ((struct hw_virtio *)opaque)->isr != 0;
 }
 
 /* One doorbell per queue at BAR 4's notify area, wherever it is now. */
@@ -366,7 +366,6 @@ static void doorbells_map(struct virtio_pci *p)
 static void fast_paths(struct virtio_pci *p)
 {
 	struct hw_virtio *v = &p->v;
-	int r;
 
 	if (p->fast_tried)
 		return;
@@ -377,16 +376,6 @@ static void fast_paths(struct virtio_pci *p)
 	if (!p->msifd[0])
 		return;		/* no fast paths on this accelerator */
 	doorbells_map(p);
-	r = hw_irqfd_new(v->m, v->pci->irq, intx_pending, v, &p->irqfd);
-	if (r < 0) {
-		p->irqfd = NULL;
-		if (r != -ENOTSUP)
-			LOG(LOG_VIRTIO, "%s: no irqfd: %s", v->ops->name, err_msg());
-		return;
-	}
-	pci_set_intx(v->pci, false);	/* the irqfd holds the line from now on */
-	if (v->isr)
-		hw_irqfd_raise(p->irqfd);
 }
 
 /* After a load: the guest may have rung a doorbell before the snapshot
@@ -606,6 +595,9 @@ static void vdev_save(void *dev, struct hw_wbuf *w)
 		hw_put64(w, q->desc);
 		hw_put64(w, q->avail);
 		hw_put64(w, q->used);
+		if (q->enabled)
+			LOG(LOG_VIRTIO, "%s: queue %d saved at available %u, used %u", v->ops->name, i,
+			    q->last_avail, q->used_idx);
 	}
 	hw_put16(w, v->config_len);
 	hw_putb(w, v->config, v->config_len);
@@ -655,6 +647,20 @@ static int vdev_load(void *dev, struct hw_rbuf *r)
 	return 0;
 }
 
+/* Buffers taken from a ready queue and not given back yet: virtio-blk's
+ * requests outlive the call that takes them (its back-ends complete them
+ * on their own threads).  A queue the device gave up on (NEEDS_RESET)
+ * may hold a buffer taken but never returned: not counted. */
+static bool vdev_busy(void *dev)
+{
+	struct hw_virtio *v = dev;
+
+	for (int i = 0; i < v->ops->nqueues; i++)
+		if (virtio_ready(v, i) && v->q[i].last_avail != v->q[i].used_idx)
+			return true;
+	return false;
+}
+
 static void vdev_free(void *dev)
 {
 	struct hw_virtio *v = dev;
@@ -666,10 +672,14 @@ static void vdev_free(void *dev)
 }
 
 static const struct hw_dev_ops vdev_ops[] = {
-	{ .name = "virtio-net", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
-	{ .name = "virtio-blk", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
-	{ .name = "virtio-console", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
-	{ .name = "virtio-rng", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load, .free = vdev_free },
+	{ .name = "virtio-net", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load,
+	  .busy = vdev_busy, .free = vdev_free },
+	{ .name = "virtio-blk", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load,
+	  .busy = vdev_busy, .free = vdev_free },
+	{ .name = "virtio-console", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load,
+	  .busy = vdev_busy, .free = vdev_free },
+	{ .name = "virtio-rng", .version = 2, .reset = vdev_hw_reset, .save = vdev_save, .load = vdev_load,
+	  .busy = vdev_busy, .free = vdev_free },
 };
 
 static void add_cap(struct hw_pci_dev *d, uint8_t type, uint32_t off, uint32_t len, bool notify)

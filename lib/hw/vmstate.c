@@ -47,6 +47,7 @@ const size_t hw_n_saved_msrs = ARRAY_SIZE(hw_saved_msrs);
 #define VMS_CHUNK_PAGES 1024u		/* 4 MiB of RAM per chunk */
 #define VMS_PAGE 4096u
 #define VMS_ZSTD_LEVEL 1
+#define VMS_DRAIN_MS 5000		/* longest wait for devices' requests */
 
 static const char vms_magic[8] = "VMSTATE";
 
@@ -223,6 +224,44 @@ static int save_locked(struct machine *m, struct hw_wbuf *w)
 	return 0;
 }
 
+/* The first device still serving requests of the guest's, or NULL (lock
+ * held). */
+static const char *busy_device_locked(struct machine *m)
+{
+	for (int i = 0; i < m->ndevs; i++)
+		if (m->devs[i].ops->busy && m->devs[i].ops->busy(m->devs[i].dev))
+			return m->devs[i].ops->name;
+	return NULL;
+}
+
+/* With the vCPUs parked (lock held on entry and exit, dropped while
+ * waiting): wait until every request a device took from the guest has
+ * completed.  A disk request runs on its back-end's threads and
+ * completes under the lock; one still running when the rings are saved
+ * would be in a snapshot as taken but never answered (its available-ring
+ * entry consumed, no used entry), and -loadvm could not run it again:
+ * the guest waits for it for ever.  Nothing new starts meanwhile: the
+ * vCPUs are parked and the event thread keeps doorbells for later while
+ * the machine is paused.  A request that does not end (a back-end that
+ * hangs, or one waiting under rerror=stop for the machine to run) is
+ * given up on after VMS_DRAIN_MS, with a warning. */
+static void drain_locked(struct machine *m, const char *what)
+{
+	int64_t until = hw_clock_ns() + VMS_DRAIN_MS * 1000000ll;
+	const char *dev;
+
+	while ((dev = busy_device_locked(m))) {
+		if (hw_clock_ns() > until) {
+			log_msg(LOG_WARN, "%s: %s still serves requests after %d ms; they are lost", what,
+				dev, VMS_DRAIN_MS);
+			return;
+		}
+		pthread_mutex_unlock(&m->lock);
+		usleep(500);
+		pthread_mutex_lock(&m->lock);
+	}
+}
+
 int machine_save_state(struct machine *m, uint8_t **buf, size_t *len)
 {
 	struct hw_wbuf w = { 0 };
@@ -231,12 +270,9 @@ int machine_save_state(struct machine *m, uint8_t **buf, size_t *len)
 
 	pthread_mutex_lock(&m->lock);
 	was = hw_park_all(m);
-	/* Requests a disk's I/O threads still run complete under the lock:
-	 * let them land in guest RAM and the used rings first.  The vCPUs
-	 * stay parked; their MSRs are read through the bus, which locks. */
+	/* The vCPUs stay parked; their MSRs are read through the bus, which
+	 * locks. */
 	pthread_mutex_unlock(&m->lock);
-	if (m->timer_running)
-		usleep(20000);
 	hw_putb(&w, vms_magic, 8);
 	hw_put32(&w, VMS_VERSION);
 	hw_put32(&w, (uint32_t)m->ncpu);
@@ -245,6 +281,7 @@ int machine_save_state(struct machine *m, uint8_t **buf, size_t *len)
 		if ((e = save_cpu(m, i, &w)) < 0)
 			r = e;
 	pthread_mutex_lock(&m->lock);
+	drain_locked(m, "savevm");
 	if (r == 0)
 		r = save_locked(m, &w);
 	hw_unpark_all(m, was);
@@ -505,10 +542,9 @@ int machine_load_state(struct machine *m, const uint8_t *buf, size_t len)
 		return r;
 	pthread_mutex_lock(&m->lock);
 	hw_park_all(m);
-	pthread_mutex_unlock(&m->lock);
 	/* disk requests still in flight land before their rings are replaced */
-	if (m->timer_running)
-		usleep(20000);
+	drain_locked(m, "loadvm");
+	pthread_mutex_unlock(&m->lock);
 	for (int i = 0; i < m->ncpu && r == 0; i++)
 		r = load_cpu(m, i, &l);
 	pthread_mutex_lock(&m->lock);

@@ -17,7 +17,8 @@
  * With "bench" on the multiboot command line it instead times 4 KiB
  * virtio-blk reads, one at a time, each waited for with HLT until its
  * interrupt (INTx through the IOAPIC, or MSI-X with "bench msix"), and
- * prints "kvmbench: N reads in T us, U us per read".
+ * prints "kvmbench: N reads in T us, U us per read"; N is 5000 unless
+ * "reads=N" says otherwise.
  *
  * With "ticker" it runs the PIT at 1 kHz through the IOAPIC and prints
  * "tick N" every 200 interrupts, forever: a snapshot taken while it runs
@@ -214,6 +215,9 @@ static uint8_t hdr[16], data[4096] __attribute__((aligned(512))), status;
 static uint32_t blk_notify, blk_common;
 static int blk_dev;
 static uint16_t blk_idx;
+static int blk_fail;		/* why the last read failed: */
+static const char *const blk_why[] = { "", "no interrupt in 5 s", "interrupt before its used entry",
+					"status not 0" };
 
 /* Find the disk, set it up with one 8-entry queue; its IOAPIC pin or -1. */
 static int blk_setup(void)
@@ -267,9 +271,11 @@ static int blk_read_ctr(uint32_t sector, uint32_t len, volatile uint32_t *ctr)
 	__asm__ volatile("" ::: "memory");
 	avail[1] = blk_idx;
 	U16(blk_notify) = 0;
-	if (!wait_irq(ctr, irqs + 1, 5000) || used[1] != blk_idx)
-		return -1;
-	return status == 0 ? 0 : -1;
+	if (!wait_irq(ctr, irqs + 1, 5000))
+		return blk_fail = 1, -1;
+	if (used[1] != blk_idx)
+		return blk_fail = 2, -1;
+	return status == 0 ? 0 : (blk_fail = 3, -1);
 }
 
 static int blk_read(uint32_t sector, uint32_t len) { return blk_read_ctr(sector, len, &blk_irqs); }
@@ -336,11 +342,11 @@ static void test_blk(void)
 	check(blk_irqs == 64, "no INTx once MSI-X is on");
 }
 
-static void bench(int msix)
+static void bench(int msix, uint32_t n)
 {
 	int pin = blk_setup(), bad = 0;
 	volatile uint32_t *ctr = &blk_irqs;
-	uint32_t n = 5000, t0, ticks = 0, last;
+	uint32_t t0, ticks = 0, last;
 
 	if (pin < 0) {
 		puts_("kvmbench: no virtio-blk disk\n");
@@ -365,7 +371,10 @@ static void bench(int msix)
 	(void)t0;
 	uint32_t us = ticks / 358 * 100;
 	if (bad) {
-		puts_("kvmbench: read "); putdec(i); puts_(" failed\n");
+		volatile uint16_t *used = (volatile uint16_t *)(vq + 8192);
+		puts_("kvmbench: read "); putdec(i); puts_(" failed: "); puts_(blk_why[blk_fail]);
+		puts_(" (used index "); putdec(used[1]); puts_(", available "); putdec(blk_idx);
+		puts_(")\n");
 		n = i ? i : 1;
 	}
 	puts_("kvmbench: "); putdec(n); puts_(" reads in "); putdec(us); puts_(" us, ");
@@ -381,6 +390,24 @@ static int has(const char *s, const char *w)
 		if (!w[i]) return 1;
 	}
 	return 0;
+}
+
+/* The decimal number after w in s, or dflt. */
+static uint32_t num_after(const char *s, const char *w, uint32_t dflt)
+{
+	uint32_t v = 0;
+	int any = 0;
+
+	for (; s && *s; s++) {
+		int i = 0;
+		while (w[i] && s[i] == w[i]) i++;
+		if (w[i])
+			continue;
+		for (s += i; *s >= '0' && *s <= '9'; s++, any = 1)
+			v = v * 10 + (*s - '0');
+		return any ? v : dflt;
+	}
+	return dflt;
 }
 
 static void ticker(int quiet)
@@ -437,7 +464,7 @@ void cmain(uint32_t info)
 		U32(0xfee003e0) = 0xb;
 		U32(0xfee00320) = 0x20030;
 		U32(0xfee00380) = 1000000;
-		bench(has(cmd, "msix"));
+		bench(has(cmd, "msix"), num_after(cmd, "reads=", 5000));
 		return;
 	}
 	test_pic();
