@@ -19,10 +19,10 @@
  *    (or, well-formed, does not load as a kernel: boot-unpack.c) and the
  *    payload is inflated as if there were no entry (and the entry
  *    written again);
- *  - entries are written by a background thread while the guest boots,
- *    to a temporary name in the folder, then renamed: a reader sees a
- *    whole entry or none, also with several vm-runs at once; the folder
- *    is the user's own (0700);
+ *  - entries are written by a background thread at the lowest priority
+ *    while the guest boots, to a temporary name in the folder, then
+ *    renamed: a reader sees a whole entry or none, also with several
+ *    vm-runs at once; the folder is the user's own (0700);
  *  - no cache folder (no HOME, read-only home, full disk) only costs
  *    the inflating: a failed write is a debug line (-d boot), never an
  *    error.
@@ -34,6 +34,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -212,7 +213,10 @@ out:
 static void *writer(void *arg)
 {
 	struct kcache_job *j = arg;
-	int r = write_entry(j);
+	int r;
+
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 19);	/* the vCPUs come first */
+	r = write_entry(j);
 
 	if (r < 0)
 		LOG(LOG_BOOT, "kernel cache %s/%s not written: %s", j->dir, j->name, strerror(-r));
