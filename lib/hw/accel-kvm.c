@@ -668,10 +668,14 @@ static int kvm_get_extra(void *vcpu, struct hw_cpu_extra *x)
 		x->nmi_pending = ev.nmi.pending;
 		x->nmi_blocked = ev.nmi.masked;
 		x->shadow = ev.interrupt.shadow != 0;
-		/* not carried by a snapshot: the vector is in the local APIC's
-		 * ISR already, and a load runs no handler for it */
-		if (ev.interrupt.injected)
-			LOG(LOG_INT, "kvm: vCPU %d: interrupt 0x%x was being injected", v->index,
+		/* kicked out between taking the vector from the local APIC and
+		 * delivering it: its ISR bit is set, so without it a load would
+		 * never run the handler, and nothing of its priority or lower
+		 * would be delivered again */
+		x->irq_injected = ev.interrupt.injected && !ev.interrupt.soft;
+		x->irq_vector = ev.interrupt.nr;
+		if (x->irq_injected)
+			LOG(LOG_INT, "kvm: vCPU %d: interrupt 0x%x being injected", v->index,
 			    ev.interrupt.nr);
 	}
 	x->wait_sipi = v->wait_sipi;
@@ -708,6 +712,9 @@ static int kvm_set_extra(void *vcpu, const struct hw_cpu_extra *x)
 		ev.nmi.pending = x->nmi_pending;
 		ev.nmi.masked = x->nmi_blocked;
 		ev.interrupt.shadow = x->shadow ? KVM_X86_SHADOW_INT_STI : 0;
+		ev.interrupt.injected = x->irq_injected;
+		ev.interrupt.nr = x->irq_vector;
+		ev.interrupt.soft = 0;
 		ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
 		ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
 	}

@@ -331,6 +331,11 @@ struct hw_cpu_extra {
 	uint32_t nmsrs;
 	struct hw_msr msrs[HW_CPU_MAX_MSRS];	/* the CPU's own, TSC included */
 	bool halted, wait_sipi, shadow, nmi_blocked, nmi_pending;
+	/* An external interrupt the CPU was entering when it stopped: taken
+	 * from the local APIC (its vector in the ISR), not yet delivered.
+	 * KVM redelivers it on the next entry; the JIT has no such state. */
+	bool irq_injected;
+	uint8_t irq_vector;
 };
 
 /* Why an accelerator's run returned. */

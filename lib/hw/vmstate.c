@@ -7,9 +7,11 @@
  *   header   "VMSTATE\0", u32 format version (1), u32 vCPU count,
  *            u64 RAM size
  *   sections tag (4 bytes), u32 section version, u64 length, data:
- *     "CPU " one per vCPU: index, hw_regs, hw_sregs, and when the
- *            accelerator has them FXSAVE, XCR0, DR0-7, MSRs and the state
- *            at the instruction boundary (halted, shadow, NMI)
+ *     "CPU " one per vCPU: index, hw_regs, hw_sregs, a flags byte (1:
+ *            the accelerator's extra state follows, 2: and then the
+ *            vector of an interrupt being injected), the extra state:
+ *            FXSAVE, XCR0, DR0-7, MSRs and the state at the instruction
+ *            boundary (halted, shadow, NMI), then that vector
  *     "DEVS" the device sections of machine_save_devices (build.c)
  *     "RAM " guest RAM in 4 MiB chunks: a bitmap of non-zero pages, then
  *            those pages as one zstd frame
@@ -147,9 +149,11 @@ static int save_cpu(struct machine *m, int i, struct hw_wbuf *w)
 	hw_put64(w, r.rip);
 	hw_put64(w, r.rflags);
 	put_sregs(w, &s);
-	hw_put8(w, x != NULL);
+	hw_put8(w, (x != NULL) | (x && x->irq_injected ? 2 : 0));
 	if (x)
 		put_extra(w, x);
+	if (x && x->irq_injected)
+		hw_put8(w, x->irq_vector);
 	section_end(w, at);
 	free(x);
 	return 0;
@@ -433,9 +437,13 @@ static int parse_cpu(const uint8_t *p, size_t n, struct hw_regs *rg, struct hw_s
 	rg->rip = hw_get64(&r);
 	rg->rflags = hw_get64(&r);
 	get_sregs(&r, s);
-	*has_extra = hw_get8(&r) & 1;
-	if (*has_extra)
+	uint8_t flags = hw_get8(&r);
+	*has_extra = flags & 1;
+	if (*has_extra) {
 		get_extra(&r, x);
+		x->irq_injected = flags & 2;
+		x->irq_vector = x->irq_injected ? hw_get8(&r) : 0;
+	}
 	if (r.err || r.pos != r.len)
 		return err_set(-EINVAL, "vmstate: bad CPU section");
 	return 0;
