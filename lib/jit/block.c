@@ -402,7 +402,6 @@ bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
 	p = code_ptr(cpu, &avail);
 	if (!p)
 		return false;
-
 	b = lookup(cpu, p, avail);
 	cpu->bcache->last = b;
 	if (!b)

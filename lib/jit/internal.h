@@ -237,8 +237,8 @@ struct jit_cpu {
 	uintptr_t smc_lo, smc_hi;	/* host code bytes of the running block */
 	bool smc_hit;		/* the running block wrote to its own code */
 	bool no_blocks;		/* VM_JIT_NOBLOCKS: interpret one instruction at a time */
-	bool tlb_large;		/* the TLB holds pieces of a large page */
-	uint64_t large_2m, large_1g;	/* their 2 MiB and 1 GiB regions (hashed to a bit) */
+	uint64_t large_2m, large_1g;	/* 2 MiB and 1 GiB regions (hashed to a bit) of the
+					   TLB's pieces of large pages; 0: none */
 	bool code_global;	/* the last code fetch's page is global */
 
 	/* execution state */

@@ -219,6 +219,12 @@ static bool in_set(uint64_t set, uint64_t region)
 	return set >> (region & 63) & 1;
 }
 
+/* Either 2 MiB half of the 4 MiB region around lin. */
+static bool in_set_4m(uint64_t set, uint64_t lin)
+{
+	return in_set(set, lin >> 22 << 1) || in_set(set, (lin >> 22 << 1) | 1);
+}
+
 void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 {
 	if (global || cpu->chain_nonglobal)
@@ -226,10 +232,8 @@ void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 	for (unsigned i = 0; i < TLB_SIZE; i++)
 		if (global || !cpu->tlb[i].global)
 			cpu->tlb[i].tag = TLB_NONE;
-	if (global) {
-		cpu->tlb_large = false;
+	if (global)
 		cpu->large_2m = cpu->large_1g = 0;
-	}
 }
 
 /* INVLPG: every piece of the page that maps lin leaves the TLB (SDM
@@ -238,9 +242,7 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 {
 	uint64_t page = lin >> 12;
 	unsigned sizes = 1;	/* bit n: a piece of a 4 KiB << n page went */
-	bool large = cpu->tlb_large &&
-		     (in_set(cpu->large_2m, lin >> 21) || in_set(cpu->large_2m, lin >> 22 << 1) ||
-		      in_set(cpu->large_2m, (lin >> 22 << 1) | 1) || in_set(cpu->large_1g, lin >> 30));
+	bool large = in_set_4m(cpu->large_2m, lin) || in_set(cpu->large_1g, lin >> 30);
 
 	if (!large) {	/* no piece of a large page around lin */
 		struct jit_tlb_entry *e = &cpu->tlb[page & (TLB_SIZE - 1)];
@@ -258,8 +260,7 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 		}
 	}
 	if (in_set(cpu->chain_2m, lin >> 21) ||
-	    ((sizes & 1u << 10) && (in_set(cpu->chain_2m, lin >> 22 << 1) ||
-				    in_set(cpu->chain_2m, (lin >> 22 << 1) | 1))) ||
+	    ((sizes & 1u << 10) && in_set_4m(cpu->chain_2m, lin)) ||
 	    ((sizes & 1u << 18) && in_set(cpu->chain_1g, lin >> 30)))
 		chains_off(cpu);
 }

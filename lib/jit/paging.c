@@ -70,8 +70,8 @@ struct walk {
 	uint64_t ent[4];
 	int levels;
 	unsigned esize;
-	bool rw, us, xd, global, dirty, large;
-	uint8_t lshift;		/* a large page is 4 KiB << lshift */
+	bool rw, us, xd, global, dirty;
+	uint8_t lshift;		/* a large page is 4 KiB << lshift, 0: a 4 KiB page */
 };
 
 static _Noreturn void page_fault(struct jit_cpu *cpu, uint64_t lin, unsigned acc,
@@ -113,7 +113,6 @@ static void walk_32(struct jit_cpu *cpu, struct walk *w, uint64_t lin, unsigned 
 	w->esize = 4;
 	pde = level(cpu, w, (cpu->cr3 & 0xfffff000) + ((lin >> 22) & 0x3ff) * 4, lin, acc);
 	if ((pde & PTE_PS) && (cpu->cr4 & CR4_PSE)) {
-		w->large = true;
 		w->lshift = 10;
 		w->gpa = ((pde & 0xffc00000) | (lin & 0x3ff000));
 		return;
@@ -132,7 +131,6 @@ static void walk_pae(struct jit_cpu *cpu, struct walk *w, uint64_t lin, unsigned
 		page_fault(cpu, lin, acc, 0);
 	pde = level(cpu, w, (pdpte & ADDR_MASK) + ((lin >> 21) & 0x1ff) * 8, lin, acc);
 	if (pde & PTE_PS) {
-		w->large = true;
 		w->lshift = 9;
 		w->gpa = (pde & ADDR_MASK & ~0x1fffffull) | (lin & 0x1ff000);
 		return;
@@ -151,14 +149,12 @@ static void walk_long(struct jit_cpu *cpu, struct walk *w, uint64_t lin, unsigne
 		page_fault(cpu, lin, acc, PF_P | PF_RSVD);
 	e = level(cpu, w, (e & ADDR_MASK) + ((lin >> 30) & 0x1ff) * 8, lin, acc);
 	if (e & PTE_PS) {
-		w->large = true;
 		w->lshift = 18;
 		w->gpa = (e & ADDR_MASK & ~0x3fffffffull) | (lin & 0x3ffff000);
 		return;
 	}
 	e = level(cpu, w, (e & ADDR_MASK) + ((lin >> 21) & 0x1ff) * 8, lin, acc);
 	if (e & PTE_PS) {
-		w->large = true;
 		w->lshift = 9;
 		w->gpa = (e & ADDR_MASK & ~0x1fffffull) | (lin & 0x1ff000);
 		return;
@@ -224,13 +220,10 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 		}
 		e->perm = rights(cpu, &w, dirty);
 		w.global = (w.ent[w.levels - 1] & PTE_G) && (cpu->cr4 & CR4_PGE);
-		if (w.large) {
-			cpu->tlb_large = true;
-			if (w.lshift == 18)
-				cpu->large_1g |= 1ull << (lin >> 30 & 63);
-			else
-				cpu->large_2m |= 1ull << (lin >> 21 & 63);
-		}
+		if (w.lshift == 18)
+			cpu->large_1g |= 1ull << (lin >> 30 & 63);
+		else if (w.lshift)
+			cpu->large_2m |= 1ull << (lin >> 21 & 63);
 	}
 	e->tag = lin >> 12;
 	e->gpa = w.gpa;
