@@ -71,6 +71,7 @@ struct jit_block {
 	uint16_t nbytes;	/* code bytes covered (copied after insn[]) */
 	uint8_t ninsn;
 	uint8_t code_size;
+	bool cross;		/* its bytes go on into the next 4 KiB page (next_page()) */
 	struct jit_binsn insn[];
 };
 
@@ -174,9 +175,46 @@ static bool grp5_continues(const struct jit_insn *in)
 	return ext == 0 || ext == 1 || ext == 6;
 }
 
-/* Decode a block at host address p with avail bytes left in its page.
- * NULL when the first instruction cannot start a block (it crosses the
- * page, is invalid, or has an illegal LOCK): the caller steps it. */
+/*
+ * May a block at host address p, avail bytes before the end of its page,
+ * go on into the next page?  In 64-bit mode, when the next linear page is
+ * executable now and lies right after p's page in host memory (guest RAM
+ * is one host mapping, so this is the common case of kernel text).  Such
+ * a block is checked again at each entry from the run loop; chained
+ * entries rely on link() having marked both pages' regions, so that a
+ * flush of either ends the chains (mem.c).  may_fault: the instruction at
+ * p itself crosses, so filling the TLB for the next page (with its #PF)
+ * is its own fetch; otherwise only a TLB hit counts, as code before the
+ * boundary must run before a fault there.
+ */
+static bool next_page(struct jit_cpu *cpu, const uint8_t *p, unsigned avail, bool may_fault)
+{
+	unsigned acc = acc_user(cpu, ACC_X);
+	uint64_t lin = cpu->rip + avail;
+	struct jit_tlb_entry *e;
+
+	if (!cpu->mode64 || !canonical(lin))
+		return false;
+	e = tlb_hit(cpu, lin, acc);
+	if (!e) {
+		if (!may_fault)
+			return false;
+		e = jit_tlb_fill(cpu, lin, acc);
+		if (e->tag != lin >> 12)
+			return false;	/* a page the debugger watches: step it */
+	}
+	if (e->host_r != p + avail)
+		return false;
+	if (!e->global)
+		cpu->code_global = false;
+	return true;
+}
+
+/* Decode a block at host address p with avail bytes left in its page
+ * (and the next page too where next_page() allows).  NULL when the first
+ * instruction cannot start a block (it crosses into a page that does not
+ * follow in host memory, is invalid, or has an illegal LOCK): the caller
+ * steps it. */
 static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned avail)
 {
 	struct jit_bcache *bc = cpu->bcache;
@@ -184,7 +222,7 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 		      BLOCK_MAX * 15 + 8;
 	struct jit_block *b;
 	jit_op_fn *fn, *fast;
-	unsigned off = 0;
+	unsigned off = 0, lim = avail;
 	uint8_t n = 0;
 
 	if (bc->used + room > BC_ARENA)
@@ -192,8 +230,12 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 	b = (struct jit_block *)(void *)(bc->arena + bc->used);
 	while (n < BLOCK_MAX) {
 		struct jit_binsn *bi = &b->insn[n];
-		int len = jit_decode(p + off, avail - off, cpu->code_size, &bi->in);
+		int len = jit_decode(p + off, lim - off, cpu->code_size, &bi->in);
 
+		if (len == DEC_MORE && lim == avail && next_page(cpu, p, avail, n == 0)) {
+			lim += 0x1000;
+			continue;
+		}
 		if (len <= 0 || (bi->in.lock && !jit_lock_ok(&bi->in)))
 			break;
 		fn = maps[bi->in.map][bi->in.op];
@@ -203,9 +245,12 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 		bi->fn = fast ? fast : fn;
 		off += (unsigned)len;
 		n++;
-		if ((!continues_block(fn) && !(fn == jit_op_grp5 && grp5_continues(&bi->in))) ||
-		    off >= avail)
+		if (!continues_block(fn) && !(fn == jit_op_grp5 && grp5_continues(&bi->in)))
 			break;
+		if (off >= lim && (lim != avail || !next_page(cpu, p, avail, false)))
+			break;
+		if (off >= lim)
+			lim += 0x1000;
 	}
 	cpu->stat_decodes++;
 	if (n == 0)
@@ -217,6 +262,7 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 	b->ninsn = n;
 	b->nbytes = (uint16_t)off;
 	b->code_size = (uint8_t)cpu->code_size;
+	b->cross = off > avail;
 	memcpy((uint8_t *)&b->insn[n], p, off);
 	bc->used += (sizeof(*b) + n * sizeof(struct jit_binsn) + off + 7) & ~(size_t)7;
 	return b;
@@ -241,6 +287,17 @@ static bool same_code(const struct jit_block *b, const uint8_t *p)
 	return true;
 }
 
+/* Does block b, found for host address p, still hold the code there?  The
+ * next page of a block that crosses is checked first: only then are its
+ * bytes there in host memory to compare. */
+static bool fits(struct jit_cpu *cpu, const struct jit_block *b, const uint8_t *p,
+		 unsigned avail)
+{
+	if (unlikely(b->cross) && !next_page(cpu, p, avail, false))
+		return false;
+	return same_code(b, p);
+}
+
 /* The block at host address p, decoded again if its bytes changed.  The
  * blocks that followed the last one are tried before the hash table. */
 static struct jit_block *lookup(struct jit_cpu *cpu, const uint8_t *p, unsigned avail)
@@ -252,14 +309,14 @@ static struct jit_block *lookup(struct jit_cpu *cpu, const uint8_t *p, unsigned 
 	if (last) {
 		for (int i = 0; i < 2; i++) {
 			b = last->succ[i];
-			if (b && b->p == p && b->code_size == cpu->code_size && same_code(b, p))
+			if (b && b->p == p && b->code_size == cpu->code_size && fits(cpu, b, p, avail))
 				return b;
 		}
 	}
 	head = &bc->hash[bc_hash(p)];
 	for (b = *head; b; b = b->next)
 		if (b->p == p && b->code_size == cpu->code_size) {
-			if (likely(same_code(b, p)))
+			if (likely(fits(cpu, b, p, avail)))
 				goto found;
 			break;
 		}
@@ -369,6 +426,12 @@ static void link(struct jit_cpu *cpu, const struct jit_block *b)
 		*b->tr_gen = cpu->tlb_gen;	/* CS:RIP maps to b now: chaining into it is fine */
 	cpu->chain_2m |= 1ull << (b->tr_rip >> 21 & 63);	/* until its page is flushed (mem.c) */
 	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
+	if (b->cross) {		/* and its next page's (next_page() saw code_global) */
+		uint64_t end = b->tr_rip + b->nbytes - 1;
+
+		cpu->chain_2m |= 1ull << (end >> 21 & 63);
+		cpu->chain_1g |= 1ull << (end >> 30 & 63);
+	}
 	if (!cpu->code_global)
 		cpu->chain_nonglobal = true;
 	if (sl && cpu->bcache->link_flushes == cpu->bcache->flushes &&

@@ -13,7 +13,13 @@
  *    the function's page is remapped and INVLPG'd, and after a CR3 load
  *    (the page is not global), while the old code stays in memory;
  *  - one code page mapped at two addresses: RIP-relative code gives the
- *    address it runs at, however often it ran at the other one.
+ *    address it runs at, however often it ran at the other one;
+ *  - hot code whose instructions cross from one page into the next (the
+ *    pages in two 2 MiB regions): it runs the bytes of the page mapped
+ *    next after that page is remapped and INVLPG'd, and after a store to
+ *    them; with the next page not present, the #PF is raised at the
+ *    instruction that crosses, with CR2 the next page, after the
+ *    instruction before it and once.
  */
 	.section .multiboot, "a"
 	.align 4
@@ -27,6 +33,7 @@
 #define PD1 0x23000
 #define PD2 0x24000
 #define PT1 0x25000
+#define PT2 0x26000
 #define STACK 0x70000
 #define X1 0x300000		/* code pages: f1, f2, f3 */
 #define X2 0x301000
@@ -34,6 +41,15 @@
 #define LIN_F 0xa00000		/* -> X1, later X2, then X1 again */
 #define LIN_A1 0xa01000		/* -> X3 */
 #define LIN_A2 0xa02000		/* -> X3 */
+#define Y1 0x303000		/* code across a page boundary: Y1, then Y2 or Y3 */
+#define Y2 0x304000
+#define Y3 0x306000
+#define LIN_P1 0xbff000		/* -> Y1 (PT1's last entry) */
+#define LIN_P2 0xc00000		/* -> Y2, Y3 or nothing (PT2) */
+#define LIN_FX (LIN_P1 + 0xffa)	/* inc %r8; mov $imm32, %eax (crosses); ret */
+#define IMM_Y2 0x44332211	/* what mov gives with Y2 next, Y3 next, Y3 stored to */
+#define IMM_Y3 0x66552211
+#define IMM_Y3S 0x88772211
 #define PA 0x1000000		/* 16 MiB: the values A */
 #define PB 0x1200000		/* 18 MiB: the values B */
 #define W1G 0x40000000		/* a 1 GiB page: linear 1 GiB -> physical 0 */
@@ -54,7 +70,7 @@ _start:
 	mov %ax, %ss
 	mov $PML4, %edi
 	xor %eax, %eax
-	mov $(6 * 1024), %ecx
+	mov $(7 * 1024), %ecx
 	rep stosl
 	movl $(PDPT | 3), PML4
 	movl $(PD0 | 3), PDPT
@@ -69,6 +85,9 @@ _start:
 	add $8, %edi
 	loop 2b
 	movl $(PT1 | 3), PD0 + 5 * 8
+	movl $(PT2 | 3), PD0 + 6 * 8	/* 12-14 MiB through PT2 */
+	movl $(Y1 | 3), PT1 + 511 * 8
+	movl $(Y2 | 3), PT2
 	movl $(PA | 0x83), PD1
 	movl $(X1 | 3), PT1
 	movl $(X3 | 3), PT1 + 8
@@ -106,6 +125,21 @@ lm64:
 	mov $X3, %edi
 	mov $(f3_end - f3), %ecx
 	rep movsb
+	movl $0xb8c0ff49, Y1 + 0xffa	/* inc %r8; mov $imm32, %eax ... */
+	movw $0x2211, Y1 + 0xffe
+	movw $0x4433, Y2		/* ... its last two bytes; ret */
+	movb $0xc3, Y2 + 2
+	movw $0x6655, Y3
+	movb $0xc3, Y3 + 2
+	lea pf(%rip), %rax		/* IDT: #PF */
+	mov %ax, idt + 14 * 16
+	movw $0x18, idt + 14 * 16 + 2
+	movw $0x8e00, idt + 14 * 16 + 4
+	shr $16, %rax
+	mov %ax, idt + 14 * 16 + 6
+	shr $16, %rax
+	mov %eax, idt + 14 * 16 + 8
+	lidt idt_desc(%rip)
 	mov $VA, %eax
 	mov %rax, PA + 0x5000
 	mov %rax, PA + 0x6000
@@ -191,11 +225,98 @@ lm64:
 	lea s_alias(%rip), %rsi
 	call report
 
+	/* code across a page boundary, hot: the next page remapped */
+	movb LIN_P2, %al		/* (the next page in the TLB from the start) */
+	xor %r8d, %r8d
+	xor %r12d, %r12d
+	xor %r13d, %r13d
+2:	call LIN_FX
+	add %rax, %r13
+	inc %r12d
+	cmp $100, %r12d
+	jne 3f
+	movl $(Y3 | 3), PT2
+	invlpg LIN_P2
+3:	cmp $101, %r12d
+	jb 2b
+	movabs $(100 * IMM_Y2 + IMM_Y3), %rax
+	cmp %rax, %r13
+	jne 1f
+	cmp $101, %r8d
+1:	sete %al
+	movzbl %al, %eax
+	lea s_xremap(%rip), %rsi
+	call report
+
+	/* the same, its bytes in the next page stored to */
+	xor %r12d, %r12d
+	xor %r13d, %r13d
+2:	call LIN_FX
+	add %rax, %r13
+	inc %r12d
+	cmp $100, %r12d
+	jne 3f
+	movw $0x8877, Y3
+3:	cmp $101, %r12d
+	jb 2b
+	movabs $(100 * IMM_Y3 + IMM_Y3S), %rax
+	cmp %rax, %r13
+	sete %al
+	movzbl %al, %eax
+	lea s_xstore(%rip), %rsi
+	call report
+
+	/* the same, the next page not present: pf() maps Y2 there */
+	movl $(Y2 | 3), PT2
+	invlpg LIN_P2
+	xor %r8d, %r8d
+	xor %r12d, %r12d
+	xor %r13d, %r13d
+2:	call LIN_FX
+	add %rax, %r13
+	inc %r12d
+	cmp $100, %r12d
+	jne 3f
+	movl $0, PT2
+	invlpg LIN_P2
+3:	cmp $101, %r12d
+	jb 2b
+	movabs $(101 * IMM_Y2), %rax
+	cmp %rax, %r13
+	jne 1f
+	cmpl $1, pf_count(%rip)
+	jne 1f
+	cmpq $LIN_P2, pf_cr2(%rip)
+	jne 1f
+	cmpq $(LIN_FX + 3), pf_rip(%rip)
+	jne 1f
+	cmpq $101, pf_r8(%rip)
+	jne 1f
+	cmp $101, %r8d
+1:	sete %al
+	movzbl %al, %eax
+	lea s_xfault(%rip), %rsi
+	call report
+
 	mov failures(%rip), %eax
 	mov $0xf4, %dx
 	out %eax, %dx
 	hlt
 	jmp .
+
+/* #PF: note where and when, map Y2 at LIN_P2, and retry */
+pf:
+	push %rax
+	incl pf_count(%rip)
+	mov %cr2, %rax
+	mov %rax, pf_cr2(%rip)
+	mov 16(%rsp), %rax		/* above the saved RAX and the error code */
+	mov %rax, pf_rip(%rip)
+	mov %r8, pf_r8(%rip)
+	movl $(Y2 | 3), PT2
+	pop %rax
+	add $8, %rsp
+	iretq
 
 /* rax = the sum of the quadwords at rbx + 0x5000 and rbx + 0x6000, read
  * in a hot loop (both pieces of the page end up in the TLB) */
@@ -271,6 +392,17 @@ gdt_desc:
 	.long gdt
 failures:
 	.long 0
+pf_count:
+	.long 0
+	.align 8
+pf_cr2:	.quad 0
+pf_rip:	.quad 0
+pf_r8:	.quad 0
+idt_desc:
+	.word 16 * 16 - 1
+	.quad idt
+	.align 16
+idt:	.fill 16 * 16, 1, 0
 s_ok:	.asciz "ok - "
 s_not:	.asciz "not "
 s_nl:	.asciz "\n"
@@ -279,3 +411,6 @@ s_1g:	.asciz "INVLPG drops every piece of a 1 GiB page"
 s_invlpg: .asciz "a hot call site calls the new code after INVLPG of its callee's page"
 s_cr3:	.asciz "a hot call site calls the new code after a CR3 load"
 s_alias: .asciz "code mapped at two addresses runs at the address called"
+s_xremap: .asciz "hot code crossing into the next page runs that page's new mapping"
+s_xstore: .asciz "hot code crossing into the next page runs bytes stored there"
+s_xfault: .asciz "a #PF of the next page comes at the crossing instruction, once"
