@@ -10,10 +10,12 @@
  *  - A block starts at a code address and holds the decoded instructions
  *    (struct jit_insn plus the handler, found once) up to and including
  *    the first one that may branch or change anything the decoding or
- *    the run loop depends on (mode, CS, paging, RFLAGS.IF, halting, I/O),
- *    at most BLOCK_MAX instructions and never past the end of the 4 KiB
- *    code page.  Instructions that continue a block are listed in
- *    continues_block(): integer, string, x87 and SIMD work.
+ *    the run loop depends on (mode, CS, paging, RFLAGS.IF set, halting,
+ *    I/O), at most BLOCK_MAX instructions, and not past the end of the 4
+ *    KiB code page unless the next page follows it in host memory
+ *    (next_page()).  Instructions that continue a block are listed in
+ *    continues_block() and jit_insn_continues(): integer, string, x87 and
+ *    SIMD work, and a few system instructions.
  *  - Blocks are keyed by the host address of their first byte and the
  *    code size (16/32/64-bit decoding), so aliases of a physical page
  *    share blocks and remapping needs no flush: entry translates CS:RIP
@@ -166,13 +168,35 @@ static bool continues_block(jit_op_fn *fn)
 	return false;
 }
 
-/* FF /0 /1 /6 (INC, DEC, PUSH r/m) go on to the next instruction; the
- * rest of group 5 (CALL, JMP, far forms) branches. */
-static bool grp5_continues(const struct jit_insn *in)
+/*
+ * May execution go on to the next instruction in the same block after
+ * in?  The forms of continues_block()'s handlers, and a few of handlers
+ * that also branch or change what the run loop watches:
+ *  - FF /0 /1 /6 (INC, DEC, PUSH r/m); the rest of group 5 (CALL, JMP,
+ *    far forms) branches;
+ *  - CLI (STI opens an interrupt window the run loop must see);
+ *  - MOV r/m, Sreg reads a selector;
+ *  - SWAPGS, RDTSCP and SMSW r of group 7 (translated code reads the FS
+ *    and GS bases at each access); the rest loads tables or invalidates.
+ * The translator links a block whose last instruction goes on (it ended
+ * at BLOCK_MAX or at a page) as it links a fall-through.
+ */
+bool jit_insn_continues(const struct jit_insn *in)
 {
+	jit_op_fn *fn = maps[in->map][in->op];
 	unsigned ext = in->reg & 7;
 
-	return ext == 0 || ext == 1 || ext == 6;
+	if (!fn)
+		return false;
+	if (continues_block(fn) || fn == jit_op_mov_from_seg)
+		return true;
+	if (fn == jit_op_grp5)
+		return ext == 0 || ext == 1 || ext == 6;
+	if (fn == jit_op_cli)
+		return in->op == 0xfa;
+	if (fn == jit_op_grp7)
+		return in->mod == 3 && ((ext == 7 && (in->rm & 7) <= 1) || ext == 4);
+	return false;
 }
 
 /*
@@ -245,7 +269,7 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 		bi->fn = fast ? fast : fn;
 		off += (unsigned)len;
 		n++;
-		if (!continues_block(fn) && !(fn == jit_op_grp5 && grp5_continues(&bi->in)))
+		if (!jit_insn_continues(&bi->in))
 			break;
 		if (off >= lim && (lim != avail || !next_page(cpu, p, avail, false)))
 			break;
@@ -395,7 +419,8 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
 	}
 	b->runs = 0;
 	rq = (struct jit_tr_req){ .insn = b->insn, .n = b->ninsn, .rip = cpu->rip,
-		.cpl = (unsigned)cpu->cpl, .code = b->p, .nbytes = b->nbytes, .jc = bc->jc };
+		.cpl = (unsigned)cpu->cpl, .code = b->p, .nbytes = b->nbytes, .jc = bc->jc,
+		.owner = b };
 	b->tr = jit_tcache_add(bc->tc, &rq);
 	b->tr_chain = rq.chain;
 	b->tr_gen = rq.gen;
@@ -407,6 +432,31 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
 	b->tr_rip = cpu->rip;
 	b->tr_cpl = (uint8_t)cpu->cpl;
 	return b->tr;
+}
+
+/* CS:RIP maps to b's bytes now (at b's RIP and CPL): chaining into b is
+ * fine until a flush may remap its pages, and RET may go straight there. */
+static void mark(struct jit_cpu *cpu, const struct jit_block *b)
+{
+	struct jit_tr_slot *sl;
+
+	if (*b->tr_gen != cpu->tlb_gen)	/* (it sits among code: no needless store) */
+		*b->tr_gen = cpu->tlb_gen;
+	cpu->chain_2m |= 1ull << (b->tr_rip >> 21 & 63);	/* until its page is flushed (mem.c) */
+	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
+	if (b->cross) {		/* and its next page's (next_page() saw code_global) */
+		uint64_t end = b->tr_rip + b->nbytes - 1;
+
+		cpu->chain_2m |= 1ull << (end >> 21 & 63);
+		cpu->chain_1g |= 1ull << (end >> 30 & 63);
+	}
+	if (!cpu->code_global)
+		cpu->chain_nonglobal = true;
+	sl = &cpu->bcache->jc[jit_jc_index(b->tr_rip)];
+	sl->entry = b->tr_chain;
+	sl->gen = cpu->tlb_gen;
+	sl->target = b->tr_rip;
+	sl->cpl = b->tr_cpl;
 }
 
 /*
@@ -422,18 +472,7 @@ static void link(struct jit_cpu *cpu, const struct jit_block *b)
 	struct jit_tr_slot *sl = cpu->tr_link;
 
 	cpu->tr_link = NULL;
-	if (*b->tr_gen != cpu->tlb_gen)	/* (it sits among code: no needless store) */
-		*b->tr_gen = cpu->tlb_gen;	/* CS:RIP maps to b now: chaining into it is fine */
-	cpu->chain_2m |= 1ull << (b->tr_rip >> 21 & 63);	/* until its page is flushed (mem.c) */
-	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
-	if (b->cross) {		/* and its next page's (next_page() saw code_global) */
-		uint64_t end = b->tr_rip + b->nbytes - 1;
-
-		cpu->chain_2m |= 1ull << (end >> 21 & 63);
-		cpu->chain_1g |= 1ull << (end >> 30 & 63);
-	}
-	if (!cpu->code_global)
-		cpu->chain_nonglobal = true;
+	mark(cpu, b);
 	if (sl && cpu->bcache->link_flushes == cpu->bcache->flushes &&
 	    sl->target == b->tr_rip && sl->cpl == b->tr_cpl) {
 		uint8_t *site = sl->entry;
@@ -441,11 +480,35 @@ static void link(struct jit_cpu *cpu, const struct jit_block *b)
 
 		memcpy(site, &rel, 4);	/* the exit's JMP now goes to b */
 	}
-	sl = &cpu->bcache->jc[jit_jc_index(b->tr_rip)];
-	sl->entry = b->tr_chain;
-	sl->gen = cpu->tlb_gen;
-	sl->target = b->tr_rip;
-	sl->cpl = b->tr_cpl;
+}
+
+/*
+ * Called by b's chained entry (tr-x86.c) when the TLB generation moved on
+ * since b was marked: instead of a return to the run loop, look CS:RIP (b's
+ * RIP, in cpu->rip) up as the run loop would, and when it still maps to
+ * b's bytes (and b's next page is still the next one, for a block that
+ * crosses), mark b and go on: true, cpu->tr_link cleared.  A #PF of the
+ * fetch unwinds as the run loop's would.  False, to leave to the run loop,
+ * with a signal, an interrupt or the budget due (it takes those first),
+ * or when b is stale or no longer mapped there.
+ */
+bool jit_chain_recheck(struct jit_cpu *cpu, void *owner)
+{
+	const struct jit_block *b = owner;
+	const uint8_t *p;
+	unsigned avail;
+
+	if (cpu->icount >= cpu->chain_end ||
+	    atomic_load_explicit(&cpu->events, memory_order_relaxed) ||
+	    atomic_load_explicit(&cpu->irq_level, memory_order_relaxed) ||
+	    b->tr_rip != cpu->rip || b->tr_cpl != cpu->cpl)
+		return false;
+	p = code_ptr(cpu, &avail);
+	if (!p || p != b->p || (b->cross && !next_page(cpu, p, avail, false)))
+		return false;
+	mark(cpu, b);
+	cpu->tr_link = NULL;
+	return true;
 }
 
 /*

@@ -321,6 +321,7 @@ void jit_bcache_stats(const struct jit_bcache *bc, struct jit_stats *s);
 void jit_bcache_flush(struct jit_bcache *bc);
 bool jit_run_block(struct jit_cpu *cpu, uint64_t limit);
 bool jit_lock_ok(const struct jit_insn *in);
+bool jit_insn_continues(const struct jit_insn *in);
 jit_op_fn *jit_fast_form(const struct jit_insn *in);
 
 /* tr-cache.c, tr-x86.c, tr-emit.c: the translator to host code */
@@ -370,10 +371,12 @@ struct jit_tr_req {
 	const uint8_t *code;
 	unsigned nbytes;
 	struct jit_tr_slot *jc;	/* JIT_JC_SIZE entries */
+	void *owner;		/* the block, for jit_chain_recheck() */
 	void *chain;		/* out */
 	uint64_t *gen;		/* out: the TLB generation chain is good for */
 };
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
+bool jit_chain_recheck(struct jit_cpu *cpu, void *owner);
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq);
 void jit_tr_flags_live(const struct jit_binsn *insn, unsigned n, bool *dead, uint32_t *live);
 uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
@@ -449,6 +452,7 @@ struct jit_tr {
 	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
 	uint64_t entry_rip;	/* the block's first instruction */
 	uint64_t *gen;		/* TLB generation the chained entry is good for */
+	void *owner;		/* jit_tr_req's */
 	uint8_t *body;		/* the block's first instruction, guest registers loaded */
 	uint8_t *epi;		/* the common exit: restores the host registers, returns */
 	int8_t host[16];	/* the host register caching each guest register, or -1 */

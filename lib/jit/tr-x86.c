@@ -219,11 +219,11 @@ void jit_tr_exit_link(struct jit_tr *t, uint64_t rip)
 	jit_tr_flags_out(t);
 	cache_writeback(t);
 	jit_tr_pend_flush(t, 1);
+	jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)sl);	/* for chain_entry() */
 	site = jit_tr_jump(&t->b, -1);
 	jit_tr_here(&t->b, site);			/* unlinked: falls through */
 	sl->entry = site;
-	jit_tr_mov_imm(&t->b, RCX, (uint64_t)(uintptr_t)sl);
-	jit_tr_st(t, 8, RCX, jit_tr_m(RBX, OFF_TR_LINK));
+	jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
 	jit_tr_mov_imm(&t->b, RAX, rip);
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));
 	leave(t);
@@ -256,6 +256,7 @@ void jit_tr_exit_dyn(struct jit_tr *t)
 	miss[1] = jit_tr_jump(&t->b, 5);
 	jit_tr_ins8(t, 8, 0x83, 7, jit_tr_m(RDX, offsetof(struct jit_tr_slot, cpl)), (uint8_t)t->cpl);
 	miss[2] = jit_tr_jump(&t->b, 5);
+	jit_tr_ins(t, 4, 0x31, RSI, jit_tr_r(RSI));	/* no exit slot (chain_entry()) */
 	jit_tr_ins(t, 4, 0xff, 4, jit_tr_m(RDX, offsetof(struct jit_tr_slot, entry)));	/* jmp [rdx] */
 	for (int i = 0; i < 3; i++)
 		jit_tr_here(&t->b, miss[i]);
@@ -399,10 +400,19 @@ static const uint8_t *code_copy(struct jit_tr_buf *b, const uint8_t *code, unsig
 }
 
 /*
- * The entry from another block (exit_link): go on only while the code
- * bytes are those translated (block.c's same_code()), no signal is
- * pending and the budget allows a whole block; otherwise return to the
- * run loop at this block's start.  A jump from the block back to its own
+ * The entry from another block (exit_link, or exit_dyn's table): go on
+ * only while the code bytes are those translated (block.c's same_code()),
+ * no signal is pending and the budget allows a whole block; otherwise
+ * return to the run loop at this block's start.  The exit that jumped
+ * here passes its slot in RSI (0 from the table): a return to the run
+ * loop leaves it in cpu->tr_link, so that block.c points the exit at the
+ * block it finds here now (the one decoded again after this one's bytes
+ * changed: kernel code patching left exits jumping here, to fail the
+ * bytes check, forever).  When the TLB generation moved on since block.c
+ * last marked this entry (a flush that may have remapped linked code),
+ * jit_chain_recheck() looks CS:RIP up as the run loop would and, when it
+ * still maps here, marks the entry good and lets it go on.
+ * A jump from the block back to its own
  * start (a loop, loop_back()) checks signals and budget only: its bytes can change
  * only through its own stores, which leave the block (smc_check), or
  * through another agent's, which a processor need not see before it
@@ -410,14 +420,15 @@ static const uint8_t *code_copy(struct jit_tr_buf *b, const uint8_t *code, unsig
  */
 static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, const uint8_t *copy)
 {
-	uint8_t *bail[4 + 15 * 32 / 8 + 8];
+	uint8_t *bail[4 + 15 * 32 / 8 + 8], *regen, *checks, *back, *out;
 	unsigned nb = 0, i;
 	uint64_t q;
 
 	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)t->gen);	/* mapping still valid? */
 	jit_tr_ld(t, 8, RAX, jit_tr_m(RDX, 0));
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_TLB_GEN));
-	bail[nb++] = jit_tr_jump(&t->b, 5);
+	regen = jit_tr_jump(&t->b, 5);
+	checks = t->b.p;
 	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
 	if (copy) {			/* 16 bytes at a time against the copy */
 		jit_tr_mov_imm(&t->b, RAX, (uint64_t)(uintptr_t)copy);
@@ -457,8 +468,26 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, 
 	{
 		uint8_t *body = jit_tr_jump(&t->b, -1);
 
+		jit_tr_here(&t->b, regen);		/* the generation moved on */
+		jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
+		jit_tr_mov_imm(&t->b, RAX, t->rip);
+		jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));	/* for a #PF of the fetch */
+		jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
+		jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)t->owner);
+		jit_tr_call(&t->b, (const void *)jit_chain_recheck);
+		jit_tr_ld(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));	/* the slot, 0 when it went on */
+		jit_tr_ins(t, 1, 0x84, RAX, jit_tr_r(RAX));	/* test al, al */
+		back = jit_tr_jump(&t->b, 5);			/* jnz checks */
+		if (back) {
+			int32_t rel = (int32_t)(checks - (back + 4));
+
+			memcpy(back, &rel, 4);
+		}
+		out = jit_tr_jump(&t->b, -1);
 		for (i = 0; i < nb; i++)
 			jit_tr_here(&t->b, bail[i]);
+		jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
+		jit_tr_here(&t->b, out);
 		jit_tr_exit_to(t, t->rip);			/* pend is 0 here */
 		jit_tr_here(&t->b, body);
 	}
@@ -588,6 +617,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	if (rq->n > JIT_BLOCK_MAX || t.b.p + 8 + 2 * sizeof(struct jit_tr_slot) > t.b.end)
 		return NULL;
 	jit_tr_flags_live(rq->insn, rq->n, dead, live);
+	t.owner = rq->owner;
 	t.gen = (uint64_t *)(void *)t.b.p;
 	*t.gen = 0;		/* never a TLB generation: block.c sets it */
 	t.b.p += 8;
@@ -620,8 +650,10 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 			jit_tr_flags_spill(&t);
 		r = tr_insn(&t, in);
 		if (r == TR_NO) {
-			tr_call(&t, &rq->insn[i], i == rq->n - 1);
-			r = i == rq->n - 1 ? TR_END : TR_OK;
+			bool last = i == rq->n - 1 && !jit_insn_continues(in);
+
+			tr_call(&t, &rq->insn[i], last);	/* (the last one linked if it goes on) */
+			r = last ? TR_END : TR_OK;
 		} else if (r == TR_OK) {
 			t.pend++;
 		}

@@ -494,6 +494,68 @@ static void test_smc(void)
 	}
 }
 
+/* Blocks entered from the run loop (not chained) while cpu_tr runs c,
+ * which must also give the native result. */
+static uint64_t run_loop_entries(const struct hcase *c, const char *what)
+{
+	static struct hstate out;
+	struct jit_stats a, b;
+
+	both(c, what);
+	jit_cpu_stats(cpu_tr, &a);
+	harness_guest(cpu_tr, c, &out);
+	jit_cpu_stats(cpu_tr, &b);
+	return b.blocks - a.blocks;
+}
+
+/*
+ * Exits stay linked, so a hot loop runs without the run loop:
+ *  - a call site whose callee was patched (decoded again: the exit kept
+ *    jumping to the old block's entry, which failed its bytes check and
+ *    left, 300 times here);
+ *  - a block that ends at the block size limit with an instruction run by
+ *    its handler (XCHG) that goes on to the next one (it used to leave
+ *    unlinked, as after a branching handler).
+ */
+static void test_links(void)
+{
+	static struct hcase c;
+	struct rng r = { 77 };
+	/* mov ecx, 400; l: cmp ecx, 300; jne s; mov byte [rip + 12], 0x22 (f's imm);
+	 * s: call f; dec ecx; jnz l; jmp out; f: mov eax, 0x11; add rdx, rax; ret; out: */
+	static const uint8_t patched[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00,
+		0x81, 0xf9, 0x2c, 0x01, 0x00, 0x00,
+		0x75, 0x07,
+		0xc6, 0x05, 0x0c, 0x00, 0x00, 0x00, 0x22,
+		0xe8, 0x06, 0x00, 0x00, 0x00,
+		0xff, 0xc9,
+		0x75, 0xe8,
+		0xeb, 0x09,
+		0xb8, 0x11, 0x00, 0x00, 0x00,
+		0x48, 0x01, 0xc2,
+		0xc3,
+	};
+	uint64_t n;
+
+	rnd_case(&r, &c);
+	emit(&c, patched, sizeof(patched));
+	n = run_loop_entries(&c, "a call site whose callee is patched");
+	CHECK(n < 100, "a hot call site stays linked to its patched callee (%llu run-loop entries)",
+	      (unsigned long long)n);
+
+	rnd_case(&r, &c);
+	emit(&c, (uint8_t[]){ 0xb9, 0x90, 0x01, 0x00, 0x00 }, 5);	/* mov ecx, 400 */
+	for (int i = 0; i < 63; i++)					/* l: inc eax x 63 */
+		emit(&c, (uint8_t[]){ 0xff, 0xc0 }, 2);
+	emit(&c, (uint8_t[]){ 0x48, 0x92 }, 2);				/* xchg rax, rdx */
+	emit(&c, (uint8_t[]){ 0xff, 0xc9 }, 2);				/* dec ecx */
+	emit(&c, (uint8_t[]){ 0x0f, 0x85, 0x78, 0xff, 0xff, 0xff }, 6);	/* jnz l */
+	n = run_loop_entries(&c, "a full block ending in a handler");
+	CHECK(n < 100, "a full block ending in a handler's instruction stays linked "
+	      "(%llu run-loop entries)", (unsigned long long)n);
+}
+
 /* A page fault inside a translated block: RIP at the faulting load, the
  * flags of the ALU instruction before it, registers untouched after it. */
 static void test_fault(void)
@@ -608,6 +670,9 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_self_loops();
 	CHECK(fails == 0, "self loops with handlers: %d cases, %d differ", cases, fails);
+	test_links();
+	CHECK(fails == 0, "linked loops: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
 	test_fault();
 	if (argc > 0)
 		test_suites(argv[0]);

@@ -1,6 +1,7 @@
 /*
- * cpu-tlb: TLB invalidation as seen by hot (translated, chained) 64-bit
- * code, as a multiboot kernel for vm-run and QEMU alike.  Prints
+ * cpu-tlb: TLB invalidation, and system instructions inside a run of
+ * straight-line code, as seen by hot (translated, chained) 64-bit code,
+ * as a multiboot kernel for vm-run and QEMU alike.  Prints
  * "ok - what" / "not ok - what" lines on COM1 and leaves through
  * isa-debug-exit (port 0xf4) with the number of failures.
  *
@@ -19,7 +20,9 @@
  *    next after that page is remapped and INVLPG'd, and after a store to
  *    them; with the next page not present, the #PF is raised at the
  *    instruction that crosses, with CR2 the next page, after the
- *    instruction before it and once.
+ *    instruction before it and once;
+ *  - SWAPGS between GS-relative loads, MOV from SS, CLI and SMSW in a hot
+ *    loop: each load sees the GS base the SWAPGS before it gave.
  */
 	.section .multiboot, "a"
 	.align 4
@@ -298,6 +301,40 @@ lm64:
 	lea s_xfault(%rip), %rsi
 	call report
 
+	/* SWAPGS and friends in the middle of hot straight-line code */
+	mov $0xc0000101, %ecx		/* GS base: gs_a */
+	lea gs_a(%rip), %rax
+	mov %rax, %rdx
+	shr $32, %rdx
+	wrmsr
+	mov $0xc0000102, %ecx		/* kernel GS base: gs_b */
+	lea gs_b(%rip), %rax
+	mov %rax, %rdx
+	shr $32, %rdx
+	wrmsr
+	xor %r13d, %r13d
+	xor %r14d, %r14d
+	mov $100, %r12d
+2:	swapgs
+	add %gs:0, %r13			/* gs_b: 100 */
+	swapgs
+	add %gs:8, %r13			/* gs_a + 8: 2 */
+	mov %ss, %eax
+	add %rax, %r14
+	cli
+	smsw %eax
+	and $1, %eax
+	add %rax, %r14
+	dec %r12d
+	jnz 2b
+	cmp $(100 * 102), %r13
+	jne 1f
+	cmp $(100 * 0x11), %r14
+1:	sete %al
+	movzbl %al, %eax
+	lea s_swapgs(%rip), %rsi
+	call report
+
 	mov failures(%rip), %eax
 	mov $0xf4, %dx
 	out %eax, %dx
@@ -395,6 +432,9 @@ failures:
 pf_count:
 	.long 0
 	.align 8
+gs_a:	.quad 1, 2
+gs_b:	.quad 100, 0
+	.align 8
 pf_cr2:	.quad 0
 pf_rip:	.quad 0
 pf_r8:	.quad 0
@@ -414,3 +454,4 @@ s_alias: .asciz "code mapped at two addresses runs at the address called"
 s_xremap: .asciz "hot code crossing into the next page runs that page's new mapping"
 s_xstore: .asciz "hot code crossing into the next page runs bytes stored there"
 s_xfault: .asciz "a #PF of the next page comes at the crossing instruction, once"
+s_swapgs: .asciz "SWAPGS, MOV from SS, CLI and SMSW inside hot code"
