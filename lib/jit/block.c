@@ -442,12 +442,12 @@ static void mark(struct jit_cpu *cpu, const struct jit_block *b)
 
 	if (*b->tr_gen != cpu->tlb_gen)	/* (it sits among code: no needless store) */
 		*b->tr_gen = cpu->tlb_gen;
-	cpu->chain_2m |= 1ull << (b->tr_rip >> 21 & 63);	/* until its page is flushed (mem.c) */
+	jit_region_add(&cpu->chain_2m, b->tr_rip >> 21);	/* until its page is flushed (mem.c) */
 	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
 	if (b->cross) {		/* and its next page's (next_page() saw code_global) */
 		uint64_t end = b->tr_rip + b->nbytes - 1;
 
-		cpu->chain_2m |= 1ull << (end >> 21 & 63);
+		jit_region_add(&cpu->chain_2m, end >> 21);
 		cpu->chain_1g |= 1ull << (end >> 30 & 63);
 	}
 	if (!cpu->code_global)

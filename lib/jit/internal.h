@@ -139,6 +139,26 @@ struct jit_insn {
 
 int jit_decode(const uint8_t *p, unsigned avail, unsigned code_size, struct jit_insn *in);
 
+/* Sets of 2 MiB regions of linear addresses, hashed to one of 4096 bits
+ * (8 GiB before two regions share one): the Linux kernel's text, modules,
+ * direct map and vmalloc space fall on distinct bits, so INVLPG of a
+ * vmalloc page neither walks the TLB for a large page nor ends the
+ * chains into the kernel's text (mem.c), as 64 bits did. */
+#define JIT_REGION_WORDS 64
+struct jit_regions {
+	uint64_t w[JIT_REGION_WORDS];
+};
+
+static inline void jit_region_add(struct jit_regions *s, uint64_t region)
+{
+	s->w[region >> 6 & (JIT_REGION_WORDS - 1)] |= 1ull << (region & 63);
+}
+
+static inline bool jit_region_has(const struct jit_regions *s, uint64_t region)
+{
+	return s->w[region >> 6 & (JIT_REGION_WORDS - 1)] >> (region & 63) & 1;
+}
+
 /* Soft TLB: direct-mapped by linear page number. */
 #define TLB_SIZE 512
 #define JIT_BLOCK_MAX 64	/* instructions in a block (block.c), and so in a translation */
@@ -237,8 +257,8 @@ struct jit_cpu {
 	uintptr_t smc_lo, smc_hi;	/* host code bytes of the running block */
 	bool smc_hit;		/* the running block wrote to its own code */
 	bool no_blocks;		/* VM_JIT_NOBLOCKS: interpret one instruction at a time */
-	uint64_t large_2m, large_1g;	/* 2 MiB and 1 GiB regions (hashed to a bit) of the
-					   TLB's pieces of large pages; 0: none */
+	struct jit_regions large_2m;	/* 2 MiB and 1 GiB regions (hashed to a bit) of the */
+	uint64_t large_1g;		/* TLB's pieces of large pages; 0: none */
 	bool code_global;	/* the last code fetch's page is global */
 
 	/* execution state */
@@ -275,7 +295,8 @@ struct jit_cpu {
 	/* translated-code chaining (tr-x86.c, block.c) */
 	uint64_t chain_end;	/* a chained block may start while icount is below */
 	uint64_t tlb_gen;	/* bumped by a flush that may remap linked code: chains made before are off */
-	uint64_t chain_2m, chain_1g;	/* 2 MiB and 1 GiB regions (hashed to a bit) of blocks linked at tlb_gen */
+	struct jit_regions chain_2m;	/* 2 MiB and 1 GiB regions (hashed to a bit) of */
+	uint64_t chain_1g;		/* blocks linked at tlb_gen */
 	bool chain_nonglobal;	/* some block linked at tlb_gen sits on a non-global page */
 	struct jit_tr_slot *tr_link;	/* exit slot to link to the next block, or NULL */
 	uint64_t tr_tmp;	/* translated code's scratch (flags across a store) */

@@ -210,7 +210,8 @@ bool jit_host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t val)
 static void chains_off(struct jit_cpu *cpu)
 {
 	cpu->tlb_gen++;
-	cpu->chain_2m = cpu->chain_1g = 0;
+	memset(&cpu->chain_2m, 0, sizeof(cpu->chain_2m));
+	cpu->chain_1g = 0;
 	cpu->chain_nonglobal = false;
 }
 
@@ -220,9 +221,9 @@ static bool in_set(uint64_t set, uint64_t region)
 }
 
 /* Either 2 MiB half of the 4 MiB region around lin. */
-static bool in_set_4m(uint64_t set, uint64_t lin)
+static bool in_set_4m(const struct jit_regions *set, uint64_t lin)
 {
-	return in_set(set, lin >> 22 << 1) || in_set(set, (lin >> 22 << 1) | 1);
+	return jit_region_has(set, lin >> 22 << 1) || jit_region_has(set, (lin >> 22 << 1) | 1);
 }
 
 void jit_tlb_flush(struct jit_cpu *cpu, bool global)
@@ -233,7 +234,7 @@ void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 		if (global || !cpu->tlb[i].global)
 			cpu->tlb[i].tag = TLB_NONE;
 	if (global)
-		cpu->large_2m = cpu->large_1g = 0;
+		memset(&cpu->large_2m, 0, sizeof(cpu->large_2m)), cpu->large_1g = 0;
 }
 
 /* INVLPG: every piece of the page that maps lin leaves the TLB (SDM
@@ -242,7 +243,7 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 {
 	uint64_t page = lin >> 12;
 	unsigned sizes = 1;	/* bit n: a piece of a 4 KiB << n page went */
-	bool large = in_set_4m(cpu->large_2m, lin) || in_set(cpu->large_1g, lin >> 30);
+	bool large = in_set_4m(&cpu->large_2m, lin) || in_set(cpu->large_1g, lin >> 30);
 
 	if (!large) {	/* no piece of a large page around lin */
 		struct jit_tlb_entry *e = &cpu->tlb[page & (TLB_SIZE - 1)];
@@ -259,8 +260,8 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 			}
 		}
 	}
-	if (in_set(cpu->chain_2m, lin >> 21) ||
-	    ((sizes & 1u << 10) && in_set_4m(cpu->chain_2m, lin)) ||
+	if (jit_region_has(&cpu->chain_2m, lin >> 21) ||
+	    ((sizes & 1u << 10) && in_set_4m(&cpu->chain_2m, lin)) ||
 	    ((sizes & 1u << 18) && in_set(cpu->chain_1g, lin >> 30)))
 		chains_off(cpu);
 }

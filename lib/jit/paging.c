@@ -223,7 +223,7 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 		if (w.lshift == 18)
 			cpu->large_1g |= 1ull << (lin >> 30 & 63);
 		else if (w.lshift)
-			cpu->large_2m |= 1ull << (lin >> 21 & 63);
+			jit_region_add(&cpu->large_2m, lin >> 21);
 	}
 	e->tag = lin >> 12;
 	e->gpa = w.gpa;
