@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "jit/jit.h"
 #include "vm-run.h"
 
 #define KVM_WATCHDOG_SECS 10
@@ -32,7 +33,7 @@ enum {
 	OPT_CDROM, OPT_BOOT, OPT_SNAPSHOT, OPT_NOGRAPHIC, OPT_SERIAL, OPT_NAME, OPT_PIDFILE,
 	OPT_DAEMONIZE, OPT_S, OPT_NO_REBOOT, OPT_NODEFAULTS, OPT_DEVICE, OPT_D, OPT_BIOS,
 	OPT_NIC, OPT_NETDEV, OPT_VIRTCON, OPT_DISPLAY, OPT_QMP, OPT_MONITOR, OPT_HELP, OPT_VERSION,
-	OPT_LOADVM,
+	OPT_LOADVM, OPT_PERFMAP,
 };
 
 static const struct option opts[] = {
@@ -72,6 +73,7 @@ static const struct option opts[] = {
 	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "d", required_argument, NULL, OPT_D },
 	{ "bios", required_argument, NULL, OPT_BIOS },
+	{ "perfmap", no_argument, NULL, OPT_PERFMAP },
 	{ "h", no_argument, NULL, OPT_HELP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -149,6 +151,7 @@ static void usage(void)
 "  -pidfile FILE        write the process id to FILE\n"
 "  -daemonize           run in the background once the machine is built\n"
 "  -d CAT[,CAT...]      debug log categories ('-d help' lists them)\n"
+"  -perfmap             describe the JIT's host code in /tmp/perf-PID.map for perf\n"
 "\n"
 "On the stdio console: Ctrl-a x quits, Ctrl-a c switches to the monitor,\n"
 "Ctrl-a h lists the escapes.\n"
@@ -459,6 +462,7 @@ static int parse_opt(struct vmrun *o, int c, const char *arg)
 	case OPT_DAEMONIZE: o->daemonize = true; return 0;
 	case OPT_S: o->hw.start_paused = true; return 0;
 	case OPT_NO_REBOOT: o->hw.no_reboot = true; return 0;
+	case OPT_PERFMAP: o->perfmap = true; return 0;
 	case OPT_NODEFAULTS: o->nodefaults = true; return 0;
 	case OPT_DEVICE: return parse_device(o, arg);
 	case OPT_D:
@@ -668,6 +672,14 @@ int main(int argc, char **argv)
 	if ((o.daemonize && daemonize() < 0) || (o.pidfile && write_pidfile(o.pidfile) < 0)) {
 		io_restore_tty(io);
 		report_err();
+		disk_close_all();
+		io_free(io);
+		free_opts(&o);
+		return 1;
+	}
+	if (o.perfmap && (r = jit_perfmap_open()) < 0) {
+		io_restore_tty(io);
+		report("-perfmap: /tmp/perf-%ld.map: %s", (long)getpid(), strerror(-r));
 		disk_close_all();
 		io_free(io);
 		free_opts(&o);

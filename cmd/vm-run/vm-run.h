@@ -38,7 +38,7 @@ struct vmrun {
 	int nnics;
 	const char *netdevs[HW_MAX_NICS];	/* -netdev specs */
 	int nnetdevs;
-	bool nographic, nodefaults, snapshot, daemonize, accel_auto, watchdog;
+	bool nographic, nodefaults, snapshot, daemonize, accel_auto, watchdog, perfmap;
 	const char *name, *pidfile, *virtcon;
 	const char *loadvm;	/* -loadvm TAG, or NULL */
 	const char *vm_nbd;	/* path of vm-nbd for -drive file=IMAGE */

@@ -174,6 +174,11 @@ struct jit_stats {
 };
 void jit_cpu_stats(const struct jit_cpu *cpu, struct jit_stats *s);
 
+/* From now on, describe each translated block in /tmp/perf-PID.map, in
+ * the format perf(1) reads for JIT code ("START SIZE guest-RIP"), so that
+ * perf report names host time by the guest code it ran.  0 or -errno. */
+int jit_perfmap_open(void);
+
 /*
  * Signals, callable from any thread.  jit_cpu_irq sets the level of the
  * external interrupt line (INTR): while raised and RFLAGS.IF allows, the

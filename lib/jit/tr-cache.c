@@ -15,9 +15,12 @@
  * without them the interpreter runs everything.
  */
 #include <cpuid.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "jit/internal.h"
 
@@ -81,6 +84,25 @@ unsigned jit_tcache_hot(const struct jit_tcache *tc)
 	return tc->hot;
 }
 
+static FILE *perfmap;	/* jit_perfmap_open(); vCPU threads share it (stdio locks) */
+
+static void perfmap_close(void)
+{
+	fclose(perfmap);
+}
+
+int jit_perfmap_open(void)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/tmp/perf-%ld.map", (long)getpid());
+	perfmap = fopen(path, "w");
+	if (!perfmap)
+		return -errno;
+	atexit(perfmap_close);
+	return 0;
+}
+
 /* Translate a block; NULL when the cache is full (the caller flushes). */
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq)
 {
@@ -92,6 +114,9 @@ jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq)
 	fn = jit_tr_translate(&b, rq);
 	if (!fn)
 		return NULL;
+	if (perfmap)
+		fprintf(perfmap, "%lx %lx guest-%llx\n", (unsigned long)(uintptr_t)(tc->mem + tc->used),
+			(unsigned long)(b.p - (tc->mem + tc->used)), (unsigned long long)rq->rip);
 	tc->used = ((size_t)(b.p - tc->mem) + 15) & ~(size_t)15;
 	return fn;
 }

@@ -127,3 +127,21 @@ run_kernel() {
 @test "cpu-tlb: INVLPG of large pages, remapped and aliased hot code under vm-run -accel jit" {
 	run_kernel cpu-tlb
 }
+
+@test "-perfmap: translated code is listed in /tmp/perf-PID.map as START SIZE guest-RIP" {
+	local k=$KERNELS/cpu-tlb.elf pid w st
+	[ -e "$k" ] || skip "$k not built"
+	vm-run -accel jit -perfmap -kernel "$k" $DX -nographic </dev/null >"$BATS_TEST_TMPDIR/out" 2>&1 &
+	pid=$!
+	( sleep 120; kill "$pid" ) >/dev/null 2>&1 &
+	w=$!
+	wait "$pid" && st=0 || st=$?
+	kill "$w" 2>/dev/null || true
+	[ "$st" -eq 1 ] || { echo "status $st"; cat "$BATS_TEST_TMPDIR/out"; return 1; }
+	[ -s "/tmp/perf-$pid.map" ]
+	# every line is START SIZE guest-RIP; the hot loop's code is among them
+	run grep -Evc '^[0-9a-f]+ [0-9a-f]+ guest-[0-9a-f]+$' "/tmp/perf-$pid.map"
+	[ "$output" = 0 ]
+	grep -q ' guest-bffffa$' "/tmp/perf-$pid.map"
+	rm -f "/tmp/perf-$pid.map"
+}
