@@ -116,24 +116,31 @@ void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size)
 /*
  * Store R8's low size bytes at seg:RSI: the fast path, then the slow path,
  * after which the code goes on; returns the fast path's jump to patch to
- * where it goes on.  A store into the page of the block's own code takes
- * the slow path, which notes one into the code itself (smc_note): a
- * block's code never spans two pages, and a store that crosses a page
+ * where it goes on.  A store into a page of the block's own code (one, or
+ * two for a block that crosses into the next) takes the slow path, which
+ * notes one into the code itself (smc_note); a store that crosses a page
  * misses the TLB.  Clobbers RAX, RCX, RDX, RSI, RDI, R9-R11.
  */
 static uint8_t *store(struct jit_tr *t, int seg, unsigned size)
 {
-	uint8_t *miss[4], *done, *smc;
+	uintptr_t first = t->code_lo & ~(uintptr_t)0xfff, last = (t->code_hi - 1) & ~(uintptr_t)0xfff;
+	uint8_t *miss[4], *done, *smc[2] = { NULL, NULL };
 
 	tlb_fast(t, seg, size, true, miss);
-	jit_tr_mov_imm(&t->b, RAX, t->code_lo & ~(uintptr_t)0xfff);
+	jit_tr_mov_imm(&t->b, RAX, first);
 	jit_tr_ins(t, 8, 0x3b, RDX, jit_tr_r(RAX));
-	smc = jit_tr_jump(&t->b, 4);			/* je */
+	smc[0] = jit_tr_jump(&t->b, 4);			/* je */
+	if (last != first) {
+		jit_tr_mov_imm(&t->b, RAX, last);
+		jit_tr_ins(t, 8, 0x3b, RDX, jit_tr_r(RAX));
+		smc[1] = jit_tr_jump(&t->b, 4);
+	}
 	jit_tr_st(t, size, R8, jit_tr_mx(RDX, RCX, 0, 0));
 	done = jit_tr_jump(&t->b, -1);
 	for (int i = 0; i < 4; i++)
 		jit_tr_here(&t->b, miss[i]);
-	jit_tr_here(&t->b, smc);
+	jit_tr_here(&t->b, smc[0]);
+	jit_tr_here(&t->b, smc[1]);
 	jit_tr_sync_state(t);
 	jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RSI));
 	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);

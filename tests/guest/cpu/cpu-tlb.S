@@ -20,7 +20,8 @@
  *    next after that page is remapped and INVLPG'd, and after a store to
  *    them; with the next page not present, the #PF is raised at the
  *    instruction that crosses, with CR2 the next page, after the
- *    instruction before it and once;
+ *    instruction before it and once; a store by such code into its own
+ *    bytes in the next page is seen by its next instruction;
  *  - SWAPGS between GS-relative loads, MOV from SS, CLI and SMSW in a hot
  *    loop: each load sees the GS base the SWAPGS before it gave.
  */
@@ -50,6 +51,10 @@
 #define LIN_P1 0xbff000		/* -> Y1 (PT1's last entry) */
 #define LIN_P2 0xc00000		/* -> Y2, Y3 or nothing (PT2) */
 #define LIN_FX (LIN_P1 + 0xffa)	/* inc %r8; mov $imm32, %eax (crosses); ret */
+#define Y4 0x307000		/* code across a page boundary that stores into itself */
+#define Y5 0x308000
+#define LIN_G 0xa03ff0		/* -> Y4 + 0xff0: mov %r9b, LIN_G_IMM; nop x 8; add $5, %eax; ret */
+#define LIN_G_IMM 0xa04002
 #define IMM_Y2 0x44332211	/* what mov gives with Y2 next, Y3 next, Y3 stored to */
 #define IMM_Y3 0x66552211
 #define IMM_Y3S 0x88772211
@@ -91,6 +96,8 @@ _start:
 	movl $(PT2 | 3), PD0 + 6 * 8	/* 12-14 MiB through PT2 */
 	movl $(Y1 | 3), PT1 + 511 * 8
 	movl $(Y2 | 3), PT2
+	movl $(Y4 | 3), PT1 + 3 * 8
+	movl $(Y5 | 3), PT1 + 4 * 8
 	movl $(PA | 0x83), PD1
 	movl $(X1 | 3), PT1
 	movl $(X3 | 3), PT1 + 8
@@ -134,6 +141,11 @@ lm64:
 	movb $0xc3, Y2 + 2
 	movw $0x6655, Y3
 	movb $0xc3, Y3 + 2
+	movl $0x250c8844, Y4 + 0xff0	/* mov %r9b, LIN_G_IMM */
+	movl $LIN_G_IMM, Y4 + 0xff4
+	movq $0x9090909090909090, %rax
+	mov %rax, Y4 + 0xff8
+	movl $0xc305c083, Y5		/* add $5, %eax; ret */
 	lea pf(%rip), %rax		/* IDT: #PF */
 	mov %ax, idt + 14 * 16
 	movw $0x18, idt + 14 * 16 + 2
@@ -301,6 +313,23 @@ lm64:
 	lea s_xfault(%rip), %rsi
 	call report
 
+	/* the same code storing into its own bytes in the next page */
+	movb LIN_G_IMM, %al		/* (the next page in the TLB from the start) */
+	xor %r13d, %r13d
+	mov $100, %r12d
+	mov $0x33, %r9d
+2:	movb $5, Y5 + 2			/* the imm8 of add, as translated */
+	xor %eax, %eax
+	call LIN_G
+	add %rax, %r13
+	dec %r12d
+	jnz 2b
+	cmp $(100 * 0x33), %r13
+	sete %al
+	movzbl %al, %eax
+	lea s_xsmc(%rip), %rsi
+	call report
+
 	/* SWAPGS and friends in the middle of hot straight-line code */
 	mov $0xc0000101, %ecx		/* GS base: gs_a */
 	lea gs_a(%rip), %rax
@@ -454,4 +483,5 @@ s_alias: .asciz "code mapped at two addresses runs at the address called"
 s_xremap: .asciz "hot code crossing into the next page runs that page's new mapping"
 s_xstore: .asciz "hot code crossing into the next page runs bytes stored there"
 s_xfault: .asciz "a #PF of the next page comes at the crossing instruction, once"
+s_xsmc:	.asciz "hot code crossing into the next page sees its own store there"
 s_swapgs: .asciz "SWAPGS, MOV from SS, CLI and SMSW inside hot code"
