@@ -69,14 +69,29 @@ static int writev_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-/* A reply is gone (or will never go): free it and its slot. */
+/* Wake the threads that wait on the connection's state (lock held), but
+ * only those with something to do now: the writer when replies wait and
+ * nobody sends, or when it may end; the reader when it waits for room
+ * in the in-flight limits.  A wakeup for nothing costs a context switch
+ * per reply on a busy host. */
+static void wake_locked(struct conn *c)
+{
+	if ((c->replies && !c->writing) || (c->reading_done && !c->inflight))
+		pthread_cond_signal(&c->wcond);
+	if (c->admit_waiting)
+		pthread_cond_signal(&c->cond);
+}
+
+/* A reply is gone (or will never go): free it and its slot (its pipe,
+ * if empty, is kept for the next spliced read). */
 static void release_locked(struct conn *c, struct nbd_req *r)
 {
 	c->inflight--;
 	if (r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE)
 		c->inflight_bytes -= r->len;
+	if (r->pipe[0] >= 0 && !r->pipe_fill)
+		splice_pipe_put_locked(c, r->pipe, r->pipe_cap);
 	req_free(r);
-	pthread_cond_broadcast(&c->cond);
 }
 
 /* Send as much of a list of replies as the socket takes without
@@ -170,7 +185,7 @@ void conn_queue_replies(struct conn *c, struct nbd_req *head, struct nbd_req *ta
 			c->replies = rest;
 		c->replies_tail = tail;
 	}
-	pthread_cond_broadcast(&c->cond);
+	wake_locked(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -187,6 +202,7 @@ static int send_alone(struct conn *c, struct nbd_req *r)
 		if (!r->iov[i].iov_base) {
 			if (splice_send(r->pipe[0], c->fd, r->iov[i].iov_len, i + 1 < r->niov) < 0)
 				return -EIO;
+			r->pipe_fill -= MIN(r->pipe_fill, r->iov[i].iov_len);
 			j = i + 1;
 			continue;
 		}
@@ -232,6 +248,7 @@ static void send_batch(struct conn *c, struct nbd_req *list, bool dead)
 			release_locked(c, done);
 			done = next;
 		}
+		wake_locked(c);
 		pthread_mutex_unlock(&c->lock);
 	}
 }
@@ -253,7 +270,7 @@ void conn_send_replies(struct conn *c, struct nbd_req *head, struct nbd_req *tai
 	send_batch(c, head, false);
 	pthread_mutex_lock(&c->lock);
 	c->writing = false;
-	pthread_cond_broadcast(&c->cond);
+	wake_locked(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -268,7 +285,7 @@ static void *writer_main(void *opaque)
 		bool dead;
 
 		while ((!c->replies || c->writing) && !(c->reading_done && !c->inflight))
-			pthread_cond_wait(&c->cond, &c->lock);
+			pthread_cond_wait(&c->wcond, &c->lock);
 		if (!c->replies)
 			break;
 		list = c->replies;
@@ -279,7 +296,6 @@ static void *writer_main(void *opaque)
 		send_batch(c, list, dead);
 		pthread_mutex_lock(&c->lock);
 		c->writing = false;
-		pthread_cond_broadcast(&c->cond);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -302,8 +318,10 @@ static void conn_end(struct conn *c)
 	s->nconns--;
 	pthread_mutex_unlock(&s->lock);
 	close(c->fd);
+	splice_pipe_close(c);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
+	pthread_cond_destroy(&c->wcond);
 	free(c->meta_export);
 	free(c);
 	if (write(s->notify[1], &b, 1) < 0)
@@ -322,7 +340,7 @@ static void *reader_main(void *opaque)
 		transmit_run(c);
 		pthread_mutex_lock(&c->lock);
 		c->reading_done = true;
-		pthread_cond_broadcast(&c->cond);
+		wake_locked(c);
 		pthread_mutex_unlock(&c->lock);
 		pthread_join(c->writer, NULL);
 	}
@@ -340,6 +358,7 @@ void conn_start(struct server *s, int fd)
 	c->fd = fd;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	pthread_cond_init(&c->wcond, NULL);
 	pthread_mutex_lock(&s->lock);
 	c->next = s->conns;
 	s->conns = c;

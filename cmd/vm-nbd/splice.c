@@ -20,7 +20,9 @@
  * worker) splices the data into the request's own pipe while it holds
  * the export's lock, so the mapping cannot change under it; whoever
  * sends the reply moves the pipe to the socket in order with the
- * headers (conn.c).
+ * headers (conn.c).  A pipe emptied that way stays with the connection
+ * for its next spliced read: making one (pipe2, F_SETPIPE_SZ, two
+ * closes) cost four system calls per read.
  * The pipe holds references to page cache pages, not copies: a write
  * to the same host bytes before the client read them is seen by the
  * client.  Writes to an extent only race with reads of the same guest
@@ -184,7 +186,43 @@ int splice_pipe(int p[2], size_t want, size_t *cap)
 	if (r < 0)
 		r = fcntl(p[1], F_GETPIPE_SZ);
 	*cap = r > 0 ? (size_t)r : 0;
+	LOG(LOG_NBD, "splice: a new pipe of %zu bytes", *cap);
 	return 0;
+}
+
+int splice_pipe_get(struct conn *c, int p[2], size_t want, size_t need, size_t *cap)
+{
+	pthread_mutex_lock(&c->lock);
+	for (int i = c->nspare - 1; i >= 0; i--)
+		if (c->spare[i].cap >= need) {
+			p[0] = c->spare[i].fd[0];
+			p[1] = c->spare[i].fd[1];
+			*cap = c->spare[i].cap;
+			c->spare[i] = c->spare[--c->nspare];
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&c->lock);
+	return splice_pipe(p, want, cap);
+}
+
+void splice_pipe_put_locked(struct conn *c, int p[2], size_t cap)
+{
+	if (c->nspare == SPARE_PIPES)
+		return;
+	c->spare[c->nspare].fd[0] = p[0];
+	c->spare[c->nspare].fd[1] = p[1];
+	c->spare[c->nspare++].cap = cap;
+	p[0] = p[1] = -1;
+}
+
+void splice_pipe_close(struct conn *c)
+{
+	while (c->nspare) {
+		c->nspare--;
+		close(c->spare[c->nspare].fd[0]);
+		close(c->spare[c->nspare].fd[1]);
+	}
 }
 
 /* Send n bytes from the pipe to the socket (blocking); 0 or -EIO. */

@@ -173,6 +173,7 @@ static int unpipe(struct nbd_req *r, struct chunk *ch, int upto, size_t k)
 	close(r->pipe[0]);
 	close(r->pipe[1]);
 	r->pipe[0] = r->pipe[1] = -1;
+	r->pipe_fill = 0;
 	return ret < 0 ? err_set(ret, "cannot take back spliced data") : 0;
 }
 
@@ -190,7 +191,8 @@ static int read_data(struct nbd_req *r, struct chunk *ch, int n)
 		if (ch[i].type != NBD_REPLY_TYPE_OFFSET_DATA)
 			continue;
 		if (try && r->pipe[0] < 0 &&
-		    (splice_pipe(r->pipe, r->len + SPLICE_SLACK, &cap) < 0 || cap < r->len)) {
+		    (splice_pipe_get(r->c, r->pipe, r->len + SPLICE_SLACK, r->len, &cap) < 0 ||
+		     cap < r->len)) {
 			if (r->pipe[0] >= 0)
 				unpipe(r, ch, -1, 0);
 			try = false;
@@ -198,6 +200,8 @@ static int read_data(struct nbd_req *r, struct chunk *ch, int n)
 		if (try) {
 			ssize_t m = export_splice(e, ch[i].off, ch[i].len, r->pipe[1]);
 			k = m > 0 ? (size_t)m : 0;
+			r->pipe_cap = cap;
+			r->pipe_fill += k;
 			ch[i].piped = k == ch[i].len;
 			if (ch[i].piped)
 				continue;
@@ -608,7 +612,9 @@ static bool admit(struct conn *c, struct inbuf *in, size_t bytes)
 			pthread_mutex_lock(&c->lock);
 			continue;
 		}
+		c->admit_waiting = true;
 		pthread_cond_wait(&c->cond, &c->lock);
+		c->admit_waiting = false;
 	}
 	ok = !c->dead;
 	if (ok) {

@@ -99,6 +99,15 @@ void splice_close(struct export *e);
 ssize_t export_splice(struct export *e, uint64_t off, size_t len, int pipe_wr);
 /* A pipe for want bytes of a reply; *cap: what it holds.  0 or -errno. */
 int splice_pipe(int p[2], size_t want, size_t *cap);
+struct conn;
+/* The same, from connection c's spare pipes when one holds need bytes
+ * or more (pipes are made once per connection, not once per read). */
+int splice_pipe_get(struct conn *c, int p[2], size_t want, size_t need, size_t *cap);
+/* Keep an empty pipe among c's spares when there is room (p becomes -1;
+ * else the caller closes it); c's lock held. */
+void splice_pipe_put_locked(struct conn *c, int p[2], size_t cap);
+/* Close c's spare pipes (the connection ends). */
+void splice_pipe_close(struct conn *c);
 /* Send n bytes from a pipe to the socket; 0 or -EIO. */
 int splice_send(int pipe_rd, int sock, size_t n, bool more);
 
@@ -161,8 +170,12 @@ struct nbd_req {
 	bool last_hdr;               /* iov[niov-1] is header bytes */
 	uint8_t *extra;              /* another buffer the reply points into */
 	int pipe[2];                 /* spliced read data (splice.c), or -1 */
+	size_t pipe_cap;             /*   its capacity */
+	size_t pipe_fill;            /*   bytes in it, not sent yet */
 	size_t copied;               /* read data that went through memory */
 };
+
+#define SPARE_PIPES 4   /* a connection's empty pipes kept for reuse */
 
 struct conn {
 	struct server *srv;
@@ -176,7 +189,9 @@ struct conn {
 	uint16_t tflags;                /* transmission flags sent */
 	/* transmission state, under lock */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;            /* the reader, waiting in admit() */
+	pthread_cond_t wcond;           /* the writer thread */
+	bool admit_waiting;             /* the reader waits on cond */
 	int inflight;                   /* requests not yet answered */
 	size_t inflight_bytes;
 	struct nbd_req *replies, *replies_tail;  /* ready to send */
@@ -184,6 +199,8 @@ struct conn {
 	bool writing;                   /* a thread is sending on the socket */
 	uint64_t inline_after;          /* reader thread only: see run_inline() */
 	bool reading_done;              /* reader finished: writer may end */
+	struct { int fd[2]; size_t cap; } spare[SPARE_PIPES];
+	int nspare;                     /* empty pipes kept for spliced reads */
 };
 
 /* conn.c */

@@ -90,6 +90,20 @@ make_chain() {
 	grep -Eq "splice: [1-9][0-9]* of [0-9]+ bytes at [0-9]+, the rest is read" "$T/nbd.log"
 }
 
+@test "vm-nbd keeps a connection's pipes for its next spliced reads, same bytes" {
+	require vm-nbd qemu-img nbdcopy
+	head -c $((8 << 20)) /dev/urandom >"$T/src.raw"
+	qemu-img convert -q -O qcow2 "$T/src.raw" "$T/p.qcow2" >/dev/null
+	want=$(sha256sum <"$T/src.raw" | cut -d' ' -f1)
+	serve "$T/p.qcow2" -r -f qcow2
+	# one connection, one request at a time: 32 reads of 256 KiB
+	got=$(nbdcopy --connections=1 --requests=1 --request-size=$((256 << 10)) \
+		"nbd+unix:///?socket=$T/s.sock" - | sha256sum | cut -d' ' -f1)
+	unserve
+	[ "$got" = "$want" ]
+	[ "$(grep -c "splice: a new pipe of" "$T/nbd.log")" -eq 1 ]
+}
+
 # One boot: vda is a qcow2 over a raw base through vm-run's vm-nbd child
 # (spliced reads), vdb a raw image that qemu-nbd serves (the plain NBD
 # path).  The guest writes through O_DIRECT in odd sizes (requests of
