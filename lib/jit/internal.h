@@ -300,7 +300,24 @@ struct jit_cpu {
 	bool chain_nonglobal;	/* some block linked at tlb_gen sits on a non-global page */
 	struct jit_tr_slot *tr_link;	/* exit slot to link to the next block, or NULL */
 	uint64_t tr_tmp;	/* translated code's scratch (flags across a store) */
+
+	/* The translator's view of the TLB (tr-mem.c), kept with it by
+	 * jit_tlb_fill() and jit_tlb_drop(): per entry and kind of access
+	 * (supervisor read, user read, supervisor write, user write), the
+	 * entry's linear page address when such an access may go straight to
+	 * host memory, else TLB_NONE; and host minus linear address, for
+	 * reads and for writes.  A load is then compare, add, load. */
+	uint64_t tlb_fast[4][TLB_SIZE];
+	intptr_t tlb_add[2][TLB_SIZE];
 };
+
+/* TLB entry i leaves the TLB. */
+static inline void jit_tlb_drop(struct jit_cpu *cpu, unsigned i)
+{
+	cpu->tlb[i].tag = TLB_NONE;
+	for (int k = 0; k < 4; k++)
+		cpu->tlb_fast[k][i] = TLB_NONE;
+}
 
 /* Operation handler: executes one decoded instruction. */
 typedef void jit_op_fn(struct jit_cpu *cpu, const struct jit_insn *in);
@@ -446,7 +463,8 @@ enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, 
 #define OFF_NEXT ((int32_t)offsetof(struct jit_cpu, next_rip))
 #define OFF_ICOUNT ((int32_t)offsetof(struct jit_cpu, icount))
 #define OFF_SMC_HIT ((int32_t)offsetof(struct jit_cpu, smc_hit))
-#define OFF_TLB ((int32_t)offsetof(struct jit_cpu, tlb))
+#define OFF_TLB_FAST(kind) ((int32_t)(offsetof(struct jit_cpu, tlb_fast) + (kind) * TLB_SIZE * 8))
+#define OFF_TLB_ADD(write) ((int32_t)(offsetof(struct jit_cpu, tlb_add) + (write) * TLB_SIZE * 8))
 #define OFF_SMC_LO ((int32_t)offsetof(struct jit_cpu, smc_lo))
 #define OFF_SMC_HI ((int32_t)offsetof(struct jit_cpu, smc_hi))
 #define OFF_EVENTS ((int32_t)offsetof(struct jit_cpu, events))

@@ -232,7 +232,7 @@ void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 		chains_off(cpu);
 	for (unsigned i = 0; i < TLB_SIZE; i++)
 		if (global || !cpu->tlb[i].global)
-			cpu->tlb[i].tag = TLB_NONE;
+			jit_tlb_drop(cpu, i);
 	if (global)
 		memset(&cpu->large_2m, 0, sizeof(cpu->large_2m)), cpu->large_1g = 0;
 }
@@ -249,14 +249,14 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 		struct jit_tlb_entry *e = &cpu->tlb[page & (TLB_SIZE - 1)];
 
 		if (e->tag == page)
-			e->tag = TLB_NONE;
+			jit_tlb_drop(cpu, (unsigned)(page & (TLB_SIZE - 1)));
 	} else {
 		for (unsigned i = 0; i < TLB_SIZE; i++) {
 			struct jit_tlb_entry *e = &cpu->tlb[i];
 
 			if (e->tag != TLB_NONE && (e->tag ^ page) >> e->lshift == 0) {
 				sizes |= 1u << e->lshift;
-				e->tag = TLB_NONE;
+				jit_tlb_drop(cpu, i);
 			}
 		}
 	}

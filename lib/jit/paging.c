@@ -193,7 +193,9 @@ static uint8_t rights(const struct jit_cpu *cpu, const struct walk *w, bool dirt
 
 struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned acc)
 {
-	struct jit_tlb_entry *e = &cpu->tlb[(lin >> 12) & (TLB_SIZE - 1)];
+	unsigned i = (lin >> 12) & (TLB_SIZE - 1);
+	struct jit_tlb_entry *e = &cpu->tlb[i];
+	uint64_t page;
 	struct walk w = { .rw = true, .us = true };
 	bool dirty = true;
 
@@ -232,7 +234,16 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 	e->host_r = cpu->bus.ram(cpu->bus.opaque, w.gpa, false);
 	e->host_w = (e->perm & (P_W | P_W << 3)) ? cpu->bus.ram(cpu->bus.opaque, w.gpa, true)
 						 : NULL;
-	if (unlikely(cpu->dbg_data) && jit_dbg_page(cpu, lin))
-		e->tag = TLB_NONE;	/* every access takes the slow path (debug.c) */
+	if (unlikely(cpu->dbg_data) && jit_dbg_page(cpu, lin)) {
+		jit_tlb_drop(cpu, i);	/* every access takes the slow path (debug.c) */
+		return e;
+	}
+	page = lin & ~0xfffull;
+	cpu->tlb_fast[0][i] = e->host_r ? page : TLB_NONE;	/* supervisor reads: always */
+	cpu->tlb_fast[1][i] = e->host_r && (e->perm & P_R << 3) ? page : TLB_NONE;
+	cpu->tlb_fast[2][i] = e->host_w && (e->perm & P_W) ? page : TLB_NONE;
+	cpu->tlb_fast[3][i] = e->host_w && (e->perm & P_W << 3) ? page : TLB_NONE;
+	cpu->tlb_add[0][i] = (intptr_t)e->host_r - (intptr_t)page;
+	cpu->tlb_add[1][i] = (intptr_t)e->host_w - (intptr_t)page;
 	return e;
 }

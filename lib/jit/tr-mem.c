@@ -44,45 +44,34 @@ void jit_tr_ea(struct jit_tr *t, const struct jit_insn *in)
 
 /*
  * The inline TLB lookup for the linear address seg:RSI (RSI itself, or
- * RAX = RSI + the FS/GS base): leaves RDX = the host page (or jumps to the
- * returned patch points for the slow path) and RCX = the offset in the
- * page.  The tag is compared with the page of the access's last byte in
- * the entry of its first byte's page, so an access that crosses into the
- * next page misses (those pages' entries differ) and one compare covers
- * both.  Any patch point: a miss.
+ * RAX = RSI + the FS/GS base): returns that register, with RDX = host
+ * address minus linear address (or a jump to the returned patch points
+ * for the slow path).  The page of the access's last byte is compared with
+ * cpu->tlb_fast[kind] (the entry's page, or TLB_NONE when this kind of
+ * access may not go straight to host memory) in the entry of its first
+ * byte's page, so an access that crosses into the next page misses (those
+ * pages' entries differ) and one compare covers both.  Any patch point: a
+ * miss.
  */
-static void tlb_fast(struct jit_tr *t, int seg, unsigned size, bool write, uint8_t *miss[4])
+static unsigned tlb_fast(struct jit_tr *t, int seg, unsigned size, bool write, uint8_t *miss[4])
 {
-	unsigned need = write ? P_W : P_R, lin = RSI;
+	unsigned lin = RSI, kind = (write ? 2 : 0) + (t->cpl == 3);
 
 	if (seg == SEG_FS || seg == SEG_GS) {
 		jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_SEGBASE(seg)));
 		jit_tr_ins(t, 8, 0x01, RSI, jit_tr_r(RAX));		/* add rax, rsi */
 		lin = RAX;
 	}
-	if (t->cpl == 3)
-		need <<= 3;
 	jit_tr_ins(t, 8, 0x8d, RCX, jit_tr_m(lin, (int32_t)size - 1));	/* lea rcx, [lin + size - 1] */
-	jit_tr_ins8(t, 8, 0xc1, 5, jit_tr_r(RCX), 12);		/* shr rcx, 12: the last byte's page */
+	jit_tr_ins32(t, 8, 0x81, 4, jit_tr_r(RCX), 0xfffff000);	/* and rcx, -4096: its page */
 	jit_tr_ins(t, 4, 0x8b, RDX, jit_tr_r(lin));
-	jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RDX), 12);		/* shr edx, 12 */
-	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), TLB_SIZE - 1);	/* and edx, 511 */
-	jit_tr_ins(t, 8, 0x8d, RDX, jit_tr_mx(RDX, RDX, 2, 0));	/* rdx *= 5 */
-	jit_tr_ins(t, 8, 0x8d, RDX, jit_tr_mx(RBX, RDX, 3, OFF_TLB));
-	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_m(RDX, offsetof(struct jit_tlb_entry, tag)));
+	jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RDX), 9);		/* shr edx, 9 */
+	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), (TLB_SIZE - 1) * 8);	/* the entry's index * 8 */
+	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_mx(RBX, RDX, 0, OFF_TLB_FAST(kind)));
 	miss[0] = jit_tr_jump(&t->b, 5);
-	miss[1] = NULL;
-	if (need != P_R) {	/* a filled entry always allows supervisor reads */
-		jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_m(RDX, offsetof(struct jit_tlb_entry, perm)), (uint8_t)need);
-		miss[1] = jit_tr_jump(&t->b, 4);
-	}
-	jit_tr_ld(t, 8, RDX, jit_tr_m(RDX, write ? (int32_t)offsetof(struct jit_tlb_entry, host_w)
-				     : (int32_t)offsetof(struct jit_tlb_entry, host_r)));
-	jit_tr_ins(t, 8, 0x85, RDX, jit_tr_r(RDX));
-	miss[2] = jit_tr_jump(&t->b, 4);
-	jit_tr_ins(t, 4, 0x8b, RCX, jit_tr_r(lin));
-	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RCX), 0xfff);
-	miss[3] = NULL;
+	miss[1] = miss[2] = miss[3] = NULL;
+	jit_tr_ld(t, 8, RDX, jit_tr_mx(RBX, RDX, 0, OFF_TLB_ADD(write)));
+	return lin;
 }
 
 /* RAX = the size bytes at seg:RSI, zero-extended (translated for writing
@@ -92,8 +81,9 @@ void jit_tr_mem_load_acc(struct jit_tr *t, int seg, unsigned size, bool write)
 {
 	uint8_t *miss[4], *done;
 
-	tlb_fast(t, seg, size, write, miss);
-	jit_tr_ld(t, size, RAX, jit_tr_mx(RDX, RCX, 0, 0));
+	unsigned lin = tlb_fast(t, seg, size, write, miss);
+
+	jit_tr_ld(t, size, RAX, jit_tr_mx(lin, RDX, 0, 0));
 	done = jit_tr_jump(&t->b, -1);
 	for (int i = 0; i < 4; i++)
 		jit_tr_here(&t->b, miss[i]);
@@ -126,16 +116,20 @@ static uint8_t *store(struct jit_tr *t, int seg, unsigned size)
 	uintptr_t first = t->code_lo & ~(uintptr_t)0xfff, last = (t->code_hi - 1) & ~(uintptr_t)0xfff;
 	uint8_t *miss[4], *done, *smc[2] = { NULL, NULL };
 
-	tlb_fast(t, seg, size, true, miss);
+	unsigned lin = tlb_fast(t, seg, size, true, miss);
+
+	jit_tr_ins(t, 8, 0x8d, RDX, jit_tr_mx(lin, RDX, 0, 0));	/* lea rdx, [lin + rdx]: host */
+	jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RDX));
+	jit_tr_ins32(t, 8, 0x81, 4, jit_tr_r(RCX), 0xfffff000);	/* and rcx, -4096 */
 	jit_tr_mov_imm(&t->b, RAX, first);
-	jit_tr_ins(t, 8, 0x3b, RDX, jit_tr_r(RAX));
+	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_r(RAX));
 	smc[0] = jit_tr_jump(&t->b, 4);			/* je */
 	if (last != first) {
 		jit_tr_mov_imm(&t->b, RAX, last);
-		jit_tr_ins(t, 8, 0x3b, RDX, jit_tr_r(RAX));
+		jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_r(RAX));
 		smc[1] = jit_tr_jump(&t->b, 4);
 	}
-	jit_tr_st(t, size, R8, jit_tr_mx(RDX, RCX, 0, 0));
+	jit_tr_st(t, size, R8, jit_tr_m(RDX, 0));
 	done = jit_tr_jump(&t->b, -1);
 	for (int i = 0; i < 4; i++)
 		jit_tr_here(&t->b, miss[i]);
