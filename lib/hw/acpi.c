@@ -32,13 +32,16 @@ static void update_sci(struct hw_acpi *a)
 static uint64_t pm_read(void *opaque, uint64_t off, unsigned size)
 {
 	struct hw_acpi *a = opaque;
-	uint64_t v;
+	uint64_t v = a->sts | (uint64_t)a->en << 16 | (uint64_t)a->cnt << 32;
 
-	if (off >= 8) {
-		v = (uint64_t)((__int128)hw_clock_ns() * PM_TIMER_HZ / 1000000000) & 0xffffff;
-		return v >> (8 * (off - 8));
-	}
-	v = a->sts | (uint64_t)a->en << 16 | (uint64_t)a->cnt << 32;
+	return v >> (8 * off);
+}
+
+/* The PM timer: the host's clock alone, read without the machine lock. */
+static uint64_t pm_timer_read(void *opaque, uint64_t off, unsigned size)
+{
+	uint64_t v = (uint64_t)((__int128)hw_clock_ns() * PM_TIMER_HZ / 1000000000) & 0xffffff;
+
 	return v >> (8 * off);
 }
 
@@ -68,6 +71,7 @@ static void pm_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 }
 
 static const struct hw_io_ops pm_io = { pm_read, pm_write };
+static const struct hw_io_ops pm_timer_io = { pm_timer_read, NULL };
 
 static uint64_t apm_read(void *opaque, uint64_t off, unsigned size)
 {
@@ -351,5 +355,6 @@ int acpi_new(struct machine *m)
 	m->acpi = a;
 	r = hw_dev_add(m, &acpi_ops, a);
 	r = r < 0 ? r : hw_pio_add(m, 0xb2, 2, &apm_io, a, "apm");
-	return r < 0 ? r : hw_pio_add(m, PM_BASE, 12, &pm_io, a, "acpi-pm");
+	r = r < 0 ? r : hw_pio_add(m, PM_BASE, 8, &pm_io, a, "acpi-pm");
+	return r < 0 ? r : hw_pio_add_unlocked(m, PM_BASE + 8, 4, &pm_timer_io, a, "acpi-pm-timer");
 }

@@ -72,6 +72,7 @@ struct hw_io_region {
 	const struct hw_io_ops *ops;
 	void *opaque;
 	const char *name;
+	bool read_unlocked;	/* port I/O: hw_pio_add_unlocked */
 };
 
 /* ---- timers (timer.c): callbacks run on the timer thread, lock held ---- */
@@ -164,6 +165,12 @@ struct machine {
 int hw_dev_add(struct machine *m, const struct hw_dev_ops *ops, void *dev);
 int hw_pio_add(struct machine *m, uint16_t base, uint16_t len,
 	       const struct hw_io_ops *ops, void *opaque, const char *name);
+/* The same for ports whose reads need no machine lock (they look at
+ * nothing the guest or a device changes, as a clock): a guest polling
+ * them then does not contend for the lock with the threads that
+ * complete its I/O.  Writes still take the lock. */
+int hw_pio_add_unlocked(struct machine *m, uint16_t base, uint16_t len,
+			const struct hw_io_ops *ops, void *opaque, const char *name);
 int hw_mmio_add(struct machine *m, uint64_t base, uint64_t len,
 		const struct hw_io_ops *ops, void *opaque, const char *name);
 void hw_mmio_move(struct machine *m, void *opaque, int which, uint64_t base);

@@ -4,10 +4,15 @@
  * the RSDT lists the FADT and the MADT, the FADT points at the PM
  * registers, the FACS and the DSDT, the MADT has one local APIC per vCPU
  * and the IOAPIC, and the DSDT carries \_S5 and the PCI root bridge.
+ * The PM timer reads without the machine lock: a thread reads it while
+ * another holds the lock (a guest polling it does not hold up the
+ * threads that complete its I/O).
  * With ACPI_DUMP=FILE the DSDT is written out (for iasl -d).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "hw/internal.h"
@@ -27,6 +32,63 @@ static int sum(const uint8_t *p, size_t n)
 static bool has(const uint8_t *p, size_t n, const char *what, size_t wl)
 {
 	return memmem(p, n, what, wl) != NULL;
+}
+
+struct timer_read {
+	struct machine *m;
+	pthread_mutex_t lock;	/* not the machine's */
+	pthread_cond_t cond;
+	uint32_t t[2];
+	bool done;
+};
+
+static void *read_timer(void *arg)
+{
+	struct timer_read *r = arg;
+	struct timespec ms = { 0, 1000000 };
+
+	r->t[0] = hw_bus_pio_in(r->m, 0x608, 4);
+	nanosleep(&ms, NULL);
+	r->t[1] = hw_bus_pio_in(r->m, 0x608, 4);
+	pthread_mutex_lock(&r->lock);
+	r->done = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* Read the PM timer on another thread while this one holds the machine
+ * lock; the generous deadline only tells a blocked reader from one that
+ * finished (a blocked one finishes after the unlock, and is joined). */
+static void check_timer_unlocked(struct machine *m)
+{
+	struct timer_read r = { .m = m };
+	struct timespec until;
+	pthread_t t;
+
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.cond, NULL);
+	pthread_mutex_lock(&m->lock);
+	if (pthread_create(&t, NULL, read_timer, &r)) {
+		pthread_mutex_unlock(&m->lock);
+		CHECK(0, "cannot start a thread");
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&r.lock);
+	while (!r.done && pthread_cond_timedwait(&r.cond, &r.lock, &until) == 0)
+		;
+	bool done = r.done;
+	pthread_mutex_unlock(&r.lock);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(t, NULL);
+	CHECK(done, "the PM timer reads while another thread holds the machine lock");
+	CHECK(r.t[0] <= 0xffffff && r.t[1] <= 0xffffff && ((r.t[1] - r.t[0]) & 0xffffff) >= 3000,
+	      "PM timer: 24 bits, 1 ms later 3579 ticks on (%u, %u)", r.t[0], r.t[1]);
+	CHECK((hw_bus_pio_in(m, 0x604, 2) & 1) == 1, "PM1 control still reads (SCI_EN)");
+	pthread_mutex_destroy(&r.lock);
+	pthread_cond_destroy(&r.cond);
 }
 
 int main(void)
@@ -74,6 +136,7 @@ int main(void)
 			break;
 	}
 	CHECK(cpus == 3 && ioapics == 1, "MADT: 3 local APICs and 1 IOAPIC (%d, %d)", cpus, ioapics);
+	check_timer_unlocked(m);
 	const char *dump = getenv("ACPI_DUMP");
 	if (dump && dsdt) {
 		FILE *f = fopen(dump, "wb");
