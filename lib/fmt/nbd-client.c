@@ -6,10 +6,11 @@
  * request (a `struct pending` on its own stack) under the lock, sends
  * the 28-byte header (and payload) under the send lock, and sleeps on its
  * own condition variable.  One reader thread takes replies off the socket
- * and matches them to pending requests by cookie; read data and hole
- * chunks land straight in the caller's buffer, or scattered over the
- * caller's iovecs (readv: one receive per chunk, no bounce buffer),
- * block status descriptors in the caller's arrays.  A write's header and
+ * (a reply's header and a data chunk's offset in one receive, through a
+ * 32-byte look-ahead) and matches them to pending requests by cookie;
+ * read data and hole chunks land straight in the caller's buffer, or
+ * scattered over the caller's iovecs (readv: one receive per chunk, no
+ * bounce buffer), block status descriptors in the caller's arrays.  A write's header and
  * payload (one buffer or many iovecs) leave in one writev.  A reply the protocol does not allow (unknown
  * cookie, chunk outside the request, bad lengths) breaks the connection:
  * every pending and later request fails with EIO.
@@ -28,6 +29,7 @@
 #define BS_PAYLOAD_MAX (4u + 8u * (1u << 20))   /* 2^20 descriptors */
 #define ZEROES_STEP (1u << 30)                  /* write_zeroes/trim/bs split */
 #define IOV_BATCH 256                           /* iovecs per readv/writev call */
+#define RBUF 32                                 /* reader's look-ahead bytes */
 
 struct pending {
 	uint64_t cookie;
@@ -62,6 +64,11 @@ struct nbd_client {
 	struct pending *pending;
 	uint64_t next_cookie;
 	int broken;                  /* errno once the connection is unusable */
+	/* The reader's look-ahead: a reply's header bytes come in one
+	 * receive of up to RBUF bytes (a read chunk's 28), not three; what
+	 * it took of the next bytes is used first. */
+	uint8_t rbuf[RBUF];
+	unsigned rpos, rend;
 };
 
 /* ---- scatter/gather helpers ---- */
@@ -95,12 +102,27 @@ static int iov_slice(const struct iovec *iov, int n, int i, size_t skip, size_t 
 }
 
 /* Receive exactly len bytes into bytes [skip, skip+len) of the list,
- * whatever the socket's short reads; -EIO on end of stream or error. */
-static int recv_iov(int fd, const struct iovec *iov, int n, size_t skip, size_t len)
+ * whatever the socket's short reads (the look-ahead's bytes first);
+ * -EIO on end of stream or error. */
+static int recv_iov(struct nbd_client *c, const struct iovec *iov, int n, size_t skip,
+		    size_t len)
 {
 	struct iovec v[IOV_BATCH];
-	int i = iov_seek(iov, n, &skip);
+	int fd = c->fd, i = iov_seek(iov, n, &skip);	/* skip: now in iov[i] */
 
+	while (len && c->rpos < c->rend) {
+		size_t k;
+
+		if (i == n)
+			return -EIO;	/* the list is shorter than the reply */
+		k = MIN(MIN(len, (size_t)(c->rend - c->rpos)), iov[i].iov_len - skip);
+		memcpy((uint8_t *)iov[i].iov_base + skip, c->rbuf + c->rpos, k);
+		c->rpos += k;
+		skip += k;
+		len -= k;
+		if (skip == iov[i].iov_len)
+			i++, skip = 0;
+	}
 	while (len) {
 		int k = iov_slice(iov, n, i, skip, len, v);
 		ssize_t got;
@@ -115,6 +137,36 @@ static int recv_iov(int fd, const struct iovec *iov, int n, size_t skip, size_t 
 		len -= (size_t)got;
 		skip += (size_t)got;
 		i += iov_seek(iov + i, n - i, &skip);
+	}
+	return 0;
+}
+
+/* Read exactly len bytes of the reply stream: from the look-ahead,
+ * which a small read refills with one receive of up to RBUF bytes. */
+static int rd_full(struct nbd_client *c, void *dst, size_t len)
+{
+	uint8_t *d = dst;
+
+	while (len) {
+		size_t k = MIN(len, (size_t)(c->rend - c->rpos));
+		ssize_t got;
+
+		if (k) {
+			memcpy(d, c->rbuf + c->rpos, k);
+			c->rpos += k;
+			d += k;
+			len -= k;
+			continue;
+		}
+		if (len >= RBUF)
+			return read_full(c->fd, d, len) < 0 ? -EIO : 0;
+		got = read(c->fd, c->rbuf, RBUF);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -EIO;
+		c->rpos = 0;
+		c->rend = (unsigned)got;
 	}
 	return 0;
 }
@@ -235,13 +287,13 @@ static int simple_reply(struct nbd_client *c, const uint8_t *h)
 	struct pending *p;
 	uint32_t err;
 
-	if (read_full(c->fd, rest, sizeof(rest)) < 0)
+	if (rd_full(c, rest, sizeof(rest)) < 0)
 		return -EIO;
 	err = nbd_get32(rest);
 	p = lookup(c, nbd_get64(rest + 4));
 	if (!p || (c->n.structured && p->type == NBD_CMD_READ))
 		return -EPROTO;
-	if (p->type == NBD_CMD_READ && !err && recv_iov(c->fd, p->iov, p->niov, p->skip, p->len) < 0)
+	if (p->type == NBD_CMD_READ && !err && recv_iov(c, p->iov, p->niov, p->skip, p->len) < 0)
 		return -EIO;
 	finish(c, p, err);
 	return 0;
@@ -257,7 +309,7 @@ static int chunk_content(struct nbd_client *c, struct pending *p, uint16_t type,
 	if (p->type != NBD_CMD_READ || len < (type == NBD_REPLY_TYPE_OFFSET_HOLE ? 12u : 9u) ||
 	    (type == NBD_REPLY_TYPE_OFFSET_HOLE && len != 12))
 		return -EPROTO;
-	if (read_full(c->fd, b, type == NBD_REPLY_TYPE_OFFSET_HOLE ? 12 : 8) < 0)
+	if (rd_full(c, b, type == NBD_REPLY_TYPE_OFFSET_HOLE ? 12 : 8) < 0)
 		return -EIO;
 	off = nbd_get64(b);
 	n = type == NBD_REPLY_TYPE_OFFSET_HOLE ? nbd_get32(b + 8) : len - 8;
@@ -267,7 +319,7 @@ static int chunk_content(struct nbd_client *c, struct pending *p, uint16_t type,
 		zero_iov(p->iov, p->niov, p->skip + (off - p->offset), n);
 		return 0;
 	}
-	return recv_iov(c->fd, p->iov, p->niov, p->skip + (off - p->offset), n);
+	return recv_iov(c, p->iov, p->niov, p->skip + (off - p->offset), n);
 }
 
 static int chunk_block_status(struct nbd_client *c, struct pending *p, uint32_t len)
@@ -280,7 +332,7 @@ static int chunk_block_status(struct nbd_client *c, struct pending *p, uint32_t 
 	    len > BS_PAYLOAD_MAX)
 		return -EPROTO;
 	buf = xmalloc(len);
-	if (read_full(c->fd, buf, len) < 0) {
+	if (rd_full(c, buf, len) < 0) {
 		free(buf);
 		return -EIO;
 	}
@@ -304,7 +356,7 @@ static int chunk_error(struct nbd_client *c, struct pending *p, uint32_t len)
 	if (len < 6 || len > NBD_MAX_STRING + 64)
 		return -EPROTO;
 	buf = xmalloc(len);
-	if (read_full(c->fd, buf, len) < 0) {
+	if (rd_full(c, buf, len) < 0) {
 		free(buf);
 		return -EIO;
 	}
@@ -326,7 +378,7 @@ static int structured_reply(struct nbd_client *c)
 	uint32_t len;
 	int r;
 
-	if (read_full(c->fd, h, sizeof(h)) < 0)
+	if (rd_full(c, h, sizeof(h)) < 0)
 		return -EIO;
 	flags = nbd_get16(h);
 	type = nbd_get16(h + 2);
@@ -356,7 +408,7 @@ static void *reader_main(void *opaque)
 	int r = 0;
 
 	while (r == 0) {
-		if (read_full(c->fd, m, 4) < 0) {
+		if (rd_full(c, m, 4) < 0) {
 			r = -EIO;
 			break;
 		}

@@ -497,6 +497,86 @@ static void test_fake(void)
 	pthread_join(srv, NULL);
 }
 
+/* Append a chunk to a buffer (the packed server sends many at once). */
+static size_t put_chunk(uint8_t *p, uint16_t flags, uint16_t type, uint64_t cookie,
+			const void *d, uint32_t len)
+{
+	nbd_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
+	nbd_put16(p + 4, flags);
+	nbd_put16(p + 6, type);
+	nbd_put64(p + 8, cookie);
+	nbd_put32(p + 16, len);
+	memcpy(p + 20, d, len);
+	return 20 + len;
+}
+
+/* Handshake, then three reads (16, 8 and 3 bytes at 0, 64 and 128)
+ * answered by one write that packs all their chunks, so that the
+ * client's look-ahead ends inside headers and inside data: 16 bytes of
+ * data; a 4-byte hole and 4 bytes of data; 3 bytes of data after an
+ * empty NONE chunk. */
+static void *fake_packed_server(void *opaque)
+{
+	int fd = *(int *)opaque;
+	uint8_t b[28], out[512], d[8 + 16];
+	uint64_t cookie[3];
+	size_t n = 0;
+
+	if (!fake_handshake(fd))
+		return NULL;
+	for (int i = 0; i < 3; i++) {
+		if (read_full(fd, b, 28) < 0)
+			return NULL;
+		cookie[nbd_get64(b + 16) / 64] = nbd_get64(b + 8);
+	}
+	nbd_put64(d, 0);
+	for (int i = 0; i < 16; i++)
+		d[8 + i] = 0x10 + i;
+	n += put_chunk(out + n, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, cookie[0], d, 24);
+	nbd_put64(d, 64);
+	nbd_put32(d + 8, 4);
+	n += put_chunk(out + n, 0, NBD_REPLY_TYPE_OFFSET_HOLE, cookie[1], d, 12);
+	nbd_put64(d, 68);
+	memset(d + 8, 0x44, 4);
+	n += put_chunk(out + n, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, cookie[1], d, 12);
+	n += put_chunk(out + n, 0, NBD_REPLY_TYPE_NONE, cookie[2], NULL, 0);
+	nbd_put64(d, 128);
+	memset(d + 8, 0x33, 3);
+	n += put_chunk(out + n, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, cookie[2], d, 11);
+	write_full(fd, out, n);
+	read_full(fd, b, sizeof(b));	/* until the client hangs up */
+	close(fd);
+	return NULL;
+}
+
+static void test_fake_packed(void)
+{
+	struct async_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 3, 0 };
+	uint8_t x[16], y[8], z[3];
+	struct iovec v[4] = { { x, 16 }, { y, 5 }, { y + 5, 3 }, { z, 3 } };
+	struct nbd_client *c = NULL;
+	pthread_t srv;
+	int sv[2];
+
+	memset(x, 0xff, sizeof(x));
+	memset(y, 0xff, sizeof(y));
+	memset(z, 0xff, sizeof(z));
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	pthread_create(&srv, NULL, fake_packed_server, &sv[1]);
+	CHECK(nbd_client_open_fd(sv[0], NULL, &c) == 0, "packed replies: handshake");
+	if (!c)
+		return;
+	CHECK(nbd_client_submit(c, false, v, 1, 0, async_done, &w) == 0 &&
+	      nbd_client_submit(c, false, v + 1, 2, 64, async_done, &w) == 0 &&
+	      nbd_client_submit(c, false, v + 3, 1, 128, async_done, &w) == 0 &&
+	      async_wait_all(&w) == 0, "packed replies: three reads complete");
+	CHECK(x[0] == 0x10 && x[15] == 0x1f && !y[0] && !y[3] && y[4] == 0x44 && y[7] == 0x44 &&
+	      z[0] == 0x33 && z[2] == 0x33,
+	      "packed replies: data, hole and data across iovecs, each byte where it belongs");
+	nbd_client_close(c);
+	pthread_join(srv, NULL);
+}
+
 /* Handshake, then a data chunk that promises 4096 bytes of a read and
  * hangs up after 1000 of them. */
 static void *fake_short_server(void *opaque)
@@ -569,6 +649,7 @@ int main(void)
 	}
 	test_qemu_nbd();
 	test_fake();
+	test_fake_packed();
 	test_fake_short(false);
 	test_fake_short(true);
 	free(bin);
