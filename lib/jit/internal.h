@@ -500,7 +500,24 @@ struct jit_tr {
 	/* where each arithmetic flag's newest value is (tr-flags.c): */
 	uint32_t hflags;	/* in the host flags */
 	uint32_t pflags;	/* else in the image in cpu->tr_tmp (else in RFLAGS) */
+	struct jit_tr_cold *cold;	/* slow paths of memory accesses, emitted after */
+	unsigned ncold, maxcold;	/* the block (tr-mem.c) */
 };
+
+/* A memory access's slow path, emitted after the block's code so that the
+ * fast path falls through (jit_tr_cold_emit()): the translator's state at
+ * the access, and for a store that ends its instruction the state at its
+ * end too (for the check of a store into the block's own code). */
+struct jit_tr_cold {
+	struct jit_tr at, end;
+	uint8_t *miss[3];	/* jumps to the slow path */
+	uint8_t *resume;	/* where the code goes on after it */
+	const void *fn;		/* jit_tr_read, jit_tr_read_w or jit_tr_write */
+	int seg;
+	unsigned size;
+	bool last;		/* end is set: jit_tr_smc_check() after the call */
+};
+#define JIT_TR_COLD 96
 
 /* What an instruction's translator did: nothing (the handler runs it),
  * emitted it, or emitted it and ended the block. */
@@ -579,7 +596,9 @@ void jit_tr_ea(struct jit_tr *t, const struct jit_insn *in);
 void jit_tr_mem_load_acc(struct jit_tr *t, int seg, unsigned size, bool write);
 void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size);
 void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size);
-uint8_t *jit_tr_mem_store_last(struct jit_tr *t, int seg, unsigned size);
+void jit_tr_mem_store_last(struct jit_tr *t, int seg, unsigned size, uint8_t **done);
+void jit_tr_mem_store_end(struct jit_tr *t, uint8_t *done);
+void jit_tr_cold_emit(struct jit_tr *t);
 void jit_tr_smc_check(struct jit_tr *t);
 void jit_tr_rm_to_rax(struct jit_tr *t, const struct jit_insn *in, unsigned size);
 int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in);

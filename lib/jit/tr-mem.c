@@ -74,27 +74,89 @@ static unsigned tlb_fast(struct jit_tr *t, int seg, unsigned size, bool write, u
 	return lin;
 }
 
+/* The slow path of an access: the interpreter's, in C, with its faults. */
+static void slow_path(struct jit_tr *t, int seg, unsigned size, const void *fn)
+{
+	jit_tr_sync_state(t);
+	jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RSI));
+	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);
+	jit_tr_mov_imm(&t->b, RCX, size);
+	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
+	jit_tr_call(&t->b, fn);
+	jit_tr_pend_flush(t, -1);
+	jit_tr_cache_load(t, true);
+}
+
+/*
+ * The fast path just emitted jumps to miss[] for the slow path: note it
+ * for jit_tr_cold_emit() with the translator's state now (the slow path
+ * leaves the state as it was, flags included: jit_tr_flags_out()).  NULL
+ * when the block has too many: the caller emits it in line.
+ */
+static struct jit_tr_cold *cold_note(struct jit_tr *t, uint8_t *const miss[3], int seg,
+				     unsigned size, const void *fn)
+{
+	struct jit_tr_cold *c;
+
+	if (t->ncold == t->maxcold)
+		return NULL;
+	c = &t->cold[t->ncold++];
+	c->at = *t;
+	memcpy(c->miss, miss, sizeof(c->miss));
+	c->fn = fn;
+	c->seg = seg;
+	c->size = size;
+	c->last = false;
+	c->resume = t->b.p;
+	return c;
+}
+
+/* The slow paths noted, after the block's code: each jumps back where its
+ * fast path goes on. */
+void jit_tr_cold_emit(struct jit_tr *t)
+{
+	for (unsigned i = 0; i < t->ncold; i++) {
+		struct jit_tr_cold *c = &t->cold[i];
+		struct jit_tr s = c->at;
+		uint8_t *back;
+
+		for (int k = 0; k < 3; k++)
+			jit_tr_here(&t->b, c->miss[k]);
+		s.b = t->b;
+		slow_path(&s, c->seg, c->size, c->fn);
+		if (c->last) {
+			struct jit_tr e = c->end;
+
+			e.b = s.b;
+			jit_tr_smc_check(&e);
+			s.b = e.b;
+		}
+		back = jit_tr_jump(&s.b, -1);
+		if (back) {
+			int32_t rel = (int32_t)(c->resume - (back + 4));
+
+			memcpy(back, &rel, 4);
+		}
+		t->b = s.b;
+	}
+	t->ncold = 0;
+}
+
 /* RAX = the size bytes at seg:RSI, zero-extended (translated for writing
  * when write: the load of a read-modify-write).  Clobbers RCX, RDX, RSI,
  * RDI, R8-R11. */
 void jit_tr_mem_load_acc(struct jit_tr *t, int seg, unsigned size, bool write)
 {
 	uint8_t *miss[4], *done;
-
 	unsigned lin = tlb_fast(t, seg, size, write, miss);
+	const void *fn = write ? (const void *)jit_tr_read_w : (const void *)jit_tr_read;
 
 	jit_tr_ld(t, size, RAX, jit_tr_mx(lin, RDX, 0, 0));
+	if (cold_note(t, (uint8_t *[3]){ miss[0], NULL, NULL }, seg, size, fn))
+		return;
 	done = jit_tr_jump(&t->b, -1);
-	for (int i = 0; i < 4; i++)
-		jit_tr_here(&t->b, miss[i]);
-	jit_tr_sync_state(t);
-	jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RSI));
-	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);
-	jit_tr_mov_imm(&t->b, RCX, size);
-	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
-	jit_tr_call(&t->b, write ? (const void *)jit_tr_read_w : (const void *)jit_tr_read);
-	jit_tr_pend_flush(t, -1);
-	jit_tr_cache_load(t, true);
+	jit_tr_here(&t->b, miss[0]);
+	slow_path(t, seg, size, fn);
 	jit_tr_here(&t->b, done);
 }
 
@@ -104,19 +166,20 @@ void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size)
 }
 
 /*
- * Store R8's low size bytes at seg:RSI: the fast path, then the slow path,
- * after which the code goes on; returns the fast path's jump to patch to
- * where it goes on.  A store into a page of the block's own code (one, or
- * two for a block that crosses into the next) takes the slow path, which
- * notes one into the code itself (smc_note); a store that crosses a page
- * misses the TLB.  Clobbers RAX, RCX, RDX, RSI, RDI, R9-R11.
+ * Store R8's low size bytes at seg:RSI: the fast path, then the slow path
+ * (noted for after the block, or here, then *done is the fast path's jump
+ * to patch to where the code goes on).  A store into a page of the
+ * block's own code (one, or two for a block that crosses into the next)
+ * takes the slow path, which notes one into the code itself (smc_note); a
+ * store that crosses a page misses the TLB.  Clobbers RAX, RCX, RDX, RSI,
+ * RDI, R9-R11.
  */
-static uint8_t *store(struct jit_tr *t, int seg, unsigned size)
+static struct jit_tr_cold *store(struct jit_tr *t, int seg, unsigned size, uint8_t **done)
 {
 	uintptr_t first = t->code_lo & ~(uintptr_t)0xfff, last = (t->code_hi - 1) & ~(uintptr_t)0xfff;
-	uint8_t *miss[4], *done, *smc[2] = { NULL, NULL };
-
+	uint8_t *miss[4], *smc[2] = { NULL, NULL };
 	unsigned lin = tlb_fast(t, seg, size, true, miss);
+	struct jit_tr_cold *c;
 
 	jit_tr_ins(t, 8, 0x8d, RDX, jit_tr_mx(lin, RDX, 0, 0));	/* lea rdx, [lin + rdx]: host */
 	jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RDX));
@@ -130,36 +193,50 @@ static uint8_t *store(struct jit_tr *t, int seg, unsigned size)
 		smc[1] = jit_tr_jump(&t->b, 4);
 	}
 	jit_tr_st(t, size, R8, jit_tr_m(RDX, 0));
-	done = jit_tr_jump(&t->b, -1);
-	for (int i = 0; i < 4; i++)
-		jit_tr_here(&t->b, miss[i]);
+	c = cold_note(t, (uint8_t *[3]){ miss[0], smc[0], smc[1] }, seg, size,
+		      (const void *)jit_tr_write);
+	*done = NULL;
+	if (c)
+		return c;
+	*done = jit_tr_jump(&t->b, -1);
+	jit_tr_here(&t->b, miss[0]);
 	jit_tr_here(&t->b, smc[0]);
 	jit_tr_here(&t->b, smc[1]);
-	jit_tr_sync_state(t);
-	jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RSI));
-	jit_tr_mov_imm(&t->b, RSI, (unsigned)seg);
-	jit_tr_mov_imm(&t->b, RCX, size);
-	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
-	jit_tr_call(&t->b, (const void *)jit_tr_write);
-	jit_tr_pend_flush(t, -1);
-	jit_tr_cache_load(t, true);
-	return done;
+	slow_path(t, seg, size, (const void *)jit_tr_write);
+	return NULL;
 }
 
 /* Store R8's low size bytes at seg:RSI (then jit_tr_smc_check() once the
  * instruction is done). */
 void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size)
 {
-	jit_tr_here(&t->b, store(t, seg, size));
+	uint8_t *done;
+
+	store(t, seg, size, &done);
+	jit_tr_here(&t->b, done);
 }
 
 /* The same for a store that ends its instruction: only the slow path can
- * write the block's code, so only it checks (jit_tr_smc_check()) before
- * the code goes on at the returned jump's target, which the caller sets
- * after its own updates of the translator's state. */
-uint8_t *jit_tr_mem_store_last(struct jit_tr *t, int seg, unsigned size)
+ * write the block's code, so only it checks (jit_tr_smc_check()), with
+ * the translator's state at jit_tr_mem_store_end(), which the caller
+ * calls after its own updates of that state.  *done: for it. */
+void jit_tr_mem_store_last(struct jit_tr *t, int seg, unsigned size, uint8_t **done)
 {
-	return store(t, seg, size);
+	if (store(t, seg, size, done))
+		*done = NULL;		/* noted: the last one in t->cold */
+}
+
+void jit_tr_mem_store_end(struct jit_tr *t, uint8_t *done)
+{
+	struct jit_tr_cold *c = t->ncold ? &t->cold[t->ncold - 1] : NULL;
+
+	if (!done && c && !c->last && c->resume == t->b.p) {
+		c->end = *t;
+		c->last = true;
+		return;
+	}
+	jit_tr_smc_check(t);
+	jit_tr_here(&t->b, done);
 }
 
 /* After an instruction that stored: leave if it wrote this block's code. */
@@ -236,9 +313,8 @@ int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in)
 		jit_tr_ea(t, in);
 		jit_tr_mov_imm(&t->b, R8, in->imm & size_mask(size));
 	}
-	done = jit_tr_mem_store_last(t, in->seg, size);
-	jit_tr_smc_check(t);
-	jit_tr_here(&t->b, done);
+	jit_tr_mem_store_last(t, in->seg, size, &done);
+	jit_tr_mem_store_end(t, done);
 	return TR_OK;
 }
 
@@ -407,10 +483,9 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
 	}
 	jit_tr_ea(t, in);
-	done = jit_tr_mem_store_last(t, in->seg, size);
+	jit_tr_mem_store_last(t, in->seg, size, &done);
 	if (mask && !t->fl_dead)
 		t->pflags = mask;			/* the image in tr_tmp */
-	jit_tr_smc_check(t);
-	jit_tr_here(&t->b, done);
+	jit_tr_mem_store_end(t, done);
 	return TR_OK;
 }

@@ -606,8 +606,10 @@ static void epilogue(struct jit_tr *t)
  */
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 {
+	struct jit_tr_cold cold[JIT_TR_COLD];
 	struct jit_tr t = { .b = *b, .rip = rq->rip, .cpl = rq->cpl, .jc = rq->jc, .entry_rip = rq->rip,
-			.code_lo = (uintptr_t)rq->code, .code_hi = (uintptr_t)rq->code + rq->nbytes };
+			.code_lo = (uintptr_t)rq->code, .code_hi = (uintptr_t)rq->code + rq->nbytes,
+			.cold = cold, .maxcold = JIT_TR_COLD };
 	bool dead[JIT_BLOCK_MAX];
 	uint32_t live[JIT_BLOCK_MAX];
 	const uint8_t *copy = NULL;
@@ -661,6 +663,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	}
 	if (r != TR_END)
 		jit_tr_exit_link(&t, t.rip);
+	jit_tr_cold_emit(&t);
 	if (t.b.full)
 		return NULL;
 	*b = t.b;
