@@ -506,7 +506,8 @@ static size_t put_chunk(uint8_t *p, uint16_t flags, uint16_t type, uint64_t cook
 	nbd_put16(p + 6, type);
 	nbd_put64(p + 8, cookie);
 	nbd_put32(p + 16, len);
-	memcpy(p + 20, d, len);
+	if (len)
+		memcpy(p + 20, d, len);
 	return 20 + len;
 }
 
