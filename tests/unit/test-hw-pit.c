@@ -3,8 +3,8 @@
  * (a vCPU thread the host did not run): ticks are delayed, not lost.
  * With the 8259 set up and IRQ 0 unmasked, the timer runs 1 kHz for
  * 40 ms while nobody acknowledges; then ticks are taken as fast as they
- * come for 20 ms.  Coalescing would give about 20 of them; the delay
- * policy hands over the backlog too.
+ * come until as many came as milliseconds went by.  Coalescing would stay
+ * about 40 behind; the delay policy hands over the backlog too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,14 +64,25 @@ int main(void)
 	CHECK(hw_timers_start(m) == 0, "timer thread");
 	/* channel 0, lobyte/hibyte, mode 2, 1193 ticks: about 1 kHz */
 	out8(m, 0x43, 0x34), out8(m, 0x40, 0xa9), out8(m, 0x40, 0x04);
+	int64_t start = now_ms(), e;
 	usleep(40000);
 	pthread_mutex_lock(&m->lock);
 	CHECK(pic_irq_pending(m->pic, 0), "an untaken tick waits in the PIC's IRR");
 	pthread_mutex_unlock(&m->lock);
-	int n = take_ticks(m, 20);
-	CHECK(n >= 40, "the late ticks are handed over, not coalesced (%d in 20 ms)", n);
+	/* Take ticks until about as many came as milliseconds went by
+	 * (coalescing would stay about 40 behind for good), for up to 1 s, so
+	 * that a loaded host that delays this thread or the timer's only
+	 * delays the count; then allow 25 for ticks still on their way. */
+	int n = 0;
+	int64_t deadline = now_ms() + 1000;
+	do {
+		n += take_ticks(m, 5);
+		e = now_ms() - start;
+	} while (n < e - 5 && now_ms() < deadline);
+	CHECK(n >= e - 25, "the late ticks are handed over, not coalesced (%d in %lld ms)", n,
+	      (long long)e);
 	int more = take_ticks(m, 30);
-	CHECK(more >= 10 && more <= 45, "then the 1 kHz pace again (%d in 30 ms)", more);
+	CHECK(more >= 5 && more <= 90, "then the 1 kHz pace again (%d in 30 ms)", more);
 	/* masked, a pending tick does not hold the timer back */
 	out8(m, 0x21, 0xff);
 	usleep(20000);
