@@ -45,15 +45,14 @@ void jit_tr_ea(struct jit_tr *t, const struct jit_insn *in)
 /*
  * The inline TLB lookup for the linear address seg:RSI (RSI itself, or
  * RAX = RSI + the FS/GS base): returns that register, with RDX = host
- * address minus linear address (or a jump to the returned patch points
- * for the slow path).  The page of the access's last byte is compared with
+ * address minus linear address, or a jump to *miss (a patch point) for
+ * the slow path.  The page of the access's last byte is compared with
  * cpu->tlb_fast[kind] (the entry's page, or TLB_NONE when this kind of
  * access may not go straight to host memory) in the entry of its first
  * byte's page, so an access that crosses into the next page misses (those
- * pages' entries differ) and one compare covers both.  Any patch point: a
- * miss.
+ * pages' entries differ) and one compare covers both.
  */
-static unsigned tlb_fast(struct jit_tr *t, int seg, unsigned size, bool write, uint8_t *miss[4])
+static unsigned tlb_fast(struct jit_tr *t, int seg, unsigned size, bool write, uint8_t **miss)
 {
 	unsigned lin = RSI, kind = (write ? 2 : 0) + (t->cpl == 3);
 
@@ -68,8 +67,7 @@ static unsigned tlb_fast(struct jit_tr *t, int seg, unsigned size, bool write, u
 	jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RDX), 9);		/* shr edx, 9 */
 	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), (TLB_SIZE - 1) * 8);	/* the entry's index * 8 */
 	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_mx(RBX, RDX, 0, OFF_TLB_FAST(kind)));
-	miss[0] = jit_tr_jump(&t->b, 5);
-	miss[1] = miss[2] = miss[3] = NULL;
+	*miss = jit_tr_jump(&t->b, 5);
 	jit_tr_ld(t, 8, RDX, jit_tr_mx(RBX, RDX, 0, OFF_TLB_ADD(write)));
 	return lin;
 }
@@ -147,15 +145,15 @@ void jit_tr_cold_emit(struct jit_tr *t)
  * RDI, R8-R11. */
 void jit_tr_mem_load_acc(struct jit_tr *t, int seg, unsigned size, bool write)
 {
-	uint8_t *miss[4], *done;
-	unsigned lin = tlb_fast(t, seg, size, write, miss);
+	uint8_t *miss, *done;
+	unsigned lin = tlb_fast(t, seg, size, write, &miss);
 	const void *fn = write ? (const void *)jit_tr_read_w : (const void *)jit_tr_read;
 
 	jit_tr_ld(t, size, RAX, jit_tr_mx(lin, RDX, 0, 0));
-	if (cold_note(t, (uint8_t *[3]){ miss[0], NULL, NULL }, seg, size, fn))
+	if (cold_note(t, (uint8_t *[3]){ miss, NULL, NULL }, seg, size, fn))
 		return;
 	done = jit_tr_jump(&t->b, -1);
-	jit_tr_here(&t->b, miss[0]);
+	jit_tr_here(&t->b, miss);
 	slow_path(t, seg, size, fn);
 	jit_tr_here(&t->b, done);
 }
@@ -177,8 +175,8 @@ void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size)
 static struct jit_tr_cold *store(struct jit_tr *t, int seg, unsigned size, uint8_t **done)
 {
 	uintptr_t first = t->code_lo & ~(uintptr_t)0xfff, last = (t->code_hi - 1) & ~(uintptr_t)0xfff;
-	uint8_t *miss[4], *smc[2] = { NULL, NULL };
-	unsigned lin = tlb_fast(t, seg, size, true, miss);
+	uint8_t *miss, *smc[2] = { NULL, NULL };
+	unsigned lin = tlb_fast(t, seg, size, true, &miss);
 	struct jit_tr_cold *c;
 
 	jit_tr_ins(t, 8, 0x8d, RDX, jit_tr_mx(lin, RDX, 0, 0));	/* lea rdx, [lin + rdx]: host */
@@ -193,13 +191,13 @@ static struct jit_tr_cold *store(struct jit_tr *t, int seg, unsigned size, uint8
 		smc[1] = jit_tr_jump(&t->b, 4);
 	}
 	jit_tr_st(t, size, R8, jit_tr_m(RDX, 0));
-	c = cold_note(t, (uint8_t *[3]){ miss[0], smc[0], smc[1] }, seg, size,
+	c = cold_note(t, (uint8_t *[3]){ miss, smc[0], smc[1] }, seg, size,
 		      (const void *)jit_tr_write);
 	*done = NULL;
 	if (c)
 		return c;
 	*done = jit_tr_jump(&t->b, -1);
-	jit_tr_here(&t->b, miss[0]);
+	jit_tr_here(&t->b, miss);
 	jit_tr_here(&t->b, smc[0]);
 	jit_tr_here(&t->b, smc[1]);
 	slow_path(t, seg, size, (const void *)jit_tr_write);
