@@ -13,6 +13,7 @@
 
 #include "common/common.h"
 #include "hw/internal.h"
+#include "test-hw-ticks.h"
 #include "unit.h"
 
 #define APIC 0xfee00000ull
@@ -25,8 +26,6 @@ static void reg(struct machine *m, unsigned off, uint32_t v)
 {
 	hw_bus_mmio_write(m, 0, APIC + off, v, 4);
 }
-
-static int64_t now_ms(void) { return hw_clock_ns() / 1000000; }
 
 /* Take every timer interrupt the APIC offers for ms milliseconds. */
 static int take_ticks(struct machine *m, int ms)
@@ -77,16 +76,8 @@ int main(void)
 	pending = apic_irr_test(m->vcpu[0].apic, VEC);
 	pthread_mutex_unlock(&m->lock);
 	CHECK(pending, "an untaken tick waits in IRR");
-	/* Take ticks until about as many came as milliseconds went by
-	 * (merging would stay about 40 behind for good), for up to 1 s, so
-	 * that a loaded host that delays this thread or the timer's only
-	 * delays the count; then allow 25 for ticks still on their way. */
-	int n = 0;
-	int64_t deadline = now_ms() + 1000;
-	do {
-		n += take_ticks(m, 5);
-		e = now_ms() - start;
-	} while (n < e - 5 && now_ms() < deadline);
+	int n = take_until_caught_up(m, take_ticks, start, &e);
+	/* (up to 25 may still be on their way) */
 	CHECK(n >= e - 25, "the late ticks are handed over, not merged (%d in %lld ms)", n,
 	      (long long)e);
 	int more = take_ticks(m, 30);

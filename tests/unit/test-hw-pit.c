@@ -13,14 +13,13 @@
 
 #include "common/common.h"
 #include "hw/internal.h"
+#include "test-hw-ticks.h"
 #include "unit.h"
 
 static void nop_write(void *o, const uint8_t *b, size_t n) { }
 static const struct hw_char_ops nop_char = { nop_write };
 
 static void out8(struct machine *m, uint16_t p, uint8_t v) { hw_bus_pio_out(m, p, v, 1); }
-
-static int64_t now_ms(void) { return hw_clock_ns() / 1000000; }
 
 /* Take every IRQ 0 the PIC offers for ms milliseconds; how many. */
 static int take_ticks(struct machine *m, int ms)
@@ -69,16 +68,8 @@ int main(void)
 	pthread_mutex_lock(&m->lock);
 	CHECK(pic_irq_pending(m->pic, 0), "an untaken tick waits in the PIC's IRR");
 	pthread_mutex_unlock(&m->lock);
-	/* Take ticks until about as many came as milliseconds went by
-	 * (coalescing would stay about 40 behind for good), for up to 1 s, so
-	 * that a loaded host that delays this thread or the timer's only
-	 * delays the count; then allow 25 for ticks still on their way. */
-	int n = 0;
-	int64_t deadline = now_ms() + 1000;
-	do {
-		n += take_ticks(m, 5);
-		e = now_ms() - start;
-	} while (n < e - 5 && now_ms() < deadline);
+	int n = take_until_caught_up(m, take_ticks, start, &e);
+	/* (up to 25 may still be on their way) */
 	CHECK(n >= e - 25, "the late ticks are handed over, not coalesced (%d in %lld ms)", n,
 	      (long long)e);
 	int more = take_ticks(m, 30);
