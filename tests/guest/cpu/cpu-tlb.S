@@ -65,6 +65,22 @@
 #define VA 0x1111
 #define VB 0x5555
 
+/* r13 = the sum of what 101 direct calls of target return (r12 counts
+ * them); between the 100th and the 101st the instructions given run: the
+ * change under test, made while the call site is hot (translated,
+ * chained).  Local labels 2 and 3. */
+#define HOT_CALLS(target, ...) \
+	xor %r12d, %r12d; \
+	xor %r13d, %r13d; \
+2:	call target; \
+	add %rax, %r13; \
+	inc %r12d; \
+	cmp $100, %r12d; \
+	jne 3f; \
+	__VA_ARGS__; \
+3:	cmp $101, %r12d; \
+	jb 2b
+
 	.text
 	.code32
 	.globl _start
@@ -190,17 +206,7 @@ lm64:
 	call report
 
 	/* a hot call site after its callee's page is remapped: INVLPG */
-	xor %r12d, %r12d
-	xor %r13d, %r13d
-2:	call LIN_F
-	add %rax, %r13
-	inc %r12d
-	cmp $100, %r12d
-	jne 3f
-	movl $(X2 | 3), PT1
-	invlpg LIN_F
-3:	cmp $101, %r12d
-	jb 2b
+	HOT_CALLS(LIN_F, movl $(X2 | 3), PT1; invlpg LIN_F)
 	cmp $(100 * 1 + 2), %r13
 	sete %al
 	movzbl %al, %eax
@@ -208,18 +214,7 @@ lm64:
 	call report
 
 	/* the same through a CR3 load (the page is not global) */
-	xor %r12d, %r12d
-	xor %r13d, %r13d
-2:	call LIN_F
-	add %rax, %r13
-	inc %r12d
-	cmp $100, %r12d
-	jne 3f
-	movl $(X1 | 3), PT1
-	mov %cr3, %rax
-	mov %rax, %cr3
-3:	cmp $101, %r12d
-	jb 2b
+	HOT_CALLS(LIN_F, movl $(X1 | 3), PT1; mov %cr3, %rax; mov %rax, %cr3)
 	cmp $(100 * 2 + 1), %r13
 	sete %al
 	movzbl %al, %eax
@@ -243,17 +238,7 @@ lm64:
 	/* code across a page boundary, hot: the next page remapped */
 	movb LIN_P2, %al		/* (the next page in the TLB from the start) */
 	xor %r8d, %r8d
-	xor %r12d, %r12d
-	xor %r13d, %r13d
-2:	call LIN_FX
-	add %rax, %r13
-	inc %r12d
-	cmp $100, %r12d
-	jne 3f
-	movl $(Y3 | 3), PT2
-	invlpg LIN_P2
-3:	cmp $101, %r12d
-	jb 2b
+	HOT_CALLS(LIN_FX, movl $(Y3 | 3), PT2; invlpg LIN_P2)
 	movabs $(100 * IMM_Y2 + IMM_Y3), %rax
 	cmp %rax, %r13
 	jne 1f
@@ -264,16 +249,7 @@ lm64:
 	call report
 
 	/* the same, its bytes in the next page stored to */
-	xor %r12d, %r12d
-	xor %r13d, %r13d
-2:	call LIN_FX
-	add %rax, %r13
-	inc %r12d
-	cmp $100, %r12d
-	jne 3f
-	movw $0x8877, Y3
-3:	cmp $101, %r12d
-	jb 2b
+	HOT_CALLS(LIN_FX, movw $0x8877, Y3)
 	movabs $(100 * IMM_Y3 + IMM_Y3S), %rax
 	cmp %rax, %r13
 	sete %al
@@ -285,17 +261,7 @@ lm64:
 	movl $(Y2 | 3), PT2
 	invlpg LIN_P2
 	xor %r8d, %r8d
-	xor %r12d, %r12d
-	xor %r13d, %r13d
-2:	call LIN_FX
-	add %rax, %r13
-	inc %r12d
-	cmp $100, %r12d
-	jne 3f
-	movl $0, PT2
-	invlpg LIN_P2
-3:	cmp $101, %r12d
-	jb 2b
+	HOT_CALLS(LIN_FX, movl $0, PT2; invlpg LIN_P2)
 	movabs $(101 * IMM_Y2), %rax
 	cmp %rax, %r13
 	jne 1f
