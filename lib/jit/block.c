@@ -442,8 +442,10 @@ static void mark(struct jit_cpu *cpu, const struct jit_block *b)
 {
 	struct jit_tr_slot *sl;
 
-	if (*b->tr_gen != cpu->tlb_gen)	/* (it sits among code: no needless store) */
+	if (*b->tr_gen != cpu->tlb_gen) {	/* (it sits among code: no needless store) */
 		*b->tr_gen = cpu->tlb_gen;
+		cpu->stat_genstores++;
+	}
 	jit_region_add(&cpu->chain_2m, b->tr_rip >> 21);	/* until its page is flushed (mem.c) */
 	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
 	if (b->cross) {		/* and its next page's (next_page() saw code_global) */
@@ -505,6 +507,7 @@ bool jit_chain_recheck(struct jit_cpu *cpu, void *owner)
 	    atomic_load_explicit(&cpu->irq_level, memory_order_relaxed) ||
 	    b->tr_rip != cpu->rip || b->tr_cpl != cpu->cpl)
 		return false;
+	cpu->stat_rechecks++;
 	p = code_ptr(cpu, &avail);
 	if (!p || p != b->p || (b->cross && !next_page(cpu, p, avail, false)))
 		return false;

@@ -161,6 +161,7 @@ static inline bool jit_region_has(const struct jit_regions *s, uint64_t region)
 
 /* Soft TLB: direct-mapped by linear page number. */
 #define TLB_SIZE 512
+#define TLB_VICTIMS 8	/* entries a fill pushed out, looked at before a walk */
 #define JIT_BLOCK_MAX 64	/* instructions in a block (block.c), and so in a translation */
 #define TLB_NONE (~0ull)
 #define P_R ACC_R
@@ -290,7 +291,9 @@ struct jit_cpu {
 	uint64_t prof_period, prof_next;
 	uint64_t stat_tlb_fills, stat_decodes, stat_blocks;
 	uint64_t stat_translated, stat_tr_runs;
-	uint64_t prof_base[5];	/* the stat_* counters at the last sample */
+	uint64_t stat_gens, stat_rechecks, stat_genstores;	/* TLB generations, chained entries
+							   rechecked, and marked again */
+	uint64_t prof_base[8];	/* the stat_* counters at the last sample */
 
 	/* translated-code chaining (tr-x86.c, block.c) */
 	uint64_t chain_end;	/* a chained block may start while icount is below */
@@ -309,6 +312,13 @@ struct jit_cpu {
 	 * reads and for writes.  A load is then compare, add, load. */
 	uint64_t tlb_fast[4][TLB_SIZE];
 	intptr_t tlb_add[2][TLB_SIZE];
+	/* The last entries a fill pushed out of tlb[] for another page at
+	 * the same index (a system call's kernel stack, entry code and user
+	 * buffer pages took each other's places at every call); a fill
+	 * takes its page back from here before it walks.  Flushes drop them
+	 * as they drop tlb[]. */
+	struct jit_tlb_entry tlb_victim[TLB_VICTIMS];
+	unsigned tlb_victim_next;
 };
 
 /* TLB entry i leaves the TLB. */
@@ -376,6 +386,7 @@ struct jit_tr_slot {
 };
 struct jit_tr_buf {
 	uint8_t *p, *end;
+	uint8_t *dp, *dend;	/* the block's data words (away from code) */
 	bool full;		/* ran out of room: nothing more was written */
 };
 /* A host operand: register base (mem false) or [base + index << scale + disp]

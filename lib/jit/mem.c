@@ -143,12 +143,35 @@ uint8_t *jit_lin_ptr(struct jit_cpu *cpu, uint64_t lin, unsigned size, unsigned 
 	return e->host_r ? e->host_r + (lin & 0xfff) : NULL;
 }
 
+/*
+ * Whole operands of many bytes (SSE, x87, FXSAVE, an instruction fetch)
+ * go page by page: every page is translated first (so a fault comes
+ * before any byte is written), then each piece is one memcpy of guest
+ * RAM, or bytes one at a time through MMIO or a data breakpoint.
+ */
+static unsigned piece(uint64_t a, unsigned left)
+{
+	unsigned n = 0x1000 - (unsigned)(a & 0xfff);
+
+	return n < left ? n : left;
+}
+
 void jit_read_bytes(struct jit_cpu *cpu, uint64_t lin, void *buf, unsigned len, unsigned acc)
 {
 	uint8_t *b = buf;
 
-	for (unsigned i = 0; i < len; i++)
-		b[i] = (uint8_t)jit_lin_read_slow(cpu, trunc_lin(cpu, lin + i), 1, acc);
+	for (unsigned i = 0, n; i < len; i += n) {
+		uint64_t a = trunc_lin(cpu, lin + i);
+		struct jit_tlb_entry *e = translate(cpu, a, acc);
+
+		n = piece(a, len - i);
+		if (e->host_r && !cpu->dbg_data) {
+			memcpy(b + i, e->host_r + (a & 0xfff), n);
+			continue;
+		}
+		for (unsigned k = 0; k < n; k++)
+			b[i + k] = (uint8_t)jit_lin_read_slow(cpu, trunc_lin(cpu, a + k), 1, acc);
+	}
 }
 
 void jit_write_bytes(struct jit_cpu *cpu, uint64_t lin, const void *buf, unsigned len,
@@ -156,10 +179,22 @@ void jit_write_bytes(struct jit_cpu *cpu, uint64_t lin, const void *buf, unsigne
 {
 	const uint8_t *b = buf;
 
+	acc |= ACC_W;
 	for (unsigned i = 0; i < len; i += 0x1000 - ((lin + i) & 0xfff))
-		translate(cpu, trunc_lin(cpu, lin + i), acc | ACC_W);
-	for (unsigned i = 0; i < len; i++)
-		jit_lin_write_slow(cpu, trunc_lin(cpu, lin + i), 1, b[i], acc | ACC_W);
+		translate(cpu, trunc_lin(cpu, lin + i), acc);
+	for (unsigned i = 0, n; i < len; i += n) {
+		uint64_t a = trunc_lin(cpu, lin + i);
+		struct jit_tlb_entry *e = translate(cpu, a, acc);
+
+		n = piece(a, len - i);
+		if (e->host_w && !cpu->dbg_data) {
+			smc_note(cpu, e->host_w + (a & 0xfff), n);
+			memcpy(e->host_w + (a & 0xfff), b + i, n);
+			continue;
+		}
+		for (unsigned k = 0; k < n; k++)
+			jit_lin_write_slow(cpu, trunc_lin(cpu, a + k), 1, b[i + k], acc);
+	}
 }
 
 bool jit_host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t val)
@@ -210,6 +245,7 @@ bool jit_host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t val)
 static void chains_off(struct jit_cpu *cpu)
 {
 	cpu->tlb_gen++;
+	cpu->stat_gens++;
 	memset(&cpu->chain_2m, 0, sizeof(cpu->chain_2m));
 	cpu->chain_1g = 0;
 	cpu->chain_nonglobal = false;
@@ -233,6 +269,9 @@ void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 	for (unsigned i = 0; i < TLB_SIZE; i++)
 		if (global || !cpu->tlb[i].global)
 			jit_tlb_drop(cpu, i);
+	for (unsigned i = 0; i < TLB_VICTIMS; i++)
+		if (global || !cpu->tlb_victim[i].global)
+			cpu->tlb_victim[i].tag = TLB_NONE;
 	if (global)
 		memset(&cpu->large_2m, 0, sizeof(cpu->large_2m)), cpu->large_1g = 0;
 }
@@ -258,6 +297,14 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 				sizes |= 1u << e->lshift;
 				jit_tlb_drop(cpu, i);
 			}
+		}
+	}
+	for (unsigned i = 0; i < TLB_VICTIMS; i++) {
+		struct jit_tlb_entry *e = &cpu->tlb_victim[i];
+
+		if (e->tag != TLB_NONE && (e->tag ^ page) >> e->lshift == 0) {
+			sizes |= 1u << e->lshift;
+			e->tag = TLB_NONE;
 		}
 	}
 	if (jit_region_has(&cpu->chain_2m, lin >> 21) ||

@@ -191,18 +191,73 @@ static uint8_t rights(const struct jit_cpu *cpu, const struct walk *w, bool dirt
 	return (uint8_t)(sup | user << 3);
 }
 
+/* The fast views of entry i (tlb_fast, tlb_add) from the entry. */
+static void fast_set(struct jit_cpu *cpu, unsigned i, uint64_t lin)
+{
+	const struct jit_tlb_entry *e = &cpu->tlb[i];
+	uint64_t page = lin & ~0xfffull;
+
+	cpu->tlb_fast[0][i] = e->host_r ? page : TLB_NONE;	/* supervisor reads: always */
+	cpu->tlb_fast[1][i] = e->host_r && (e->perm & P_R << 3) ? page : TLB_NONE;
+	cpu->tlb_fast[2][i] = e->host_w && (e->perm & P_W) ? page : TLB_NONE;
+	cpu->tlb_fast[3][i] = e->host_w && (e->perm & P_W << 3) ? page : TLB_NONE;
+	cpu->tlb_add[0][i] = (intptr_t)e->host_r - (intptr_t)page;
+	cpu->tlb_add[1][i] = (intptr_t)e->host_w - (intptr_t)page;
+}
+
+/* Entry i is about to hold another page: keep the one it holds among
+ * the victims (over the oldest). */
+static void victim_push(struct jit_cpu *cpu, unsigned i)
+{
+	if (cpu->tlb[i].tag != TLB_NONE) {
+		cpu->tlb_victim[cpu->tlb_victim_next] = cpu->tlb[i];
+		cpu->tlb_victim_next = (cpu->tlb_victim_next + 1) % TLB_VICTIMS;
+	}
+}
+
+/* lin's page among the victims with the rights acc needs: back into
+ * entry i (the entry there goes to the victim's place).  A victim of the
+ * page without those rights leaves: the walk makes a new entry. */
+static struct jit_tlb_entry *victim_take(struct jit_cpu *cpu, unsigned i, uint64_t lin,
+					 unsigned acc)
+{
+	unsigned need = (acc & ACC_USER) ? (acc & 7) << 3 : (acc & 7);
+
+	for (unsigned k = 0; k < TLB_VICTIMS; k++) {
+		struct jit_tlb_entry *v = &cpu->tlb_victim[k], t;
+
+		if (v->tag != lin >> 12)
+			continue;
+		if ((v->perm & need) != need) {
+			v->tag = TLB_NONE;
+			return NULL;
+		}
+		t = cpu->tlb[i];
+		cpu->tlb[i] = *v;
+		*v = t;
+		fast_set(cpu, i, lin);
+		return &cpu->tlb[i];
+	}
+	return NULL;
+}
+
 struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned acc)
 {
 	unsigned i = (lin >> 12) & (TLB_SIZE - 1);
 	struct jit_tlb_entry *e = &cpu->tlb[i];
-	uint64_t page;
 	struct walk w = { .rw = true, .us = true };
 	bool dirty = true;
+	uint8_t perm = 0x3f;
 
+	if (likely(!cpu->dbg_data)) {
+		struct jit_tlb_entry *v = victim_take(cpu, i, lin, acc);
+
+		if (v)
+			return v;
+	}
 	cpu->stat_tlb_fills++;
 	if (!(cpu->cr0 & CR0_PG)) {
 		w.gpa = lin & (cpu->lma ? ADDR_MASK : 0xfffff000);
-		e->perm = 0x3f;
 	} else {
 		if (cpu->lma)
 			walk_long(cpu, &w, lin, acc);
@@ -220,13 +275,16 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 			pte_set(cpu, w.ent_gpa[w.levels - 1], w.esize, PTE_D);
 			dirty = true;
 		}
-		e->perm = rights(cpu, &w, dirty);
+		perm = rights(cpu, &w, dirty);
 		w.global = (w.ent[w.levels - 1] & PTE_G) && (cpu->cr4 & CR4_PGE);
 		if (w.lshift == 18)
 			cpu->large_1g |= 1ull << (lin >> 30 & 63);
 		else if (w.lshift)
 			jit_region_add(&cpu->large_2m, lin >> 21);
 	}
+	if (e->tag != lin >> 12)
+		victim_push(cpu, i);
+	e->perm = perm;
 	e->tag = lin >> 12;
 	e->gpa = w.gpa;
 	e->global = w.global;
@@ -238,12 +296,6 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 		jit_tlb_drop(cpu, i);	/* every access takes the slow path (debug.c) */
 		return e;
 	}
-	page = lin & ~0xfffull;
-	cpu->tlb_fast[0][i] = e->host_r ? page : TLB_NONE;	/* supervisor reads: always */
-	cpu->tlb_fast[1][i] = e->host_r && (e->perm & P_R << 3) ? page : TLB_NONE;
-	cpu->tlb_fast[2][i] = e->host_w && (e->perm & P_W) ? page : TLB_NONE;
-	cpu->tlb_fast[3][i] = e->host_w && (e->perm & P_W << 3) ? page : TLB_NONE;
-	cpu->tlb_add[0][i] = (intptr_t)e->host_r - (intptr_t)page;
-	cpu->tlb_add[1][i] = (intptr_t)e->host_w - (intptr_t)page;
+	fast_set(cpu, i, lin);
 	return e;
 }

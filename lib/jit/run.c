@@ -26,8 +26,9 @@
  * other (block.c) poll the same two words at every chained entry and stop
  * before cpu->chain_end, a whole block short of the budget.
  * VM_JIT_PROFILE=N logs the guest RIP every N million instructions (a
- * sampling profile, with CPU time, and how many blocks were decoded,
- * entered from here and translated).
+ * sampling profile, with CPU time, TLB walks, how many blocks were
+ * decoded, entered from here and translated, and how many TLB
+ * generations, chained-entry rechecks and re-marks there were).
  *
  * Fetch: the TLB gives a host pointer to the code page; the decoder sees
  * the bytes up to the page end and asks for more only when the
@@ -220,21 +221,24 @@ static void deliver_fault(struct jit_cpu *cpu)
 /* One profile sample: where the guest is, and how fast it goes. */
 static void profile_sample(struct jit_cpu *cpu)
 {
-	uint64_t now[5] = { cpu->stat_tlb_fills, cpu->stat_decodes, cpu->stat_blocks,
-			    cpu->stat_translated, cpu->stat_tr_runs }, d[5];
+	uint64_t now[8] = { cpu->stat_tlb_fills, cpu->stat_decodes, cpu->stat_blocks,
+			    cpu->stat_translated, cpu->stat_tr_runs, cpu->stat_gens,
+			    cpu->stat_rechecks, cpu->stat_genstores }, d[8];
 	struct timespec ts;
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 8; i++) {
 		d[i] = now[i] - cpu->prof_base[i];
 		cpu->prof_base[i] = now[i];
 	}
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	jit_log(cpu, "profile: icount %llu rip %#llx cpl %d cpu_ms %lld tlb_fills %llu "
-		"decodes %llu blocks %llu translated %llu tr_entries %llu",
+		"decodes %llu blocks %llu translated %llu tr_entries %llu gens %llu rechecks %llu "
+		"genstores %llu",
 		(unsigned long long)cpu->icount, (unsigned long long)cpu->rip, cpu->cpl,
 		(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
 		(unsigned long long)d[0], (unsigned long long)d[1], (unsigned long long)d[2],
-		(unsigned long long)d[3], (unsigned long long)d[4]);
+		(unsigned long long)d[3], (unsigned long long)d[4], (unsigned long long)d[5],
+		(unsigned long long)d[6], (unsigned long long)d[7]);
 	cpu->prof_next = cpu->icount + cpu->prof_period;
 }
 

@@ -556,6 +556,39 @@ static void test_links(void)
 	      "(%llu run-loop entries)", (unsigned long long)n);
 }
 
+/*
+ * Two pages 2 MiB apart take the same TLB entry: a loop reading both (as
+ * a system call reads its kernel stack and the caller's buffer) walked
+ * the page tables for every read, until a fill came to keep the entry it
+ * pushes out aside (the TLB's victims) and to take it back from there.
+ * The second page is CODE's 2 MiB region mapped again, for the guest only.
+ */
+static void test_victims(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 91 };
+	uint64_t *pd = (uint64_t *)(void *)(h_ram + 0x3000);
+	struct jit_stats a, b;
+	/* mov ecx, 400; l: mov eax, [rsi]; add eax, [rdi]; dec ecx; jnz l */
+	static const uint8_t loop[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00, 0x8b, 0x06, 0x03, 0x07, 0xff, 0xc9, 0x75, 0xf8,
+	};
+
+	pd[(CODE >> 21) + 1] = GUEST_MAP_GPA | 0x87;
+	rnd_case(&r, &c);
+	c.in.gpr[6] = DATA;			/* rsi */
+	c.in.gpr[7] = DATA + (2u << 20);	/* rdi: the same index */
+	emit(&c, loop, sizeof(loop));
+	jit_cpu_stats(cpu_tr, &a);
+	CHECK(harness_guest(cpu_tr, &c, &out) >= 0 && (uint32_t)out.gpr[1] == 0,
+	      "the loop over two pages of one TLB index runs to its end");
+	jit_cpu_stats(cpu_tr, &b);
+	pd[(CODE >> 21) + 1] = 0;
+	CHECK(b.tlb_fills - a.tlb_fills < 50, "two pages of one TLB index: %llu page walks in "
+	      "800 reads", (unsigned long long)(b.tlb_fills - a.tlb_fills));
+}
+
 /* A page fault inside a translated block: RIP at the faulting load, the
  * flags of the ALU instruction before it, registers untouched after it. */
 static void test_fault(void)
@@ -673,6 +706,7 @@ int main(int argc, char **argv)
 	test_links();
 	CHECK(fails == 0, "linked loops: %d cases, %d differ", cases, fails);
 	fails = cases = 0;
+	test_victims();
 	test_fault();
 	if (argc > 0)
 		test_suites(argv[0]);

@@ -9,6 +9,8 @@
  *  - INVLPG of one address in a 2 MiB page drops the whole page: a read
  *    of another 4 KiB piece of it sees the new mapping;
  *  - the same for a 1 GiB page replaced by a directory;
+ *  - a page whose TLB entry another page 2 MiB away took (an emulator
+ *    may keep it aside) is read through its new mapping after INVLPG;
  *  - a call site that has called a function many times (so that the
  *    emulator may jump straight into its code) calls the new code after
  *    the function's page is remapped and INVLPG'd, and after a CR3 load
@@ -63,6 +65,8 @@
 #define W1G 0x40000000		/* a 1 GiB page: linear 1 GiB -> physical 0 */
 #define W2M 0x80000000		/* a 2 MiB page: linear 2 GiB -> PA, later PB */
 #define VA 0x1111
+#define LIN_V 0xa05000		/* -> PA + 0x5000, later PB + 0x5000 (PT1) */
+#define LIN_V2 (LIN_V + 0x200000)	/* -> PA + 0x6000 (PT2): the same TLB index */
 #define VB 0x5555
 
 /* r13 = the sum of what 101 direct calls of target return (r12 counts
@@ -203,6 +207,22 @@ lm64:
 1:	sete %al
 	movzbl %al, %eax
 	lea s_1g(%rip), %rsi
+	call report
+
+	/* a page pushed out of its TLB entry by another at the same index */
+	movl $((PA + 0x5000) | 3), PT1 + 5 * 8
+	movl $((PA + 0x6000) | 3), PT2 + 5 * 8
+	mov $LIN_V, %ebx
+	mov (%rbx), %rax
+	add LIN_V2 - LIN_V(%rbx), %rax
+	cmp $(2 * VA), %rax
+	jne 1f
+	movl $((PB + 0x5000) | 3), PT1 + 5 * 8
+	invlpg (%rbx)
+	cmpq $VB, (%rbx)
+1:	sete %al
+	movzbl %al, %eax
+	lea s_victim(%rip), %rsi
 	call report
 
 	/* a hot call site after its callee's page is remapped: INVLPG */
@@ -443,6 +463,7 @@ s_not:	.asciz "not "
 s_nl:	.asciz "\n"
 s_2m:	.asciz "INVLPG drops every 4 KiB piece of a 2 MiB page"
 s_1g:	.asciz "INVLPG drops every piece of a 1 GiB page"
+s_victim: .asciz "INVLPG drops a page another page took the TLB entry of"
 s_invlpg: .asciz "a hot call site calls the new code after INVLPG of its callee's page"
 s_cr3:	.asciz "a hot call site calls the new code after a CR3 load"
 s_alias: .asciz "code mapped at two addresses runs at the address called"
