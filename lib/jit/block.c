@@ -504,7 +504,7 @@ bool jit_chain_recheck(struct jit_cpu *cpu, void *owner)
 
 	if (cpu->icount >= cpu->chain_end ||
 	    atomic_load_explicit(&cpu->events, memory_order_relaxed) ||
-	    atomic_load_explicit(&cpu->irq_level, memory_order_relaxed) ||
+	    (atomic_load_explicit(&cpu->irq_level, memory_order_relaxed) && (cpu->rflags & F_IF)) ||
 	    b->tr_rip != cpu->rip || b->tr_cpl != cpu->cpl)
 		return false;
 	cpu->stat_rechecks++;

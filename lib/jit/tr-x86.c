@@ -159,6 +159,25 @@ static void exit_rax(struct jit_tr *t)
 /* A jump back to the block's own start: on into the body (the guest
  * registers still in their host registers, and in memory) unless a signal is pending or
  * the budget is spent, as a chained entry checks. */
+/*
+ * A pending interrupt stops chained code only when RFLAGS.IF lets it in.
+ * With IF clear it waits for the STI, POPF or IRET that sets IF, which
+ * ends its block for the run loop: code that runs with interrupts off
+ * while one is pending (a device's, raised during get_user_pages_fast)
+ * went back to the run loop at every block.  (IF is in cpu->rflags at
+ * block boundaries: only handlers change it.)  bail: the jump to patch.
+ */
+static void irq_check(struct jit_tr *t, uint8_t **bail)
+{
+	uint8_t *none;
+
+	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_IRQ), 0);
+	none = jit_tr_jump(&t->b, 4);					/* je */
+	jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_m(RBX, OFF_RFLAGS + 1), F_IF >> 8);	/* test */
+	*bail = jit_tr_jump(&t->b, 5);
+	jit_tr_here(&t->b, none);
+}
+
 static void loop_back(struct jit_tr *t)
 {
 	uint8_t *bail[3];
@@ -174,8 +193,7 @@ static void loop_back(struct jit_tr *t)
 	bail[0] = jit_tr_jump(&t->b, 3);		/* jae */
 	jit_tr_ins8(t, 4, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);
 	bail[1] = jit_tr_jump(&t->b, 5);
-	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_IRQ), 0);
-	bail[2] = jit_tr_jump(&t->b, 5);
+	irq_check(t, &bail[2]);
 	rel = (int32_t)(t->body - (t->b.p + 5));
 	jit_tr_byte(&t->b, 0xe9);
 	jit_tr_u32(&t->b, (uint32_t)rel);
@@ -402,7 +420,8 @@ static const uint8_t *code_copy(struct jit_tr_buf *b, const uint8_t *code, unsig
 /*
  * The entry from another block (exit_link, or exit_dyn's table): go on
  * only while the code bytes are those translated (block.c's same_code()),
- * no signal is pending and the budget allows a whole block; otherwise
+ * no signal is pending (an interrupt only with RFLAGS.IF set, irq_check())
+ * and the budget allows a whole block; otherwise
  * return to the run loop at this block's start.  The exit that jumped
  * here passes its slot in RSI (0 from the table): a return to the run
  * loop leaves it in cpu->tr_link, so that block.c points the exit at the
@@ -463,8 +482,7 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, 
 	bail[nb++] = jit_tr_jump(&t->b, 3);		/* jae */
 	jit_tr_ins8(t, 4, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);
 	bail[nb++] = jit_tr_jump(&t->b, 5);
-	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_IRQ), 0);
-	bail[nb++] = jit_tr_jump(&t->b, 5);
+	irq_check(t, &bail[nb++]);
 	{
 		uint8_t *body = jit_tr_jump(&t->b, -1);
 

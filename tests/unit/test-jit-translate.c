@@ -589,6 +589,50 @@ static void test_victims(void)
 	      "800 reads", (unsigned long long)(b.tlb_fills - a.tlb_fills));
 }
 
+/*
+ * An interrupt pending while RFLAGS.IF is clear (a device's, raised while
+ * the kernel runs with interrupts off) waits for IF: chained code goes on
+ * meanwhile.  Every chained entry and every loop back to a block's start
+ * used to return to the run loop, 400 times each here.
+ */
+static void test_irq_masked(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 93 };
+	struct jit_stats a, b;
+	/* mov ecx, 400; l: call f; dec ecx; jnz l; jmp out; f: inc eax; ret; out: */
+	static const uint8_t calls[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00, 0xe8, 0x06, 0x00, 0x00, 0x00, 0xff, 0xc9,
+		0x75, 0xf7, 0xeb, 0x03, 0xff, 0xc0, 0xc3,
+	};
+	/* mov ecx, 400; l: inc eax; dec ecx; jnz l */
+	static const uint8_t self[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00, 0xff, 0xc0, 0xff, 0xc9, 0x75, 0xfa,
+	};
+	const struct { const uint8_t *code; unsigned len; const char *what; } cases[] = {
+		{ calls, sizeof(calls), "a loop calling a function (chained entries, RET)" },
+		{ self, sizeof(self), "a loop back to its block's start" },
+	};
+
+	jit_cpu_irq(cpu_tr, true);
+	for (unsigned i = 0; i < 2; i++) {
+		uint64_t n;
+
+		rnd_case(&r, &c);
+		c.in.rflags &= ~0x200ull;	/* IF clear */
+		emit(&c, cases[i].code, cases[i].len);
+		jit_cpu_stats(cpu_tr, &a);
+		CHECK(harness_guest(cpu_tr, &c, &out) >= 0 && (uint32_t)out.gpr[1] == 0,
+		      "%s runs to its end with IF clear and an interrupt pending", cases[i].what);
+		jit_cpu_stats(cpu_tr, &b);
+		n = b.blocks - a.blocks;
+		CHECK(n < 100, "%s with IF clear and an interrupt pending: %llu run-loop entries",
+		      cases[i].what, (unsigned long long)n);
+	}
+	jit_cpu_irq(cpu_tr, false);
+}
+
 /* A page fault inside a translated block: RIP at the faulting load, the
  * flags of the ALU instruction before it, registers untouched after it. */
 static void test_fault(void)
@@ -707,6 +751,7 @@ int main(int argc, char **argv)
 	CHECK(fails == 0, "linked loops: %d cases, %d differ", cases, fails);
 	fails = cases = 0;
 	test_victims();
+	test_irq_masked();
 	test_fault();
 	if (argc > 0)
 		test_suites(argv[0]);
