@@ -183,6 +183,16 @@ static bool continues_block(jit_op_fn *fn)
  * The translator links a block whose last instruction goes on (it ended
  * at BLOCK_MAX or at a page) as it links a fall-through.
  */
+/* STI ends its block unless the instruction after it, the one in its
+ * interrupt shadow, continues a block: then that one ends it (build()),
+ * and the translated block clears the shadow as it leaves, linked
+ * (tr-x86.c).  A HLT or a branch after STI still runs alone in the run
+ * loop, after which the interrupt comes. */
+bool jit_insn_is_sti(const struct jit_insn *in)
+{
+	return in->map == MAP_1B && in->op == 0xfb;
+}
+
 bool jit_insn_continues(const struct jit_insn *in)
 {
 	jit_op_fn *fn = maps[in->map][in->op];
@@ -250,6 +260,7 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 	jit_op_fn *fn, *fast;
 	unsigned off = 0, lim = avail;
 	uint8_t n = 0;
+	bool after_sti = false;
 
 	if (bc->used + room > BC_ARENA)
 		jit_bcache_flush(bc);
@@ -265,14 +276,19 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 		if (len <= 0 || (bi->in.lock && !jit_lock_ok(&bi->in)))
 			break;
 		fn = maps[bi->in.map][bi->in.op];
-		if (!fn)
+		if (!fn || (after_sti && !jit_insn_continues(&bi->in)))
 			break;
 		fast = jit_fast_form(&bi->in);
 		bi->fn = fast ? fast : fn;
 		off += (unsigned)len;
 		n++;
-		if (!jit_insn_continues(&bi->in))
-			break;
+		if (after_sti)
+			break;		/* the instruction in STI's shadow */
+		if (!jit_insn_continues(&bi->in)) {
+			if (!jit_insn_is_sti(&bi->in))
+				break;
+			after_sti = true;
+		}
 		if (off >= lim && (lim != avail || !next_page(cpu, p, avail, false)))
 			break;
 		if (off >= lim)
@@ -567,6 +583,8 @@ bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
 		if (++bi == end || unlikely(cpu->next_rip != next || cpu->smc_hit))
 			break;
 	}
+	if (bi - b->insn >= 2 && jit_insn_is_sti(&bi[-2].in))
+		cpu->shadow = false;	/* the instruction in STI's shadow ran */
 	cpu->smc_lo = cpu->smc_hi = 0;
 	return true;
 }

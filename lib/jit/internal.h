@@ -370,6 +370,7 @@ void jit_bcache_flush(struct jit_bcache *bc);
 bool jit_run_block(struct jit_cpu *cpu, uint64_t limit);
 bool jit_lock_ok(const struct jit_insn *in);
 bool jit_insn_continues(const struct jit_insn *in);
+bool jit_insn_is_sti(const struct jit_insn *in);
 jit_op_fn *jit_fast_form(const struct jit_insn *in);
 
 /* tr-cache.c, tr-x86.c, tr-emit.c: the translator to host code */
@@ -474,6 +475,8 @@ enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, 
 #define OFF_NEXT ((int32_t)offsetof(struct jit_cpu, next_rip))
 #define OFF_ICOUNT ((int32_t)offsetof(struct jit_cpu, icount))
 #define OFF_SMC_HIT ((int32_t)offsetof(struct jit_cpu, smc_hit))
+#define OFF_SHADOW ((int32_t)offsetof(struct jit_cpu, shadow))
+#define OFF_DBG_ON ((int32_t)offsetof(struct jit_cpu, dbg_on))
 #define OFF_TLB_FAST(kind) ((int32_t)(offsetof(struct jit_cpu, tlb_fast) + (kind) * TLB_SIZE * 8))
 #define OFF_TLB_ADD(write) ((int32_t)(offsetof(struct jit_cpu, tlb_add) + (write) * TLB_SIZE * 8))
 #define OFF_SMC_LO ((int32_t)offsetof(struct jit_cpu, smc_lo))

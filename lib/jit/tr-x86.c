@@ -252,7 +252,15 @@ void jit_tr_exit_link(struct jit_tr *t, uint64_t rip)
  * the next block when the table of chained entries has it for this RIP,
  * CPL and TLB generation.
  */
+static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl);
+
 void jit_tr_exit_dyn(struct jit_tr *t)
+{
+	exit_dyn_cpl(t, t->cpl);
+}
+
+/* The same, into code at privilege level cpl. */
+static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl)
 {
 	uint8_t *miss[3];
 
@@ -272,7 +280,7 @@ void jit_tr_exit_dyn(struct jit_tr *t)
 	jit_tr_ld(t, 8, RCX, jit_tr_m(RDX, offsetof(struct jit_tr_slot, gen)));
 	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_m(RBX, OFF_TLB_GEN));
 	miss[1] = jit_tr_jump(&t->b, 5);
-	jit_tr_ins8(t, 8, 0x83, 7, jit_tr_m(RDX, offsetof(struct jit_tr_slot, cpl)), (uint8_t)t->cpl);
+	jit_tr_ins8(t, 8, 0x83, 7, jit_tr_m(RDX, offsetof(struct jit_tr_slot, cpl)), (uint8_t)cpl);
 	miss[2] = jit_tr_jump(&t->b, 5);
 	jit_tr_ins(t, 4, 0x31, RSI, jit_tr_r(RSI));	/* no exit slot (chain_entry()) */
 	jit_tr_ins(t, 4, 0xff, 4, jit_tr_m(RDX, offsetof(struct jit_tr_slot, entry)));	/* jmp [rdx] */
@@ -362,12 +370,10 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 	return TR_NO;
 }
 
-/* An instruction through its interpreter handler, as the block loop runs
- * it; leaves when it branched or wrote this block's code. */
-static void tr_call(struct jit_tr *t, const struct jit_binsn *bi, bool last)
+/* The call of an instruction's interpreter handler, with the state it
+ * expects. */
+static void call_handler(struct jit_tr *t, const struct jit_binsn *bi)
 {
-	uint8_t *e1, *cont;
-
 	jit_tr_flags_sync(t);			/* the handler may read and change RFLAGS */
 	jit_tr_sync_state(t);
 	t->pend = 0;
@@ -378,6 +384,15 @@ static void tr_call(struct jit_tr *t, const struct jit_binsn *bi, bool last)
 	jit_tr_call(&t->b, (const void *)bi->fn);
 	t->pend = 1;
 	t->dirty = 0;
+}
+
+/* An instruction through its interpreter handler, as the block loop runs
+ * it; leaves when it branched or wrote this block's code. */
+static void tr_call(struct jit_tr *t, const struct jit_binsn *bi, bool last)
+{
+	uint8_t *e1, *cont;
+
+	call_handler(t, bi);
 	if (!last)
 		jit_tr_cache_load(t, false);		/* the handler may have changed any */
 	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_NEXT));
@@ -393,6 +408,43 @@ static void tr_call(struct jit_tr *t, const struct jit_binsn *bi, bool last)
 	jit_tr_here(&t->b, e1);
 	exit_rax(t);
 	jit_tr_here(&t->b, cont);
+}
+
+/*
+ * SYSCALL, and SYSRET to 64-bit code (REX.W), leave for a RIP known only
+ * when they ran, in 64-bit code at a CPL known now (0, 3): straight on
+ * into the next block through the table of chained entries, as RET
+ * does, unless a trap is due (TF or RF as they leave them, a trap
+ * SYSRET queued: the run loop takes those).  Every system call used to
+ * come back to the run loop twice.  cpl: where the instruction goes,
+ * -1 for any other instruction.
+ */
+static int fast_sys_cpl(const struct jit_insn *in)
+{
+	if (in->map != MAP_0F)
+		return -1;
+	if (in->op == 0x05)
+		return 0;
+	return in->op == 0x07 && in->opsize == 8 ? 3 : -1;
+}
+
+static void tr_call_sys(struct jit_tr *t, const struct jit_binsn *bi, unsigned cpl)
+{
+	uint8_t *trap[2];
+	unsigned pend;
+
+	call_handler(t, bi);
+	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_NEXT));
+	jit_tr_ins32(t, 4, 0xf7, 0, jit_tr_m(RBX, OFF_RFLAGS), F_TF | F_RF);	/* test */
+	trap[0] = jit_tr_jump(&t->b, 5);
+	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_DBG_ON), 0);
+	trap[1] = jit_tr_jump(&t->b, 5);
+	pend = t->pend;
+	exit_dyn_cpl(t, cpl);
+	t->pend = pend;
+	for (int i = 0; i < 2; i++)
+		jit_tr_here(&t->b, trap[i]);
+	exit_rax(t);
 }
 
 /*
@@ -672,15 +724,21 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 		if (r == TR_NO) {
 			bool last = i == rq->n - 1 && !jit_insn_continues(in);
 
-			tr_call(&t, &rq->insn[i], last);	/* (the last one linked if it goes on) */
+			if (last && fast_sys_cpl(in) >= 0)
+				tr_call_sys(&t, &rq->insn[i], (unsigned)fast_sys_cpl(in));
+			else
+				tr_call(&t, &rq->insn[i], last);	/* (the last one linked if it goes on) */
 			r = last ? TR_END : TR_OK;
 		} else if (r == TR_OK) {
 			t.pend++;
 		}
 		t.rip = t.next;
 	}
-	if (r != TR_END)
+	if (r != TR_END) {
+		if (rq->n >= 2 && jit_insn_is_sti(&rq->insn[rq->n - 2].in))
+			jit_tr_ins8(&t, 1, 0xc6, 0, jit_tr_m(RBX, OFF_SHADOW), 0);	/* it is over */
 		jit_tr_exit_link(&t, t.rip);
+	}
 	jit_tr_cold_emit(&t);
 	if (t.b.full)
 		return NULL;

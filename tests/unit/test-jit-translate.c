@@ -556,6 +556,22 @@ static void test_links(void)
 	      "(%llu run-loop entries)", (unsigned long long)n);
 }
 
+/* Run c on cpu_tr alone (code the host cannot run as the guest does: IF
+ * clear, CPL 0, another mapping): true when it ran to its end; *d: the
+ * run-loop entries (blocks) and page walks (tlb_fills) it took. */
+static bool guest_only(const struct hcase *c, struct hstate *out, struct jit_stats *d)
+{
+	struct jit_stats a, b;
+	bool ok;
+
+	jit_cpu_stats(cpu_tr, &a);
+	ok = harness_guest(cpu_tr, c, out) >= 0;
+	jit_cpu_stats(cpu_tr, &b);
+	d->blocks = b.blocks - a.blocks;
+	d->tlb_fills = b.tlb_fills - a.tlb_fills;
+	return ok;
+}
+
 /*
  * Two pages 2 MiB apart take the same TLB entry: a loop reading both (as
  * a system call reads its kernel stack and the caller's buffer) walked
@@ -569,7 +585,7 @@ static void test_victims(void)
 	static struct hstate out;
 	struct rng r = { 91 };
 	uint64_t *pd = (uint64_t *)(void *)(h_ram + 0x3000);
-	struct jit_stats a, b;
+	struct jit_stats d;
 	/* mov ecx, 400; l: mov eax, [rsi]; add eax, [rdi]; dec ecx; jnz l */
 	static const uint8_t loop[] = {
 		0xb9, 0x90, 0x01, 0x00, 0x00, 0x8b, 0x06, 0x03, 0x07, 0xff, 0xc9, 0x75, 0xf8,
@@ -580,13 +596,11 @@ static void test_victims(void)
 	c.in.gpr[6] = DATA;			/* rsi */
 	c.in.gpr[7] = DATA + (2u << 20);	/* rdi: the same index */
 	emit(&c, loop, sizeof(loop));
-	jit_cpu_stats(cpu_tr, &a);
-	CHECK(harness_guest(cpu_tr, &c, &out) >= 0 && (uint32_t)out.gpr[1] == 0,
+	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[1] == 0,
 	      "the loop over two pages of one TLB index runs to its end");
-	jit_cpu_stats(cpu_tr, &b);
 	pd[(CODE >> 21) + 1] = 0;
-	CHECK(b.tlb_fills - a.tlb_fills < 50, "two pages of one TLB index: %llu page walks in "
-	      "800 reads", (unsigned long long)(b.tlb_fills - a.tlb_fills));
+	CHECK(d.tlb_fills < 50, "two pages of one TLB index: %llu page walks in 800 reads",
+	      (unsigned long long)d.tlb_fills);
 }
 
 /*
@@ -600,7 +614,7 @@ static void test_irq_masked(void)
 	static struct hcase c;
 	static struct hstate out;
 	struct rng r = { 93 };
-	struct jit_stats a, b;
+	struct jit_stats d;
 	/* mov ecx, 400; l: call f; dec ecx; jnz l; jmp out; f: inc eax; ret; out: */
 	static const uint8_t calls[] = {
 		0xb9, 0x90, 0x01, 0x00, 0x00, 0xe8, 0x06, 0x00, 0x00, 0x00, 0xff, 0xc9,
@@ -617,20 +631,78 @@ static void test_irq_masked(void)
 
 	jit_cpu_irq(cpu_tr, true);
 	for (unsigned i = 0; i < 2; i++) {
-		uint64_t n;
-
 		rnd_case(&r, &c);
 		c.in.rflags &= ~0x200ull;	/* IF clear */
 		emit(&c, cases[i].code, cases[i].len);
-		jit_cpu_stats(cpu_tr, &a);
-		CHECK(harness_guest(cpu_tr, &c, &out) >= 0 && (uint32_t)out.gpr[1] == 0,
+		CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[1] == 0,
 		      "%s runs to its end with IF clear and an interrupt pending", cases[i].what);
-		jit_cpu_stats(cpu_tr, &b);
-		n = b.blocks - a.blocks;
-		CHECK(n < 100, "%s with IF clear and an interrupt pending: %llu run-loop entries",
-		      cases[i].what, (unsigned long long)n);
+		CHECK(d.blocks < 100, "%s with IF clear and an interrupt pending: %llu run-loop "
+		      "entries", cases[i].what, (unsigned long long)d.blocks);
 	}
 	jit_cpu_irq(cpu_tr, false);
+}
+
+/*
+ * STI goes on with the instruction in its shadow when that one continues
+ * a block, and the block leaves linked: a loop enabling interrupts (as
+ * every system call does) went back to the run loop at each STI.
+ */
+static void test_sti(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 95 };
+	struct jit_stats d;
+	/* mov ecx, 400; l: cli; sti; inc eax; dec ecx; jnz l */
+	static const uint8_t loop[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00, 0xfa, 0xfb, 0xff, 0xc0, 0xff, 0xc9, 0x75, 0xf8,
+	};
+
+	rnd_case(&r, &c);
+	c.in.rflags |= 0x3000;		/* IOPL 3: CLI and STI at CPL 3 */
+	emit(&c, loop, sizeof(loop));
+	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[1] == 0 && (out.rflags & 0x200),
+	      "a loop of CLI; STI runs to its end with IF set");
+	CHECK(d.blocks < 100, "a loop of CLI; STI: %llu run-loop entries",
+	      (unsigned long long)d.blocks);
+}
+
+/*
+ * SYSCALL and SYSRET (REX.W) go straight on into the translated block at
+ * their target, through the table of chained entries: a loop of system
+ * calls came back to the run loop twice per call.
+ */
+static void test_syscall_chain(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 97 };
+	struct jit_stats d;
+	uint64_t efer, star, lstar, mask;
+	/* mov r12d, 200; l: syscall; dec r12d; jnz l; jmp out; k: o64 sysret; out: */
+	static const uint8_t loop[] = {
+		0x41, 0xbc, 0xc8, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x41, 0xff, 0xcc, 0x75, 0xf9,
+		0xeb, 0x03, 0x48, 0x0f, 0x07,
+	};
+
+	jit_cpu_get_msr(cpu_tr, 0xc0000080, &efer);
+	jit_cpu_get_msr(cpu_tr, 0xc0000081, &star);
+	jit_cpu_get_msr(cpu_tr, 0xc0000082, &lstar);
+	jit_cpu_get_msr(cpu_tr, 0xc0000084, &mask);
+	jit_cpu_set_msr(cpu_tr, 0xc0000080, efer | 1);			/* SCE */
+	jit_cpu_set_msr(cpu_tr, 0xc0000081, 0x0023001000000000ull);	/* SYSRET 0x23, SYSCALL 0x10 */
+	jit_cpu_set_msr(cpu_tr, 0xc0000082, CODE + 15);
+	jit_cpu_set_msr(cpu_tr, 0xc0000084, 0);
+	rnd_case(&r, &c);
+	emit(&c, loop, sizeof(loop));
+	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[12] == 0 && out.gpr[1] == CODE + 8,
+	      "200 SYSCALLs and SYSRETs run to the end");
+	CHECK(d.blocks < 100, "200 SYSCALLs and SYSRETs: %llu run-loop entries",
+	      (unsigned long long)d.blocks);
+	jit_cpu_set_msr(cpu_tr, 0xc0000080, efer);
+	jit_cpu_set_msr(cpu_tr, 0xc0000081, star);
+	jit_cpu_set_msr(cpu_tr, 0xc0000082, lstar);
+	jit_cpu_set_msr(cpu_tr, 0xc0000084, mask);
 }
 
 /* A page fault inside a translated block: RIP at the faulting load, the
@@ -752,6 +824,8 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_victims();
 	test_irq_masked();
+	test_sti();
+	test_syscall_chain();
 	test_fault();
 	if (argc > 0)
 		test_suites(argv[0]);

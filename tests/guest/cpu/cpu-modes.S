@@ -11,7 +11,7 @@
  * ring 3 through IRET with a TSS stack switch, interrupt gates with DPL
  * checks, long mode entry, canonical #GP, 64-bit #PF, SYSCALL/SYSRET,
  * IRETQ to ring 3 with RSP0 switch, the interrupt stack table, and
- * single-step over SYSRET and SYSCALL.
+ * single-step over SYSRET and SYSCALL, also through a hot SYSRET.
  */
 	.section .multiboot, "a"
 	.align 4
@@ -663,6 +663,40 @@ tf_entry:
 2:	mov $s_tf_syscall, %esi
 	call report64
 
+	/* the same through a hot SYSRET (an emulator may translate the loop
+	 * and go from SYSRET straight into the code it returns to): 300
+	 * rounds without TF, then one with TF, one #DB at user_hot */
+	movq $0, db64_count
+	mov $0xc0000082, %ecx		/* LSTAR */
+	mov $hot_entry, %eax
+	xor %edx, %edx
+	wrmsr
+	mov %rsp, saved_esp
+	mov $300, %r12d
+hot_k:
+	mov $user_hot, %rcx
+	mov $0x202, %r11
+	dec %r12d
+	jnz 1f
+	mov $0x302, %r11		/* the last round: TF for ring 3 */
+1:	sysretq
+user_hot:
+	syscall
+hot_entry:
+	mov saved_esp, %rsp
+	test %r12d, %r12d
+	jnz hot_k
+	cmpq $1, db64_count
+	jne 1f
+	mov $user_hot, %rax
+	cmp %rax, db64_rip
+	jne 1f
+	mov $1, %eax
+	jmp 2f
+1:	xor %eax, %eax
+2:	mov $s_tf_hot, %esi
+	call report64
+
 	/* done: report failures through isa-debug-exit */
 	mov failures, %eax
 	mov $0xf4, %dx
@@ -843,5 +877,6 @@ s_pf64: .asciz "64-bit #PF not present with CR2"
 s_pf64w: .asciz "64-bit #PF write to read-only, error 3"
 s_ist: .asciz "interrupt stack table"
 s_syscall: .asciz "SYSRET to ring 3 and SYSCALL back"
+s_tf_hot: .asciz "TF: one #DB after a hot SYSRET's 301st round, the one setting it"
 s_tf_syscall: .asciz "TF: #DB after SYSRET setting it, none after SYSCALL masking it"
 s_iretq: .asciz "IRETQ to ring 3, INT 0x80 back on RSP0 with a null SS"
