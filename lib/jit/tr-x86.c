@@ -416,8 +416,10 @@ static void tr_call(struct jit_tr *t, const struct jit_binsn *bi, bool last)
  * into the next block through the table of chained entries, as RET
  * does, unless a trap is due (TF or RF as they leave them, a trap
  * SYSRET queued: the run loop takes those).  Every system call used to
- * come back to the run loop twice.  cpl: where the instruction goes,
- * -1 for any other instruction.
+ * come back to the run loop twice.  POPF (a spin_unlock_irqrestore) goes
+ * on linked the same way; the next block's entry takes an interrupt its
+ * IF lets in (irq_check()).  cpl: where the instruction goes, -1 for any
+ * other instruction.
  */
 static int fast_sys_cpl(const struct jit_insn *in)
 {
@@ -428,19 +430,33 @@ static int fast_sys_cpl(const struct jit_insn *in)
 	return in->op == 0x07 && in->opsize == 8 ? 3 : -1;
 }
 
-static void tr_call_sys(struct jit_tr *t, const struct jit_binsn *bi, unsigned cpl)
+/* After a handler that may leave TF or RF set or queue a debug trap: the
+ * two jumps to the run loop's path, taken when one of those is due. */
+static void trap_check(struct jit_tr *t, uint8_t **trap)
+{
+	jit_tr_ins32(t, 4, 0xf7, 0, jit_tr_m(RBX, OFF_RFLAGS), F_TF | F_RF);	/* test */
+	trap[0] = jit_tr_jump(&t->b, 5);
+	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_DBG_ON), 0);
+	trap[1] = jit_tr_jump(&t->b, 5);
+}
+
+/* The last instruction of a block through its handler, then on to the
+ * next block: through the table of chained entries for cpl (cpl >= 0:
+ * SYSCALL, SYSRET), else linked to the instruction after it (POPF);
+ * with a trap due, to the run loop. */
+static void tr_call_on(struct jit_tr *t, const struct jit_binsn *bi, int cpl)
 {
 	uint8_t *trap[2];
 	unsigned pend;
 
 	call_handler(t, bi);
 	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_NEXT));
-	jit_tr_ins32(t, 4, 0xf7, 0, jit_tr_m(RBX, OFF_RFLAGS), F_TF | F_RF);	/* test */
-	trap[0] = jit_tr_jump(&t->b, 5);
-	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_DBG_ON), 0);
-	trap[1] = jit_tr_jump(&t->b, 5);
+	trap_check(t, trap);
 	pend = t->pend;
-	exit_dyn_cpl(t, cpl);
+	if (cpl >= 0)
+		exit_dyn_cpl(t, (unsigned)cpl);
+	else
+		jit_tr_exit_link(t, t->next);
 	t->pend = pend;
 	for (int i = 0; i < 2; i++)
 		jit_tr_here(&t->b, trap[i]);
@@ -725,7 +741,9 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 			bool last = i == rq->n - 1 && !jit_insn_continues(in);
 
 			if (last && fast_sys_cpl(in) >= 0)
-				tr_call_sys(&t, &rq->insn[i], (unsigned)fast_sys_cpl(in));
+				tr_call_on(&t, &rq->insn[i], fast_sys_cpl(in));
+			else if (last && in->map == MAP_1B && in->op == 0x9d)	/* POPF */
+				tr_call_on(&t, &rq->insn[i], -1);
 			else
 				tr_call(&t, &rq->insn[i], last);	/* (the last one linked if it goes on) */
 			r = last ? TR_END : TR_OK;

@@ -667,6 +667,26 @@ static void test_sti(void)
 	      (unsigned long long)d.blocks);
 }
 
+/* POPF (spin_unlock_irqrestore's) leaves its block linked too. */
+static void test_popf(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 96 };
+	struct jit_stats d;
+	/* mov ecx, 400; l: pushfq; popfq; inc eax; dec ecx; jnz l */
+	static const uint8_t loop[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00, 0x9c, 0x9d, 0xff, 0xc0, 0xff, 0xc9, 0x75, 0xf8,
+	};
+
+	rnd_case(&r, &c);
+	emit(&c, loop, sizeof(loop));
+	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[1] == 0,
+	      "a loop of PUSHF; POPF runs to its end");
+	CHECK(d.blocks < 100, "a loop of PUSHF; POPF: %llu run-loop entries",
+	      (unsigned long long)d.blocks);
+}
+
 /*
  * SYSCALL and SYSRET (REX.W) go straight on into the translated block at
  * their target, through the table of chained entries: a loop of system
@@ -825,6 +845,7 @@ int main(int argc, char **argv)
 	test_victims();
 	test_irq_masked();
 	test_sti();
+	test_popf();
 	test_syscall_chain();
 	test_fault();
 	if (argc > 0)

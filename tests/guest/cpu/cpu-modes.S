@@ -11,7 +11,8 @@
  * ring 3 through IRET with a TSS stack switch, interrupt gates with DPL
  * checks, long mode entry, canonical #GP, 64-bit #PF, SYSCALL/SYSRET,
  * IRETQ to ring 3 with RSP0 switch, the interrupt stack table, and
- * single-step over SYSRET and SYSCALL, also through a hot SYSRET.
+ * single-step over SYSRET and SYSCALL, also through a hot SYSRET, and
+ * after a hot POPF.
  */
 	.section .multiboot, "a"
 	.align 4
@@ -609,6 +610,15 @@ db64:
 	pop %rax
 	iretq
 
+db64_clear:
+	push %rax
+	incq db64_count
+	mov 8(%rsp), %rax
+	mov %rax, db64_rip
+	andq $~0x100, 24(%rsp)		/* no more steps */
+	pop %rax
+	iretq
+
 int80_64:
 	mov 8(%rsp), %rax		/* CS */
 	cmp $0x53, %rax
@@ -695,6 +705,38 @@ hot_entry:
 	jmp 2f
 1:	xor %eax, %eax
 2:	mov $s_tf_hot, %esi
+	call report64
+
+	/* a hot POPF (an emulator may go on from it straight into the next
+	 * block): 300 rounds, the last one setting TF; one #DB, after the
+	 * instruction that follows it (db64_clear clears TF) */
+	mov $1, %eax
+	mov $db64_clear, %rbx
+	mov $0x8e, %ecx
+	xor %edx, %edx
+	call set_gate64
+	movq $0, db64_count
+	mov $300, %r12d
+hot_p:
+	pushfq
+	dec %r12d
+	jnz 1f
+	orq $0x100, (%rsp)
+	jmp 1f				/* to the same POPF as the other rounds */
+1:	popfq
+	nop
+popf_trap:
+	test %r12d, %r12d
+	jnz hot_p
+	cmpq $1, db64_count
+	jne 1f
+	mov $popf_trap, %rax
+	cmp %rax, db64_rip
+	jne 1f
+	mov $1, %eax
+	jmp 2f
+1:	xor %eax, %eax
+2:	mov $s_tf_popf, %esi
 	call report64
 
 	/* done: report failures through isa-debug-exit */
@@ -877,6 +919,7 @@ s_pf64: .asciz "64-bit #PF not present with CR2"
 s_pf64w: .asciz "64-bit #PF write to read-only, error 3"
 s_ist: .asciz "interrupt stack table"
 s_syscall: .asciz "SYSRET to ring 3 and SYSCALL back"
+s_tf_popf: .asciz "TF: one #DB after the instruction after a hot POPF's 300th round, the one setting it"
 s_tf_hot: .asciz "TF: one #DB after a hot SYSRET's 301st round, the one setting it"
 s_tf_syscall: .asciz "TF: #DB after SYSRET setting it, none after SYSCALL masking it"
 s_iretq: .asciz "IRETQ to ring 3, INT 0x80 back on RSP0 with a null SS"
