@@ -610,6 +610,17 @@ db64:
 	pop %rax
 	iretq
 
+/* eax = 1 when exactly one #DB came, at rax */
+one_db64_at:
+	cmpq $1, db64_count
+	jne 1f
+	cmp %rax, db64_rip
+	jne 1f
+	mov $1, %eax
+	ret
+1:	xor %eax, %eax
+	ret
+
 db64_clear:
 	push %rax
 	incq db64_count
@@ -696,15 +707,9 @@ hot_entry:
 	mov saved_esp, %rsp
 	test %r12d, %r12d
 	jnz hot_k
-	cmpq $1, db64_count
-	jne 1f
 	mov $user_hot, %rax
-	cmp %rax, db64_rip
-	jne 1f
-	mov $1, %eax
-	jmp 2f
-1:	xor %eax, %eax
-2:	mov $s_tf_hot, %esi
+	call one_db64_at
+	mov $s_tf_hot, %esi
 	call report64
 
 	/* a hot POPF (an emulator may go on from it straight into the next
@@ -728,15 +733,9 @@ hot_p:
 popf_trap:
 	test %r12d, %r12d
 	jnz hot_p
-	cmpq $1, db64_count
-	jne 1f
 	mov $popf_trap, %rax
-	cmp %rax, db64_rip
-	jne 1f
-	mov $1, %eax
-	jmp 2f
-1:	xor %eax, %eax
-2:	mov $s_tf_popf, %esi
+	call one_db64_at
+	mov $s_tf_popf, %esi
 	call report64
 
 	/* done: report failures through isa-debug-exit */
