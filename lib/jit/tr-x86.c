@@ -156,16 +156,15 @@ static void exit_rax(struct jit_tr *t)
 	leave(t);
 }
 
-/* A jump back to the block's own start: on into the body (the guest
- * registers still in their host registers, and in memory) unless a signal is pending or
- * the budget is spent, as a chained entry checks. */
 /*
  * A pending interrupt stops chained code only when RFLAGS.IF lets it in.
- * With IF clear it waits for the STI, POPF or IRET that sets IF, which
- * ends its block for the run loop: code that runs with interrupts off
- * while one is pending (a device's, raised during get_user_pages_fast)
- * went back to the run loop at every block.  (IF is in cpu->rflags at
- * block boundaries: only handlers change it.)  bail: the jump to patch.
+ * With IF clear it waits for the STI, POPF or IRET that sets IF, each of
+ * which ends its block (STI after the instruction in its shadow): the
+ * next entry checks again, or the run loop does.  Code that runs with
+ * interrupts off while one is pending (a device's, raised during
+ * get_user_pages_fast) went back to the run loop at every block.  (IF is
+ * in cpu->rflags at block boundaries: only handlers change it.)  bail:
+ * the jump to patch.
  */
 static void irq_check(struct jit_tr *t, uint8_t **bail)
 {
@@ -178,6 +177,9 @@ static void irq_check(struct jit_tr *t, uint8_t **bail)
 	jit_tr_here(&t->b, none);
 }
 
+/* A jump back to the block's own start: on into the body (the guest
+ * registers still in their host registers, and in memory) unless a signal is pending or
+ * the budget is spent, as a chained entry checks. */
 static void loop_back(struct jit_tr *t)
 {
 	uint8_t *bail[3];
