@@ -180,8 +180,9 @@ void jit_write_bytes(struct jit_cpu *cpu, uint64_t lin, const void *buf, unsigne
 	const uint8_t *b = buf;
 
 	acc |= ACC_W;
-	for (unsigned i = 0; i < len; i += 0x1000 - ((lin + i) & 0xfff))
-		translate(cpu, trunc_lin(cpu, lin + i), acc);
+	if (piece(lin, len) < len)	/* more than one page: every fault first */
+		for (unsigned i = 0; i < len; i += 0x1000 - ((lin + i) & 0xfff))
+			translate(cpu, trunc_lin(cpu, lin + i), acc);
 	for (unsigned i = 0, n; i < len; i += n) {
 		uint64_t a = trunc_lin(cpu, lin + i);
 		struct jit_tlb_entry *e = translate(cpu, a, acc);
@@ -276,6 +277,12 @@ void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 		memset(&cpu->large_2m, 0, sizeof(cpu->large_2m)), cpu->large_1g = 0;
 }
 
+/* Is e a piece of the page (of any size) that holds 4 KiB page page? */
+static bool covers(const struct jit_tlb_entry *e, uint64_t page)
+{
+	return e->tag != TLB_NONE && (e->tag ^ page) >> e->lshift == 0;
+}
+
 /* INVLPG: every piece of the page that maps lin leaves the TLB (SDM
  * vol. 3, 4.10.4.1), whatever the size of that page. */
 void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
@@ -293,7 +300,7 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 		for (unsigned i = 0; i < TLB_SIZE; i++) {
 			struct jit_tlb_entry *e = &cpu->tlb[i];
 
-			if (e->tag != TLB_NONE && (e->tag ^ page) >> e->lshift == 0) {
+			if (covers(e, page)) {
 				sizes |= 1u << e->lshift;
 				jit_tlb_drop(cpu, i);
 			}
@@ -302,7 +309,7 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 	for (unsigned i = 0; i < TLB_VICTIMS; i++) {
 		struct jit_tlb_entry *e = &cpu->tlb_victim[i];
 
-		if (e->tag != TLB_NONE && (e->tag ^ page) >> e->lshift == 0) {
+		if (covers(e, page)) {
 			sizes |= 1u << e->lshift;
 			e->tag = TLB_NONE;
 		}
