@@ -572,6 +572,20 @@ static bool guest_only(const struct hcase *c, struct hstate *out, struct jit_sta
 	return ok;
 }
 
+/* c, a loop counting gpr[reg] down to 0, on cpu_tr alone: it runs to its
+ * end (with RFLAGS.IF set when if_set) and comes back to the run loop
+ * fewer than 100 times (once a round or more, before the change that
+ * keeps it linked). */
+static void check_linked(const struct hcase *c, unsigned reg, bool if_set, const char *what,
+			 struct hstate *out)
+{
+	struct jit_stats d;
+
+	CHECK(guest_only(c, out, &d) && (uint32_t)out->gpr[reg] == 0 &&
+	      (!if_set || (out->rflags & 0x200)), "%s runs to its end", what);
+	CHECK(d.blocks < 100, "%s: %llu run-loop entries", what, (unsigned long long)d.blocks);
+}
+
 /*
  * Two pages 2 MiB apart take the same TLB entry: a loop reading both (as
  * a system call reads its kernel stack and the caller's buffer) walked
@@ -614,7 +628,6 @@ static void test_irq_masked(void)
 	static struct hcase c;
 	static struct hstate out;
 	struct rng r = { 93 };
-	struct jit_stats d;
 	/* mov ecx, 400; l: call f; dec ecx; jnz l; jmp out; f: inc eax; ret; out: */
 	static const uint8_t calls[] = {
 		0xb9, 0x90, 0x01, 0x00, 0x00, 0xe8, 0x06, 0x00, 0x00, 0x00, 0xff, 0xc9,
@@ -625,8 +638,10 @@ static void test_irq_masked(void)
 		0xb9, 0x90, 0x01, 0x00, 0x00, 0xff, 0xc0, 0xff, 0xc9, 0x75, 0xfa,
 	};
 	const struct { const uint8_t *code; unsigned len; const char *what; } cases[] = {
-		{ calls, sizeof(calls), "a loop calling a function (chained entries, RET)" },
-		{ self, sizeof(self), "a loop back to its block's start" },
+		{ calls, sizeof(calls), "a loop calling a function (chained entries, RET) "
+					"with IF clear and an interrupt pending" },
+		{ self, sizeof(self), "a loop back to its block's start with IF clear and an "
+				      "interrupt pending" },
 	};
 
 	jit_cpu_irq(cpu_tr, true);
@@ -634,10 +649,7 @@ static void test_irq_masked(void)
 		rnd_case(&r, &c);
 		c.in.rflags &= ~0x200ull;	/* IF clear */
 		emit(&c, cases[i].code, cases[i].len);
-		CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[1] == 0,
-		      "%s runs to its end with IF clear and an interrupt pending", cases[i].what);
-		CHECK(d.blocks < 100, "%s with IF clear and an interrupt pending: %llu run-loop "
-		      "entries", cases[i].what, (unsigned long long)d.blocks);
+		check_linked(&c, 1, false, cases[i].what, &out);
 	}
 	jit_cpu_irq(cpu_tr, false);
 }
@@ -645,46 +657,30 @@ static void test_irq_masked(void)
 /*
  * STI goes on with the instruction in its shadow when that one continues
  * a block, and the block leaves linked: a loop enabling interrupts (as
- * every system call does) went back to the run loop at each STI.
+ * every system call does) went back to the run loop at each STI.  POPF
+ * (spin_unlock_irqrestore's) leaves its block linked too.
  */
-static void test_sti(void)
+static void test_sti_popf(void)
 {
 	static struct hcase c;
 	static struct hstate out;
 	struct rng r = { 95 };
-	struct jit_stats d;
 	/* mov ecx, 400; l: cli; sti; inc eax; dec ecx; jnz l */
-	static const uint8_t loop[] = {
+	static const uint8_t sti[] = {
 		0xb9, 0x90, 0x01, 0x00, 0x00, 0xfa, 0xfb, 0xff, 0xc0, 0xff, 0xc9, 0x75, 0xf8,
 	};
-
-	rnd_case(&r, &c);
-	c.in.rflags |= 0x3000;		/* IOPL 3: CLI and STI at CPL 3 */
-	emit(&c, loop, sizeof(loop));
-	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[1] == 0 && (out.rflags & 0x200),
-	      "a loop of CLI; STI runs to its end with IF set");
-	CHECK(d.blocks < 100, "a loop of CLI; STI: %llu run-loop entries",
-	      (unsigned long long)d.blocks);
-}
-
-/* POPF (spin_unlock_irqrestore's) leaves its block linked too. */
-static void test_popf(void)
-{
-	static struct hcase c;
-	static struct hstate out;
-	struct rng r = { 96 };
-	struct jit_stats d;
 	/* mov ecx, 400; l: pushfq; popfq; inc eax; dec ecx; jnz l */
-	static const uint8_t loop[] = {
+	static const uint8_t popf[] = {
 		0xb9, 0x90, 0x01, 0x00, 0x00, 0x9c, 0x9d, 0xff, 0xc0, 0xff, 0xc9, 0x75, 0xf8,
 	};
 
 	rnd_case(&r, &c);
-	emit(&c, loop, sizeof(loop));
-	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[1] == 0,
-	      "a loop of PUSHF; POPF runs to its end");
-	CHECK(d.blocks < 100, "a loop of PUSHF; POPF: %llu run-loop entries",
-	      (unsigned long long)d.blocks);
+	c.in.rflags |= 0x3000;		/* IOPL 3: CLI and STI at CPL 3 */
+	emit(&c, sti, sizeof(sti));
+	check_linked(&c, 1, true, "a loop of CLI; STI (IF set at its end)", &out);
+	rnd_case(&r, &c);
+	emit(&c, popf, sizeof(popf));
+	check_linked(&c, 1, false, "a loop of PUSHF; POPF", &out);
 }
 
 /*
@@ -697,7 +693,6 @@ static void test_syscall_chain(void)
 	static struct hcase c;
 	static struct hstate out;
 	struct rng r = { 97 };
-	struct jit_stats d;
 	uint64_t efer, star, lstar, mask;
 	/* mov r12d, 200; l: syscall; dec r12d; jnz l; jmp out; k: o64 sysret; out: */
 	static const uint8_t loop[] = {
@@ -715,10 +710,8 @@ static void test_syscall_chain(void)
 	jit_cpu_set_msr(cpu_tr, 0xc0000084, 0);
 	rnd_case(&r, &c);
 	emit(&c, loop, sizeof(loop));
-	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[12] == 0 && out.gpr[1] == CODE + 8,
-	      "200 SYSCALLs and SYSRETs run to the end");
-	CHECK(d.blocks < 100, "200 SYSCALLs and SYSRETs: %llu run-loop entries",
-	      (unsigned long long)d.blocks);
+	check_linked(&c, 12, false, "200 SYSCALLs and SYSRETs", &out);
+	CHECK(out.gpr[1] == CODE + 8, "the last SYSCALL left its return address in RCX");
 	jit_cpu_set_msr(cpu_tr, 0xc0000080, efer);
 	jit_cpu_set_msr(cpu_tr, 0xc0000081, star);
 	jit_cpu_set_msr(cpu_tr, 0xc0000082, lstar);
@@ -844,8 +837,7 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_victims();
 	test_irq_masked();
-	test_sti();
-	test_popf();
+	test_sti_popf();
 	test_syscall_chain();
 	test_fault();
 	if (argc > 0)
