@@ -32,3 +32,18 @@ require() {
 one_line_error() {
 	[ "${#lines[@]}" -eq 1 ] || { echo "expected one line, got:"; printf '%s\n' "${lines[@]}"; return 1; }
 }
+
+# stop_pid PID: end a background child of this test and reap it.  SIGTERM
+# first; a peer that loses it (qemu-nbd drops a SIGTERM that arrives while it
+# is still starting up and then serves forever) gets SIGKILL after 5 s, so a
+# test never waits on it without end.
+stop_pid() {
+	local i
+	kill "$1" 2>/dev/null || return 0
+	for i in $(seq 50); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}

@@ -261,7 +261,7 @@ PY
 	pid=$!
 	for i in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
 	run vm-img resize "$T/l.qcow2" +1M
-	kill $pid; wait $pid || true
+	stop_pid $pid
 	[ "$status" -eq 1 ]
 	one_line_error
 	[[ "$output" == *lock* ]]
@@ -269,7 +269,7 @@ PY
 	pid=$!
 	for i in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
 	run vm-img info -U "$T/l.qcow2"
-	kill $pid; wait $pid || true
+	stop_pid $pid
 	[ "$status" -eq 0 ]
 }
 

@@ -130,8 +130,7 @@ make_chain() {
 		-nographic -append "console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
 		-drive file="$T/top.qcow2",if=virtio,format=qcow2 \
 		-drive "file=nbd+unix:///?socket=$T/q.sock,if=virtio" </dev/null
-	kill $qpid
-	wait $qpid 2>/dev/null || true
+	stop_pid $qpid
 	echo "$output" | tr -d '\r' | grep -a SUM- >"$T/sums" || true
 	echo "$output" | tail -n 15
 	[[ "$output" == *VM-GUEST-STATUS=0* ]]
@@ -164,8 +163,7 @@ make_chain() {
 	run timeout "$GUEST_TIMEOUT" vm-run -m 512 -kernel "$GUEST_KERNEL" -initrd "$GUEST_INITRD" \
 		-nographic -append "console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
 		-snapshot -drive "file=nbd+unix:///?socket=$T/q.sock,if=virtio" </dev/null
-	kill $qpid
-	wait $qpid 2>/dev/null || true
+	stop_pid $qpid
 	echo "$output" | tr -d '\r' | grep -a SUM- >"$T/sums" || true
 	echo "$output" | tail -n 15
 	[[ "$output" == *VM-GUEST-STATUS=0* ]]

@@ -76,12 +76,17 @@ int main(void)
 	pending = apic_irr_test(m->vcpu[0].apic, VEC);
 	pthread_mutex_unlock(&m->lock);
 	CHECK(pending, "an untaken tick waits in IRR");
-	int n = take_until_caught_up(m, take_ticks, start, 10, &e);
+	int n = take_until_caught_up(m, take_ticks, start, 10, 0, &e);
 	/* (a few may still be on their way) */
 	CHECK(n >= e - 5, "the late ticks are handed over, not merged (%d in %lld periods)", n,
 	      (long long)e);
 	int more = take_ticks(m, 300);
 	CHECK(more >= 10 && more <= 45, "then the 100 Hz pace again (%d in 300 ms)", more);
+	/*
+	 * A loaded host can leave late ticks still held here: hand them all
+	 * over first, so that the count after the unmask is the unmask's own.
+	 */
+	take_until_caught_up(m, take_ticks, start, 10, n + more, &e);
 	reg(m, 0x320, 1u << 17 | 1u << 16 | VEC);	/* masked */
 	usleep(200000);
 	reg(m, 0x320, 1u << 17 | VEC);

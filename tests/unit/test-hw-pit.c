@@ -68,12 +68,17 @@ int main(void)
 	pthread_mutex_lock(&m->lock);
 	CHECK(pic_irq_pending(m->pic, 0), "an untaken tick waits in the PIC's IRR");
 	pthread_mutex_unlock(&m->lock);
-	int n = take_until_caught_up(m, take_ticks, start, 10, &e);
+	int n = take_until_caught_up(m, take_ticks, start, 10, 0, &e);
 	/* (a few may still be on their way) */
 	CHECK(n >= e - 5, "the late ticks are handed over, not coalesced (%d in %lld periods)", n,
 	      (long long)e);
 	int more = take_ticks(m, 300);
 	CHECK(more >= 10 && more <= 45, "then the 100 Hz pace again (%d in 300 ms)", more);
+	/*
+	 * A loaded host can leave late ticks still held here: hand them all
+	 * over first, so that the count after the unmask is the unmask's own.
+	 */
+	take_until_caught_up(m, take_ticks, start, 10, n + more, &e);
 	/* masked, a pending tick does not hold the timer back */
 	out8(m, 0x21, 0xff);
 	usleep(200000);

@@ -19,13 +19,13 @@ static int64_t now_ms(void) { return hw_clock_ns() / 1000000; }
  * long (10 ms) beside the host's wake-up latency, which on a busy virtual
  * machine reached several milliseconds: at 1 kHz each late tick handed
  * over took as long as a new one to come, and the backlog never drained.
- * Returns the ticks taken; *periods: the periods since start at the end.
+ * n counts the ticks already taken since start.  Returns the ticks taken
+ * in all; *periods: the periods since start at the end.
  */
 static int take_until_caught_up(struct machine *m, int (*take)(struct machine *, int),
-				int64_t start, int period_ms, int64_t *periods)
+				int64_t start, int period_ms, int n, int64_t *periods)
 {
 	int64_t deadline = now_ms() + 2000;
-	int n = 0;
 
 	do {
 		n += take(m, period_ms);
