@@ -18,6 +18,7 @@ teardown() {
 	done
 	for p in $(cat "$T/pids" 2>/dev/null); do
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true	# (qemu-nbd can lose a SIGTERM: helper.bash)
 	done
 }
 

@@ -84,7 +84,7 @@ kvm_works() {
 	for i in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
 	run timeout 60 vm-run -accel jit -kernel "$HW/hw-devices.elf" $DX -nographic \
 		-drive "file=nbd+unix:///?socket=$T/nbd.sock,if=virtio" </dev/null
-	kill $pid
+	stop_pid $pid
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"sector 0: VMRUN-DISK-TEST0"* ]]
@@ -99,7 +99,7 @@ kvm_works() {
 	for i in $(seq 50); do [ -S "$T/nbd.sock" ] && break; sleep 0.1; done
 	run timeout 60 vm-run -accel jit -snapshot -kernel "$HW/hw-devices.elf" $DX -nographic \
 		-drive "file=nbd+unix:///?socket=$T/nbd.sock,if=virtio" </dev/null
-	kill $pid
+	stop_pid $pid
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"ok "*" - virtio-blk writes sector 1"* ]]
 	[ "$(tr -d '\0' <"$T/d.raw" | wc -c)" -eq 0 ]
