@@ -68,6 +68,8 @@ struct jit_block {
 	jit_tr_fn *tr;		/* translated code (tr-x86.c), NULL until hot */
 	void *tr_chain;		/* its entry from other translated blocks */
 	uint64_t *tr_gen;	/* the TLB generation that entry accepts */
+	uint64_t *ng_gen;	/* tr_gen when listed in cpu->chain_ng ... */
+	uint64_t ng_epoch;	/* ... at this chain_ng_epoch */
 	uint64_t tr_rip;	/* the RIP and CPL tr was made for */
 	uint8_t tr_cpl;
 	uint8_t runs;		/* entries so far, up to the translator's threshold; then
@@ -300,6 +302,7 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 	b->p = p;
 	b->succ[0] = b->succ[1] = NULL;
 	b->tr = NULL;
+	b->ng_gen = NULL;
 	b->runs = 0;
 	b->ninsn = n;
 	b->nbytes = (uint16_t)off;
@@ -452,9 +455,111 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
 	return b->tr;
 }
 
+/* Chains into b are good until a flush of its regions (mem.c). */
+static void add_regions(struct jit_cpu *cpu, const struct jit_block *b)
+{
+	jit_region_add(&cpu->chain_2m, b->tr_rip >> 21);
+	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
+	if (b->cross) {		/* and its next page's */
+		uint64_t end = b->tr_rip + b->nbytes - 1;
+
+		jit_region_add(&cpu->chain_2m, end >> 21);
+		cpu->chain_1g |= 1ull << (end >> 30 & 63);
+	}
+}
+
+/*
+ * b's code is on a non-global page: list its chained entry, so that the
+ * next flush of non-global pages (a CR3 load) turns it off, and with it
+ * the other such entries, not every chain (jit_chains_ng_off()).  When
+ * the list is full, that flush turns every chain off (mem.c).
+ */
+static void note_nonglobal(struct jit_cpu *cpu, struct jit_block *b)
+{
+	uint64_t last = b->tr_rip + b->nbytes - 1;
+
+	if (cpu->chain_ng_flushes != cpu->bcache->flushes) {	/* those listed are gone */
+		jit_chains_ng_clear(cpu);
+		cpu->chain_ng_flushes = cpu->bcache->flushes;
+	}
+	if (b->ng_gen == b->tr_gen && b->ng_epoch == cpu->chain_ng_epoch)
+		return;					/* listed already */
+	if (cpu->nchain_ng == JIT_CHAIN_NG) {
+		cpu->chain_nonglobal = true;
+		add_regions(cpu, b);
+		return;
+	}
+	cpu->chain_ng[cpu->nchain_ng++] =
+		(struct jit_chain_ng){ b->tr_gen, b->tr_chain, b->tr_rip, last };
+	jit_region_add(&cpu->chain_ng_2m, b->tr_rip >> 21);
+	jit_region_add(&cpu->chain_ng_2m, last >> 21);
+	b->ng_gen = b->tr_gen;
+	b->ng_epoch = cpu->chain_ng_epoch;
+}
+
+/* The list of chained entries on non-global pages starts afresh. */
+void jit_chains_ng_clear(struct jit_cpu *cpu)
+{
+	cpu->nchain_ng = 0;
+	cpu->chain_ng_epoch++;
+	memset(&cpu->chain_ng_2m, 0, sizeof(cpu->chain_ng_2m));
+}
+
+/* Turn off a listed chained entry (it stays listed: marked good again,
+ * the next flush finds it). */
+static void ng_entry_off(struct jit_bcache *bc, const struct jit_chain_ng *c)
+{
+	struct jit_tr_slot *sl = &bc->jc[jit_jc_index(c->rip)];
+
+	*c->gen = JIT_GEN_NONE;
+	if (sl->entry == c->chain)
+		sl->gen = JIT_GEN_NONE;
+}
+
+/*
+ * A flush of the TLB's non-global entries (mem.c): the chained entries
+ * into blocks on non-global pages are off until a lookup finds their RIP
+ * mapped to the same bytes again (jit_chain_recheck(), link()), and RET
+ * goes to them through the run loop till then.  The kernel's chains, on
+ * global pages, stay: a CR3 load used to send every one of them through
+ * jit_chain_recheck() (about 3000 for each context switch of a loop of
+ * O_DIRECT reads).
+ */
+void jit_chains_ng_off(struct jit_cpu *cpu)
+{
+	struct jit_bcache *bc = cpu->bcache;
+
+	if (cpu->chain_ng_flushes == bc->flushes)
+		for (unsigned i = 0; i < cpu->nchain_ng; i++)
+			ng_entry_off(bc, &cpu->chain_ng[i]);
+	jit_chains_ng_clear(cpu);
+}
+
+/*
+ * INVLPG at lin, of a page no larger than 2 MiB (mem.c): off go the
+ * listed entries into blocks with a byte in the 2 MiB around lin.  A
+ * program's COW faults and munmaps flush pages of its data next to its
+ * code; turning every chain off, the kernel's too, cost about 20 full
+ * rounds of jit_chain_recheck() per 256 MiB of O_DIRECT reads.
+ */
+void jit_chains_ng_off_2m(struct jit_cpu *cpu, uint64_t lin)
+{
+	struct jit_bcache *bc = cpu->bcache;
+	uint64_t r = lin >> 21;
+
+	if (cpu->chain_ng_flushes != bc->flushes || !jit_region_has(&cpu->chain_ng_2m, r))
+		return;
+	for (unsigned i = 0; i < cpu->nchain_ng; i++) {
+		const struct jit_chain_ng *c = &cpu->chain_ng[i];
+
+		if (c->rip >> 21 == r || c->last >> 21 == r)
+			ng_entry_off(bc, c);
+	}
+}
+
 /* CS:RIP maps to b's bytes now (at b's RIP and CPL): chaining into b is
  * fine until a flush may remap its pages, and RET may go straight there. */
-static void mark(struct jit_cpu *cpu, const struct jit_block *b)
+static void mark(struct jit_cpu *cpu, struct jit_block *b)
 {
 	struct jit_tr_slot *sl;
 
@@ -462,16 +567,10 @@ static void mark(struct jit_cpu *cpu, const struct jit_block *b)
 		*b->tr_gen = cpu->tlb_gen;
 		cpu->stat_genstores++;
 	}
-	jit_region_add(&cpu->chain_2m, b->tr_rip >> 21);	/* until its page is flushed (mem.c) */
-	cpu->chain_1g |= 1ull << (b->tr_rip >> 30 & 63);
-	if (b->cross) {		/* and its next page's (next_page() saw code_global) */
-		uint64_t end = b->tr_rip + b->nbytes - 1;
-
-		jit_region_add(&cpu->chain_2m, end >> 21);
-		cpu->chain_1g |= 1ull << (end >> 30 & 63);
-	}
-	if (!cpu->code_global)
-		cpu->chain_nonglobal = true;
+	if (cpu->code_global)	/* (next_page() saw the next page's too) */
+		add_regions(cpu, b);
+	else
+		note_nonglobal(cpu, b);
 	sl = &cpu->bcache->jc[jit_jc_index(b->tr_rip)];
 	sl->entry = b->tr_chain;
 	sl->gen = cpu->tlb_gen;
@@ -487,7 +586,7 @@ static void mark(struct jit_cpu *cpu, const struct jit_block *b)
  * link into b targets b's RIP, which the lookup just found mapped to b's
  * bytes: b's chained entry is good for this TLB generation.
  */
-static void link(struct jit_cpu *cpu, const struct jit_block *b)
+static void link(struct jit_cpu *cpu, struct jit_block *b)
 {
 	struct jit_tr_slot *sl = cpu->tr_link;
 
@@ -514,7 +613,7 @@ static void link(struct jit_cpu *cpu, const struct jit_block *b)
  */
 bool jit_chain_recheck(struct jit_cpu *cpu, void *owner)
 {
-	const struct jit_block *b = owner;
+	struct jit_block *b = owner;
 	const uint8_t *p;
 	unsigned avail;
 

@@ -265,6 +265,7 @@ void jit_cpu_stats(const struct jit_cpu *cpu, struct jit_stats *s)
 	s->translated = cpu->stat_translated;
 	s->translated_runs = cpu->stat_tr_runs;
 	s->tlb_fills = cpu->stat_tlb_fills;
+	s->rechecks = cpu->stat_rechecks;
 	if (cpu->bcache)
 		jit_bcache_stats(cpu->bcache, s);
 }

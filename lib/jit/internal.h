@@ -182,6 +182,11 @@ struct jit_tlb_entry {
  * keyed by the host address of their first code byte. */
 struct jit_block;
 struct jit_bcache;
+/* chained entries into blocks on non-global pages one CR3 load turns off
+ * (more: every chain goes) */
+#define JIT_CHAIN_NG 512
+/* a generation word no TLB generation equals: the entry is off */
+#define JIT_GEN_NONE UINT64_MAX
 /* Translated code cache (tr-cache.c) */
 struct jit_tcache;
 
@@ -299,8 +304,21 @@ struct jit_cpu {
 	uint64_t chain_end;	/* a chained block may start while icount is below */
 	uint64_t tlb_gen;	/* bumped by a flush that may remap linked code: chains made before are off */
 	struct jit_regions chain_2m;	/* 2 MiB and 1 GiB regions (hashed to a bit) of */
-	uint64_t chain_1g;		/* blocks linked at tlb_gen */
-	bool chain_nonglobal;	/* some block linked at tlb_gen sits on a non-global page */
+	uint64_t chain_1g;		/* blocks on global pages linked at tlb_gen */
+	bool chain_nonglobal;	/* more blocks on non-global pages than chain_ng holds */
+	/* the chained entries into blocks on non-global pages made good at
+	 * tlb_gen (block.c's mark()): a flush that keeps global pages (a CR3
+	 * load) turns off just these, jit_chains_ng_off() */
+	struct jit_chain_ng {
+		uint64_t *gen;	/* the entry's generation word */
+		void *chain;	/* the entry */
+		uint64_t rip;
+		uint64_t last;	/* the linear address of the block's last byte */
+	} chain_ng[JIT_CHAIN_NG];
+	unsigned nchain_ng;
+	struct jit_regions chain_ng_2m;	/* their 2 MiB regions (hashed to a bit) */
+	uint64_t chain_ng_epoch;	/* bumped when chain_ng empties */
+	uint64_t chain_ng_flushes;	/* the block cache's flushes when chain_ng was begun */
 	struct jit_tr_slot *tr_link;	/* exit slot to link to the next block, or NULL */
 	uint64_t tr_tmp;	/* translated code's scratch (flags across a store) */
 
@@ -667,6 +685,9 @@ uint64_t jit_seg_lin(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, 
 void jit_read_bytes(struct jit_cpu *cpu, uint64_t lin, void *buf, unsigned len, unsigned acc);
 void jit_write_bytes(struct jit_cpu *cpu, uint64_t lin, const void *buf, unsigned len, unsigned acc);
 void jit_tlb_flush(struct jit_cpu *cpu, bool global);
+void jit_chains_ng_off(struct jit_cpu *cpu);
+void jit_chains_ng_clear(struct jit_cpu *cpu);
+void jit_chains_ng_off_2m(struct jit_cpu *cpu, uint64_t lin);
 void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin);
 
 /* paging.c: translate lin for acc, filling the TLB entry; raises #PF */

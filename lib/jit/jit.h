@@ -169,6 +169,7 @@ struct jit_stats {
 	uint64_t decodes, blocks;	/* blocks decoded; entered from the run loop */
 	uint64_t translated, translated_runs;	/* to host code; entered so */
 	uint64_t tlb_fills, flushes;	/* TLB misses; block cache flushes */
+	uint64_t rechecks;		/* chained entries that found the TLB generation moved on */
 	size_t block_bytes, block_capacity;	/* decoded-block arena */
 	size_t code_bytes, code_capacity;	/* host code; 0 capacity: translator off */
 };

@@ -239,9 +239,11 @@ bool jit_host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t val)
  * while tlb_gen is the generation it was linked at (block.c's link()).
  * A flush moves to a new generation only when it may remap a linked
  * block's code: link() notes the 2 MiB and 1 GiB regions of the blocks
- * it links (one bit per region, hashed) and whether one sits on a
- * non-global page.  So the kernel's INVLPGs of its data pages and its
- * CR3 loads keep the kernel's chains.
+ * it links on global pages (one bit per region, hashed) and lists those
+ * on non-global pages, which a flush of the non-global entries or an
+ * INVLPG near them turns off alone (block.c's jit_chains_ng_off()).  So
+ * the kernel's INVLPGs of its data pages, its CR3 loads and a program's
+ * INVLPGs keep the kernel's chains.
  */
 static void chains_off(struct jit_cpu *cpu)
 {
@@ -250,6 +252,7 @@ static void chains_off(struct jit_cpu *cpu)
 	memset(&cpu->chain_2m, 0, sizeof(cpu->chain_2m));
 	cpu->chain_1g = 0;
 	cpu->chain_nonglobal = false;
+	jit_chains_ng_clear(cpu);
 }
 
 static bool in_set(uint64_t set, uint64_t region)
@@ -267,6 +270,8 @@ void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 {
 	if (global || cpu->chain_nonglobal)
 		chains_off(cpu);
+	else if (cpu->nchain_ng)
+		jit_chains_ng_off(cpu);
 	for (unsigned i = 0; i < TLB_SIZE; i++)
 		if (global || !cpu->tlb[i].global)
 			jit_tlb_drop(cpu, i);
@@ -318,4 +323,8 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 	    ((sizes & 1u << 10) && in_set_4m(&cpu->chain_2m, lin)) ||
 	    ((sizes & 1u << 18) && in_set(cpu->chain_1g, lin >> 30)))
 		chains_off(cpu);
+	else if (sizes & 1u << 18)	/* a 1 GiB page went */
+		jit_chains_ng_off(cpu);
+	else
+		jit_chains_ng_off_2m(cpu, lin);
 }

@@ -569,6 +569,7 @@ static bool guest_only(const struct hcase *c, struct hstate *out, struct jit_sta
 	jit_cpu_stats(cpu_tr, &b);
 	d->blocks = b.blocks - a.blocks;
 	d->tlb_fills = b.tlb_fills - a.tlb_fills;
+	d->rechecks = b.rechecks - a.rechecks;
 	return ok;
 }
 
@@ -718,6 +719,59 @@ static void test_syscall_chain(void)
 	jit_cpu_set_msr(cpu_tr, 0xc0000084, mask);
 }
 
+/*
+ * A CR3 load, and an INVLPG of a page beside code on a non-global page,
+ * turn off the chained entries into blocks on non-global pages alone:
+ * those into a function on a global page stay good (the kernel's, when a
+ * program switches address space or flushes a page of its data).  Both
+ * used to send every chained entry through jit_chain_recheck(): 6 per
+ * round here, where it is 1 now.
+ */
+static void test_flush_keeps_global(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 99 };
+	uint64_t *pd = (uint64_t *)(void *)(h_ram + 0x3000);
+	uint64_t efer;
+	struct jit_stats d;
+	/*
+	 *  0: mov r12d, 200; l: syscall; call g + 2 MiB (global); dec r12d; jnz l; jmp out
+	 * 20: k: mov rax, cr3; mov cr3, rax (or invlpg [rsi]; nop x 3); o64 sysret
+	 * 32: g: jmp $+2 x 4; ret
+	 * 42: out:
+	 */
+	static uint8_t loop[42] = {
+		0x41, 0xbc, 0xc8, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xe8, 0x13, 0x00, 0x20, 0x00,
+		0x41, 0xff, 0xcc, 0x75, 0xf4, 0xeb, 0x16,
+		0x0f, 0x20, 0xd8, 0x0f, 0x22, 0xd8, 0x48, 0x0f, 0x07, 0x90, 0x90, 0x90,
+		0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xc3, 0x90,
+	};
+	static const uint8_t invlpg[6] = { 0x0f, 0x01, 0x3e, 0x90, 0x90, 0x90 };
+	static const uint8_t cr3[6] = { 0x0f, 0x20, 0xd8, 0x0f, 0x22, 0xd8 };
+
+	pd[(CODE >> 21) + 1] = GUEST_MAP_GPA | 0x187;	/* CODE again, global */
+	for (int i = 0; i < 2; i++) {		/* (the harness resets the MSRs after a run) */
+		jit_cpu_get_msr(cpu_tr, 0xc0000080, &efer);
+		jit_cpu_set_msr(cpu_tr, 0xc0000080, efer | 1);			/* SCE */
+		jit_cpu_set_msr(cpu_tr, 0xc0000081, 0x0023001000000000ull);	/* SYSRET 0x23 */
+		jit_cpu_set_msr(cpu_tr, 0xc0000082, CODE + 20);
+		jit_cpu_set_msr(cpu_tr, 0xc0000084, 0);
+		memcpy(loop + 20, i ? invlpg : cr3, 6);
+		rnd_case(&r, &c);
+		c.in.gpr[6] = DATA + 0x1000;		/* rsi: a data page beside the code */
+		emit(&c, loop, sizeof(loop));
+		CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[12] == 0,
+		      "200 rounds of %s and a call of a function on a global page run to their end",
+		      i ? "INVLPG" : "a CR3 load");
+		CHECK(d.rechecks < 200 * 3, "%s: %llu chained entries rechecked in 200 rounds",
+		      i ? "INVLPG beside non-global code" : "CR3 loads",
+		      (unsigned long long)d.rechecks);
+	}
+	pd[(CODE >> 21) + 1] = 0;
+	harness_setup(cpu_tr);
+}
+
 /* A page fault inside a translated block: RIP at the faulting load, the
  * flags of the ALU instruction before it, registers untouched after it. */
 static void test_fault(void)
@@ -839,6 +893,7 @@ int main(int argc, char **argv)
 	test_irq_masked();
 	test_sti_popf();
 	test_syscall_chain();
+	test_flush_keeps_global();
 	test_fault();
 	if (argc > 0)
 		test_suites(argv[0]);

@@ -14,7 +14,8 @@
  *  - a call site that has called a function many times (so that the
  *    emulator may jump straight into its code) calls the new code after
  *    the function's page is remapped and INVLPG'd, and after a CR3 load
- *    (the page is not global), while the old code stays in memory;
+ *    (the page is not global), while the old code stays in memory; the
+ *    same for an indirect call site;
  *  - one code page mapped at two addresses: RIP-relative code gives the
  *    address it runs at, however often it ran at the other one;
  *  - hot code whose instructions cross from one page into the next (the
@@ -77,6 +78,21 @@
 	xor %r12d, %r12d; \
 	xor %r13d, %r13d; \
 2:	call target; \
+	add %rax, %r13; \
+	inc %r12d; \
+	cmp $100, %r12d; \
+	jne 3f; \
+	__VA_ARGS__; \
+3:	cmp $101, %r12d; \
+	jb 2b
+
+/* The same through an indirect call (CALL r/m: the target looked up as
+ * RET's is). */
+#define HOT_ICALLS(target, ...) \
+	xor %r12d, %r12d; \
+	xor %r13d, %r13d; \
+2:	mov $target, %eax; \
+	call *%rax; \
 	add %rax, %r13; \
 	inc %r12d; \
 	cmp $100, %r12d; \
@@ -239,6 +255,20 @@ lm64:
 	sete %al
 	movzbl %al, %eax
 	lea s_cr3(%rip), %rsi
+	call report
+
+	/* both again for a hot indirect call site */
+	HOT_ICALLS(LIN_F, movl $(X2 | 3), PT1; invlpg LIN_F)
+	cmp $(100 * 1 + 2), %r13
+	sete %al
+	movzbl %al, %eax
+	lea s_iinvlpg(%rip), %rsi
+	call report
+	HOT_ICALLS(LIN_F, movl $(X1 | 3), PT1; mov %cr3, %rax; mov %rax, %cr3)
+	cmp $(100 * 2 + 1), %r13
+	sete %al
+	movzbl %al, %eax
+	lea s_icr3(%rip), %rsi
 	call report
 
 	/* one code page at two addresses */
@@ -466,6 +496,8 @@ s_1g:	.asciz "INVLPG drops every piece of a 1 GiB page"
 s_victim: .asciz "INVLPG drops a page another page took the TLB entry of"
 s_invlpg: .asciz "a hot call site calls the new code after INVLPG of its callee's page"
 s_cr3:	.asciz "a hot call site calls the new code after a CR3 load"
+s_iinvlpg: .asciz "a hot indirect call site calls the new code after INVLPG of its callee's page"
+s_icr3:	.asciz "a hot indirect call site calls the new code after a CR3 load"
 s_alias: .asciz "code mapped at two addresses runs at the address called"
 s_xremap: .asciz "hot code crossing into the next page runs that page's new mapping"
 s_xstore: .asciz "hot code crossing into the next page runs bytes stored there"
