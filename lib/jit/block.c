@@ -96,6 +96,13 @@ static jit_op_fn *const *const maps[4] = {
 	jit_ops_1b, jit_ops_0f, jit_ops_0f38, jit_ops_0f3a,
 };
 
+/* The table of chained entries RET looks its target up in, emptied. */
+static void jc_empty(struct jit_bcache *bc)
+{
+	for (unsigned i = 0; i < JIT_JC_SIZE; i++)
+		bc->jc[i] = (struct jit_tr_slot){ .target = JIT_RIP_NONE };
+}
+
 struct jit_bcache *jit_bcache_new(void)
 {
 	struct jit_bcache *bc = calloc(1, sizeof(*bc));
@@ -108,6 +115,7 @@ struct jit_bcache *jit_bcache_new(void)
 		return NULL;
 	}
 	bc->tc = jit_tcache_new();
+	jc_empty(bc);
 	return bc;
 }
 
@@ -135,7 +143,7 @@ void jit_bcache_flush(struct jit_bcache *bc)
 	bc->last = NULL;
 	bc->flushes++;
 	jit_tcache_flush(bc->tc);
-	memset(bc->jc, 0, sizeof(bc->jc));
+	jc_empty(bc);
 }
 
 static unsigned bc_hash(const uint8_t *p)
@@ -489,8 +497,7 @@ static void note_nonglobal(struct jit_cpu *cpu, struct jit_block *b)
 		add_regions(cpu, b);
 		return;
 	}
-	cpu->chain_ng[cpu->nchain_ng++] =
-		(struct jit_chain_ng){ b->tr_gen, b->tr_chain, b->tr_rip, last };
+	cpu->chain_ng[cpu->nchain_ng++] = (struct jit_chain_ng){ b->tr_gen, b->tr_rip, last };
 	jit_region_add(&cpu->chain_ng_2m, b->tr_rip >> 21);
 	jit_region_add(&cpu->chain_ng_2m, last >> 21);
 	b->ng_gen = b->tr_gen;
@@ -505,15 +512,11 @@ void jit_chains_ng_clear(struct jit_cpu *cpu)
 	memset(&cpu->chain_ng_2m, 0, sizeof(cpu->chain_ng_2m));
 }
 
-/* Turn off a listed chained entry (it stays listed: marked good again,
- * the next flush finds it). */
-static void ng_entry_off(struct jit_bcache *bc, const struct jit_chain_ng *c)
+/* Turn off a listed chained entry, for links and RET's table alike (it
+ * stays listed: marked good again, the next flush finds it). */
+static void ng_entry_off(const struct jit_chain_ng *c)
 {
-	struct jit_tr_slot *sl = &bc->jc[jit_jc_index(c->rip)];
-
 	*c->gen = JIT_GEN_NONE;
-	if (sl->entry == c->chain)
-		sl->gen = JIT_GEN_NONE;
 }
 
 /*
@@ -531,7 +534,7 @@ void jit_chains_ng_off(struct jit_cpu *cpu)
 
 	if (cpu->chain_ng_flushes == bc->flushes)
 		for (unsigned i = 0; i < cpu->nchain_ng; i++)
-			ng_entry_off(bc, &cpu->chain_ng[i]);
+			ng_entry_off(&cpu->chain_ng[i]);
 	jit_chains_ng_clear(cpu);
 }
 
@@ -553,7 +556,7 @@ void jit_chains_ng_off_2m(struct jit_cpu *cpu, uint64_t lin)
 		const struct jit_chain_ng *c = &cpu->chain_ng[i];
 
 		if (c->rip >> 21 == r || c->last >> 21 == r)
-			ng_entry_off(bc, c);
+			ng_entry_off(c);
 	}
 }
 
@@ -573,7 +576,6 @@ static void mark(struct jit_cpu *cpu, struct jit_block *b)
 		note_nonglobal(cpu, b);
 	sl = &cpu->bcache->jc[jit_jc_index(b->tr_rip)];
 	sl->entry = b->tr_chain;
-	sl->gen = cpu->tlb_gen;
 	sl->target = b->tr_rip;
 	sl->cpl = b->tr_cpl;
 }

@@ -311,7 +311,6 @@ struct jit_cpu {
 	 * load) turns off just these, jit_chains_ng_off() */
 	struct jit_chain_ng {
 		uint64_t *gen;	/* the entry's generation word */
-		void *chain;	/* the entry */
 		uint64_t rip;
 		uint64_t last;	/* the linear address of the block's last byte */
 	} chain_ng[JIT_CHAIN_NG];
@@ -399,10 +398,11 @@ typedef void jit_tr_fn(struct jit_cpu *cpu);
  * good while tlb_gen is gen). */
 struct jit_tr_slot {
 	void *entry;
-	uint64_t gen;
-	uint64_t target;	/* the exit's RIP */
+	uint64_t spare;		/* (32 bytes: exit_dyn's index arithmetic) */
+	uint64_t target;	/* the exit's RIP (JIT_RIP_NONE: an empty table entry) */
 	uint64_t cpl;		/* and CPL */
 };
+#define JIT_RIP_NONE (1ull << 63)	/* not canonical: no RIP */
 struct jit_tr_buf {
 	uint8_t *p, *end;
 	uint8_t *dp, *dend;	/* the block's data words (away from code) */

@@ -251,8 +251,11 @@ void jit_tr_exit_link(struct jit_tr *t, uint64_t rip)
 
 /*
  * Leave the block for the RIP in RAX, known only now (RET): straight into
- * the next block when the table of chained entries has it for this RIP,
- * CPL and TLB generation.
+ * the next block when the table of chained entries has it for this RIP
+ * and CPL.  Its chained entry checks the TLB generation as for a linked
+ * exit, and rechecks the mapping when it moved on (the table used to
+ * keep a generation of its own: after each flush, every RET went through
+ * the run loop until the run loop had filled the table again).
  */
 static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl);
 
@@ -264,7 +267,7 @@ void jit_tr_exit_dyn(struct jit_tr *t)
 /* The same, into code at privilege level cpl. */
 static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl)
 {
-	uint8_t *miss[3];
+	uint8_t *miss[2];
 
 	jit_tr_flags_out(t);				/* keeps RAX */
 	cache_writeback(t);
@@ -279,14 +282,11 @@ static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl)
 	jit_tr_ins(t, 8, 0x01, RCX, jit_tr_r(RDX));			/* add rdx, rcx */
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RDX, offsetof(struct jit_tr_slot, target)));
 	miss[0] = jit_tr_jump(&t->b, 5);
-	jit_tr_ld(t, 8, RCX, jit_tr_m(RDX, offsetof(struct jit_tr_slot, gen)));
-	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_m(RBX, OFF_TLB_GEN));
-	miss[1] = jit_tr_jump(&t->b, 5);
 	jit_tr_ins8(t, 8, 0x83, 7, jit_tr_m(RDX, offsetof(struct jit_tr_slot, cpl)), (uint8_t)cpl);
-	miss[2] = jit_tr_jump(&t->b, 5);
+	miss[1] = jit_tr_jump(&t->b, 5);
 	jit_tr_ins(t, 4, 0x31, RSI, jit_tr_r(RSI));	/* no exit slot (chain_entry()) */
 	jit_tr_ins(t, 4, 0xff, 4, jit_tr_m(RDX, offsetof(struct jit_tr_slot, entry)));	/* jmp [rdx] */
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		jit_tr_here(&t->b, miss[i]);
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));
 	leave(t);
