@@ -778,6 +778,46 @@ static void test_flush_keeps_global(void)
 	harness_setup(cpu_tr);
 }
 
+/*
+ * Two return addresses 0x1001 apart (CODE + 0x10 and CODE + 0x1011) took
+ * the same entry of RET's table of chained entries when it had 4096: each
+ * RET pushed the other's entry out and went through the run loop, twice
+ * a round (a kernel path runs through thousands of call sites).
+ */
+static void test_ret_table(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 101 };
+	/*
+	 *  0: mov ecx, 200; nop x 6
+	 * 11: l: call f; jmp far		(returns to CODE + 0x10)
+	 * 21: back: dec ecx; jnz l; jmp out
+	 * 64: f: inc eax; ret
+	 * 67: out:
+	 */
+	static const uint8_t loop[] = {
+		0xb9, 0xc8, 0x00, 0x00, 0x00, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90,
+		0xe8, 0x30, 0x00, 0x00, 0x00, 0xe9, 0xf7, 0x0f, 0x00, 0x00,
+		0xff, 0xc9, 0x75, 0xf2, 0xeb, 0x28,
+	};
+	/* at CODE + 0x100c: call f; jmp back	(returns to CODE + 0x1011) */
+	static const uint8_t far[] = {
+		0xe8, 0x2f, 0xf0, 0xff, 0xff, 0xe9, 0xff, 0xef, 0xff, 0xff,
+	};
+	static const uint8_t f[] = { 0xff, 0xc0, 0xc3 };
+
+	rnd_case(&r, &c);
+	emit(&c, loop, sizeof(loop));
+	while (c.len < 0x40)
+		emit1(&c, 0x90);
+	emit(&c, f, sizeof(f));
+	memcpy(guest_ptr(CODE + 0x100c), far, sizeof(far));
+	check_linked(&c, 1, false, "a loop of two calls whose return addresses are 0x1001 apart",
+		     &out);
+	memset(guest_ptr(CODE + 0x100c), 0, sizeof(far));
+}
+
 /* A page fault inside a translated block: RIP at the faulting load, the
  * flags of the ALU instruction before it, registers untouched after it. */
 static void test_fault(void)
@@ -900,6 +940,7 @@ int main(int argc, char **argv)
 	test_sti_popf();
 	test_syscall_chain();
 	test_flush_keeps_global();
+	test_ret_table();
 	test_fault();
 	if (argc > 0)
 		test_suites(argv[0]);
