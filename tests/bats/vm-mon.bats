@@ -286,7 +286,7 @@ guest_boot() {
 	cmd+=' chmod +x /tmp/a/PWRF/00000080; acpid -d -c /tmp/a & sleep 1; echo VM-ACPID-READY;'
 	cmd+=' i=0; while :; do i=$((i+1)); echo VM-TICK-$i; sleep 1; done'
 	emu_start -serial "file:$T/serial.log" -kernel "$GUEST_KERNEL" -initrd "$T/initrd.gz" \
-		-append "console=ttyS0 quiet nokaslr vmtest.quiet=1 vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)"
+		-append "console=ttyS0 quiet nokaslr no_timer_check vmtest.quiet=1 vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)"
 }
 
 # wait_marker TEXT COUNT [SECONDS]: until TEXT appears COUNT times on the console.

@@ -154,12 +154,12 @@ timeout 5 wget -q -O /tmp/f http://10.0.2.2:8080/payload.txt; echo "WGET-STATUS=
 }
 
 # boot_guest NAME NETDEV MODEL MAC CMD: a background guest; NETDEV is the
-# -netdev stream address part.
+# -netdev stream address part.  (no_timer_check: user-scenario.sh.)
 boot_guest() {
 	timeout 90 qemu-system-x86_64 -M pc -accel tcg -m 256 -nodefaults -display none \
 		-no-reboot -serial "file:$T/$1.console" \
 		-kernel "$VM_CACHE/vmlinuz" -initrd "$VM_CACHE/net/initramfs.cpio.gz" \
-		-append "console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$5" | base64 -w0)" \
+		-append "console=ttyS0 quiet no_timer_check vmtest.cmdb64=$(printf '%s' "$5" | base64 -w0)" \
 		-netdev "stream,id=n0,$2" \
 		-device "$3,netdev=n0,mac=$4,romfile=" 2>"$T/$1.qemu" 3>&- &
 	PIDS+=($!)
@@ -207,7 +207,7 @@ sleep 3"
 	timeout 60 qemu-system-x86_64 -M pc -accel tcg -m 256 -nodefaults -display none \\
 		-no-reboot -serial "file:$T/tap.console" \\
 		-kernel "$VM_CACHE/vmlinuz" -initrd "$VM_CACHE/net/initramfs.cpio.gz" \\
-		-append "console=ttyS0 quiet vmtest.cmdb64=\$(printf '%s' "\$1" | base64 -w0)" \\
+		-append "console=ttyS0 quiet no_timer_check vmtest.cmdb64=\$(printf '%s' "\$1" | base64 -w0)" \\
 		-netdev stream,id=n0,server=off,addr.type=unix,addr.path=$T/tap.sock \\
 		-device virtio-net-pci,netdev=n0,romfile= 2>"$T/tap.qemu"
 	kill \$(cat "$T/tap.pid")
