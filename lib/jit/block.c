@@ -522,9 +522,9 @@ static void ng_entry_off(const struct jit_chain_ng *c)
 /*
  * A flush of the TLB's non-global entries (mem.c): the chained entries
  * into blocks on non-global pages are off until a lookup finds their RIP
- * mapped to the same bytes again (jit_chain_recheck(), link()), and RET
- * goes to them through the run loop till then.  The kernel's chains, on
- * global pages, stay: a CR3 load used to send every one of them through
+ * mapped to the same bytes again (jit_chain_recheck(), link()); RET's
+ * table leads into the same entries.  The kernel's chains, on global
+ * pages, stay: a CR3 load used to send every one of them through
  * jit_chain_recheck() (about 3000 for each context switch of a loop of
  * O_DIRECT reads).
  */

@@ -394,8 +394,8 @@ jit_op_fn *jit_fast_form(const struct jit_insn *in);
 typedef void jit_tr_fn(struct jit_cpu *cpu);
 /* A translated block's exit to a known RIP: block.c links it to the
  * chained entry of the block there (entry: the exit JMP's displacement).
- * The same struct is an entry of the RET table (entry: the chained entry,
- * good while tlb_gen is gen). */
+ * The same struct is an entry of the RET table (entry: the chained entry
+ * of the block at target, which checks the TLB generation itself). */
 struct jit_tr_slot {
 	void *entry;
 	uint64_t spare;		/* (32 bytes: exit_dyn's index arithmetic) */
