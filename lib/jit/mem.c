@@ -325,6 +325,9 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 		chains_off(cpu);
 	else if (sizes & 1u << 18)	/* a 1 GiB page went */
 		jit_chains_ng_off(cpu);
-	else
+	else if (sizes & 1u << 10) {	/* a 4 MiB page (32-bit paging): both halves */
+		jit_chains_ng_off_2m(cpu, lin >> 22 << 22);
+		jit_chains_ng_off_2m(cpu, (lin >> 22 << 22) | 1u << 21);
+	} else
 		jit_chains_ng_off_2m(cpu, lin);
 }
