@@ -3,7 +3,9 @@
  * following the Virtual I/O Device (VIRTIO) specification 1.2: section
  * 4.1 (PCI: vendor capabilities for the common, notify, ISR and device
  * configuration structures, all in BAR 4), section 2.7 (split
- * virtqueues: descriptor table, available and used rings).  Interrupts
+ * virtqueues: descriptor table, available and used rings, and indirect
+ * descriptor tables, VIRTIO_F_INDIRECT_DESC, offered by every device so
+ * that a request of many segments takes one ring entry).  Interrupts
  * are INTx, with the ISR register telling the driver why, until the
  * driver enables MSI-X (PCI Local Bus 3.0 section 6.8.2; its table in
  * BAR 1 with the pending bits at 0x800, as QEMU lays it out): then each
@@ -218,12 +220,70 @@ static void broken(struct hw_virtio *v, const char *why)
 	virtio_interrupt(v, 2);
 }
 
+/* Append the descriptor chain from entry i of a table of num entries
+ * (the ring's, or an indirect table when top is false) to e. */
+static int walk_chain(struct hw_virtio *v, const uint8_t *desc, unsigned num, uint16_t i,
+		      struct virtq_elem *e, bool top)
+{
+	unsigned n = 0;
+
+	for (;;) {
+		const uint8_t *d;
+		if (i >= num || ++n > num) {
+			broken(v, "bad descriptor chain");
+			return -EFAULT;
+		}
+		d = desc + 16 * i;
+		uint64_t addr = rd64(d);
+		uint32_t len = rd32(d + 8);
+		uint16_t flags = rd16(d + 12);
+		if (flags & 4) {
+			/* an indirect table ends the chain (section 2.7.5.3) */
+			const uint8_t *table;
+			if (!top || !(v->driver_features & VIRTIO_F_INDIRECT_DESC)) {
+				broken(v, top ? "indirect descriptor not negotiated"
+					      : "indirect descriptor inside an indirect table");
+				return -EFAULT;
+			}
+			if ((flags & 1) || !len || len % 16) {
+				broken(v, "bad indirect descriptor");
+				return -EFAULT;
+			}
+			table = hw_ram_ptr(v->m, addr, len);
+			if (!table) {
+				broken(v, "indirect table outside RAM");
+				return -EFAULT;
+			}
+			return walk_chain(v, table, len / 16, 0, e, false);
+		}
+		uint8_t *p = hw_ram_ptr(v->m, addr, len);
+		if (!p) {
+			broken(v, "buffer outside RAM");
+			return -EFAULT;
+		}
+		if (flags & 2) {
+			if (e->nin == VIRTIO_MAX_SEGS)
+				goto too_long;
+			e->in[e->nin++] = (struct virtq_seg){ p, len };
+		} else {
+			if (e->nin || e->nout == VIRTIO_MAX_SEGS)
+				goto too_long;
+			e->out[e->nout++] = (struct virtq_seg){ p, len };
+		}
+		if (!(flags & 1))
+			return 1;
+		i = rd16(d + 14);
+	}
+too_long:
+	broken(v, "descriptor chain too long or out of order");
+	return -EFAULT;
+}
+
 int virtq_pop(struct hw_virtio *v, int qi, struct virtq_elem *e)
 {
 	struct virtq *q = &v->q[qi];
 	uint8_t *avail, *desc;
-	uint16_t idx, i;
-	unsigned n = 0;
+	uint16_t idx;
 
 	if (!virtio_ready(v, qi))
 		return 0;
@@ -240,41 +300,10 @@ int virtq_pop(struct hw_virtio *v, int qi, struct virtq_elem *e)
 		broken(v, "available index jumped");
 		return -EFAULT;
 	}
-	e->head = i = rd16(avail + 4 + 2 * (q->last_avail % q->size));
+	e->head = rd16(avail + 4 + 2 * (q->last_avail % q->size));
 	q->last_avail++;
 	e->nout = e->nin = 0;
-	for (;;) {
-		const uint8_t *d;
-		if (i >= q->size || ++n > q->size) {
-			broken(v, "bad descriptor chain");
-			return -EFAULT;
-		}
-		d = desc + 16 * i;
-		uint64_t addr = rd64(d);
-		uint32_t len = rd32(d + 8);
-		uint16_t flags = rd16(d + 12);
-		uint8_t *p = hw_ram_ptr(v->m, addr, len);
-		if (!p || (flags & 4)) {
-			broken(v, p ? "indirect descriptor not negotiated" : "buffer outside RAM");
-			return -EFAULT;
-		}
-		if (flags & 2) {
-			if (e->nin == VIRTIO_MAX_SEGS)
-				goto too_long;
-			e->in[e->nin++] = (struct virtq_seg){ p, len };
-		} else {
-			if (e->nin || e->nout == VIRTIO_MAX_SEGS)
-				goto too_long;
-			e->out[e->nout++] = (struct virtq_seg){ p, len };
-		}
-		if (!(flags & 1))
-			break;
-		i = rd16(d + 14);
-	}
-	return 1;
-too_long:
-	broken(v, "descriptor chain too long or out of order");
-	return -EFAULT;
+	return walk_chain(v, desc, q->size, e->head, e, true);
 }
 
 void virtq_push(struct hw_virtio *v, int qi, const struct virtq_elem *e, uint32_t len)
@@ -719,7 +748,7 @@ int virtio_pci_new(struct machine *m, const struct virtio_dev_ops *ops, void *de
 	v->m = m;
 	v->ops = ops;
 	v->dev = dev;
-	v->host_features = features | VIRTIO_F_VERSION_1;
+	v->host_features = features | VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC;
 	v->config_len = config_len;
 	v->elem = xmalloc(sizeof(*v->elem));
 	v->pci = pci_add(m, 0x1af4, 0x1040 + ops->device_id, ops->class_code << 8 | 1,

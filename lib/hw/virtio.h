@@ -10,6 +10,7 @@
 #define VIRTIO_MAX_QUEUES 8
 #define VIRTIO_MAX_SEGS 1024
 #define VIRTIO_F_VERSION_1 (1ull << 32)
+#define VIRTIO_F_INDIRECT_DESC (1ull << 28)
 
 struct virtq {
 	uint16_t size, enabled, last_avail, used_idx;

@@ -7,6 +7,12 @@
  * doorbell, before that MMIO write returns: no hop through the device's
  * thread pool.  The write, whose data may fill a socket, starts on a pool
  * thread.  Both complete into the used ring with their data and status.
+ *
+ * Then indirect descriptors (section 2.7.5.3): offered; refused while
+ * not negotiated; once negotiated, a read of more segments than the ring
+ * has entries goes in one ring entry, alone or after a direct header
+ * descriptor, and an indirect table inside another one, or an indirect
+ * descriptor with NEXT, makes the device ask for a reset.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -97,7 +103,11 @@ static const struct hw_block_vec_ops mem_vec = { mem_readv, mem_writev, mem_subm
 #define HDR 0x103000
 #define DATA 0x104000
 #define STATUS 0x106000
+#define INDT 0x107000
+#define INDT2 0x108000
+#define SEGS 0x110000		/* the indirect reads' segments */
 #define QSIZE 8
+#define NSEG 10			/* segments of an indirect read: more than QSIZE */
 
 static struct machine *m;
 static uint64_t bar;
@@ -105,6 +115,11 @@ static uint64_t bar;
 static void common_w(unsigned off, uint32_t v, unsigned size)
 {
 	hw_bus_mmio_write(m, 0, bar + off, v, size);
+}
+
+static uint32_t common_r(unsigned off, unsigned size)
+{
+	return (uint32_t)hw_bus_mmio_read(m, 0, bar + off, size);
 }
 
 static void put16(uint64_t gpa, uint16_t v) { memcpy(hw_ram_ptr(m, gpa, 2), &v, 2); }
@@ -132,11 +147,13 @@ static bool find_bar(void)
 	return false;
 }
 
-/* ACKNOWLEDGE, DRIVER, VERSION_1, FEATURES_OK, queue 0 of QSIZE entries,
- * DRIVER_OK. */
-static void driver_setup(void)
+/* ACKNOWLEDGE, DRIVER, VERSION_1 (and INDIRECT_DESC when indirect),
+ * FEATURES_OK, queue 0 of QSIZE entries, DRIVER_OK. */
+static void driver_setup(bool indirect)
 {
 	common_w(0x14, 1 | 2, 1);
+	common_w(0x08, 0, 4);
+	common_w(0x0c, indirect ? 1u << 28 : 0, 4);
 	common_w(0x08, 1, 4);
 	common_w(0x0c, 1, 4);		/* VIRTIO_F_VERSION_1 */
 	common_w(0x14, 1 | 2 | 8, 1);
@@ -152,12 +169,69 @@ static void driver_setup(void)
 	common_w(0x14, 1 | 2 | 8 | 4, 1);
 }
 
+static void desc_at(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+		    uint16_t next)
+{
+	put64(table + 16 * i, addr);
+	put32(table + 16 * i + 8, len);
+	put16(table + 16 * i + 12, flags);
+	put16(table + 16 * i + 14, next);
+}
+
 static void desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	put64(DESC + 16 * i, addr);
-	put32(DESC + 16 * i + 8, len);
-	put16(DESC + 16 * i + 12, flags);
-	put16(DESC + 16 * i + 14, next);
+	desc_at(DESC, i, addr, len, flags, next);
+}
+
+static void offer(uint16_t n)
+{
+	put16(AVAIL + 4 + 2 * (n % QSIZE), 0);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	put16(AVAIL + 2, (uint16_t)(n + 1));
+	common_w(0x3000, 0, 2);		/* queue 0's doorbell */
+}
+
+/* A read of NSEG segments of 512 bytes, 1 KiB apart in SEGS, at sector,
+ * through an indirect table at INDT: with the header in it (direct_hdr
+ * false) or in ring descriptor 0 ahead of the table (true). */
+static void indirect_read(uint16_t n, uint64_t sector, bool direct_hdr)
+{
+	unsigned k = 0;
+
+	put32(HDR, 0);
+	put32(HDR + 4, 0);
+	put64(HDR + 8, sector);
+	*(uint8_t *)hw_ram_ptr(m, STATUS, 1) = 0xff;
+	if (!direct_hdr)
+		desc_at(INDT, k++, HDR, 16, 1, 1);
+	for (unsigned i = 0; i < NSEG; i++, k++)
+		desc_at(INDT, k, SEGS + 1024 * i, 512, 1 | 2, (uint16_t)(k + 1));
+	desc_at(INDT, k++, STATUS, 1, 2, 0);
+	if (direct_hdr) {
+		desc(0, HDR, 16, 1, 1);
+		desc(1, INDT, 16 * k, 4, 0);
+	} else {
+		desc(0, INDT, 16 * k, 4, 0);
+	}
+	offer(n);
+}
+
+static bool indirect_read_ok(uint64_t sector)
+{
+	uint8_t *data = hw_ram_ptr(m, SEGS, 1024 * NSEG);
+
+	for (unsigned i = 0; i < NSEG; i++)
+		if (memcmp(data + 1024 * i, disk + sector * 512 + 512 * i, 512) ||
+		    data[1024 * i + 512] != 0xee)
+			return false;
+	return *(uint8_t *)hw_ram_ptr(m, STATUS, 1) == 0;
+}
+
+/* The device's status after offering a bad chain in ring descriptor 0. */
+static bool asks_for_reset(uint16_t n)
+{
+	offer(n);
+	return (common_r(0x14, 1) & 0x40) != 0;
 }
 
 /* One request of type (0 read, 1 write) of 8 KiB at sector: header,
@@ -171,10 +245,7 @@ static void request(uint16_t n, uint32_t type, uint64_t sector)
 	desc(0, HDR, 16, 1, 1);
 	desc(1, DATA, 8192, (uint16_t)(1 | (type == 0 ? 2 : 0)), 2);
 	desc(2, STATUS, 1, 2, 0);
-	put16(AVAIL + 4 + 2 * (n % QSIZE), 0);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	put16(AVAIL + 2, (uint16_t)(n + 1));
-	common_w(0x3000, 0, 2);		/* queue 0's doorbell */
+	offer(n);
 }
 
 static bool wait_used(uint16_t want)
@@ -203,7 +274,7 @@ int main(void)
 	if (!CHECK(find_bar(), "virtio-blk's PCI function has BAR 4"))
 		return unit_done();
 	notifier = pthread_self();
-	driver_setup();
+	driver_setup(false);
 	data = hw_ram_ptr(m, DATA, 8192);
 
 	memset(data, 0, 8192);
@@ -222,6 +293,42 @@ int main(void)
 	CHECK(writes_elsewhere == 1 && writes_here == 0,
 	      "the write started on a pool thread (%d here, %d elsewhere)", writes_here,
 	      writes_elsewhere);
+
+	/* indirect descriptors */
+	common_w(0x08, 0, 4);
+	CHECK(common_r(0x04, 4) & 1u << 28, "VIRTIO_F_INDIRECT_DESC is offered");
+	desc(0, INDT, 16, 4, 0);
+	desc_at(INDT, 0, HDR, 16, 0, 0);
+	CHECK(asks_for_reset(2), "an indirect descriptor not negotiated makes the device ask for a reset");
+
+	common_w(0x14, 0, 1);		/* reset */
+	CHECK(common_r(0x14, 1) == 0 && used_idx() == 2, "the device resets");
+	memset(hw_ram_ptr(m, USED, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	put16(AVAIL + 2, 0);
+	driver_setup(true);
+	memset(hw_ram_ptr(m, SEGS, 1024 * NSEG), 0xee, 1024 * NSEG);
+	indirect_read(0, 40, false);
+	CHECK(wait_used(1) && indirect_read_ok(40),
+	      "a read of %d segments, more than the ring's %d entries, in one indirect table", NSEG,
+	      QSIZE);
+	memset(hw_ram_ptr(m, SEGS, 1024 * NSEG), 0xee, 1024 * NSEG);
+	indirect_read(1, 77, true);
+	CHECK(wait_used(2) && indirect_read_ok(77),
+	      "a direct header descriptor followed by an indirect table");
+
+	desc(0, INDT, 32, 4, 0);
+	desc_at(INDT, 0, HDR, 16, 1, 1);
+	desc_at(INDT, 1, INDT2, 16, 4, 0);
+	desc_at(INDT2, 0, STATUS, 1, 2, 0);
+	CHECK(asks_for_reset(2), "an indirect table inside an indirect table makes the device ask "
+	      "for a reset");
+	common_w(0x14, 0, 1);
+	memset(hw_ram_ptr(m, USED, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	put16(AVAIL + 2, 0);
+	driver_setup(true);
+	desc(0, INDT, 16, 4 | 1, 1);
+	desc_at(INDT, 0, HDR, 16, 0, 0);
+	CHECK(asks_for_reset(0), "an indirect descriptor with NEXT makes the device ask for a reset");
 	machine_free(m);
 	return unit_done();
 }
