@@ -281,13 +281,16 @@ struct jit_cpu {
 	bool shutdown;
 	jmp_buf unwind;
 
-	/* signals from other threads */
+	/* signals from other threads; events and irq_level share an 8-byte
+	 * word, the rest of it always 0, that chained entries test with one
+	 * compare (tr-x86.c's attn_check()) */
+	_Alignas(8) atomic_uint events;	/* any of the below changed: check them */
 	atomic_bool irq_level;
+	uint8_t attn_zero[3];
 	atomic_bool nmi_pending;
 	atomic_bool init_pending;
 	atomic_int sipi_vector;	/* -1 when none */
 	atomic_bool stop;
-	atomic_uint events;	/* any of the above changed: check them */
 
 	struct jit_bus bus;
 	int index;
@@ -504,6 +507,9 @@ enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, 
 #define OFF_SMC_HI ((int32_t)offsetof(struct jit_cpu, smc_hi))
 #define OFF_EVENTS ((int32_t)offsetof(struct jit_cpu, events))
 #define OFF_IRQ ((int32_t)offsetof(struct jit_cpu, irq_level))
+_Static_assert(offsetof(struct jit_cpu, irq_level) == offsetof(struct jit_cpu, events) + 4 &&
+	       sizeof(atomic_bool) == 1 && offsetof(struct jit_cpu, events) % 8 == 0,
+	       "events and irq_level make one 8-byte word");
 #define OFF_CHAIN_END ((int32_t)offsetof(struct jit_cpu, chain_end))
 #define OFF_TLB_GEN ((int32_t)offsetof(struct jit_cpu, tlb_gen))
 #define OFF_TR_LINK ((int32_t)offsetof(struct jit_cpu, tr_link))

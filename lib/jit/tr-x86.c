@@ -177,12 +177,36 @@ static void irq_check(struct jit_tr *t, uint8_t **bail)
 	jit_tr_here(&t->b, none);
 }
 
+/*
+ * Signals and interrupts, as a chained entry checks them: events and
+ * irq_level in one compare of the word they share; only when it is not
+ * 0, out of line, each as before (a pending interrupt with IF clear goes
+ * on).  bail: the jumps to patch to the exit (2); body: the jump from the
+ * out-of-line code back to the block's code, to patch where that goes on
+ * (jit_tr_here()).  The out-of-line code is emitted by attn_slow() after
+ * the caller's jump over it.
+ */
+static uint8_t *attn_check(struct jit_tr *t)
+{
+	jit_tr_ins8(t, 8, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);	/* cmp qword, 0 */
+	return jit_tr_jump(&t->b, 5);					/* jne */
+}
+
+static uint8_t *attn_slow(struct jit_tr *t, uint8_t *attn, uint8_t **bail)
+{
+	jit_tr_here(&t->b, attn);
+	jit_tr_ins8(t, 4, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);
+	bail[0] = jit_tr_jump(&t->b, 5);
+	irq_check(t, &bail[1]);
+	return jit_tr_jump(&t->b, -1);
+}
+
 /* A jump back to the block's own start: on into the body (the guest
  * registers still in their host registers, and in memory) unless a signal is pending or
  * the budget is spent, as a chained entry checks. */
 static void loop_back(struct jit_tr *t)
 {
-	uint8_t *bail[3];
+	uint8_t *bail[3], *attn, *back;
 	int32_t rel;
 	unsigned pend = t->pend;
 
@@ -193,12 +217,15 @@ static void loop_back(struct jit_tr *t)
 	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_ICOUNT));
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_CHAIN_END));
 	bail[0] = jit_tr_jump(&t->b, 3);		/* jae */
-	jit_tr_ins8(t, 4, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);
-	bail[1] = jit_tr_jump(&t->b, 5);
-	irq_check(t, &bail[2]);
+	attn = attn_check(t);
 	rel = (int32_t)(t->body - (t->b.p + 5));
 	jit_tr_byte(&t->b, 0xe9);
 	jit_tr_u32(&t->b, (uint32_t)rel);
+	back = attn_slow(t, attn, &bail[1]);		/* on to the body from there too */
+	if (back) {
+		rel = (int32_t)(t->body - (back + 4));
+		memcpy(back, &rel, 4);
+	}
 	for (int i = 0; i < 3; i++)
 		jit_tr_here(&t->b, bail[i]);
 	jit_tr_exit_to(t, t->entry_rip);
@@ -509,7 +536,7 @@ static const uint8_t *code_copy(struct jit_tr_buf *b, const uint8_t *code, unsig
  */
 static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, const uint8_t *copy)
 {
-	uint8_t *bail[4 + 15 * 32 / 8 + 8], *regen, *checks, *back, *out;
+	uint8_t *bail[4 + 15 * 32 / 8 + 8], *regen, *checks, *back, *out, *attn;
 	unsigned nb = 0, i;
 	uint64_t q;
 
@@ -543,18 +570,38 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, 
 		jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RDX, (int32_t)at));
 		bail[nb++] = jit_tr_jump(&t->b, 5);
 	}
-	for (; i < nbytes; i++) {			/* blocks under 8 bytes */
-		jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RDX, (int32_t)i), code[i]);
-		bail[nb++] = jit_tr_jump(&t->b, 5);
+	if (i < nbytes) {		/* blocks under 8 bytes: two compares, maybe overlapping */
+		unsigned w = nbytes >= 4 ? 4 : nbytes >= 2 ? 2 : 1;
+
+		for (unsigned at = 0;; at = nbytes - w) {
+			uint32_t v = 0;
+
+			memcpy(&v, code + at, w);
+			if (w == 1) {
+				jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RDX, (int32_t)at), (uint8_t)v);
+			} else {
+				jit_tr_ins(t, w, 0x81, 7, jit_tr_m(RDX, (int32_t)at));
+				jit_tr_byte(&t->b, (uint8_t)v);
+				jit_tr_byte(&t->b, (uint8_t)(v >> 8));
+				if (w == 4) {
+					jit_tr_byte(&t->b, (uint8_t)(v >> 16));
+					jit_tr_byte(&t->b, (uint8_t)(v >> 24));
+				}
+			}
+			bail[nb++] = jit_tr_jump(&t->b, 5);
+			if (at == nbytes - w)
+				break;
+		}
 	}
 	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_ICOUNT));
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_CHAIN_END));
 	bail[nb++] = jit_tr_jump(&t->b, 3);		/* jae */
-	jit_tr_ins8(t, 4, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);
-	bail[nb++] = jit_tr_jump(&t->b, 5);
-	irq_check(t, &bail[nb++]);
+	attn = attn_check(t);
 	{
-		uint8_t *body = jit_tr_jump(&t->b, -1);
+		uint8_t *body = jit_tr_jump(&t->b, -1), *body2;
+
+		body2 = attn_slow(t, attn, &bail[nb]);
+		nb += 2;
 
 		jit_tr_here(&t->b, regen);		/* the generation moved on */
 		jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
@@ -578,6 +625,7 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, 
 		jit_tr_here(&t->b, out);
 		jit_tr_exit_to(t, t->rip);			/* pend is 0 here */
 		jit_tr_here(&t->b, body);
+		jit_tr_here(&t->b, body2);
 	}
 }
 

@@ -492,6 +492,32 @@ static void test_smc(void)
 		emit(&c, code, sizeof(code));
 		both(&c, "code changed under a chained entry");
 	}
+	/* The same for callees of 3 to 7 bytes (their chained entries compare
+	 * them in two pieces that may overlap), patched at each immediate byte,
+	 * the ones only the second piece covers among them. */
+	static const struct { uint8_t n, code[7], at[4]; } small[] = {
+		{ 3, { 0xb0, 0, 0xc3 }, { 1 } },				/* mov al, ib; ret */
+		{ 4, { 0x83, 0xc0, 0, 0xc3 }, { 2 } },				/* add eax, ib; ret */
+		{ 5, { 0xb0, 0, 0xb4, 0, 0xc3 }, { 1, 3 } },			/* mov al; mov ah */
+		{ 6, { 0xb8, 0, 0, 0, 0, 0xc3 }, { 1, 2, 3, 4 } },		/* mov eax, id */
+		{ 7, { 0xb0, 0, 0xb4, 0, 0x04, 0, 0xc3 }, { 1, 3, 5 } },	/* ...; add al, ib */
+	};
+	for (unsigned k = 0; k < sizeof(small) / sizeof(small[0]); k++)
+		for (unsigned j = 0; j < 4 && small[k].at[j]; j++) {
+			/* mov ecx, 32; a: mov [rip + d], cl (f's byte at); call f;
+			 * add rdx, rax; dec ecx; jnz a; jmp out; f: ...; out: */
+			uint8_t d = (uint8_t)(5 + 3 + 2 + 2 + 2 + small[k].at[j]);
+			uint8_t jo = small[k].n;
+
+			rnd_case(&r, &c);
+			emit(&c, (uint8_t[]){ 0xb9, 0x20, 0x00, 0x00, 0x00 }, 5);
+			emit(&c, (uint8_t[]){ 0x88, 0x0d, d, 0x00, 0x00, 0x00 }, 6);
+			emit(&c, (uint8_t[]){ 0xe8, 0x09, 0x00, 0x00, 0x00 }, 5);
+			emit(&c, (uint8_t[]){ 0x48, 0x01, 0xc2, 0xff, 0xc9, 0x75, 0xee }, 7);
+			emit(&c, (uint8_t[]){ 0xeb, jo }, 2);
+			emit(&c, small[k].code, small[k].n);
+			both(&c, "a callee of under 8 bytes changed under its chained entry");
+		}
 }
 
 /* Blocks entered from the run loop (not chained) while cpu_tr runs c,
