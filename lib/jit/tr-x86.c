@@ -514,6 +514,32 @@ static const uint8_t *code_copy(struct jit_tr_buf *b, const uint8_t *code, unsig
 	return b->full ? NULL : copy;
 }
 
+/* A jump (cc as jit_tr_jump()'s) to a place already emitted. */
+static void jump_back(struct jit_tr *t, int cc, const uint8_t *to)
+{
+	uint8_t *at = jit_tr_jump(&t->b, cc);
+
+	if (at) {
+		int32_t rel = (int32_t)(to - (at + 4));
+
+		memcpy(at, &rel, 4);
+	}
+}
+
+/* An instruction whose ModRM names a RIP-relative operand at target:
+ * the bytes before ModRM, the ModRM's reg field, the displacement. */
+static void rip_rel(struct jit_tr *t, const uint8_t *pre, unsigned npre, unsigned reg,
+		    const void *target)
+{
+	int32_t rel;
+
+	for (unsigned i = 0; i < npre; i++)
+		jit_tr_byte(&t->b, pre[i]);
+	jit_tr_byte(&t->b, (uint8_t)((reg & 7) << 3 | 5));
+	rel = (int32_t)((const uint8_t *)target - (t->b.p + 4));
+	jit_tr_u32(&t->b, (uint32_t)rel);
+}
+
 /*
  * The entry from another block (exit_link, or exit_dyn's table): go on
  * only while the code bytes are those translated (block.c's same_code()),
@@ -533,33 +559,65 @@ static const uint8_t *code_copy(struct jit_tr_buf *b, const uint8_t *code, unsig
  * only through its own stores, which leave the block (smc_check), or
  * through another agent's, which a processor need not see before it
  * serializes (SDM vol. 3, 8.1.3 on cross-modifying code).
+ *
+ * The out-of-line part (the recheck, the exit, the signal checks) comes
+ * first, so that the checks fall through into the body: returns the
+ * entry, after that part.  The generation word and the copy of the code
+ * are read RIP-relative (they precede the code); events and irq_level
+ * are tested in one compare (attn_check()).
  */
-static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, const uint8_t *copy)
+static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes,
+			    const uint8_t *copy)
 {
-	uint8_t *bail[4 + 15 * 32 / 8 + 8], *regen, *checks, *back, *out, *attn;
-	unsigned nb = 0, i;
+	uint8_t *checks_fix, *attn_fix[2], *exit, *regen, *attn, *entry;
+	unsigned i;
 	uint64_t q;
 
-	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)t->gen);	/* mapping still valid? */
-	jit_tr_ld(t, 8, RAX, jit_tr_m(RDX, 0));
+	/* the generation moved on: look CS:RIP up again, and go on when it
+	 * still maps here */
+	regen = t->b.p;
+	jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
+	jit_tr_mov_imm(&t->b, RAX, t->rip);
+	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));	/* for a #PF of the fetch */
+	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
+	jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)t->owner);
+	jit_tr_call(&t->b, (const void *)jit_chain_recheck);
+	jit_tr_ld(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));	/* the slot, 0 when it went on */
+	jit_tr_ins(t, 1, 0x84, RAX, jit_tr_r(RAX));	/* test al, al */
+	checks_fix = jit_tr_jump(&t->b, 5);		/* jnz checks */
+	/* a check failed: back to the run loop at this block's start */
+	exit = t->b.p;
+	jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
+	jit_tr_exit_to(t, t->rip);			/* pend is 0 here */
+	/* events or irq_level set (attn_check()) */
+	attn = t->b.p;
+	jit_tr_ins8(t, 4, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);
+	jump_back(t, 5, exit);
+	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_IRQ), 0);
+	attn_fix[0] = jit_tr_jump(&t->b, 4);				/* je: on */
+	jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_m(RBX, OFF_RFLAGS + 1), F_IF >> 8);
+	jump_back(t, 5, exit);
+	attn_fix[1] = jit_tr_jump(&t->b, -1);
+
+	entry = t->b.p;
+	rip_rel(t, (const uint8_t[]){ 0x48, 0x8b }, 2, RAX, t->gen);	/* mov rax, [gen] */
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_TLB_GEN));
-	regen = jit_tr_jump(&t->b, 5);
-	checks = t->b.p;
+	jump_back(t, 5, regen);
+	jit_tr_here(&t->b, checks_fix);
 	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
 	if (copy) {			/* 16 bytes at a time against the copy */
-		jit_tr_mov_imm(&t->b, RAX, (uint64_t)(uintptr_t)copy);
 		for (i = 0; i < nbytes; i += 16) {
 			unsigned at = i + 16 <= nbytes ? i : nbytes - 16, x = i ? 0 : 1;
 
 			jit_tr_byte(&t->b, 0xf3);			/* movdqu xmm, [rdx + at] */
 			jit_tr_ins(t, 4, 0x0f6f, x, jit_tr_m(RDX, (int32_t)at));
-			jit_tr_ins(t, 2, 0x0f74, x, jit_tr_m(RAX, (int32_t)i));	/* pcmpeqb */
+			rip_rel(t, (const uint8_t[]){ 0x66, 0x0f, 0x74 }, 3, x, copy + i);	/* pcmpeqb */
 			if (i)
 				jit_tr_ins(t, 2, 0x0fdb, 1, jit_tr_r(0));	/* pand xmm1, xmm0 */
 		}
 		jit_tr_ins(t, 2, 0x0fd7, RCX, jit_tr_r(1));		/* pmovmskb ecx, xmm1 */
 		jit_tr_ins32(t, 4, 0x81, 7, jit_tr_r(RCX), 0xffff);
-		bail[nb++] = jit_tr_jump(&t->b, 5);
+		jump_back(t, 5, exit);
 		nbytes = 0;
 	}
 	for (i = 0; i + 8 <= nbytes || (i < nbytes && nbytes >= 8); i += 8) {
@@ -568,7 +626,7 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, 
 		memcpy(&q, code + at, 8);
 		jit_tr_mov_imm(&t->b, RAX, q);
 		jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RDX, (int32_t)at));
-		bail[nb++] = jit_tr_jump(&t->b, 5);
+		jump_back(t, 5, exit);
 	}
 	if (i < nbytes) {		/* blocks under 8 bytes: two compares, maybe overlapping */
 		unsigned w = nbytes >= 4 ? 4 : nbytes >= 2 ? 2 : 1;
@@ -588,45 +646,19 @@ static void chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes, 
 					jit_tr_byte(&t->b, (uint8_t)(v >> 24));
 				}
 			}
-			bail[nb++] = jit_tr_jump(&t->b, 5);
+			jump_back(t, 5, exit);
 			if (at == nbytes - w)
 				break;
 		}
 	}
 	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_ICOUNT));
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_CHAIN_END));
-	bail[nb++] = jit_tr_jump(&t->b, 3);		/* jae */
-	attn = attn_check(t);
-	{
-		uint8_t *body = jit_tr_jump(&t->b, -1), *body2;
-
-		body2 = attn_slow(t, attn, &bail[nb]);
-		nb += 2;
-
-		jit_tr_here(&t->b, regen);		/* the generation moved on */
-		jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
-		jit_tr_mov_imm(&t->b, RAX, t->rip);
-		jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));	/* for a #PF of the fetch */
-		jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
-		jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)t->owner);
-		jit_tr_call(&t->b, (const void *)jit_chain_recheck);
-		jit_tr_ld(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));	/* the slot, 0 when it went on */
-		jit_tr_ins(t, 1, 0x84, RAX, jit_tr_r(RAX));	/* test al, al */
-		back = jit_tr_jump(&t->b, 5);			/* jnz checks */
-		if (back) {
-			int32_t rel = (int32_t)(checks - (back + 4));
-
-			memcpy(back, &rel, 4);
-		}
-		out = jit_tr_jump(&t->b, -1);
-		for (i = 0; i < nb; i++)
-			jit_tr_here(&t->b, bail[i]);
-		jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
-		jit_tr_here(&t->b, out);
-		jit_tr_exit_to(t, t->rip);			/* pend is 0 here */
-		jit_tr_here(&t->b, body);
-		jit_tr_here(&t->b, body2);
-	}
+	jump_back(t, 3, exit);				/* jae */
+	jit_tr_ins8(t, 8, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);	/* events, irq_level */
+	jump_back(t, 5, attn);
+	jit_tr_here(&t->b, attn_fix[0]);		/* the body follows */
+	jit_tr_here(&t->b, attn_fix[1]);
+	return entry;
 }
 
 /*
@@ -772,8 +804,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	body = jit_tr_jump(&t.b, -1);
 	t.epi = t.b.p;
 	epilogue(&t);
-	rq->chain = t.b.p;
-	chain_entry(&t, rq->code, rq->nbytes, copy);
+	rq->chain = chain_entry(&t, rq->code, rq->nbytes, copy);
 	jit_tr_here(&t.b, body);
 	jit_tr_cache_load(&t, false);
 	t.body = t.b.p;
