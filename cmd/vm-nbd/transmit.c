@@ -50,9 +50,19 @@ struct chunk {
 	uint16_t type;
 	uint64_t off;
 	uint32_t len;
-	const uint8_t *data;
+	uint32_t pos;      /* its bytes' place in the request's buffer */
 	bool piped;        /* the data waits in the request's pipe */
 };
+
+/* The buffer for a read's data, made when first needed: a read that
+ * splice.c sends whole never needs one (1 MiB allocated and freed per
+ * read made glibc create and drop a heap on every pool thread's read). */
+static uint8_t *req_buf(struct nbd_req *r)
+{
+	if (!r->data)
+		r->data = xmalloc(r->len ? r->len : 1);
+	return r->data;
+}
 
 static void reply_init(struct nbd_req *r, int max_iov, size_t hdr_bytes)
 {
@@ -152,7 +162,7 @@ static void reply_chunks(struct nbd_req *r, const struct chunk *ch, int n)
 		if (hole)
 			nbd_put32(h + 28, ch[i].len);
 		else
-			reply_data(r, ch[i].piped ? NULL : ch[i].data, ch[i].len);
+			reply_data(r, ch[i].piped ? NULL : req_buf(r) + ch[i].pos, ch[i].len);
 	}
 }
 
@@ -167,7 +177,7 @@ static int unpipe(struct nbd_req *r, struct chunk *ch, int upto, size_t k)
 	for (int i = 0; i <= upto && ret == 0; i++) {
 		size_t n = i == upto ? k : (ch[i].piped ? ch[i].len : 0);
 		if (n)
-			ret = read_full(r->pipe[0], (void *)ch[i].data, n) < 0 ? -EIO : 0;
+			ret = read_full(r->pipe[0], req_buf(r) + ch[i].pos, n) < 0 ? -EIO : 0;
 		ch[i].piped = false;
 	}
 	close(r->pipe[0]);
@@ -211,7 +221,7 @@ static int read_data(struct nbd_req *r, struct chunk *ch, int n)
 				return ret;
 			try = false;
 		}
-		ret = export_read(e, (void *)(ch[i].data + k), ch[i].off + k, ch[i].len - k);
+		ret = export_read(e, req_buf(r) + ch[i].pos + k, ch[i].off + k, ch[i].len - k);
 		if (ret < 0)
 			return ret;
 		r->copied += ch[i].len;
@@ -219,7 +229,7 @@ static int read_data(struct nbd_req *r, struct chunk *ch, int n)
 	return 0;
 }
 
-/* Read [off, off+len) of the request into r->data, as chunks: data runs
+/* Read [off, off+len) of the request into req_buf(), as chunks: data runs
  * read with one call each, zero runs left out. */
 static int read_sparse(struct nbd_req *r, struct chunk *ch, int max, int *n)
 {
@@ -245,7 +255,7 @@ static int read_sparse(struct nbd_req *r, struct chunk *ch, int max, int *n)
 		} else {
 			ch[*n] = (struct chunk){
 				zero ? NBD_REPLY_TYPE_OFFSET_HOLE : NBD_REPLY_TYPE_OFFSET_DATA,
-				r->offset + pos, (uint32_t)x.length, r->data + pos, false };
+				r->offset + pos, (uint32_t)x.length, (uint32_t)pos, false };
 			(*n)++;
 		}
 		pos += x.length;
@@ -259,9 +269,8 @@ static void cmd_read(struct nbd_req *r)
 	struct chunk one, *ch;
 	int n, ret;
 
-	r->data = xmalloc(r->len ? r->len : 1);
 	if (!r->c->structured || (r->flags & NBD_CMD_FLAG_DF) || !r->len) {
-		ret = export_read(e, r->data, r->offset, r->len);
+		ret = export_read(e, req_buf(r), r->offset, r->len);
 		r->copied = r->len;
 		if (ret < 0)
 			reply_errno(r, ret);
@@ -270,7 +279,7 @@ static void cmd_read(struct nbd_req *r)
 		else if (!r->len)
 			reply_simple(r, 0, false);
 		else {
-			one = (struct chunk){ NBD_REPLY_TYPE_OFFSET_DATA, r->offset, r->len, r->data, false };
+			one = (struct chunk){ NBD_REPLY_TYPE_OFFSET_DATA, r->offset, r->len, 0, false };
 			reply_chunks(r, &one, 1);
 		}
 		return;
