@@ -456,6 +456,7 @@ void jit_tr_flags_live(const struct jit_binsn *insn, unsigned n, bool *dead, uin
 uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 uint64_t jit_tr_read_w(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
+_Noreturn void jit_tr_fault(struct jit_cpu *cpu, int vector, uint64_t off, unsigned size);
 /* Emit bytes; past the buffer's end, set full and write nothing. */
 static inline void jit_tr_byte(struct jit_tr_buf *b, uint8_t v)
 {
@@ -648,6 +649,7 @@ int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
+void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector);
 
 /* tr-flags.c */
 void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask);

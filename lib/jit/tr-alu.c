@@ -210,7 +210,39 @@ static int mul1(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
-/* F6/F7: TEST r/m, imm; NOT and NEG of a register; MUL/IMUL */
+/* F7 /6: DIV of rDX:rAX by r/m (32 and 64 bits) on the host, with the
+ * guest's flags in the host's as the interpreter runs it (they are
+ * undefined after DIV).  A quotient that does not fit (rDX >= the
+ * divisor, a zero divisor among them) raises #DE before anything
+ * changes, as the SDM says; the host never sees it. */
+static int div1(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+	uint8_t *de;
+
+	jit_tr_flags_sync(t);
+	if (in->mod == 3) {
+		jit_tr_greg_load(t, in, RCX, in->rm, size);
+	} else {
+		jit_tr_rm_to_rax(t, in, size);
+		jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
+	}
+	jit_tr_greg_load(t, in, RDX, JIT_RDX, size);
+	jit_tr_ins(t, size, 0x3b, RDX, jit_tr_r(RCX));		/* cmp rdx, rcx */
+	de = jit_tr_jump(&t->b, 3);				/* jae: #DE */
+	jit_tr_cold_raise(t, de, EXC_DE);
+	jit_tr_flags_to_host(t);				/* keeps RAX, RCX */
+	jit_tr_greg_load(t, in, RDX, JIT_RDX, size);
+	jit_tr_greg_load(t, in, RAX, JIT_RAX, size);
+	jit_tr_ins(t, size, 0xf7, 6, jit_tr_r(RCX));		/* div ecx or rcx */
+	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RDX));
+	jit_tr_flags_set(t, F_ARITH);
+	jit_tr_greg_store(t, in, RAX, JIT_RAX, size);
+	jit_tr_greg_store(t, in, R8, JIT_RDX, size);
+	return TR_OK;
+}
+
+/* F6/F7: TEST r/m, imm; NOT and NEG of a register; MUL/IMUL; DIV */
 int jit_tr_grp3(struct jit_tr *t, const struct jit_insn *in)
 {
 	if ((in->reg & 7) == 0)
@@ -219,6 +251,8 @@ int jit_tr_grp3(struct jit_tr *t, const struct jit_insn *in)
 		return jit_tr_notneg(t, in);
 	if (in->op == 0xf7 && in->opsize >= 2 && ((in->reg & 7) == 4 || (in->reg & 7) == 5))
 		return mul1(t, in);
+	if (in->op == 0xf7 && in->opsize >= 4 && (in->reg & 7) == 6)
+		return div1(t, in);
 	return TR_NO;
 }
 

@@ -128,6 +128,15 @@ uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
 	return mem_read(cpu, seg, off, size);
 }
 
+/* An exception raised from translated code (jit_tr_cold_raise()): the
+ * slow path's arguments, the vector in place of the segment. */
+void jit_tr_fault(struct jit_cpu *cpu, int vector, uint64_t off, unsigned size)
+{
+	(void)off;
+	(void)size;
+	jit_raise_nocode(cpu, vector);
+}
+
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)
 {
 	mem_write(cpu, seg, off, size, val);

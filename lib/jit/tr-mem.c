@@ -140,6 +140,22 @@ void jit_tr_cold_emit(struct jit_tr *t)
 	t->ncold = 0;
 }
 
+/* Raise exception vector (no error code) at the instruction being
+ * translated when its fast path jumps to miss: the state as the
+ * translator has it now, RIP at the instruction, as for a faulting
+ * memory access. */
+void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector)
+{
+	uint8_t *over;
+
+	if (cold_note(t, (uint8_t *[3]){ miss, NULL, NULL }, vector, 0, (const void *)jit_tr_fault))
+		return;
+	over = jit_tr_jump(&t->b, -1);
+	jit_tr_here(&t->b, miss);
+	slow_path(t, vector, 0, (const void *)jit_tr_fault);
+	jit_tr_here(&t->b, over);
+}
+
 /* RAX = the size bytes at seg:RSI, zero-extended (translated for writing
  * when write: the load of a read-modify-write).  Clobbers RCX, RDX, RSI,
  * RDI, R8-R11. */

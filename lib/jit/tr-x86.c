@@ -347,8 +347,8 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 			return jit_tr_movx(t, in);
 		if (o == 0xaf)
 			return jit_tr_imul(t, in);
-		if (o == 0x1f)
-			return TR_OK;			/* NOP r/m */
+		if ((o >= 0x18 && o <= 0x1f) || o == 0x0d)
+			return TR_OK;			/* NOP r/m, PREFETCHh, PREFETCHW: hints */
 		if ((o & 0xf0) == 0x40)
 			return jit_tr_cmov(t, in);
 		if ((o & 0xf0) == 0x90)
@@ -390,8 +390,11 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 		return jit_tr_indirect(t, in);
 	if (o == 0xfe || o == 0xff)
 		return jit_tr_incdec(t, in);
-	if (o == 0x90 && !in->rex && in->rep != 0xf3)
-		return TR_OK;				/* NOP */
+	if (o == 0x90 && !in->rex) {			/* NOP, PAUSE */
+		if (in->rep == 0xf3)
+			jit_tr_byte(&t->b, 0xf3), jit_tr_byte(&t->b, 0x90);	/* pause */
+		return TR_OK;
+	}
 	if ((o >= 0xa4 && o <= 0xa7) || (o >= 0xaa && o <= 0xaf)) {
 		jit_tr_flags_sync(t);			/* RFLAGS exact for tr-str.c */
 		return jit_tr_string(t, in);		/* tr-str.c */
@@ -678,7 +681,8 @@ static bool keeps_hflags(const struct jit_tr *t, const struct jit_insn *in)
 	if (in->lock)
 		return false;
 	if (in->map == MAP_0F)
-		return (o & 0xf0) == 0x80 || o == 0x1f || (o >= 0xc8 && o <= 0xcf) ||
+		return (o & 0xf0) == 0x80 || (o >= 0x18 && o <= 0x1f) || o == 0x0d ||
+		       (o >= 0xc8 && o <= 0xcf) ||
 		       (in->mod == 3 && ((o & 0xf0) == 0x40 || (o & 0xf0) == 0x90 ||
 					 o == 0xb6 || o == 0xb7 || o == 0xbe || o == 0xbf));
 	if (in->map != MAP_1B)

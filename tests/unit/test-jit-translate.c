@@ -885,6 +885,112 @@ static void test_fault(void)
 	      (unsigned long long)out[0].rflags, (unsigned long long)out[1].rflags);
 }
 
+/*
+ * DIV of rDX:rAX by a register or memory (32 and 64 bits), translated on
+ * the host, with a flag reader after it; the dividend's high half is
+ * below the divisor (no #DE natively).  Then a zero divisor: #DE at the
+ * DIV (no IDT here: a shutdown), the state before it committed, as in the
+ * interpreter.
+ */
+static void test_div(void)
+{
+	static struct hcase c;
+	static const uint8_t code[] = {
+		0x48, 0x01, 0xd8,		/* add rax, rbx */
+		0x48, 0x01, 0xd8,		/* add rax, rbx (RAX cached, changed) */
+		0x31, 0xc9,			/* xor ecx, ecx */
+		0x48, 0xf7, 0xf1,		/* div rcx */
+		0x48, 0x83, 0xc2, 0x01,		/* add rdx, 1 */
+	};
+	struct jit_cpu *cpus[2] = { cpu_tr, cpu_in };
+	struct jit_regs out[2];
+	struct rng r = { 0xd1d1 };
+
+	for (int i = 0; i < 200; i++) {
+		bool w = i & 1, mem = i & 2;
+		uint64_t d = rnd(&r) | 1ull << (w ? 63 - rnd(&r) % 40 : 31 - rnd(&r) % 20);
+		uint64_t hi = rnd(&r) % (w ? d : (uint32_t)d);
+		unsigned dv = (unsigned[]){ 1, 6, 9, 14, 0 }[rnd(&r) % 5];	/* divisor's register */
+
+		rnd_case(&r, &c);
+		if (dv == 0)
+			hi %= w ? rnd(&r) | 1 : (uint32_t)(rnd(&r) | 1);	/* below rAX */
+		emit(&c, (uint8_t[]){ (uint8_t)(dv & 8 ? 0x49 : 0x48), (uint8_t)(0xb8 + (dv & 7)) }, 2);
+		emit(&c, &d, 8);			/* mov divisor, d */
+		emit(&c, (uint8_t[]){ 0x48, 0xba }, 2);
+		emit(&c, &hi, 8);			/* mov rdx, hi */
+		if (dv == 0)	/* rAX divides itself: hi below it (rAX's high bits random) */
+			emit(&c, (uint8_t[]){ 0x48, 0x0d, 0x00, 0x00, 0x00, 0x80 }, 6);	/* or rax, imm */
+		if (mem) {
+			int disp = rdisp(&r);
+
+			modrm_insn(&c, false, true, false, (uint8_t[]){ 0x89 }, 1, dv, -1, disp);
+			modrm_insn(&c, false, w, false, (uint8_t[]){ 0xf7 }, 1, 6, -1, disp);
+		} else {
+			modrm_insn(&c, false, w, false, (uint8_t[]){ 0xf7 }, 1, 6, (int)dv, 0);
+		}
+		flag_reader(&r, &c, rreg(&r), rreg(&r), rnd(&r) & 1, false);
+		both(&c, "DIV");
+	}
+
+	for (int k = 0; k < 2; k++) {
+		struct jit_regs st;
+		enum jit_exit e = JIT_EXIT_BUDGET;
+
+		memcpy(guest_ptr(CODE), code, sizeof(code));
+		memset(&st, 0, sizeof(st));
+		st.gpr[0] = 0x7fffffffffffffffull;
+		st.gpr[3] = 1;
+		st.gpr[4] = STACK_TOP;
+		st.rip = CODE;
+		st.rflags = 0x202;
+		jit_cpu_set_regs(cpus[k], &st);
+		for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
+			e = jit_cpu_run(cpus[k], 1000);
+		jit_cpu_get_regs(cpus[k], &out[k]);
+		CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 8 &&
+		      out[k].gpr[0] == 0x8000000000000001ull && out[k].gpr[2] == 0,
+		      "%s: DIV by 0 faults at the DIV, the state before it committed (rip %#llx)",
+		      k ? "interpreter" : "translator", (unsigned long long)out[k].rip);
+		harness_setup(cpus[k]);
+	}
+	CHECK(!memcmp(out[0].gpr, out[1].gpr, sizeof(out[0].gpr)) &&
+	      (out[0].rflags & FLAG_MASK) == (out[1].rflags & FLAG_MASK),
+	      "#DE state: translator and interpreter agree");
+}
+
+/*
+ * PAUSE and the hint NOPs (PREFETCHh, PREFETCHW, NOP r/m) are translated:
+ * a loop of them between a CMP and the Jcc that reads its flags runs
+ * linked and gives the native result.
+ */
+static void test_hints(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 0x9a05e };
+	/* mov ecx, 400; l: cmp ecx, 200; pause; prefetcht0 [rbx]; prefetchw [rbx + 8];
+	 * prefetchnta [rbx]; nop dword [rax]; jb s; inc eax; s: dec ecx; jnz l */
+	static const uint8_t loop[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00,
+		0x81, 0xf9, 0xc8, 0x00, 0x00, 0x00,
+		0xf3, 0x90,
+		0x0f, 0x18, 0x0b,
+		0x0f, 0x0d, 0x4b, 0x08,
+		0x0f, 0x18, 0x03,
+		0x0f, 0x1f, 0x00,
+		0x72, 0x02,
+		0xff, 0xc0,
+		0xff, 0xc9,
+		0x75, 0xe3,
+	};
+
+	rnd_case(&r, &c);
+	emit(&c, loop, sizeof(loop));
+	both(&c, "PAUSE and hint NOPs");
+	check_linked(&c, 1, false, "a loop of PAUSE and prefetches", &out);
+}
+
 /* Run a sibling suite with one extra environment setting; its exit status. */
 static int run_suite(const char *dir, const char *name, const char *var, const char *val)
 {
@@ -968,6 +1074,12 @@ int main(int argc, char **argv)
 	test_flush_keeps_global();
 	test_ret_table();
 	test_fault();
+	fails = cases = 0;
+	test_div();
+	CHECK(fails == 0, "DIV: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_hints();
+	CHECK(fails == 0, "PAUSE and hint NOPs: %d cases, %d differ", cases, fails);
 	if (argc > 0)
 		test_suites(argv[0]);
 	jit_cpu_free(cpu_tr);
