@@ -1,6 +1,9 @@
 /*
  * virtio-blk (VIRTIO 1.2 section 5.2): one request queue; requests are a
- * 16-byte header (type, sector), the data, and a status byte.
+ * 16-byte header (type, sector), the data, and a status byte.  The queue
+ * has 1024 entries and seg_max is 1022 (QEMU's rule, queue size less 2,
+ * with its queue-size=1024): Linux sends a 1 MiB read of 4 KiB pages as
+ * one request, where with 256 entries it split it in two (254 + 2 pages).
  *
  * The vCPU that notifies the queue takes the requests off it and starts
  * the reads a back-end can start without waiting; a small thread pool
@@ -34,7 +37,7 @@
 #define BLK_F_RO (1ull << 5)
 #define BLK_F_SEG_MAX (1ull << 2)
 #define BLK_F_FLUSH (1ull << 9)
-#define QSIZE 256
+#define QSIZE 1024
 
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8 };
 enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
@@ -563,7 +566,8 @@ int virtio_blk_new(struct machine *m, const struct hw_disk *d)
 		return r;
 	for (int i = 0; i < 8; i++)
 		v->config[i] = sectors >> (8 * i);
-	v->config[12] = QSIZE - 2;	/* seg_max */
+	for (int i = 0; i < 4; i++)
+		v->config[12 + i] = (uint8_t)((QSIZE - 2) >> (8 * i));	/* seg_max */
 	return 0;
 }
 

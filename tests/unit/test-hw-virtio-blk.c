@@ -8,10 +8,12 @@
  * thread pool.  The write, whose data may fill a socket, starts on a pool
  * thread.  Both complete into the used ring with their data and status.
  *
- * Then indirect descriptors (section 2.7.5.3): offered; refused while
- * not negotiated; once negotiated, a read of more segments than the ring
- * has entries goes in one ring entry, alone or after a direct header
- * descriptor, and an indirect table inside another one, or an indirect
+ * The queue has 1024 entries and seg_max is 1022, so that a 1 MiB read
+ * of 4 KiB pages is one request.  Then indirect descriptors (section
+ * 2.7.5.3): offered; refused while not negotiated; once negotiated, a
+ * read of more segments than the ring has entries goes in one ring entry,
+ * alone or after a direct header descriptor, and so does one of seg_max
+ * segments; an indirect table inside another one, or an indirect
  * descriptor with NEXT, makes the device ask for a reset.
  */
 #include <pthread.h>
@@ -108,6 +110,7 @@ static const struct hw_block_vec_ops mem_vec = { mem_readv, mem_writev, mem_subm
 #define SEGS 0x110000		/* the indirect reads' segments */
 #define QSIZE 8
 #define NSEG 10			/* segments of an indirect read: more than QSIZE */
+#define SEG_MAX 1022		/* the device's seg_max: its queue size, 1024, less 2 */
 
 static struct machine *m;
 static uint64_t bar;
@@ -194,7 +197,7 @@ static void offer(uint16_t n)
 /* A read of NSEG segments of 512 bytes, 1 KiB apart in SEGS, at sector,
  * through an indirect table at INDT: with the header in it (direct_hdr
  * false) or in ring descriptor 0 ahead of the table (true). */
-static void indirect_read(uint16_t n, uint64_t sector, bool direct_hdr)
+static void indirect_read(uint16_t n, uint64_t sector, bool direct_hdr, unsigned nseg)
 {
 	unsigned k = 0;
 
@@ -204,7 +207,7 @@ static void indirect_read(uint16_t n, uint64_t sector, bool direct_hdr)
 	*(uint8_t *)hw_ram_ptr(m, STATUS, 1) = 0xff;
 	if (!direct_hdr)
 		desc_at(INDT, k++, HDR, 16, 1, 1);
-	for (unsigned i = 0; i < NSEG; i++, k++)
+	for (unsigned i = 0; i < nseg; i++, k++)
 		desc_at(INDT, k, SEGS + 1024 * i, 512, 1 | 2, (uint16_t)(k + 1));
 	desc_at(INDT, k++, STATUS, 1, 2, 0);
 	if (direct_hdr) {
@@ -216,11 +219,11 @@ static void indirect_read(uint16_t n, uint64_t sector, bool direct_hdr)
 	offer(n);
 }
 
-static bool indirect_read_ok(uint64_t sector)
+static bool indirect_read_ok(uint64_t sector, unsigned nseg)
 {
-	uint8_t *data = hw_ram_ptr(m, SEGS, 1024 * NSEG);
+	uint8_t *data = hw_ram_ptr(m, SEGS, 1024 * nseg);
 
-	for (unsigned i = 0; i < NSEG; i++)
+	for (unsigned i = 0; i < nseg; i++)
 		if (memcmp(data + 1024 * i, disk + sector * 512 + 512 * i, 512) ||
 		    data[1024 * i + 512] != 0xee)
 			return false;
@@ -274,6 +277,9 @@ int main(void)
 	if (!CHECK(find_bar(), "virtio-blk's PCI function has BAR 4"))
 		return unit_done();
 	notifier = pthread_self();
+	common_w(0x16, 0, 2);
+	CHECK(common_r(0x18, 2) == 1024 && common_r(0x2000 + 12, 4) == SEG_MAX,
+	      "one queue of 1024 entries, seg_max %d (QEMU's queue-size=1024)", SEG_MAX);
 	driver_setup(false);
 	data = hw_ram_ptr(m, DATA, 8192);
 
@@ -307,20 +313,24 @@ int main(void)
 	put16(AVAIL + 2, 0);
 	driver_setup(true);
 	memset(hw_ram_ptr(m, SEGS, 1024 * NSEG), 0xee, 1024 * NSEG);
-	indirect_read(0, 40, false);
-	CHECK(wait_used(1) && indirect_read_ok(40),
+	indirect_read(0, 40, false, NSEG);
+	CHECK(wait_used(1) && indirect_read_ok(40, NSEG),
 	      "a read of %d segments, more than the ring's %d entries, in one indirect table", NSEG,
 	      QSIZE);
 	memset(hw_ram_ptr(m, SEGS, 1024 * NSEG), 0xee, 1024 * NSEG);
-	indirect_read(1, 77, true);
-	CHECK(wait_used(2) && indirect_read_ok(77),
+	indirect_read(1, 77, true, NSEG);
+	CHECK(wait_used(2) && indirect_read_ok(77, NSEG),
 	      "a direct header descriptor followed by an indirect table");
+	memset(hw_ram_ptr(m, SEGS, 1024 * SEG_MAX), 0xee, 1024 * SEG_MAX);
+	indirect_read(2, 3, false, SEG_MAX);
+	CHECK(wait_used(3) && indirect_read_ok(3, SEG_MAX),
+	      "a read of seg_max (%d) segments", SEG_MAX);
 
 	desc(0, INDT, 32, 4, 0);
 	desc_at(INDT, 0, HDR, 16, 1, 1);
 	desc_at(INDT, 1, INDT2, 16, 4, 0);
 	desc_at(INDT2, 0, STATUS, 1, 2, 0);
-	CHECK(asks_for_reset(2), "an indirect table inside an indirect table makes the device ask "
+	CHECK(asks_for_reset(3), "an indirect table inside an indirect table makes the device ask "
 	      "for a reset");
 	common_w(0x14, 0, 1);
 	memset(hw_ram_ptr(m, USED, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
