@@ -531,6 +531,7 @@ struct jit_tr {
 	unsigned nslot;
 	struct jit_tr_slot *jc;	/* chained entries by RIP */
 	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
+	bool sse_ok;		/* SSE's CR0/CR4 checks made since the last handler (tr-sse.c) */
 	uint64_t entry_rip;	/* the block's first instruction */
 	uint64_t *gen;		/* TLB generation the chained entry is good for */
 	void *owner;		/* jit_tr_req's */
@@ -649,6 +650,7 @@ int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in);	/* tr-sse.c */
 void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector);
 
 /* tr-flags.c */

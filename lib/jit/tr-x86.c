@@ -355,8 +355,10 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 			return jit_tr_setcc(t, in);
 		if (o >= 0xc8 && o <= 0xcf)
 			return jit_tr_bswap(t, in);
-		return TR_NO;
+		return jit_tr_sse(t, in);
 	}
+	if (in->map == MAP_0F38)
+		return jit_tr_sse(t, in);
 	if (in->map != MAP_1B)
 		return TR_NO;
 	if (in->mod != 3 && !in->lock && ((o < 0x40 && (o & 7) < 2) || (o >= 0x80 && o <= 0x83) ||
@@ -416,6 +418,7 @@ static void call_handler(struct jit_tr *t, const struct jit_binsn *bi)
 	jit_tr_call(&t->b, (const void *)bi->fn);
 	t->pend = 1;
 	t->dirty = 0;
+	t->sse_ok = false;		/* it may have written CR0 or CR4 */
 }
 
 /* An instruction through its interpreter handler, as the block loop runs

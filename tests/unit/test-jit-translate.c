@@ -960,6 +960,68 @@ static void test_div(void)
 }
 
 /*
+ * Integer SSE between XMM registers is translated (tr-sse.c): with
+ * CR0.TS set (#NM), CR0.EM set or CR4.OSFXSR clear (#UD) the first SSE
+ * instruction of a block faults (no IDT here: a shutdown) at itself, the
+ * state before it committed, as in the interpreter; with none of them,
+ * the code runs on.  A translated PADDD that skipped the checks ran on.
+ */
+static void test_sse_checks(void)
+{
+	static const uint8_t code[] = {
+		0x48, 0x01, 0xd8,		/* add rax, rbx */
+		0x66, 0x0f, 0xfe, 0xc1,		/* paddd xmm0, xmm1 */
+		0x66, 0x0f, 0xef, 0xd0,		/* pxor xmm2, xmm0 */
+		0x48, 0x83, 0xc2, 0x01,		/* add rdx, 1 */
+		0xeb, 0xfe,			/* jmp $ */
+	};
+	static const struct { uint64_t cr0_set, cr4_clear; const char *what; } conds[] = {
+		{ 0x8, 0, "CR0.TS (#NM)" }, { 0x4, 0, "CR0.EM (#UD)" },
+		{ 0, 0x200, "CR4.OSFXSR clear (#UD)" }, { 0, 0, "none" },
+	};
+	struct jit_cpu *cpus[2] = { cpu_tr, cpu_in };
+
+	for (unsigned c = 0; c < 4; c++) {
+		struct jit_regs out[2];
+
+		for (int k = 0; k < 2; k++) {
+			struct jit_regs st;
+			struct jit_sregs sr;
+			enum jit_exit e = JIT_EXIT_BUDGET;
+
+			memcpy(guest_ptr(CODE), code, sizeof(code));
+			jit_cpu_get_sregs(cpus[k], &sr);
+			sr.cr0 |= conds[c].cr0_set;
+			sr.cr4 &= ~conds[c].cr4_clear;
+			jit_cpu_set_sregs(cpus[k], &sr);
+			memset(&st, 0, sizeof(st));
+			st.gpr[0] = 5;
+			st.gpr[3] = 1;
+			st.gpr[4] = STACK_TOP;
+			st.rip = CODE;
+			st.rflags = 0x2;
+			jit_cpu_set_regs(cpus[k], &st);
+			for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
+				e = jit_cpu_run(cpus[k], 1000);
+			jit_cpu_get_regs(cpus[k], &out[k]);
+			if (conds[c].cr0_set || conds[c].cr4_clear)
+				CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 3 && out[k].gpr[0] == 6 &&
+				      out[k].gpr[2] == 0,
+				      "%s: with %s PADDD faults at itself, the ADD before it done (rip %#llx)",
+				      k ? "interpreter" : "translator", conds[c].what,
+				      (unsigned long long)out[k].rip);
+			else
+				CHECK(e == JIT_EXIT_BUDGET && out[k].rip == CODE + 15 && out[k].gpr[2] == 1,
+				      "%s: with SSE enabled the code runs on to its loop",
+				      k ? "interpreter" : "translator");
+			harness_setup(cpus[k]);
+		}
+		CHECK(!memcmp(out[0].gpr, out[1].gpr, sizeof(out[0].gpr)) && out[0].rip == out[1].rip,
+		      "%s: translator and interpreter agree", conds[c].what);
+	}
+}
+
+/*
  * PAUSE and the hint NOPs (PREFETCHh, PREFETCHW, NOP r/m) are translated:
  * a loop of them between a CMP and the Jcc that reads its flags runs
  * linked and gives the native result.
@@ -1077,6 +1139,7 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_div();
 	CHECK(fails == 0, "DIV: %d cases, %d differ", cases, fails);
+	test_sse_checks();
 	fails = cases = 0;
 	test_hints();
 	CHECK(fails == 0, "PAUSE and hint NOPs: %d cases, %d differ", cases, fails);

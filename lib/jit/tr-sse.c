@@ -1,0 +1,114 @@
+/*
+ * Integer SSE instructions between XMM registers, run on the host's SSE
+ * unit: the guest's registers stay in cpu->fpu.xmm; the instruction runs
+ * on host XMM0 (its destination) and XMM1 (its source), which translated
+ * code otherwise uses only as scratch (chained entries' code checks).
+ * Only 66-prefixed forms of the 0F map (and 66 0F 38 00, PSHUFB) whose
+ * result depends on their operands alone: no MXCSR, no RFLAGS, no
+ * general register, no memory operand.  Anything else goes to its
+ * handler (sse.c), as before.
+ *
+ * sse.c's check_sse() comes first, once per block until a handler runs
+ * (a handler may write CR0 or CR4): CR0.EM or a clear CR4.OSFXSR raise
+ * #UD, CR0.TS #NM, from a cold path (jit_tr_cold_raise()), with the
+ * state before the instruction.
+ */
+#include <stddef.h>
+
+#include "jit/internal.h"
+
+#define OFF_XMM(r) ((int32_t)(offsetof(struct jit_cpu, fpu.xmm) + 16 * (r)))
+#define OFF_CR0 ((int32_t)offsetof(struct jit_cpu, cr0))
+#define OFF_CR4 ((int32_t)offsetof(struct jit_cpu, cr4))
+
+/* 66 0F xx of two XMM registers that only computes: unpacks, packs,
+ * compares, MOVDQA, PSHUFD, shifts by a register, integer arithmetic and
+ * logic (not D0 ADDSUBPD, D6 MOVQ, D7 PMOVMSKB, E6 CVTTPD2DQ, E7 MOVNTDQ,
+ * F0, F7 MASKMOVDQU, FF). */
+static bool two_regs(uint8_t o)
+{
+	if (o >= 0x60 && o <= 0x6d)
+		return true;
+	if (o == 0x6f || o == 0x70 || (o >= 0x74 && o <= 0x76))
+		return true;
+	if (o >= 0xd1 && o <= 0xfe)
+		return !(o == 0xd6 || o == 0xd7 || o == 0xe6 || o == 0xe7 || o == 0xf0 || o == 0xf7);
+	return false;
+}
+
+/* movdqu xmm<hx>, [rbx + OFF_XMM(g)] (store: movdqu [..], xmm<hx>) */
+static void xmm_move(struct jit_tr *t, unsigned hx, unsigned g, bool store)
+{
+	jit_tr_byte(&t->b, 0xf3);
+	jit_tr_ins(t, 4, store ? 0x0f7f : 0x0f6f, hx, jit_tr_m(RBX, OFF_XMM(g)));
+}
+
+/* check_sse() of sse.c, in translated code: once per block until a
+ * handler runs. */
+static void sse_check(struct jit_tr *t)
+{
+	uint8_t *ud;
+
+	if (t->sse_ok)
+		return;
+	jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_m(RBX, OFF_CR0), CR0_EM);		/* test */
+	ud = jit_tr_jump(&t->b, 5);						/* jnz */
+	jit_tr_cold_raise(t, ud, EXC_UD);
+	jit_tr_ins32(t, 4, 0xf7, 0, jit_tr_m(RBX, OFF_CR4), CR4_OSFXSR);	/* test */
+	ud = jit_tr_jump(&t->b, 4);						/* jz */
+	jit_tr_cold_raise(t, ud, EXC_UD);
+	jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_m(RBX, OFF_CR0), CR0_TS);
+	ud = jit_tr_jump(&t->b, 5);
+	jit_tr_cold_raise(t, ud, EXC_NM);
+	t->sse_ok = true;
+}
+
+int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
+{
+	uint8_t o = in->op;
+	bool shift_imm = in->map == MAP_0F && o >= 0x71 && o <= 0x73;
+	unsigned ext = in->reg & 7;
+
+	if (!in->pfx66 || in->rep || in->lock || in->mod != 3)
+		return TR_NO;
+	if (in->map == MAP_0F38) {
+		if (o != 0x00)				/* PSHUFB */
+			return TR_NO;
+	} else if (in->map != MAP_0F) {
+		return TR_NO;
+	} else if (shift_imm) {
+		/* 71: PSRLW PSRAW PSLLW; 72: PSRLD PSRAD PSLLD; 73: PSRLQ PSRLDQ PSLLQ PSLLDQ */
+		if (!(ext == 2 || ext == 6 || (ext == 4 && o != 0x73) || ((ext == 3 || ext == 7) && o == 0x73)))
+			return TR_NO;
+	} else if (!two_regs(o)) {
+		return TR_NO;
+	}
+	sse_check(t);	/* its TESTs clobber the host's flags: keeps_hflags() spilled them */
+	if (shift_imm) {		/* the register is the destination, in ModRM.rm */
+		xmm_move(t, 0, in->rm, false);
+		jit_tr_byte(&t->b, 0x66);
+		jit_tr_byte(&t->b, 0x0f);
+		jit_tr_byte(&t->b, o);
+		jit_tr_byte(&t->b, (uint8_t)(0xc0 | ext << 3 | 0));
+		jit_tr_byte(&t->b, (uint8_t)in->imm);
+		xmm_move(t, 0, in->rm, true);
+		return TR_OK;
+	}
+	if (in->map == MAP_0F && o == 0x6f) {	/* MOVDQA xmm, xmm */
+		xmm_move(t, 0, in->rm, false);
+		xmm_move(t, 0, in->reg, true);
+		return TR_OK;
+	}
+	xmm_move(t, 0, in->reg, false);
+	xmm_move(t, 1, in->rm, false);
+	jit_tr_byte(&t->b, 0x66);
+	jit_tr_byte(&t->b, 0x0f);
+	if (in->map == MAP_0F38)
+		jit_tr_byte(&t->b, 0x38);
+	jit_tr_byte(&t->b, o);
+	jit_tr_byte(&t->b, 0xc1);			/* xmm0, xmm1 */
+	if (in->map == MAP_0F && o == 0x70)
+		jit_tr_byte(&t->b, (uint8_t)in->imm);	/* PSHUFD's order */
+	xmm_move(t, 0, in->reg, true);
+	return TR_OK;
+}
