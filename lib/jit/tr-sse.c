@@ -4,9 +4,9 @@
  * on host XMM0 (its destination) and XMM1 (its source), which translated
  * code otherwise uses only as scratch (chained entries' code checks).
  * Only 66-prefixed forms of the 0F map (and 66 0F 38 00, PSHUFB) whose
- * result depends on their operands alone: no MXCSR, no RFLAGS, no
- * general register, no memory operand.  Anything else goes to its
- * handler (sse.c), as before.
+ * result depends on their operands alone: no MXCSR, no RFLAGS, no memory
+ * operand; a general register only for MOVD/MOVQ and PMOVMSKB (through
+ * host RAX).  Anything else goes to its handler (sse.c), as before.
  *
  * sse.c's check_sse() comes first, once per block until a handler runs
  * (a handler may write CR0 or CR4): CR0.EM or a clear CR4.OSFXSR raise
@@ -63,6 +63,40 @@ static void sse_check(struct jit_tr *t)
 	t->sse_ok = true;
 }
 
+/* 66 0F 6E MOVD/MOVQ xmm, r; 66 0F 7E MOVD/MOVQ r, xmm; 66 0F D7
+ * PMOVMSKB r, xmm: through host RAX and XMM0. */
+static int gpr_form(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned gsize = in->rex & 8 ? 8 : 4;
+	uint8_t w = gsize == 8 ? 0x48 : 0;
+
+	sse_check(t);
+	switch (in->op) {
+	case 0x6e:
+		jit_tr_greg_load(t, in, RAX, in->rm, gsize);
+		jit_tr_byte(&t->b, 0x66);
+		if (w)
+			jit_tr_byte(&t->b, w);
+		jit_tr_byte(&t->b, 0x0f), jit_tr_byte(&t->b, 0x6e), jit_tr_byte(&t->b, 0xc0);
+		xmm_move(t, 0, in->reg, true);		/* zero-extended to 128 bits */
+		return TR_OK;
+	case 0x7e:
+		xmm_move(t, 0, in->reg, false);
+		jit_tr_byte(&t->b, 0x66);
+		if (w)
+			jit_tr_byte(&t->b, w);
+		jit_tr_byte(&t->b, 0x0f), jit_tr_byte(&t->b, 0x7e), jit_tr_byte(&t->b, 0xc0);
+		jit_tr_greg_store(t, in, RAX, in->rm, gsize);
+		return TR_OK;
+	default:					/* D7 */
+		xmm_move(t, 1, in->rm, false);
+		jit_tr_byte(&t->b, 0x66);
+		jit_tr_byte(&t->b, 0x0f), jit_tr_byte(&t->b, 0xd7), jit_tr_byte(&t->b, 0xc1);
+		jit_tr_greg_store(t, in, RAX, in->reg, 8);
+		return TR_OK;
+	}
+}
+
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 {
 	uint8_t o = in->op;
@@ -71,6 +105,8 @@ int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 
 	if (!in->pfx66 || in->rep || in->lock || in->mod != 3)
 		return TR_NO;
+	if (in->map == MAP_0F && (o == 0x6e || o == 0x7e || o == 0xd7))
+		return gpr_form(t, in);
 	if (in->map == MAP_0F38) {
 		if (o != 0x00)				/* PSHUFB */
 			return TR_NO;
