@@ -323,6 +323,7 @@ struct jit_cpu {
 	uint64_t chain_ng_flushes;	/* the block cache's flushes when chain_ng was begun */
 	struct jit_tr_slot *tr_link;	/* exit slot to link to the next block, or NULL */
 	uint64_t tr_tmp;	/* translated code's scratch (flags across a store) */
+	union jit_xmm tr_x;	/* a 16-byte SSE load's bytes (jit_tr_mem_load16()) */
 
 	/* The translator's view of the TLB (tr-mem.c), kept with it by
 	 * jit_tlb_fill() and jit_tlb_drop(): per entry and kind of access
@@ -457,6 +458,7 @@ uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 uint64_t jit_tr_read_w(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
 _Noreturn void jit_tr_fault(struct jit_cpu *cpu, int vector, uint64_t off, unsigned size);
+void jit_tr_read16(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 /* Emit bytes; past the buffer's end, set full and write nothing. */
 static inline void jit_tr_byte(struct jit_tr_buf *b, uint8_t v)
 {
@@ -515,6 +517,7 @@ _Static_assert(offsetof(struct jit_cpu, irq_level) == offsetof(struct jit_cpu, e
 #define OFF_TLB_GEN ((int32_t)offsetof(struct jit_cpu, tlb_gen))
 #define OFF_TR_LINK ((int32_t)offsetof(struct jit_cpu, tr_link))
 #define OFF_TR_TMP ((int32_t)offsetof(struct jit_cpu, tr_tmp))
+#define OFF_TR_X ((int32_t)offsetof(struct jit_cpu, tr_x))
 #define OFF_SEGBASE(s) ((int32_t)(offsetof(struct jit_cpu, seg) + \
 			 (s) * sizeof(struct jit_segment) + offsetof(struct jit_segment, base)))
 
@@ -652,6 +655,7 @@ int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in);	/* tr-sse.c */
 void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector);
+void jit_tr_mem_load16(struct jit_tr *t, int seg);
 
 /* tr-flags.c */
 void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask);

@@ -129,12 +129,27 @@ uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
 }
 
 /* An exception raised from translated code (jit_tr_cold_raise()): the
- * slow path's arguments, the vector in place of the segment. */
+ * slow path's arguments, the vector in place of the segment.  #GP has an
+ * error code (0 here), the others raised so (#DE, #UD, #NM) none. */
 void jit_tr_fault(struct jit_cpu *cpu, int vector, uint64_t off, unsigned size)
 {
 	(void)off;
 	(void)size;
+	if (vector == EXC_GP)
+		jit_raise(cpu, EXC_GP, 0);
 	jit_raise_nocode(cpu, vector);
+}
+
+/* The 16 bytes at seg:off into cpu->tr_x, as sse.c's load() reads them
+ * (two halves, each with its faults): jit_tr_mem_load16()'s slow path. */
+void jit_tr_read16(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	uint64_t lin = seg_lin(cpu, seg, off, 16, ACC_R);
+	unsigned acc = acc_user(cpu, ACC_R);
+
+	(void)size;
+	cpu->tr_x.q[0] = lin_read(cpu, lin, 8, acc);
+	cpu->tr_x.q[1] = lin_read(cpu, cpu->lma ? lin + 8 : (uint32_t)(lin + 8), 8, acc);
 }
 
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)

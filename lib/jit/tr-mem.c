@@ -156,6 +156,29 @@ void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector)
 	jit_tr_here(&t->b, over);
 }
 
+/* XMM1 = the 16 bytes at seg:RSI (an SSE load), through cpu->tr_x, where
+ * the slow path (jit_tr_read16()) leaves them.  Clobbers RAX, RCX, RDX,
+ * RSI, RDI, R8-R11 and, on the slow path, the other XMM registers. */
+void jit_tr_mem_load16(struct jit_tr *t, int seg)
+{
+	uint8_t *miss, *done;
+	unsigned lin = tlb_fast(t, seg, 16, false, &miss);
+
+	jit_tr_byte(&t->b, 0xf3);				/* movdqu xmm1, [lin + rdx] */
+	jit_tr_ins(t, 4, 0x0f6f, 1, jit_tr_mx(lin, RDX, 0, 0));
+	jit_tr_byte(&t->b, 0xf3);				/* movdqu [rbx + tr_x], xmm1 */
+	jit_tr_ins(t, 4, 0x0f7f, 1, jit_tr_m(RBX, OFF_TR_X));
+	if (!cold_note(t, (uint8_t *[3]){ miss, NULL, NULL }, seg, 16,
+		       (const void *)jit_tr_read16)) {
+		done = jit_tr_jump(&t->b, -1);
+		jit_tr_here(&t->b, miss);
+		slow_path(t, seg, 16, (const void *)jit_tr_read16);
+		jit_tr_here(&t->b, done);
+	}
+	jit_tr_byte(&t->b, 0xf3);				/* movdqu xmm1, [rbx + tr_x] */
+	jit_tr_ins(t, 4, 0x0f6f, 1, jit_tr_m(RBX, OFF_TR_X));
+}
+
 /* RAX = the size bytes at seg:RSI, zero-extended (translated for writing
  * when write: the load of a read-modify-write).  Clobbers RCX, RDX, RSI,
  * RDI, R8-R11. */

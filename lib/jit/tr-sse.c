@@ -3,10 +3,13 @@
  * unit: the guest's registers stay in cpu->fpu.xmm; the instruction runs
  * on host XMM0 (its destination) and XMM1 (its source), which translated
  * code otherwise uses only as scratch (chained entries' code checks).
- * Only 66-prefixed forms of the 0F map (and 66 0F 38 00, PSHUFB) whose
- * result depends on their operands alone: no MXCSR, no RFLAGS, no memory
- * operand; a general register only for MOVD/MOVQ and PMOVMSKB (through
- * host RAX).  Anything else goes to its handler (sse.c), as before.
+ * Only 66-prefixed forms of the 0F map (and 66 0F 38 00, PSHUFB; F3 0F
+ * 6F, MOVDQU) whose result depends on their operands alone: no MXCSR, no
+ * RFLAGS; a general register only for MOVD/MOVQ and PMOVMSKB (through
+ * host RAX); a 16-byte memory source through jit_tr_mem_load16() (the
+ * TLB's fast path, the interpreter's load on a miss), #GP(0) when it must
+ * be aligned and is not.  Stores and anything else go to their handlers
+ * (sse.c), as before.
  *
  * sse.c's check_sse() comes first, once per block until a handler runs
  * (a handler may write CR0 or CR4): CR0.EM or a clear CR4.OSFXSR raise
@@ -97,16 +100,32 @@ static int gpr_form(struct jit_tr *t, const struct jit_insn *in)
 	}
 }
 
+/* XMM1 = the memory operand (16 bytes): #GP(0) first when it must be
+ * aligned and is not, as sse.c's load() checks the effective address. */
+static void src_mem(struct jit_tr *t, const struct jit_insn *in, bool aligned)
+{
+	uint8_t *gp;
+
+	jit_tr_ea(t, in);
+	if (aligned) {
+		jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_r(RSI), 15);		/* test sil, 15 */
+		gp = jit_tr_jump(&t->b, 5);				/* jnz */
+		jit_tr_cold_raise(t, gp, EXC_GP);
+	}
+	jit_tr_mem_load16(t, in->seg);
+}
+
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 {
 	uint8_t o = in->op;
 	bool shift_imm = in->map == MAP_0F && o >= 0x71 && o <= 0x73;
+	bool movdqu = in->map == MAP_0F && o == 0x6f && in->rep == 0xf3 && !in->pfx66;
 	unsigned ext = in->reg & 7;
 
-	if (!in->pfx66 || in->rep || in->lock || in->mod != 3)
+	if (in->lock || (!movdqu && (!in->pfx66 || in->rep)))
 		return TR_NO;
 	if (in->map == MAP_0F && (o == 0x6e || o == 0x7e || o == 0xd7))
-		return gpr_form(t, in);
+		return in->mod == 3 ? gpr_form(t, in) : TR_NO;
 	if (in->map == MAP_0F38) {
 		if (o != 0x00)				/* PSHUFB */
 			return TR_NO;
@@ -114,7 +133,8 @@ int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 		return TR_NO;
 	} else if (shift_imm) {
 		/* 71: PSRLW PSRAW PSLLW; 72: PSRLD PSRAD PSLLD; 73: PSRLQ PSRLDQ PSLLQ PSLLDQ */
-		if (!(ext == 2 || ext == 6 || (ext == 4 && o != 0x73) || ((ext == 3 || ext == 7) && o == 0x73)))
+		if (in->mod != 3 || !(ext == 2 || ext == 6 || (ext == 4 && o != 0x73) ||
+				      ((ext == 3 || ext == 7) && o == 0x73)))
 			return TR_NO;
 	} else if (!two_regs(o)) {
 		return TR_NO;
@@ -130,13 +150,16 @@ int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 		xmm_move(t, 0, in->rm, true);
 		return TR_OK;
 	}
-	if (in->map == MAP_0F && o == 0x6f) {	/* MOVDQA xmm, xmm */
-		xmm_move(t, 0, in->rm, false);
-		xmm_move(t, 0, in->reg, true);
+	/* the source into XMM1: a register, or memory (aligned but for MOVDQU) */
+	if (in->mod == 3)
+		xmm_move(t, 1, in->rm, false);
+	else
+		src_mem(t, in, !movdqu);
+	if (in->map == MAP_0F && o == 0x6f) {	/* MOVDQA, MOVDQU xmm, xmm/m128 */
+		xmm_move(t, 1, in->reg, true);
 		return TR_OK;
 	}
 	xmm_move(t, 0, in->reg, false);
-	xmm_move(t, 1, in->rm, false);
 	jit_tr_byte(&t->b, 0x66);
 	jit_tr_byte(&t->b, 0x0f);
 	if (in->map == MAP_0F38)
