@@ -459,6 +459,7 @@ uint64_t jit_tr_read_w(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val);
 _Noreturn void jit_tr_fault(struct jit_cpu *cpu, int vector, uint64_t off, unsigned size);
 void jit_tr_read16(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
+void jit_tr_write16(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
 /* Emit bytes; past the buffer's end, set full and write nothing. */
 static inline void jit_tr_byte(struct jit_tr_buf *b, uint8_t v)
 {
@@ -656,6 +657,7 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in);	/* tr-sse.c */
 void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector);
 void jit_tr_mem_load16(struct jit_tr *t, int seg);
+void jit_tr_mem_store16_last(struct jit_tr *t, int seg, uint8_t **done);
 
 /* tr-flags.c */
 void jit_tr_flags_merge_rdx(struct jit_tr *t, uint32_t mask);

@@ -140,6 +140,16 @@ void jit_tr_fault(struct jit_cpu *cpu, int vector, uint64_t off, unsigned size)
 	jit_raise_nocode(cpu, vector);
 }
 
+/* cpu->tr_x to the 16 bytes at seg:off, as sse.c's store() writes them
+ * (nothing written when either page faults): jit_tr_mem_store16_last()'s
+ * slow path. */
+void jit_tr_write16(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	(void)size;
+	jit_write_bytes(cpu, seg_lin(cpu, seg, off, 16, ACC_W), cpu->tr_x.b, 16,
+			acc_user(cpu, ACC_W));
+}
+
 /* The 16 bytes at seg:off into cpu->tr_x, as sse.c's load() reads them
  * (two halves, each with its faults): jit_tr_mem_load16()'s slow path. */
 void jit_tr_read16(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)

@@ -211,8 +211,10 @@ void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size)
  * store that crosses a page misses the TLB.  Clobbers RAX, RCX, RDX, RSI,
  * RDI, R9-R11.
  */
-static struct jit_tr_cold *store(struct jit_tr *t, int seg, unsigned size, uint8_t **done)
+static struct jit_tr_cold *store_acc(struct jit_tr *t, int seg, unsigned size, uint8_t **done,
+				     bool xmm)
 {
+	const void *fn = xmm ? (const void *)jit_tr_write16 : (const void *)jit_tr_write;
 	uintptr_t first = t->code_lo & ~(uintptr_t)0xfff, last = (t->code_hi - 1) & ~(uintptr_t)0xfff;
 	uint8_t *miss, *smc[2] = { NULL, NULL };
 	unsigned lin = tlb_fast(t, seg, size, true, &miss);
@@ -229,9 +231,13 @@ static struct jit_tr_cold *store(struct jit_tr *t, int seg, unsigned size, uint8
 		jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_r(RAX));
 		smc[1] = jit_tr_jump(&t->b, 4);
 	}
-	jit_tr_st(t, size, R8, jit_tr_m(RDX, 0));
-	c = cold_note(t, (uint8_t *[3]){ miss, smc[0], smc[1] }, seg, size,
-		      (const void *)jit_tr_write);
+	if (xmm) {
+		jit_tr_byte(&t->b, 0xf3);			/* movdqu [rdx], xmm1 */
+		jit_tr_ins(t, 4, 0x0f7f, 1, jit_tr_m(RDX, 0));
+	} else {
+		jit_tr_st(t, size, R8, jit_tr_m(RDX, 0));
+	}
+	c = cold_note(t, (uint8_t *[3]){ miss, smc[0], smc[1] }, seg, size, fn);
 	*done = NULL;
 	if (c)
 		return c;
@@ -239,8 +245,22 @@ static struct jit_tr_cold *store(struct jit_tr *t, int seg, unsigned size, uint8
 	jit_tr_here(&t->b, miss);
 	jit_tr_here(&t->b, smc[0]);
 	jit_tr_here(&t->b, smc[1]);
-	slow_path(t, seg, size, (const void *)jit_tr_write);
+	slow_path(t, seg, size, fn);
 	return NULL;
+}
+
+static struct jit_tr_cold *store(struct jit_tr *t, int seg, unsigned size, uint8_t **done)
+{
+	return store_acc(t, seg, size, done, false);
+}
+
+/* Store XMM1 (16 bytes, also in cpu->tr_x for the slow path,
+ * jit_tr_write16()) at seg:RSI as an instruction's last store: then
+ * jit_tr_mem_store_end(), as after jit_tr_mem_store_last(). */
+void jit_tr_mem_store16_last(struct jit_tr *t, int seg, uint8_t **done)
+{
+	if (store_acc(t, seg, 16, done, true))
+		*done = NULL;
 }
 
 /* Store R8's low size bytes at seg:RSI (then jit_tr_smc_check() once the

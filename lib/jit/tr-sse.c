@@ -3,13 +3,15 @@
  * unit: the guest's registers stay in cpu->fpu.xmm; the instruction runs
  * on host XMM0 (its destination) and XMM1 (its source), which translated
  * code otherwise uses only as scratch (chained entries' code checks).
- * Only 66-prefixed forms of the 0F map (and 66 0F 38 00, PSHUFB; F3 0F
- * 6F, MOVDQU) whose result depends on their operands alone: no MXCSR, no
- * RFLAGS; a general register only for MOVD/MOVQ and PMOVMSKB (through
- * host RAX); a 16-byte memory source through jit_tr_mem_load16() (the
- * TLB's fast path, the interpreter's load on a miss), #GP(0) when it must
- * be aligned and is not.  Stores and anything else go to their handlers
- * (sse.c), as before.
+ * Only 66-prefixed forms of the 0F map (and 66 0F 38 00, PSHUFB) whose
+ * result depends on their operands alone: no MXCSR, no RFLAGS; a general
+ * register only for MOVD/MOVQ and PMOVMSKB (through host RAX); and the
+ * 16-byte moves (MOVUPS/MOVAPS/MOVUPD/MOVAPD, MOVDQA, MOVDQU).  A 16-byte
+ * memory operand goes through jit_tr_mem_load16() or
+ * jit_tr_mem_store16_last() (the TLB's fast path, the interpreter's
+ * access on a miss, a store's SMC check), #GP(0) first when it must be
+ * aligned and is not.  Anything else goes to its handler (sse.c), as
+ * before.
  *
  * sse.c's check_sse() comes first, once per block until a handler runs
  * (a handler may write CR0 or CR4): CR0.EM or a clear CR4.OSFXSR raise
@@ -24,15 +26,15 @@
 #define OFF_CR0 ((int32_t)offsetof(struct jit_cpu, cr0))
 #define OFF_CR4 ((int32_t)offsetof(struct jit_cpu, cr4))
 
-/* 66 0F xx of two XMM registers that only computes: unpacks, packs,
- * compares, MOVDQA, PSHUFD, shifts by a register, integer arithmetic and
- * logic (not D0 ADDSUBPD, D6 MOVQ, D7 PMOVMSKB, E6 CVTTPD2DQ, E7 MOVNTDQ,
- * F0, F7 MASKMOVDQU, FF). */
+/* 66 0F xx with an XMM destination and an XMM or m128 source that only
+ * computes: unpacks, packs, compares, PSHUFD, shifts by a register,
+ * integer arithmetic and logic (not D0 ADDSUBPD, D6 MOVQ, D7 PMOVMSKB,
+ * E6 CVTTPD2DQ, E7 MOVNTDQ, F0, F7 MASKMOVDQU, FF). */
 static bool two_regs(uint8_t o)
 {
 	if (o >= 0x60 && o <= 0x6d)
 		return true;
-	if (o == 0x6f || o == 0x70 || (o >= 0x74 && o <= 0x76))
+	if (o == 0x70 || (o >= 0x74 && o <= 0x76))
 		return true;
 	if (o >= 0xd1 && o <= 0xfe)
 		return !(o == 0xd6 || o == 0xd7 || o == 0xe6 || o == 0xe7 || o == 0xf0 || o == 0xf7);
@@ -115,14 +117,55 @@ static void src_mem(struct jit_tr *t, const struct jit_insn *in, bool aligned)
 	jit_tr_mem_load16(t, in->seg);
 }
 
+/* The moves of 16 bytes: MOVUPS/MOVUPD 10/11, MOVAPS/MOVAPD 28/29,
+ * MOVDQA 66 6F/7F, MOVDQU F3 6F/7F (loads, stores, between registers);
+ * the aligned ones raise #GP(0) for a misaligned operand.  A store goes
+ * through jit_tr_mem_store16_last() with the SMC check after it. */
+static int xmm_moves(struct jit_tr *t, const struct jit_insn *in)
+{
+	uint8_t o = in->op, *gp, *done;
+	bool store = o == 0x11 || o == 0x29 || o == 0x7f;
+	bool aligned = o == 0x28 || o == 0x29 || ((o == 0x6f || o == 0x7f) && in->pfx66);
+
+	sse_check(t);	/* its TESTs clobber the host's flags: keeps_hflags() spilled them */
+	if (in->mod == 3) {
+		xmm_move(t, 1, store ? in->reg : in->rm, false);
+		xmm_move(t, 1, store ? in->rm : in->reg, true);
+		return TR_OK;
+	}
+	if (!store) {
+		src_mem(t, in, aligned);
+		xmm_move(t, 1, in->reg, true);
+		return TR_OK;
+	}
+	xmm_move(t, 1, in->reg, false);
+	jit_tr_byte(&t->b, 0xf3);			/* movdqu [rbx + tr_x], xmm1 */
+	jit_tr_ins(t, 4, 0x0f7f, 1, jit_tr_m(RBX, OFF_TR_X));
+	jit_tr_ea(t, in);
+	if (aligned) {
+		jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_r(RSI), 15);		/* test sil, 15 */
+		gp = jit_tr_jump(&t->b, 5);
+		jit_tr_cold_raise(t, gp, EXC_GP);
+	}
+	jit_tr_mem_store16_last(t, in->seg, &done);
+	jit_tr_mem_store_end(t, done);
+	return TR_OK;
+}
+
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 {
 	uint8_t o = in->op;
 	bool shift_imm = in->map == MAP_0F && o >= 0x71 && o <= 0x73;
-	bool movdqu = in->map == MAP_0F && o == 0x6f && in->rep == 0xf3 && !in->pfx66;
 	unsigned ext = in->reg & 7;
 
-	if (in->lock || (!movdqu && (!in->pfx66 || in->rep)))
+	if (in->lock)
+		return TR_NO;
+	if (in->map == MAP_0F && !in->rep && (o == 0x10 || o == 0x11 || o == 0x28 || o == 0x29))
+		return xmm_moves(t, in);
+	if (in->map == MAP_0F && (o == 0x6f || o == 0x7f) &&
+	    ((in->pfx66 && !in->rep) || (in->rep == 0xf3 && !in->pfx66)))
+		return xmm_moves(t, in);
+	if (!in->pfx66 || in->rep)
 		return TR_NO;
 	if (in->map == MAP_0F && (o == 0x6e || o == 0x7e || o == 0xd7))
 		return in->mod == 3 ? gpr_form(t, in) : TR_NO;
@@ -150,15 +193,11 @@ int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 		xmm_move(t, 0, in->rm, true);
 		return TR_OK;
 	}
-	/* the source into XMM1: a register, or memory (aligned but for MOVDQU) */
+	/* the source into XMM1: a register, or memory (aligned) */
 	if (in->mod == 3)
 		xmm_move(t, 1, in->rm, false);
 	else
-		src_mem(t, in, !movdqu);
-	if (in->map == MAP_0F && o == 0x6f) {	/* MOVDQA, MOVDQU xmm, xmm/m128 */
-		xmm_move(t, 1, in->reg, true);
-		return TR_OK;
-	}
+		src_mem(t, in, true);
 	xmm_move(t, 0, in->reg, false);
 	jit_tr_byte(&t->b, 0x66);
 	jit_tr_byte(&t->b, 0x0f);

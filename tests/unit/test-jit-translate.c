@@ -1022,22 +1022,29 @@ static void test_sse_checks(void)
 }
 
 /*
- * SSE with a 16-byte memory source (tr-sse.c, jit_tr_mem_load16()):
- * PADDD, PSHUFB and MOVDQA from aligned operands, MOVDQU from unaligned
- * ones, one of them across a page (the slow path's two halves), then
- * PCMPEQB and PMOVMSKB into a general register; XMM registers compared
- * with native runs too.  A misaligned PADDD raises #GP(0) at itself with
+ * SSE with a 16-byte memory operand (tr-sse.c, jit_tr_mem_load16(),
+ * jit_tr_mem_store16_last()): PADDD, PSHUFB and MOVDQA from aligned
+ * operands, MOVDQU and MOVUPS from unaligned ones, one across a page (the
+ * slow path's two halves), PCMPEQB and PMOVMSKB into a general register;
+ * MOVAPS, MOVDQU, MOVDQA and MOVUPS stores, one across a page; moves
+ * between registers; XMM registers and memory compared with native runs.
+ * A MOVDQU store over the next instructions: the new ones run, natively
+ * and translated.  A misaligned PADDD raises #GP(0) at itself with
  * the earlier state committed (no IDT here: a shutdown), as in the
  * interpreter.  Without the alignment check the translator ran on.
  */
 static void test_sse_mem(void)
 {
 	static struct hcase c;
-	static const uint8_t code[] = {
+	static const uint8_t codes[2][12] = { {
 		0x48, 0x01, 0xd8,			/* add rax, rbx */
 		0x66, 0x0f, 0xfe, 0x4b, 0x08,		/* paddd xmm1, [rbx + 8] */
 		0x48, 0x83, 0xc2, 0x01,			/* add rdx, 1 */
-	};
+	}, {
+		0x48, 0x01, 0xd8,			/* add rax, rbx */
+		0x0f, 0x29, 0x4b, 0x08, 0x90,		/* movaps [rbx + 8], xmm1; nop */
+		0x48, 0x83, 0xc2, 0x01,			/* add rdx, 1 */
+	} };
 	struct jit_cpu *cpus[2] = { cpu_tr, cpu_in };
 	struct jit_regs out[2];
 	struct rng r = { 0x55e };
@@ -1056,33 +1063,61 @@ static void test_sse_mem(void)
 		emit(&c, (uint8_t[]){ 0x66, 0x0f, 0x74, 0xe9 }, 4);		/* pcmpeqb xmm5, xmm1 */
 		emit(&c, (uint8_t[]){ 0x66, 0x0f, 0xd7, 0xcd }, 4);		/* pmovmskb ecx, xmm5 */
 		emit(&c, (uint8_t[]){ 0x66, 0x48, 0x0f, 0x7e, 0xd6 }, 5);	/* movq rsi, xmm2 */
+		emit(&c, (uint8_t[]){ 0x0f, 0x10, 0x73, u }, 4);		/* movups xmm6, [rbx+u] */
+		emit(&c, (uint8_t[]){ 0x0f, 0x29, 0x4b, (uint8_t)(a ^ 0x10) }, 4); /* movaps [rbx+a^16], xmm1 */
+		emit(&c, (uint8_t[]){ 0xf3, 0x0f, 0x7f, 0x73, (uint8_t)(u + 0x20) }, 5); /* movdqu [..], xmm6 */
+		emit(&c, (uint8_t[]){ 0x66, 0x0f, 0x7f, 0xab }, 4);		/* movdqa [rbx+...], xmm5 */
+		emit(&c, &(uint32_t){ 0x400 + a }, 4);
+		emit(&c, (uint8_t[]){ 0x0f, 0x11, 0xa3 }, 3);			/* movups [rbx+cross], xmm4 */
+		emit(&c, &cross, 4);
+		emit(&c, (uint8_t[]){ 0x0f, 0x28, 0xf9 }, 3);			/* movaps xmm7, xmm1 */
+		emit(&c, (uint8_t[]){ 0xf3, 0x0f, 0x7f, 0xfa }, 4);		/* movdqu xmm2, xmm7 */
 		cases++;
 		if (!harness_compare(cpu_tr, &c, "SSE memory sources", true) ||
 		    !harness_compare(cpu_in, &c, "SSE memory sources", true))
 			fails++;
 	}
 
-	for (int k = 0; k < 2; k++) {
-		struct jit_regs st;
-		enum jit_exit e = JIT_EXIT_BUDGET;
-
-		memcpy(guest_ptr(CODE), code, sizeof(code));
-		memset(&st, 0, sizeof(st));
-		st.gpr[0] = 5;
-		st.gpr[3] = MEMBASE;
-		st.gpr[4] = STACK_TOP;
-		st.rip = CODE;
-		st.rflags = 0x2;
-		jit_cpu_set_regs(cpus[k], &st);
-		for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
-			e = jit_cpu_run(cpus[k], 1000);
-		jit_cpu_get_regs(cpus[k], &out[k]);
-		CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 3 &&
-		      out[k].gpr[0] == 5 + MEMBASE && out[k].gpr[2] == 0,
-		      "%s: a misaligned PADDD source faults at the PADDD, the ADD before it done "
-		      "(rip %#llx)", k ? "interpreter" : "translator", (unsigned long long)out[k].rip);
-		harness_setup(cpus[k]);
+	/* a 16-byte store into the code right after it (16 NOPs over four ADDs) */
+	for (int i = 0; i < 10; i++) {
+		rnd_case(&r, &c);
+		emit(&c, (uint8_t[]){ 0xb8, 0x90, 0x90, 0x90, 0x90 }, 5);	/* mov eax, 0x90909090 */
+		emit(&c, (uint8_t[]){ 0x66, 0x0f, 0x6e, 0xf0 }, 4);		/* movd xmm6, eax */
+		emit(&c, (uint8_t[]){ 0x66, 0x0f, 0x70, 0xf6, 0x00 }, 5);	/* pshufd xmm6, xmm6, 0 */
+		emit(&c, (uint8_t[]){ 0xf3, 0x0f, 0x7f, 0x35, 0, 0, 0, 0 }, 8);	/* movdqu [rip], xmm6 */
+		for (int k = 0; k < 4; k++)
+			emit(&c, (uint8_t[]){ 0x48, 0x83, 0xc1, 0x01 }, 4);	/* add rcx, 1 */
+		cases++;
+		if (!harness_compare(cpu_tr, &c, "an SSE store into the next instructions", true) ||
+		    !harness_compare(cpu_in, &c, "an SSE store into the next instructions", true))
+			fails++;
 	}
+
+	for (int v = 0; v < 2; v++)
+		for (int k = 0; k < 2; k++) {
+			struct jit_regs st;
+			enum jit_exit e = JIT_EXIT_BUDGET;
+
+			memcpy(guest_ptr(CODE), codes[v], sizeof(codes[v]));
+			memset(guest_ptr(MEMBASE), 0x5a, 32);
+			memset(&st, 0, sizeof(st));
+			st.gpr[0] = 5;
+			st.gpr[3] = MEMBASE;
+			st.gpr[4] = STACK_TOP;
+			st.rip = CODE;
+			st.rflags = 0x2;
+			jit_cpu_set_regs(cpus[k], &st);
+			for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
+				e = jit_cpu_run(cpus[k], 1000);
+			jit_cpu_get_regs(cpus[k], &out[k]);
+			CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 3 &&
+			      out[k].gpr[0] == 5 + MEMBASE && out[k].gpr[2] == 0 &&
+			      guest_ptr(MEMBASE)[8] == 0x5a && guest_ptr(MEMBASE)[23] == 0x5a,
+			      "%s: a misaligned %s faults at itself, the ADD before it done, memory "
+			      "unchanged (rip %#llx)", k ? "interpreter" : "translator",
+			      v ? "MOVAPS store" : "PADDD source", (unsigned long long)out[k].rip);
+			harness_setup(cpus[k]);
+		}
 }
 
 /*
