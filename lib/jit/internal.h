@@ -655,6 +655,8 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in);	/* tr-sse.c */
+int jit_tr_push_imm(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_cwd(struct jit_tr *t, const struct jit_insn *in);
 void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector);
 void jit_tr_mem_load16(struct jit_tr *t, int seg);
 void jit_tr_mem_store16_last(struct jit_tr *t, int seg, uint8_t **done);

@@ -210,6 +210,27 @@ static int mul1(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
+/* 98 CWDE/CDQE and 99 CDQ/CQO (32 and 64 bits): the host's own, which
+ * leave the flags alone. */
+int jit_tr_cwd(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	if (size < 4)
+		return TR_NO;
+	jit_tr_greg_load(t, in, RAX, JIT_RAX, 8);
+	if (size == 8)
+		jit_tr_byte(&t->b, 0x48);
+	jit_tr_byte(&t->b, in->op);			/* cwde/cdqe, cdq/cqo */
+	if (in->op == 0x98) {
+		jit_tr_greg_store(t, in, RAX, JIT_RAX, size);
+	} else {
+		jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RDX));
+		jit_tr_greg_store(t, in, R8, JIT_RDX, size);
+	}
+	return TR_OK;
+}
+
 /* F7 /6: DIV of rDX:rAX by r/m (32 and 64 bits) on the host, with the
  * guest's flags in the host's as the interpreter runs it (they are
  * undefined after DIV).  A quotient that does not fit (rDX >= the

@@ -408,6 +408,22 @@ int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
+/* 68/6A: PUSH imm32/imm8, sign-extended (64-bit operand size), as
+ * PUSH r64 is translated. */
+int jit_tr_push_imm(struct jit_tr *t, const struct jit_insn *in)
+{
+	if (in->opsize != 8)
+		return TR_NO;
+	jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
+	jit_tr_mov_imm(&t->b, R8, in->imm);
+	jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
+	jit_tr_mem_store(t, SEG_SS, 8);
+	jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
+	jit_tr_gpr_written(t, JIT_RSP);
+	jit_tr_smc_check(t);
+	return TR_OK;
+}
+
 /*
  * FF /2 CALL and FF /4 JMP through a register or memory (64-bit operand
  * size), the block's end: the target is read first (and faults there),

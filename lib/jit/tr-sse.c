@@ -68,7 +68,7 @@ static void sse_check(struct jit_tr *t)
 	t->sse_ok = true;
 }
 
-/* 66 0F 6E MOVD/MOVQ xmm, r; 66 0F 7E MOVD/MOVQ r, xmm; 66 0F D7
+/* 66 0F 6E MOVD/MOVQ xmm, r/m; 66 0F 7E MOVD/MOVQ r, xmm; 66 0F D7
  * PMOVMSKB r, xmm: through host RAX and XMM0. */
 static int gpr_form(struct jit_tr *t, const struct jit_insn *in)
 {
@@ -78,7 +78,12 @@ static int gpr_form(struct jit_tr *t, const struct jit_insn *in)
 	sse_check(t);
 	switch (in->op) {
 	case 0x6e:
-		jit_tr_greg_load(t, in, RAX, in->rm, gsize);
+		if (in->mod == 3) {
+			jit_tr_greg_load(t, in, RAX, in->rm, gsize);
+		} else {
+			jit_tr_ea(t, in);
+			jit_tr_mem_load(t, in->seg, gsize);
+		}
 		jit_tr_byte(&t->b, 0x66);
 		if (w)
 			jit_tr_byte(&t->b, w);
@@ -168,7 +173,7 @@ int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 	if (!in->pfx66 || in->rep)
 		return TR_NO;
 	if (in->map == MAP_0F && (o == 0x6e || o == 0x7e || o == 0xd7))
-		return in->mod == 3 ? gpr_form(t, in) : TR_NO;
+		return in->mod == 3 || o == 0x6e ? gpr_form(t, in) : TR_NO;
 	if (in->map == MAP_0F38) {
 		if (o != 0x00)				/* PSHUFB */
 			return TR_NO;

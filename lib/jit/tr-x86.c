@@ -370,6 +370,10 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 		return jit_tr_alu(t, in);
 	if (o >= 0x50 && o < 0x60)
 		return jit_tr_pushpop(t, in);
+	if (o == 0x68 || o == 0x6a)
+		return jit_tr_push_imm(t, in);
+	if (o == 0x98 || o == 0x99)
+		return jit_tr_cwd(t, in);
 	if ((o & 0xf0) == 0x70 || o == 0xe8 || o == 0xe9 || o == 0xeb || o == 0xc3 || o == 0xc2)
 		return jit_tr_branch(t, in);
 	if ((o >= 0x80 && o <= 0x85) || o == 0xa8 || o == 0xa9)

@@ -1121,6 +1121,36 @@ static void test_sse_mem(void)
 }
 
 /*
+ * CWDE/CDQE and CDQ/CQO, PUSH imm32/imm8 (popped back into a register)
+ * and MOVD/MOVQ from memory into an XMM register are translated: random
+ * cases against native runs, XMM registers compared.
+ */
+static void test_small_forms(void)
+{
+	static struct hcase c;
+	struct rng r = { 0x98 };
+
+	for (int i = 0; i < 100; i++) {
+		uint8_t a = (uint8_t)(rnd(&r) % 0x70), d = (uint8_t)rreg(&r), imm = (uint8_t)rnd(&r);
+		uint32_t imm32 = (uint32_t)rnd(&r);
+
+		rnd_case(&r, &c);
+		emit(&c, (uint8_t[]){ 0x48, 0x98, 0x98, 0x99, 0x48, 0x99 }, 6);	/* cdqe cwde cdq cqo */
+		emit1(&c, 0x68);							/* push imm32 */
+		emit(&c, &imm32, 4);
+		emit(&c, (uint8_t[]){ 0x6a, imm }, 2);					/* push imm8 */
+		emit(&c, (uint8_t[]){ (uint8_t)(d & 8 ? 0x41 : 0x40), (uint8_t)(0x58 + (d & 7)) }, 2);
+		emit(&c, (uint8_t[]){ 0x59 }, 1);					/* pop rcx */
+		emit(&c, (uint8_t[]){ 0x66, 0x0f, 0x6e, 0x5b, a }, 5);		/* movd xmm3, [rbx+a] */
+		emit(&c, (uint8_t[]){ 0x66, 0x48, 0x0f, 0x6e, 0x63, a }, 6);	/* movq xmm4, [rbx+a] */
+		cases++;
+		if (!harness_compare(cpu_tr, &c, "CWDE, CQO, PUSH imm, MOVD from memory", true) ||
+		    !harness_compare(cpu_in, &c, "CWDE, CQO, PUSH imm, MOVD from memory", true))
+			fails++;
+	}
+}
+
+/*
  * PAUSE and the hint NOPs (PREFETCHh, PREFETCHW, NOP r/m) are translated:
  * a loop of them between a CMP and the Jcc that reads its flags runs
  * linked and gives the native result.
@@ -1242,6 +1272,9 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_sse_mem();
 	CHECK(fails == 0, "SSE memory sources: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_small_forms();
+	CHECK(fails == 0, "CWDE/CQO, PUSH imm, MOVD from memory: %d cases, %d differ", cases, fails);
 	fails = cases = 0;
 	test_hints();
 	CHECK(fails == 0, "PAUSE and hint NOPs: %d cases, %d differ", cases, fails);
