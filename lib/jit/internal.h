@@ -489,6 +489,8 @@ void jit_tr_op(struct jit_tr_buf *b, unsigned size, unsigned n, uint32_t opc, un
 void jit_tr_mov_imm(struct jit_tr_buf *b, unsigned reg, uint64_t imm);
 uint8_t *jit_tr_jump(struct jit_tr_buf *b, int cc);
 void jit_tr_here(struct jit_tr_buf *b, uint8_t *at);
+void jit_tr_point(struct jit_tr_buf *b, uint8_t *at, const uint8_t *to);
+void jit_tr_jump_to(struct jit_tr_buf *b, int cc, const uint8_t *to);
 void jit_tr_call(struct jit_tr_buf *b, const void *fn);
 
 /* ---- translator internals (tr-x86.c, tr-mem.c, tr-alu.c) ---- */
@@ -884,6 +886,14 @@ static inline uint64_t lin_read(struct jit_cpu *cpu, uint64_t lin, unsigned size
 		}
 	}
 	return jit_lin_read_slow(cpu, lin, size, acc);
+}
+
+/* 16 bytes at lin as two 8-byte reads, each with its faults (the second
+ * wraps at 4 GiB outside long mode): SSE's m128 loads. */
+static inline void lin_read16(struct jit_cpu *cpu, uint64_t lin, uint64_t q[2], unsigned acc)
+{
+	q[0] = lin_read(cpu, lin, 8, acc);
+	q[1] = lin_read(cpu, cpu->lma ? lin + 8 : (uint32_t)(lin + 8), 8, acc);
 }
 
 static inline void lin_write(struct jit_cpu *cpu, uint64_t lin, unsigned size, uint64_t v,

@@ -52,9 +52,7 @@ static void load(struct jit_cpu *cpu, const struct jit_insn *in, union jit_xmm *
 	lin = jit_seg_lin(cpu, in->seg, ea, size, ACC_R);
 	memset(v, 0, sizeof(*v));
 	if (size == 16) {
-		v->q[0] = lin_read(cpu, lin, 8, acc_user(cpu, ACC_R));
-		v->q[1] = lin_read(cpu, cpu->lma ? lin + 8 : (uint32_t)(lin + 8), 8,
-				   acc_user(cpu, ACC_R));
+		lin_read16(cpu, lin, v->q, acc_user(cpu, ACC_R));
 	} else {
 		v->q[0] = lin_read(cpu, lin, size, acc_user(cpu, ACC_R));
 	}

@@ -154,12 +154,8 @@ void jit_tr_write16(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
  * (two halves, each with its faults): jit_tr_mem_load16()'s slow path. */
 void jit_tr_read16(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size)
 {
-	uint64_t lin = seg_lin(cpu, seg, off, 16, ACC_R);
-	unsigned acc = acc_user(cpu, ACC_R);
-
 	(void)size;
-	cpu->tr_x.q[0] = lin_read(cpu, lin, 8, acc);
-	cpu->tr_x.q[1] = lin_read(cpu, cpu->lma ? lin + 8 : (uint32_t)(lin + 8), 8, acc);
+	lin_read16(cpu, seg_lin(cpu, seg, off, 16, ACC_R), cpu->tr_x.q, acc_user(cpu, ACC_R));
 }
 
 void jit_tr_write(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size, uint64_t val)

@@ -104,15 +104,27 @@ uint8_t *jit_tr_jump(struct jit_tr_buf *b, int cc)
 	return b->full ? NULL : at;
 }
 
-/* Point the jump whose displacement is at `at` to the current position. */
-void jit_tr_here(struct jit_tr_buf *b, uint8_t *at)
+/* Point the jump whose displacement is at `at` (NULL: none) to `to`. */
+void jit_tr_point(struct jit_tr_buf *b, uint8_t *at, const uint8_t *to)
 {
 	int32_t rel;
 
 	if (!at || b->full)
 		return;
-	rel = (int32_t)(b->p - (at + 4));
+	rel = (int32_t)(to - (at + 4));
 	memcpy(at, &rel, 4);
+}
+
+/* ... to the current position. */
+void jit_tr_here(struct jit_tr_buf *b, uint8_t *at)
+{
+	jit_tr_point(b, at, b->p);
+}
+
+/* Jcc or JMP (cc as jit_tr_jump()'s) to a place already known. */
+void jit_tr_jump_to(struct jit_tr_buf *b, int cc, const uint8_t *to)
+{
+	jit_tr_point(b, jit_tr_jump(b, cc), to);
 }
 
 /* call fn: through RAX (the code cache may be far from the library). */

@@ -109,6 +109,21 @@ static struct jit_tr_cold *cold_note(struct jit_tr *t, uint8_t *const miss[3], i
 	return c;
 }
 
+/* The slow path for the jump to miss: noted for after the block, or here
+ * in line (jumped over) when the block has too many. */
+static void slow_path_for(struct jit_tr *t, uint8_t *miss, int seg, unsigned size,
+			  const void *fn)
+{
+	uint8_t *done;
+
+	if (cold_note(t, (uint8_t *[3]){ miss, NULL, NULL }, seg, size, fn))
+		return;
+	done = jit_tr_jump(&t->b, -1);
+	jit_tr_here(&t->b, miss);
+	slow_path(t, seg, size, fn);
+	jit_tr_here(&t->b, done);
+}
+
 /* The slow paths noted, after the block's code: each jumps back where its
  * fast path goes on. */
 void jit_tr_cold_emit(struct jit_tr *t)
@@ -116,7 +131,6 @@ void jit_tr_cold_emit(struct jit_tr *t)
 	for (unsigned i = 0; i < t->ncold; i++) {
 		struct jit_tr_cold *c = &t->cold[i];
 		struct jit_tr s = c->at;
-		uint8_t *back;
 
 		for (int k = 0; k < 3; k++)
 			jit_tr_here(&t->b, c->miss[k]);
@@ -129,12 +143,7 @@ void jit_tr_cold_emit(struct jit_tr *t)
 			jit_tr_smc_check(&e);
 			s.b = e.b;
 		}
-		back = jit_tr_jump(&s.b, -1);
-		if (back) {
-			int32_t rel = (int32_t)(c->resume - (back + 4));
-
-			memcpy(back, &rel, 4);
-		}
+		jit_tr_jump_to(&s.b, -1, c->resume);
 		t->b = s.b;
 	}
 	t->ncold = 0;
@@ -146,14 +155,7 @@ void jit_tr_cold_emit(struct jit_tr *t)
  * memory access. */
 void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector)
 {
-	uint8_t *over;
-
-	if (cold_note(t, (uint8_t *[3]){ miss, NULL, NULL }, vector, 0, (const void *)jit_tr_fault))
-		return;
-	over = jit_tr_jump(&t->b, -1);
-	jit_tr_here(&t->b, miss);
-	slow_path(t, vector, 0, (const void *)jit_tr_fault);
-	jit_tr_here(&t->b, over);
+	slow_path_for(t, miss, vector, 0, (const void *)jit_tr_fault);
 }
 
 /* XMM1 = the 16 bytes at seg:RSI (an SSE load), through cpu->tr_x, where
@@ -161,20 +163,14 @@ void jit_tr_cold_raise(struct jit_tr *t, uint8_t *miss, int vector)
  * RSI, RDI, R8-R11 and, on the slow path, the other XMM registers. */
 void jit_tr_mem_load16(struct jit_tr *t, int seg)
 {
-	uint8_t *miss, *done;
+	uint8_t *miss;
 	unsigned lin = tlb_fast(t, seg, 16, false, &miss);
 
 	jit_tr_byte(&t->b, 0xf3);				/* movdqu xmm1, [lin + rdx] */
 	jit_tr_ins(t, 4, 0x0f6f, 1, jit_tr_mx(lin, RDX, 0, 0));
 	jit_tr_byte(&t->b, 0xf3);				/* movdqu [rbx + tr_x], xmm1 */
 	jit_tr_ins(t, 4, 0x0f7f, 1, jit_tr_m(RBX, OFF_TR_X));
-	if (!cold_note(t, (uint8_t *[3]){ miss, NULL, NULL }, seg, 16,
-		       (const void *)jit_tr_read16)) {
-		done = jit_tr_jump(&t->b, -1);
-		jit_tr_here(&t->b, miss);
-		slow_path(t, seg, 16, (const void *)jit_tr_read16);
-		jit_tr_here(&t->b, done);
-	}
+	slow_path_for(t, miss, seg, 16, (const void *)jit_tr_read16);
 	jit_tr_byte(&t->b, 0xf3);				/* movdqu xmm1, [rbx + tr_x] */
 	jit_tr_ins(t, 4, 0x0f6f, 1, jit_tr_m(RBX, OFF_TR_X));
 }
@@ -184,17 +180,12 @@ void jit_tr_mem_load16(struct jit_tr *t, int seg)
  * RDI, R8-R11. */
 void jit_tr_mem_load_acc(struct jit_tr *t, int seg, unsigned size, bool write)
 {
-	uint8_t *miss, *done;
+	uint8_t *miss;
 	unsigned lin = tlb_fast(t, seg, size, write, &miss);
 	const void *fn = write ? (const void *)jit_tr_read_w : (const void *)jit_tr_read;
 
 	jit_tr_ld(t, size, RAX, jit_tr_mx(lin, RDX, 0, 0));
-	if (cold_note(t, (uint8_t *[3]){ miss, NULL, NULL }, seg, size, fn))
-		return;
-	done = jit_tr_jump(&t->b, -1);
-	jit_tr_here(&t->b, miss);
-	slow_path(t, seg, size, fn);
-	jit_tr_here(&t->b, done);
+	slow_path_for(t, miss, seg, size, fn);
 }
 
 void jit_tr_mem_load(struct jit_tr *t, int seg, unsigned size)
@@ -254,11 +245,13 @@ static struct jit_tr_cold *store(struct jit_tr *t, int seg, unsigned size, uint8
 	return store_acc(t, seg, size, done, false);
 }
 
-/* Store XMM1 (16 bytes, also in cpu->tr_x for the slow path,
- * jit_tr_write16()) at seg:RSI as an instruction's last store: then
- * jit_tr_mem_store_end(), as after jit_tr_mem_store_last(). */
+/* Store XMM1 (16 bytes) at seg:RSI as an instruction's last store: then
+ * jit_tr_mem_store_end(), as after jit_tr_mem_store_last().  XMM1 goes to
+ * cpu->tr_x first, where the slow path (jit_tr_write16()) takes it. */
 void jit_tr_mem_store16_last(struct jit_tr *t, int seg, uint8_t **done)
 {
+	jit_tr_byte(&t->b, 0xf3);				/* movdqu [rbx + tr_x], xmm1 */
+	jit_tr_ins(t, 4, 0x0f7f, 1, jit_tr_m(RBX, OFF_TR_X));
 	if (store_acc(t, seg, 16, done, true))
 		*done = NULL;
 }
@@ -386,19 +379,28 @@ int jit_tr_lea(struct jit_tr *t, const struct jit_insn *in)
 }
 
 /* 50-57: PUSH r; 58-5F: POP r (64-bit) */
+/* Push R8 (64 bits): the store first, then RSP, so that a faulting store
+ * leaves RSP as it was.  (The caller checks for a store into its own
+ * code, or ends the block.) */
+static void push_r8(struct jit_tr *t)
+{
+	jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
+	jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
+	jit_tr_mem_store(t, SEG_SS, 8);
+	jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
+	jit_tr_gpr_written(t, JIT_RSP);
+}
+
 int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in)
 {
 	if (in->opsize != 8)
 		return TR_NO;
-	jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
 	if (in->op < 0x58) {
 		jit_tr_ld(t, 8, R8, jit_tr_gpr(t, in->reg));
-		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
-		jit_tr_mem_store(t, SEG_SS, 8);
-		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
-		jit_tr_gpr_written(t, JIT_RSP);
+		push_r8(t);
 		jit_tr_smc_check(t);
 	} else {
+		jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
 		jit_tr_mem_load(t, SEG_SS, 8);
 		jit_tr_ins8(t, 8, 0x83, 0, jit_tr_gpr(t, JIT_RSP), 8);
 		jit_tr_gpr_written(t, JIT_RSP);
@@ -414,12 +416,8 @@ int jit_tr_push_imm(struct jit_tr *t, const struct jit_insn *in)
 {
 	if (in->opsize != 8)
 		return TR_NO;
-	jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
 	jit_tr_mov_imm(&t->b, R8, in->imm);
-	jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
-	jit_tr_mem_store(t, SEG_SS, 8);
-	jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
-	jit_tr_gpr_written(t, JIT_RSP);
+	push_r8(t);
 	jit_tr_smc_check(t);
 	return TR_OK;
 }
@@ -439,12 +437,8 @@ int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in)
 	jit_tr_rm_to_rax(t, in, 8);
 	if ((in->reg & 7) == 2) {
 		jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP));
-		jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
-		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
 		jit_tr_mov_imm(&t->b, R8, t->next);
-		jit_tr_mem_store(t, SEG_SS, 8);
-		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
-		jit_tr_gpr_written(t, JIT_RSP);
+		push_r8(t);
 		jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP));
 	}
 	t->pend++;
@@ -488,12 +482,8 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 		return TR_END;
 	case 0xe8:
 		t->pend--;
-		jit_tr_ld(t, 8, RSI, jit_tr_gpr(t, JIT_RSP));
-		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_r(RSI), 8);
 		jit_tr_mov_imm(&t->b, R8, t->next);
-		jit_tr_mem_store(t, SEG_SS, 8);
-		jit_tr_ins8(t, 8, 0x83, 5, jit_tr_gpr(t, JIT_RSP), 8);
-		jit_tr_gpr_written(t, JIT_RSP);
+		push_r8(t);
 		t->pend++;
 		jit_tr_exit_link(t, target);		/* a store into this block ends it anyway */
 		return TR_END;

@@ -48,6 +48,19 @@ static void xmm_move(struct jit_tr *t, unsigned hx, unsigned g, bool store)
 	jit_tr_ins(t, 4, store ? 0x0f7f : 0x0f6f, hx, jit_tr_m(RBX, OFF_XMM(g)));
 }
 
+/* The host instruction 66 [REX.W] 0F [38] op modrm. */
+static void host_op(struct jit_tr *t, bool w, bool map38, uint8_t op, uint8_t modrm)
+{
+	jit_tr_byte(&t->b, 0x66);
+	if (w)
+		jit_tr_byte(&t->b, 0x48);
+	jit_tr_byte(&t->b, 0x0f);
+	if (map38)
+		jit_tr_byte(&t->b, 0x38);
+	jit_tr_byte(&t->b, op);
+	jit_tr_byte(&t->b, modrm);
+}
+
 /* check_sse() of sse.c, in translated code: once per block until a
  * handler runs. */
 static void sse_check(struct jit_tr *t)
@@ -73,7 +86,6 @@ static void sse_check(struct jit_tr *t)
 static int gpr_form(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned gsize = in->rex & 8 ? 8 : 4;
-	uint8_t w = gsize == 8 ? 0x48 : 0;
 
 	sse_check(t);
 	switch (in->op) {
@@ -84,32 +96,26 @@ static int gpr_form(struct jit_tr *t, const struct jit_insn *in)
 			jit_tr_ea(t, in);
 			jit_tr_mem_load(t, in->seg, gsize);
 		}
-		jit_tr_byte(&t->b, 0x66);
-		if (w)
-			jit_tr_byte(&t->b, w);
-		jit_tr_byte(&t->b, 0x0f), jit_tr_byte(&t->b, 0x6e), jit_tr_byte(&t->b, 0xc0);
+		host_op(t, gsize == 8, false, 0x6e, 0xc0);		/* movd/movq xmm0, eax/rax */
 		xmm_move(t, 0, in->reg, true);		/* zero-extended to 128 bits */
 		return TR_OK;
 	case 0x7e:
 		xmm_move(t, 0, in->reg, false);
-		jit_tr_byte(&t->b, 0x66);
-		if (w)
-			jit_tr_byte(&t->b, w);
-		jit_tr_byte(&t->b, 0x0f), jit_tr_byte(&t->b, 0x7e), jit_tr_byte(&t->b, 0xc0);
+		host_op(t, gsize == 8, false, 0x7e, 0xc0);		/* movd/movq eax/rax, xmm0 */
 		jit_tr_greg_store(t, in, RAX, in->rm, gsize);
 		return TR_OK;
 	default:					/* D7 */
 		xmm_move(t, 1, in->rm, false);
-		jit_tr_byte(&t->b, 0x66);
-		jit_tr_byte(&t->b, 0x0f), jit_tr_byte(&t->b, 0xd7), jit_tr_byte(&t->b, 0xc1);
+		host_op(t, false, false, 0xd7, 0xc1);			/* pmovmskb eax, xmm1 */
 		jit_tr_greg_store(t, in, RAX, in->reg, 8);
 		return TR_OK;
 	}
 }
 
-/* XMM1 = the memory operand (16 bytes): #GP(0) first when it must be
- * aligned and is not, as sse.c's load() checks the effective address. */
-static void src_mem(struct jit_tr *t, const struct jit_insn *in, bool aligned)
+/* RSI = the memory operand's effective address: #GP(0) first when it
+ * must be 16-byte aligned and is not, as sse.c's load() and store()
+ * check it. */
+static void ea16(struct jit_tr *t, const struct jit_insn *in, bool aligned)
 {
 	uint8_t *gp;
 
@@ -119,6 +125,12 @@ static void src_mem(struct jit_tr *t, const struct jit_insn *in, bool aligned)
 		gp = jit_tr_jump(&t->b, 5);				/* jnz */
 		jit_tr_cold_raise(t, gp, EXC_GP);
 	}
+}
+
+/* XMM1 = the memory operand (16 bytes). */
+static void src_mem(struct jit_tr *t, const struct jit_insn *in, bool aligned)
+{
+	ea16(t, in, aligned);
 	jit_tr_mem_load16(t, in->seg);
 }
 
@@ -128,7 +140,7 @@ static void src_mem(struct jit_tr *t, const struct jit_insn *in, bool aligned)
  * through jit_tr_mem_store16_last() with the SMC check after it. */
 static int xmm_moves(struct jit_tr *t, const struct jit_insn *in)
 {
-	uint8_t o = in->op, *gp, *done;
+	uint8_t o = in->op, *done;
 	bool store = o == 0x11 || o == 0x29 || o == 0x7f;
 	bool aligned = o == 0x28 || o == 0x29 || ((o == 0x6f || o == 0x7f) && in->pfx66);
 
@@ -144,14 +156,7 @@ static int xmm_moves(struct jit_tr *t, const struct jit_insn *in)
 		return TR_OK;
 	}
 	xmm_move(t, 1, in->reg, false);
-	jit_tr_byte(&t->b, 0xf3);			/* movdqu [rbx + tr_x], xmm1 */
-	jit_tr_ins(t, 4, 0x0f7f, 1, jit_tr_m(RBX, OFF_TR_X));
-	jit_tr_ea(t, in);
-	if (aligned) {
-		jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_r(RSI), 15);		/* test sil, 15 */
-		gp = jit_tr_jump(&t->b, 5);
-		jit_tr_cold_raise(t, gp, EXC_GP);
-	}
+	ea16(t, in, aligned);
 	jit_tr_mem_store16_last(t, in->seg, &done);
 	jit_tr_mem_store_end(t, done);
 	return TR_OK;
@@ -190,10 +195,7 @@ int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 	sse_check(t);	/* its TESTs clobber the host's flags: keeps_hflags() spilled them */
 	if (shift_imm) {		/* the register is the destination, in ModRM.rm */
 		xmm_move(t, 0, in->rm, false);
-		jit_tr_byte(&t->b, 0x66);
-		jit_tr_byte(&t->b, 0x0f);
-		jit_tr_byte(&t->b, o);
-		jit_tr_byte(&t->b, (uint8_t)(0xc0 | ext << 3 | 0));
+		host_op(t, false, false, o, (uint8_t)(0xc0 | ext << 3));	/* xmm0, imm8 */
 		jit_tr_byte(&t->b, (uint8_t)in->imm);
 		xmm_move(t, 0, in->rm, true);
 		return TR_OK;
@@ -204,12 +206,7 @@ int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in)
 	else
 		src_mem(t, in, true);
 	xmm_move(t, 0, in->reg, false);
-	jit_tr_byte(&t->b, 0x66);
-	jit_tr_byte(&t->b, 0x0f);
-	if (in->map == MAP_0F38)
-		jit_tr_byte(&t->b, 0x38);
-	jit_tr_byte(&t->b, o);
-	jit_tr_byte(&t->b, 0xc1);			/* xmm0, xmm1 */
+	host_op(t, false, in->map == MAP_0F38, o, 0xc1);	/* xmm0, xmm1 */
 	if (in->map == MAP_0F && o == 0x70)
 		jit_tr_byte(&t->b, (uint8_t)in->imm);	/* PSHUFD's order */
 	xmm_move(t, 0, in->reg, true);

@@ -141,10 +141,7 @@ void jit_tr_pend_flush(struct jit_tr *t, int sign)
 /* Return to C: through the block's epilogue. */
 static void leave(struct jit_tr *t)
 {
-	int32_t rel = (int32_t)(t->epi - (t->b.p + 5));
-
-	jit_tr_byte(&t->b, 0xe9);
-	jit_tr_u32(&t->b, (uint32_t)rel);
+	jit_tr_jump_to(&t->b, -1, t->epi);
 }
 
 /* Leave the block with RIP = RAX (RFLAGS exact: jit_tr_flags_out()). */
@@ -184,7 +181,7 @@ static void irq_check(struct jit_tr *t, uint8_t **bail)
  * on).  bail: the jumps to patch to the exit (2); body: the jump from the
  * out-of-line code back to the block's code, to patch where that goes on
  * (jit_tr_here()).  The out-of-line code is emitted by attn_slow() after
- * the caller's jump over it.
+ * the caller's jump over it (or before, attn NULL, for a backward jne).
  */
 static uint8_t *attn_check(struct jit_tr *t)
 {
@@ -206,8 +203,7 @@ static uint8_t *attn_slow(struct jit_tr *t, uint8_t *attn, uint8_t **bail)
  * the budget is spent, as a chained entry checks. */
 static void loop_back(struct jit_tr *t)
 {
-	uint8_t *bail[3], *attn, *back;
-	int32_t rel;
+	uint8_t *bail[3], *attn;
 	unsigned pend = t->pend;
 
 	jit_tr_flags_out_loop(t);	/* and with RFLAGS exact */
@@ -218,14 +214,8 @@ static void loop_back(struct jit_tr *t)
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_CHAIN_END));
 	bail[0] = jit_tr_jump(&t->b, 3);		/* jae */
 	attn = attn_check(t);
-	rel = (int32_t)(t->body - (t->b.p + 5));
-	jit_tr_byte(&t->b, 0xe9);
-	jit_tr_u32(&t->b, (uint32_t)rel);
-	back = attn_slow(t, attn, &bail[1]);		/* on to the body from there too */
-	if (back) {
-		rel = (int32_t)(t->body - (back + 4));
-		memcpy(back, &rel, 4);
-	}
+	jit_tr_jump_to(&t->b, -1, t->body);
+	jit_tr_point(&t->b, attn_slow(t, attn, &bail[1]), t->body);	/* on from there too */
 	for (int i = 0; i < 3; i++)
 		jit_tr_here(&t->b, bail[i]);
 	jit_tr_exit_to(t, t->entry_rip);
@@ -524,18 +514,6 @@ static const uint8_t *code_copy(struct jit_tr_buf *b, const uint8_t *code, unsig
 	return b->full ? NULL : copy;
 }
 
-/* A jump (cc as jit_tr_jump()'s) to a place already emitted. */
-static void jump_back(struct jit_tr *t, int cc, const uint8_t *to)
-{
-	uint8_t *at = jit_tr_jump(&t->b, cc);
-
-	if (at) {
-		int32_t rel = (int32_t)(to - (at + 4));
-
-		memcpy(at, &rel, 4);
-	}
-}
-
 /* An instruction whose ModRM names a RIP-relative operand at target:
  * the bytes before ModRM, the ModRM's reg field, the displacement. */
 static void rip_rel(struct jit_tr *t, const uint8_t *pre, unsigned npre, unsigned reg,
@@ -579,7 +557,7 @@ static void rip_rel(struct jit_tr *t, const uint8_t *pre, unsigned npre, unsigne
 static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes,
 			    const uint8_t *copy)
 {
-	uint8_t *checks_fix, *attn_fix[2], *exit, *regen, *attn, *entry;
+	uint8_t *checks_fix, *body_fix, *bail[2], *exit, *regen, *attn, *entry;
 	unsigned i;
 	uint64_t q;
 
@@ -599,20 +577,16 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 	exit = t->b.p;
 	jit_tr_st(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));
 	jit_tr_exit_to(t, t->rip);			/* pend is 0 here */
-	/* events or irq_level set (attn_check()) */
+	/* events or irq_level set (the entry's last compare) */
 	attn = t->b.p;
-	jit_tr_ins8(t, 4, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);
-	jump_back(t, 5, exit);
-	jit_tr_ins8(t, 1, 0x80, 7, jit_tr_m(RBX, OFF_IRQ), 0);
-	attn_fix[0] = jit_tr_jump(&t->b, 4);				/* je: on */
-	jit_tr_ins8(t, 1, 0xf6, 0, jit_tr_m(RBX, OFF_RFLAGS + 1), F_IF >> 8);
-	jump_back(t, 5, exit);
-	attn_fix[1] = jit_tr_jump(&t->b, -1);
+	body_fix = attn_slow(t, NULL, bail);
+	jit_tr_point(&t->b, bail[0], exit);
+	jit_tr_point(&t->b, bail[1], exit);
 
 	entry = t->b.p;
 	rip_rel(t, (const uint8_t[]){ 0x48, 0x8b }, 2, RAX, t->gen);	/* mov rax, [gen] */
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_TLB_GEN));
-	jump_back(t, 5, regen);
+	jit_tr_jump_to(&t->b, 5, regen);
 	jit_tr_here(&t->b, checks_fix);
 	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
 	if (copy) {			/* 16 bytes at a time against the copy */
@@ -627,7 +601,7 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 		}
 		jit_tr_ins(t, 2, 0x0fd7, RCX, jit_tr_r(1));		/* pmovmskb ecx, xmm1 */
 		jit_tr_ins32(t, 4, 0x81, 7, jit_tr_r(RCX), 0xffff);
-		jump_back(t, 5, exit);
+		jit_tr_jump_to(&t->b, 5, exit);
 		nbytes = 0;
 	}
 	for (i = 0; i + 8 <= nbytes || (i < nbytes && nbytes >= 8); i += 8) {
@@ -636,7 +610,7 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 		memcpy(&q, code + at, 8);
 		jit_tr_mov_imm(&t->b, RAX, q);
 		jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RDX, (int32_t)at));
-		jump_back(t, 5, exit);
+		jit_tr_jump_to(&t->b, 5, exit);
 	}
 	if (i < nbytes) {		/* blocks under 8 bytes: two compares, maybe overlapping */
 		unsigned w = nbytes >= 4 ? 4 : nbytes >= 2 ? 2 : 1;
@@ -656,18 +630,17 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 					jit_tr_byte(&t->b, (uint8_t)(v >> 24));
 				}
 			}
-			jump_back(t, 5, exit);
+			jit_tr_jump_to(&t->b, 5, exit);
 			if (at == nbytes - w)
 				break;
 		}
 	}
 	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_ICOUNT));
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_CHAIN_END));
-	jump_back(t, 3, exit);				/* jae */
+	jit_tr_jump_to(&t->b, 3, exit);				/* jae */
 	jit_tr_ins8(t, 8, 0x83, 7, jit_tr_m(RBX, OFF_EVENTS), 0);	/* events, irq_level */
-	jump_back(t, 5, attn);
-	jit_tr_here(&t->b, attn_fix[0]);		/* the body follows */
-	jit_tr_here(&t->b, attn_fix[1]);
+	jit_tr_jump_to(&t->b, 5, attn);
+	jit_tr_here(&t->b, body_fix);			/* the body follows */
 	return entry;
 }
 

@@ -844,6 +844,28 @@ static void test_ret_table(void)
 	memset(guest_ptr(CODE + 0x100c), 0, sizeof(far));
 }
 
+/* Run code (len bytes) at CODE on cpu from RAX = rax, RBX = rbx, RSP =
+ * STACK_TOP, RFLAGS = rflags and the other registers 0, for up to 4000
+ * instructions: why it stopped, its registers in *out.  The vCPU gets the
+ * harness's state again after (memory stays as the code left it). */
+static enum jit_exit run_code(struct jit_cpu *cpu, const uint8_t *code, size_t len, uint64_t rax,
+			      uint64_t rbx, uint64_t rflags, struct jit_regs *out)
+{
+	struct jit_regs st = { .rip = CODE, .rflags = rflags };
+	enum jit_exit e = JIT_EXIT_BUDGET;
+
+	memcpy(guest_ptr(CODE), code, len);
+	st.gpr[0] = rax;
+	st.gpr[3] = rbx;
+	st.gpr[4] = STACK_TOP;
+	jit_cpu_set_regs(cpu, &st);
+	for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
+		e = jit_cpu_run(cpu, 1000);
+	jit_cpu_get_regs(cpu, out);
+	harness_setup(cpu);
+	return e;
+}
+
 /* A page fault inside a translated block: RIP at the faulting load, the
  * flags of the ALU instruction before it, registers untouched after it. */
 static void test_fault(void)
@@ -859,24 +881,12 @@ static void test_fault(void)
 	struct jit_regs out[2];
 
 	for (int k = 0; k < 2; k++) {
-		struct jit_regs r;
-		enum jit_exit e = JIT_EXIT_BUDGET;
+		enum jit_exit e = run_code(cpus[k], code, sizeof(code), 0x7fffffffffffffffull, 1, 0x202,
+					   &out[k]);
 
-		memcpy(guest_ptr(CODE), code, sizeof(code));
-		memset(&r, 0, sizeof(r));
-		r.gpr[0] = 0x7fffffffffffffffull;
-		r.gpr[3] = 1;
-		r.gpr[4] = STACK_TOP;
-		r.rip = CODE;
-		r.rflags = 0x202;
-		jit_cpu_set_regs(cpus[k], &r);
-		for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
-			e = jit_cpu_run(cpus[k], 1000);
-		jit_cpu_get_regs(cpus[k], &out[k]);
 		CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 6 && out[k].gpr[0] == 0x8000000000000001ull,
 		      "%s: the fault stops at the load (rip %#llx)", k ? "interpreter" : "translator",
 		      (unsigned long long)out[k].rip);
-		harness_setup(cpus[k]);
 	}
 	CHECK(!memcmp(out[0].gpr, out[1].gpr, sizeof(out[0].gpr)) &&
 	      (out[0].rflags & FLAG_MASK) == (out[1].rflags & FLAG_MASK) &&
@@ -934,25 +944,13 @@ static void test_div(void)
 	}
 
 	for (int k = 0; k < 2; k++) {
-		struct jit_regs st;
-		enum jit_exit e = JIT_EXIT_BUDGET;
+		enum jit_exit e = run_code(cpus[k], code, sizeof(code), 0x7fffffffffffffffull, 1, 0x202,
+					   &out[k]);
 
-		memcpy(guest_ptr(CODE), code, sizeof(code));
-		memset(&st, 0, sizeof(st));
-		st.gpr[0] = 0x7fffffffffffffffull;
-		st.gpr[3] = 1;
-		st.gpr[4] = STACK_TOP;
-		st.rip = CODE;
-		st.rflags = 0x202;
-		jit_cpu_set_regs(cpus[k], &st);
-		for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
-			e = jit_cpu_run(cpus[k], 1000);
-		jit_cpu_get_regs(cpus[k], &out[k]);
 		CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 8 &&
 		      out[k].gpr[0] == 0x8000000000000001ull && out[k].gpr[2] == 0,
 		      "%s: DIV by 0 faults at the DIV, the state before it committed (rip %#llx)",
 		      k ? "interpreter" : "translator", (unsigned long long)out[k].rip);
-		harness_setup(cpus[k]);
 	}
 	CHECK(!memcmp(out[0].gpr, out[1].gpr, sizeof(out[0].gpr)) &&
 	      (out[0].rflags & FLAG_MASK) == (out[1].rflags & FLAG_MASK),
@@ -985,25 +983,14 @@ static void test_sse_checks(void)
 		struct jit_regs out[2];
 
 		for (int k = 0; k < 2; k++) {
-			struct jit_regs st;
 			struct jit_sregs sr;
-			enum jit_exit e = JIT_EXIT_BUDGET;
+			enum jit_exit e;
 
-			memcpy(guest_ptr(CODE), code, sizeof(code));
 			jit_cpu_get_sregs(cpus[k], &sr);
 			sr.cr0 |= conds[c].cr0_set;
 			sr.cr4 &= ~conds[c].cr4_clear;
 			jit_cpu_set_sregs(cpus[k], &sr);
-			memset(&st, 0, sizeof(st));
-			st.gpr[0] = 5;
-			st.gpr[3] = 1;
-			st.gpr[4] = STACK_TOP;
-			st.rip = CODE;
-			st.rflags = 0x2;
-			jit_cpu_set_regs(cpus[k], &st);
-			for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
-				e = jit_cpu_run(cpus[k], 1000);
-			jit_cpu_get_regs(cpus[k], &out[k]);
+			e = run_code(cpus[k], code, sizeof(code), 5, 1, 0x2, &out[k]);
 			if (conds[c].cr0_set || conds[c].cr4_clear)
 				CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 3 && out[k].gpr[0] == 6 &&
 				      out[k].gpr[2] == 0,
@@ -1014,7 +1001,6 @@ static void test_sse_checks(void)
 				CHECK(e == JIT_EXIT_BUDGET && out[k].rip == CODE + 15 && out[k].gpr[2] == 1,
 				      "%s: with SSE enabled the code runs on to its loop",
 				      k ? "interpreter" : "translator");
-			harness_setup(cpus[k]);
 		}
 		CHECK(!memcmp(out[0].gpr, out[1].gpr, sizeof(out[0].gpr)) && out[0].rip == out[1].rip,
 		      "%s: translator and interpreter agree", conds[c].what);
@@ -1095,28 +1081,16 @@ static void test_sse_mem(void)
 
 	for (int v = 0; v < 2; v++)
 		for (int k = 0; k < 2; k++) {
-			struct jit_regs st;
-			enum jit_exit e = JIT_EXIT_BUDGET;
+			enum jit_exit e;
 
-			memcpy(guest_ptr(CODE), codes[v], sizeof(codes[v]));
 			memset(guest_ptr(MEMBASE), 0x5a, 32);
-			memset(&st, 0, sizeof(st));
-			st.gpr[0] = 5;
-			st.gpr[3] = MEMBASE;
-			st.gpr[4] = STACK_TOP;
-			st.rip = CODE;
-			st.rflags = 0x2;
-			jit_cpu_set_regs(cpus[k], &st);
-			for (int n = 0; n < 4 && e == JIT_EXIT_BUDGET; n++)
-				e = jit_cpu_run(cpus[k], 1000);
-			jit_cpu_get_regs(cpus[k], &out[k]);
+			e = run_code(cpus[k], codes[v], sizeof(codes[v]), 5, MEMBASE, 0x2, &out[k]);
 			CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 3 &&
 			      out[k].gpr[0] == 5 + MEMBASE && out[k].gpr[2] == 0 &&
 			      guest_ptr(MEMBASE)[8] == 0x5a && guest_ptr(MEMBASE)[23] == 0x5a,
 			      "%s: a misaligned %s faults at itself, the ADD before it done, memory "
 			      "unchanged (rip %#llx)", k ? "interpreter" : "translator",
 			      v ? "MOVAPS store" : "PADDD source", (unsigned long long)out[k].rip);
-			harness_setup(cpus[k]);
 		}
 }
 
