@@ -339,6 +339,29 @@ int main(void)
 	desc(0, INDT, 16, 4 | 1, 1);
 	desc_at(INDT, 0, HDR, 16, 0, 0);
 	CHECK(asks_for_reset(0), "an indirect descriptor with NEXT makes the device ask for a reset");
+	for (unsigned i = 0; i < 3; i++) {
+		static const uint64_t at[] = { INDT, 0x8000000, (64u << 20) - 16 };
+		static const uint32_t len[] = { 40, 32, 32 };
+		static const char *const what[] = {
+			"whose length is not a multiple of 16", "outside RAM", "that runs past the end of RAM",
+		};
+
+		common_w(0x14, 0, 1);
+		memset(hw_ram_ptr(m, USED, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+		put16(AVAIL + 2, 0);
+		driver_setup(true);
+		desc(0, at[i], len[i], 4, 0);
+		desc_at(INDT, 0, HDR, 16, 1, 1);
+		desc_at(INDT, 1, STATUS, 1, 2, 0);
+		CHECK(asks_for_reset(0), "an indirect table %s makes the device ask for a reset", what[i]);
+	}
+	common_w(0x14, 0, 1);
+	memset(hw_ram_ptr(m, USED, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	put16(AVAIL + 2, 0);
+	driver_setup(true);
+	memset(hw_ram_ptr(m, SEGS, 1024 * NSEG), 0xee, 1024 * NSEG);
+	indirect_read(0, 12, false, NSEG);
+	CHECK(wait_used(1) && indirect_read_ok(12, NSEG), "after a reset the device reads again");
 	machine_free(m);
 	return unit_done();
 }
