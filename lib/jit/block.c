@@ -203,6 +203,17 @@ bool jit_insn_is_sti(const struct jit_insn *in)
 	return in->map == MAP_1B && in->op == 0xfb;
 }
 
+/* A Jcc (rel8, rel32)?  In 64-bit code one does not end its block: the
+ * block goes on with the code after it (the path not taken), and a Jcc
+ * taken leaves it, as a handler that branched does (jit_run_block()'s
+ * loop; the translator's side exits).  Half of the kernel's blocks ended
+ * at a Jcc, and each block's entry costs its checks. */
+bool jit_insn_is_jcc(const struct jit_insn *in)
+{
+	return (in->map == MAP_1B && (in->op & 0xf0) == 0x70) ||
+	       (in->map == MAP_0F && (in->op & 0xf0) == 0x80);
+}
+
 bool jit_insn_continues(const struct jit_insn *in)
 {
 	jit_op_fn *fn = maps[in->map][in->op];
@@ -294,7 +305,7 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 		n++;
 		if (after_sti)
 			break;		/* the instruction in STI's shadow */
-		if (!jit_insn_continues(&bi->in)) {
+		if (!jit_insn_continues(&bi->in) && !(cpu->mode64 && jit_insn_is_jcc(&bi->in))) {
 			if (!jit_insn_is_sti(&bi->in))
 				break;
 			after_sti = true;
@@ -566,7 +577,7 @@ static void mark(struct jit_cpu *cpu, struct jit_block *b)
 {
 	struct jit_tr_slot *sl;
 
-	if (*b->tr_gen != cpu->tlb_gen) {	/* (it sits among code: no needless store) */
+	if (*b->tr_gen != cpu->tlb_gen) {	/* (no needless store into the cache) */
 		*b->tr_gen = cpu->tlb_gen;
 		cpu->stat_genstores++;
 	}

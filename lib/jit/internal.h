@@ -391,6 +391,7 @@ void jit_bcache_flush(struct jit_bcache *bc);
 bool jit_run_block(struct jit_cpu *cpu, uint64_t limit);
 bool jit_lock_ok(const struct jit_insn *in);
 bool jit_insn_continues(const struct jit_insn *in);
+bool jit_insn_is_jcc(const struct jit_insn *in);
 bool jit_insn_is_sti(const struct jit_insn *in);
 jit_op_fn *jit_fast_form(const struct jit_insn *in);
 
@@ -448,7 +449,8 @@ struct jit_tr_req {
 	struct jit_tr_slot *jc;	/* JIT_JC_SIZE entries */
 	void *owner;		/* the block, for jit_chain_recheck() */
 	void *chain;		/* out */
-	uint64_t *gen;		/* out: the TLB generation chain is good for */
+	uint64_t *gen;		/* the TLB generation word chain checks (in the cache, within
+				   2 GiB of the code) */
 };
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
 bool jit_chain_recheck(struct jit_cpu *cpu, void *owner);
@@ -537,6 +539,7 @@ struct jit_tr {
 	unsigned nslot;
 	struct jit_tr_slot *jc;	/* chained entries by RIP */
 	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
+	bool last;		/* the instruction is the block's last */
 	bool sse_ok;		/* SSE's CR0/CR4 checks made since the last handler (tr-sse.c) */
 	uint64_t entry_rip;	/* the block's first instruction */
 	uint64_t *gen;		/* TLB generation the chained entry is good for */
@@ -565,6 +568,8 @@ struct jit_tr_cold {
 	int seg;
 	unsigned size;
 	bool last;		/* end is set: jit_tr_smc_check() after the call */
+	bool exit;		/* not a slow path: a side exit to exit_rip (jit_tr_side_exit()) */
+	uint64_t exit_rip;
 };
 #define JIT_TR_COLD 96
 
@@ -648,6 +653,8 @@ void jit_tr_mem_store(struct jit_tr *t, int seg, unsigned size);
 void jit_tr_mem_store_last(struct jit_tr *t, int seg, unsigned size, uint8_t **done);
 void jit_tr_mem_store_end(struct jit_tr *t, uint8_t *done);
 void jit_tr_cold_emit(struct jit_tr *t);
+void jit_tr_side_exit(struct jit_tr *t, int cc, uint64_t rip);
+void jit_tr_exit_link_out(struct jit_tr *t, const struct jit_tr *at, uint64_t rip);
 void jit_tr_smc_check(struct jit_tr *t);
 void jit_tr_rm_to_rax(struct jit_tr *t, const struct jit_insn *in, unsigned size);
 int jit_tr_mov(struct jit_tr *t, const struct jit_insn *in);
@@ -656,6 +663,7 @@ int jit_tr_pushpop(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in);	/* tr-sse.c */
 int jit_tr_push_imm(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_cwd(struct jit_tr *t, const struct jit_insn *in);

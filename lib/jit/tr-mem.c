@@ -105,8 +105,32 @@ static struct jit_tr_cold *cold_note(struct jit_tr *t, uint8_t *const miss[3], i
 	c->seg = seg;
 	c->size = size;
 	c->last = false;
+	c->exit = false;
 	c->resume = t->b.p;
 	return c;
+}
+
+/*
+ * A conditional exit from inside the block (a Jcc that does not end it):
+ * the jump to host condition cc goes to the exit, linked to the block at
+ * rip as any other, emitted after the block with the translator's state
+ * now (or here, jumped over, when the block has too many paths out of
+ * line); the code after it goes on with that state.
+ */
+void jit_tr_side_exit(struct jit_tr *t, int cc, uint64_t rip)
+{
+	uint8_t *taken = jit_tr_jump(&t->b, cc), *over;
+	struct jit_tr_cold *c = cold_note(t, (uint8_t *[3]){ taken, NULL, NULL }, 0, 0, NULL);
+
+	if (c) {
+		c->exit = true;
+		c->exit_rip = rip;
+		return;
+	}
+	over = jit_tr_jump(&t->b, -1);
+	jit_tr_here(&t->b, taken);
+	jit_tr_exit_link_out(t, t, rip);
+	jit_tr_here(&t->b, over);
 }
 
 /* The slow path for the jump to miss: noted for after the block, or here
@@ -134,6 +158,10 @@ void jit_tr_cold_emit(struct jit_tr *t)
 
 		for (int k = 0; k < 3; k++)
 			jit_tr_here(&t->b, c->miss[k]);
+		if (c->exit) {
+			jit_tr_exit_link_out(t, &s, c->exit_rip);
+			continue;
+		}
 		s.b = t->b;
 		slow_path(&s, c->seg, c->size, c->fn);
 		if (c->last) {
@@ -446,7 +474,8 @@ int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in)
 	return TR_END;
 }
 
-/* Jcc, JMP, CALL, RET (64-bit operand size): the block's end */
+/* Jcc, JMP, CALL, RET (64-bit operand size): the block's end, but for
+ * a Jcc inside it (block.c), whose taken path is a side exit */
 int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 {
 	uint64_t target = t->next + in->imm;
@@ -458,6 +487,11 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 	if ((in->map == MAP_1B && (in->op & 0xf0) == 0x70) || in->map == MAP_0F) {
 		unsigned cc = in->op & 15, need = jit_tr_cond_flags(cc);
 
+		if (!t->last) {			/* a side exit; the block goes on */
+			jit_tr_side_exit(t, jit_tr_cond(t, cc), target);
+			t->pend--;		/* (the caller counts it) */
+			return TR_OK;
+		}
 		if ((t->hflags & need) == need) {	/* the host flags hold the guest's */
 			jit_tr_ins(t, 1, 0x0f90 | cc, 0, jit_tr_r(RSI));	/* setcc sil */
 			if (target == t->entry_rip)		/* a loop within the block */
@@ -549,6 +583,50 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 	jit_tr_mem_store_last(t, in->seg, size, &done);
 	if (mask && !t->fl_dead)
 		t->pflags = mask;			/* the image in tr_tmp */
+	jit_tr_mem_store_end(t, done);
+	return TR_OK;
+}
+
+/*
+ * 0F BA /4-/7: BT, BTS, BTR, BTC r/m, imm8 (no LOCK).  The host's own
+ * instruction on a register copy, 16 bits or more, with the guest's flags
+ * in the host flags first, as jit_op_grp8() runs it: CF is the bit, ZF
+ * stays, and the undefined flags come out as they do there.  The memory
+ * forms but BT store as jit_tr_rmw() does.  (set_bit() and clear_bit()
+ * of a kernel without LOCK prefixes, a few hundred per MiB of disk I/O.)
+ */
+int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
+{
+	static const uint16_t host_op[4] = { 0x0fa3, 0x0fab, 0x0fb3, 0x0fbb };	/* BT BTS BTR BTC r/m, r */
+	unsigned size = in->opsize, op = (in->reg & 7) - 4;
+	uint8_t *done;
+
+	if ((in->reg & 7) < 4 || in->lock || size < 2)
+		return TR_NO;
+	if (in->mod == 3) {
+		jit_tr_greg_load(t, in, RAX, in->rm, size);
+	} else {
+		jit_tr_ea(t, in);
+		jit_tr_mem_load_acc(t, in->seg, size, op != 0);
+	}
+	jit_tr_flags_load(t);				/* keeps RAX */
+	jit_tr_mov_imm(&t->b, RCX, in->imm & (size * 8 - 1));
+	jit_tr_ins(t, size, host_op[op], RCX, jit_tr_r(RAX));
+	if (op == 0 || in->mod == 3) {
+		jit_tr_flags_set(t, F_ARITH);
+		if (op)
+			jit_tr_greg_store(t, in, RAX, in->rm, size);
+		return TR_OK;
+	}
+	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
+	if (!t->fl_dead) {
+		jit_tr_flags_capture(t);
+		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
+	}
+	jit_tr_ea(t, in);
+	jit_tr_mem_store_last(t, in->seg, size, &done);
+	if (!t->fl_dead)
+		t->pflags = F_ARITH;			/* the image in tr_tmp */
 	jit_tr_mem_store_end(t, done);
 	return TR_OK;
 }

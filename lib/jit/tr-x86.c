@@ -266,6 +266,21 @@ void jit_tr_exit_link(struct jit_tr *t, uint64_t rip)
 	leave(t);
 }
 
+/* The same on a path out of line, for the translator's state at: the
+ * code goes on at t->b, and takes the exit slot from t. */
+void jit_tr_exit_link_out(struct jit_tr *t, const struct jit_tr *at, uint64_t rip)
+{
+	struct jit_tr s = *at;
+
+	s.b = t->b;
+	s.slot = t->slot;
+	s.nslot = t->nslot;
+	jit_tr_exit_link(&s, rip);
+	t->b = s.b;
+	t->slot = s.slot;
+	t->nslot = s.nslot;
+}
+
 /*
  * Leave the block for the RIP in RAX, known only now (RET): straight into
  * the next block when the table of chained entries has it for this RIP
@@ -345,6 +360,8 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 			return jit_tr_setcc(t, in);
 		if (o >= 0xc8 && o <= 0xcf)
 			return jit_tr_bswap(t, in);
+		if (o == 0xba)
+			return jit_tr_grp8(t, in);
 		return jit_tr_sse(t, in);
 	}
 	if (in->map == MAP_0F38)
@@ -491,6 +508,15 @@ static void tr_call_on(struct jit_tr *t, const struct jit_binsn *bi, int cpl)
 		jit_tr_here(&t->b, trap[i]);
 	exit_rax(t);
 }
+
+/*
+ * Chained entries compare a block of up to IMM_BYTES code bytes with
+ * immediates in their own code, 8 bytes at a time, and a longer one with
+ * a copy, 16 bytes at a time: the copy is one more cache line to fetch at
+ * each entry, and with a few thousand hot blocks it was rarely in the L1
+ * cache.
+ */
+#define IMM_BYTES 64
 
 /*
  * A copy of the code bytes at [code, code + nbytes) (16 or more) for
@@ -752,9 +778,10 @@ static void epilogue(struct jit_tr *t)
 
 /*
  * Translate the block described by rq.  Returns the host function (and
- * rq->chain, the entry for other blocks, and rq->gen, the TLB generation
- * word that entry checks), or NULL when the buffer filled up.  The word
- * and two exit slots (struct jit_tr_slot) precede the code.
+ * rq->chain, the entry for other blocks, which checks the TLB generation
+ * word rq->gen), or NULL when the buffer filled up.  The exit slots
+ * (struct jit_tr_slot: two, and one for each Jcc inside the block: side
+ * exits) precede the code.
  */
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 {
@@ -766,21 +793,22 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	uint32_t live[JIT_BLOCK_MAX];
 	const uint8_t *copy = NULL;
 	uint8_t *start, *body;
+	unsigned nslot = 2;
 	int r = TR_OK;
 
-	if (rq->n > JIT_BLOCK_MAX || t.b.p + 8 + 2 * sizeof(struct jit_tr_slot) > t.b.end)
+	for (unsigned i = 0; i + 1 < rq->n; i++)	/* Jcc inside: side exits */
+		nslot += jit_insn_is_jcc(&rq->insn[i].in);
+	if (rq->n > JIT_BLOCK_MAX || t.b.p + nslot * sizeof(struct jit_tr_slot) > t.b.end)
 		return NULL;
 	jit_tr_flags_live(rq->insn, rq->n, dead, live);
 	t.owner = rq->owner;
-	t.gen = (uint64_t *)(void *)t.b.p;
+	t.gen = rq->gen;
 	*t.gen = 0;		/* never a TLB generation: block.c sets it */
-	t.b.p += 8;
 	t.slot = (struct jit_tr_slot *)(void *)t.b.p;
-	t.nslot = 2;
-	memset(t.slot, 0, 2 * sizeof(struct jit_tr_slot));
-	t.b.p += 2 * sizeof(struct jit_tr_slot);
-	rq->gen = t.gen;
-	if (rq->nbytes >= 16)
+	t.nslot = nslot;
+	memset(t.slot, 0, nslot * sizeof(struct jit_tr_slot));
+	t.b.p += nslot * sizeof(struct jit_tr_slot);
+	if (rq->nbytes > IMM_BYTES)
 		copy = code_copy(&t.b, rq->code, rq->nbytes);
 	start = t.b.p;
 	cache_pick(&t, rq->insn, rq->n);
@@ -796,6 +824,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 		const struct jit_insn *in = &rq->insn[i].in;
 
 		t.next = t.rip + in->len;
+		t.last = i == rq->n - 1;
 		t.fl_dead = dead[i];
 		t.hflags &= live[i];		/* flags no one will read are dropped */
 		t.pflags &= live[i];

@@ -582,6 +582,113 @@ static void test_links(void)
 	      "(%llu run-loop entries)", (unsigned long long)n);
 }
 
+/*
+ * A Jcc inside a block of 64-bit code does not end it: the path not taken
+ * goes on in the same block, a Jcc taken leaves through a side exit that
+ * is linked as the block's other exits are (one exit slot for each).
+ *  - A loop whose body holds two Jcc never taken is one block, and its
+ *    start one more: at most 3 blocks decoded with the UD2 at the end (6
+ *    when every Jcc ended its block);
+ *  - a loop whose body leaves through its second Jcc every other time,
+ *    through its third every fourth time and through its first at the end
+ *    needs its three side exits linked: few entries from the run loop (one
+ *    each of 100 times when the block had only the two slots of a block's
+ *    end).
+ */
+static void test_side_exits(void)
+{
+	static struct hcase c;
+	struct rng r = { 0x51de };
+	/* mov ecx, 300; l: add eax, ecx; cmp ecx, 1000; jae out; add edx, eax;
+	 * test ecx, 0x8000; jnz out; xor esi, edx; dec ecx; jnz l; out: */
+	static const uint8_t not_taken[] = {
+		0xb9, 0x2c, 0x01, 0x00, 0x00,
+		0x01, 0xc8,
+		0x81, 0xf9, 0xe8, 0x03, 0x00, 0x00,
+		0x73, 0x14,
+		0x01, 0xc2,
+		0xf7, 0xc1, 0x00, 0x80, 0x00, 0x00,
+		0x75, 0x0a,
+		0x31, 0xd6,
+		0xff, 0xc9,
+		0x0f, 0x85, 0xe2, 0xff, 0xff, 0xff,
+	};
+	/* mov ecx, 400; l: dec ecx; jz out; test ecx, 1; jnz odd; test ecx, 2;
+	 * jnz two; add eax, 3; jmp l; odd: add edx, 5; jmp l; two: add esi, 7;
+	 * jmp l; out: */
+	static const uint8_t taken[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00,
+		0xff, 0xc9,
+		0x74, 0x1f,
+		0xf7, 0xc1, 0x01, 0x00, 0x00, 0x00,
+		0x75, 0x0d,
+		0xf7, 0xc1, 0x02, 0x00, 0x00, 0x00,
+		0x75, 0x0a,
+		0x83, 0xc0, 0x03,
+		0xeb, 0xe7,
+		0x83, 0xc2, 0x05,
+		0xeb, 0xe2,
+		0x83, 0xc6, 0x07,
+		0xeb, 0xdd,
+	};
+	struct jit_stats a, b;
+	uint64_t n;
+
+	for (int i = 0; i < 20; i++) {
+		rnd_case(&r, &c);
+		emit(&c, not_taken, sizeof(not_taken));
+		jit_cpu_stats(cpu_tr, &a);
+		both(&c, "a loop with Jcc inside its block");
+		jit_cpu_stats(cpu_tr, &b);
+		n = b.decodes - a.decodes;
+		if (i == 0)
+			CHECK(n <= 3, "a loop body with two Jcc not taken is one block (%llu decoded)",
+			      (unsigned long long)n);
+
+		rnd_case(&r, &c);
+		emit(&c, taken, sizeof(taken));
+		n = run_loop_entries(&c, "side exits taken");
+		if (i == 0)
+			CHECK(n < 50, "side exits stay linked (%llu run-loop entries)", (unsigned long long)n);
+	}
+}
+
+/*
+ * A callee patched while hot, in its last instruction, at every size of
+ * block: the chained entry compares the code bytes with immediates up to
+ * 64 of them, with a copy beyond.  The loop calls f 400 times and patches
+ * the immediate of f's last ADD before the 100th call from its end.
+ */
+static void test_patched_sizes(void)
+{
+	static struct hcase c;
+	struct rng r = { 0x9a7c };
+
+	for (unsigned k = 1; k <= 19; k++) {		/* f: k ADDs of 6 bytes, 9 more (jmp out: rel8) */
+		unsigned f, patch;
+		int32_t d;
+
+		rnd_case(&r, &c);
+		/* mov ecx, 400; l: cmp ecx, 300; jne s; mov byte [rip + d], 0x22;
+		 * s: call f; dec ecx; jnz l; jmp out */
+		emit(&c, (uint8_t[]){ 0xb9, 0x90, 0x01, 0x00, 0x00 }, 5);
+		emit(&c, (uint8_t[]){ 0x81, 0xf9, 0x2c, 0x01, 0x00, 0x00, 0x75, 0x07 }, 8);
+		f = 13 + 7 + 5 + 2 + 2 + 2;
+		patch = f + 6 * (k - 1) + 2;
+		d = (int32_t)(patch - (13 + 7));
+		emit(&c, (uint8_t[]){ 0xc6, 0x05 }, 2);
+		emit(&c, &d, 4);
+		emit1(&c, 0x22);
+		emit(&c, (uint8_t[]){ 0xe8, 0x06, 0x00, 0x00, 0x00, 0xff, 0xc9, 0x75, 0xe8 }, 9);
+		emit(&c, (uint8_t[]){ 0xeb, (uint8_t)(6 * k + 9) }, 2);
+		for (unsigned i = 0; i < k; i++)	/* f: add rax, 0x11 */
+			emit(&c, (uint8_t[]){ 0x48, 0x05, 0x11, 0x00, 0x00, 0x00 }, 6);
+		emit(&c, (uint8_t[]){ 0x48, 0x01, 0xc2, 0x48, 0x01, 0xc6, 0x90 }, 7);	/* add rdx, rax; add rsi, rax; nop */
+		emit(&c, (uint8_t[]){ 0x90, 0xc3 }, 2);
+		both(&c, "a hot callee patched in its last instruction");
+	}
+}
+
 /* Run c on cpu_tr alone (code the host cannot run as the guest does: IF
  * clear, CPL 0, another mapping): true when it ran to its end; *d: the
  * run-loop entries (blocks) and page walks (tlb_fills) it took. */
@@ -1124,6 +1231,40 @@ static void test_small_forms(void)
 	}
 }
 
+/* BT, BTS, BTR, BTC with an immediate bit offset (0F BA /4-/7), 16, 32
+ * and 64 bits, on memory and on registers, with SBB reading CF between
+ * them and the flags compared at the end (ZF kept, the undefined ones as
+ * the interpreter leaves them). */
+static void test_bt_imm(void)
+{
+	static struct hcase c;
+	struct rng r = { 0xb7 };
+
+	for (int i = 0; i < 300; i++) {
+		rnd_case(&r, &c);
+		for (int k = 0; k < 6; k++) {
+			unsigned ext = 4 + rnd(&r) % 4, size = rnd(&r) % 3, d = rreg(&r);
+			uint8_t imm = (uint8_t)rnd(&r), disp = (uint8_t)(rnd(&r) % 0x70);
+			bool mem = rnd(&r) & 1;
+
+			if (size == 0)
+				emit1(&c, 0x66);
+			if (size == 2 || (!mem && d >= 8))
+				emit1(&c, (uint8_t)(0x40 | (size == 2 ? 8 : 0) | (!mem && d >= 8 ? 1 : 0)));
+			if (mem)
+				emit(&c, (uint8_t[]){ 0x0f, 0xba, (uint8_t)(0x43 | ext << 3), disp, imm }, 5);
+			else
+				emit(&c, (uint8_t[]){ 0x0f, 0xba, (uint8_t)(0xc0 | ext << 3 | (d & 7)), imm }, 4);
+			if (rnd(&r) & 1)
+				emit(&c, (uint8_t[]){ 0x48, 0x19, 0xd6 }, 3);	/* sbb rsi, rdx */
+		}
+		cases++;
+		if (!harness_compare(cpu_tr, &c, "BT* with an immediate", false) ||
+		    !harness_compare(cpu_in, &c, "BT* with an immediate", false))
+			fails++;
+	}
+}
+
 /*
  * PAUSE and the hint NOPs (PREFETCHh, PREFETCHW, NOP r/m) are translated:
  * a loop of them between a CMP and the Jcc that reads its flags runs
@@ -1232,6 +1373,12 @@ int main(int argc, char **argv)
 	test_links();
 	CHECK(fails == 0, "linked loops: %d cases, %d differ", cases, fails);
 	fails = cases = 0;
+	test_side_exits();
+	CHECK(fails == 0, "side exits: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_patched_sizes();
+	CHECK(fails == 0, "hot callees of 15 to 123 bytes patched: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
 	test_victims();
 	test_irq_masked();
 	test_sti_popf();
@@ -1252,6 +1399,9 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_hints();
 	CHECK(fails == 0, "PAUSE and hint NOPs: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_bt_imm();
+	CHECK(fails == 0, "BT/BTS/BTR/BTC with an immediate: %d cases, %d differ", cases, fails);
 	if (argc > 0)
 		test_suites(argv[0]);
 	jit_cpu_free(cpu_tr);
