@@ -323,6 +323,7 @@ struct jit_cpu {
 	uint64_t chain_ng_flushes;	/* the block cache's flushes when chain_ng was begun */
 	struct jit_tr_slot *tr_link;	/* exit slot to link to the next block, or NULL */
 	uint64_t tr_tmp;	/* translated code's scratch (flags across a store) */
+	uint64_t tr_tmp2;	/* and CMPXCHG's new RAX */
 	union jit_xmm tr_x;	/* a 16-byte SSE load's bytes (jit_tr_mem_load16()) */
 
 	/* The translator's view of the TLB (tr-mem.c), kept with it by
@@ -522,6 +523,7 @@ _Static_assert(offsetof(struct jit_cpu, irq_level) == offsetof(struct jit_cpu, e
 #define OFF_TLB_GEN ((int32_t)offsetof(struct jit_cpu, tlb_gen))
 #define OFF_TR_LINK ((int32_t)offsetof(struct jit_cpu, tr_link))
 #define OFF_TR_TMP ((int32_t)offsetof(struct jit_cpu, tr_tmp))
+#define OFF_TR_TMP2 ((int32_t)offsetof(struct jit_cpu, tr_tmp2))
 #define OFF_TR_X ((int32_t)offsetof(struct jit_cpu, tr_x))
 #define OFF_SEGBASE(s) ((int32_t)(offsetof(struct jit_cpu, seg) + \
 			 (s) * sizeof(struct jit_segment) + offsetof(struct jit_segment, base)))
@@ -664,6 +666,9 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_cmpxchg(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_pushf(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_cli(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in);	/* tr-sse.c */
 int jit_tr_push_imm(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_cwd(struct jit_tr *t, const struct jit_insn *in);

@@ -450,6 +450,38 @@ int jit_tr_push_imm(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
+/* 9C: PUSHF (64-bit operand size): RFLAGS as it is, RF and VM clear
+ * (pushfq; pop; cli is local_irq_save()). */
+int jit_tr_pushf(struct jit_tr *t, const struct jit_insn *in)
+{
+	if (in->opsize != 8)
+		return TR_NO;
+	jit_tr_flags_sync(t);
+	jit_tr_ld(t, 8, R8, jit_tr_m(RBX, OFF_RFLAGS));
+	jit_tr_ins32(t, 8, 0x81, 4, jit_tr_r(R8), ~(uint32_t)(F_VM | F_RF));	/* and r8, imm */
+	push_r8(t);
+	jit_tr_smc_check(t);
+	return TR_OK;
+}
+
+/* FA: CLI; #GP(0) when CPL > IOPL (no check at CPL 0).  RFLAGS.IF is in
+ * memory at every point of a block (irq_check() reads it there). */
+int jit_tr_cli(struct jit_tr *t, const struct jit_insn *in)
+{
+	uint8_t *gp;
+
+	(void)in;
+	if (t->cpl) {
+		jit_tr_ld(t, 4, RAX, jit_tr_m(RBX, OFF_RFLAGS));
+		jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RAX), F_IOPL);			/* and */
+		jit_tr_ins32(t, 4, 0x81, 7, jit_tr_r(RAX), t->cpl << 12);		/* cmp */
+		gp = jit_tr_jump(&t->b, 2);						/* jb */
+		jit_tr_cold_raise(t, gp, EXC_GP);
+	}
+	jit_tr_ins8(t, 1, 0x80, 4, jit_tr_m(RBX, OFF_RFLAGS + 1), (uint8_t)~(F_IF >> 8));	/* and */
+	return TR_OK;
+}
+
 /*
  * FF /2 CALL and FF /4 JMP through a register or memory (64-bit operand
  * size), the block's end: the target is read first (and faults there),
@@ -624,6 +656,45 @@ int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
 		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
 	}
 	jit_tr_ea(t, in);
+	jit_tr_mem_store_last(t, in->seg, size, &done);
+	if (!t->fl_dead)
+		t->pflags = F_ARITH;			/* the image in tr_tmp */
+	jit_tr_mem_store_end(t, done);
+	return TR_OK;
+}
+
+/*
+ * 0F B0/B1: CMPXCHG m, r without LOCK (a kernel's atomics once it runs on
+ * one CPU: about one per page of disk I/O).  The host's CMPXCHG between
+ * registers, with the whole guest RAX as its accumulator, leaves RAX as
+ * the guest's (AL, AX or EAX zero-extended written only when the compare
+ * fails) and the flags of the compare; then the store of the new or the
+ * old value.  RAX is written before that store, which cannot fault after
+ * the load translated for writing.
+ */
+int jit_tr_cmpxchg(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+	uint8_t *done;
+
+	if (in->mod == 3 || in->lock)
+		return TR_NO;
+	jit_tr_ea(t, in);
+	jit_tr_mem_load_acc(t, in->seg, size, true);
+	jit_tr_flags_sync(t);				/* keeps RAX */
+	jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
+	jit_tr_greg_load(t, in, R8, in->reg, size);
+	jit_tr_ld(t, 8, RAX, jit_tr_gpr(t, JIT_RAX));
+	jit_tr_ins(t, size, size == 1 ? 0x0fb0 : 0x0fb1, R8, jit_tr_r(RCX));
+	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP2));
+	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RCX));
+	if (!t->fl_dead) {
+		jit_tr_flags_capture(t);
+		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
+	}
+	jit_tr_ea(t, in);				/* (RAX may be its base: before RAX changes) */
+	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP2));
+	jit_tr_greg_store(t, in, RAX, JIT_RAX, 8);
 	jit_tr_mem_store_last(t, in->seg, size, &done);
 	if (!t->fl_dead)
 		t->pflags = F_ARITH;			/* the image in tr_tmp */

@@ -362,6 +362,8 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 			return jit_tr_bswap(t, in);
 		if (o == 0xba)
 			return jit_tr_grp8(t, in);
+		if (o == 0xb0 || o == 0xb1)
+			return jit_tr_cmpxchg(t, in);
 		return jit_tr_sse(t, in);
 	}
 	if (in->map == MAP_0F38)
@@ -379,6 +381,10 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 		return jit_tr_pushpop(t, in);
 	if (o == 0x68 || o == 0x6a)
 		return jit_tr_push_imm(t, in);
+	if (o == 0x9c)
+		return jit_tr_pushf(t, in);
+	if (o == 0xfa)
+		return jit_tr_cli(t, in);
 	if (o == 0x98 || o == 0x99)
 		return jit_tr_cwd(t, in);
 	if ((o & 0xf0) == 0x70 || o == 0xe8 || o == 0xe9 || o == 0xeb || o == 0xc3 || o == 0xc2)

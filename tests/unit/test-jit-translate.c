@@ -1265,6 +1265,90 @@ static void test_bt_imm(void)
 	}
 }
 
+/* CMPXCHG m, r (0F B0/B1) of 8 to 64 bits, the compare made to succeed
+ * half of the time (the accumulator stored to the operand first), RAX's
+ * upper half random (kept on success, cleared by a 32-bit failure), and
+ * with RAX as the operand's base, equal or not (the store goes to the
+ * address RAX held before). */
+static void test_cmpxchg(void)
+{
+	static struct hcase c;
+	struct rng r = { 0xc3 };
+
+	for (int i = 0; i < 300; i++) {
+		unsigned size = rnd(&r) % 4, d = rreg(&r);
+		uint8_t disp = (uint8_t)(rnd(&r) % 0x70), rex = (uint8_t)(0x40 | (size == 3 ? 8 : 0) |
+								  (d >= 8 ? 4 : 0));
+		uint8_t op = size ? 0xb1 : 0xb0;
+
+		rnd_case(&r, &c);
+		if (rnd(&r) & 1) {				/* mov [rbx + disp], al/ax/eax/rax */
+			if (size == 1)
+				emit1(&c, 0x66);
+			if (size == 3)
+				emit1(&c, 0x48);
+			emit(&c, (uint8_t[]){ size ? 0x89 : 0x88, 0x43, disp }, 3);
+		}
+		if (size == 1)
+			emit1(&c, 0x66);
+		if (rex != 0x40 || (size == 0 && rnd(&r) & 1))
+			emit1(&c, rex);
+		emit(&c, (uint8_t[]){ 0x0f, op, (uint8_t)(0x43 | (d & 7) << 3), disp }, 4);
+		/* mov rdi, rax; lea rax, [rbx + disp]; then [rax] = rax or 5;
+		 * cmpxchg [rax], rdx */
+		emit(&c, (uint8_t[]){ 0x48, 0x89, 0xc7, 0x48, 0x8d, 0x43, disp }, 7);
+		if (rnd(&r) & 1)
+			emit(&c, (uint8_t[]){ 0x48, 0x89, 0x00 }, 3);
+		else
+			emit(&c, (uint8_t[]){ 0x48, 0xc7, 0x00, 0x05, 0x00, 0x00, 0x00 }, 7);
+		emit(&c, (uint8_t[]){ 0x48, 0x0f, 0xb1, 0x10 }, 4);
+		emit(&c, (uint8_t[]){ 0x48, 0x19, 0xd6 }, 3);	/* sbb rsi, rdx: CF read */
+		cases++;
+		if (!harness_compare(cpu_tr, &c, "CMPXCHG to memory", false) ||
+		    !harness_compare(cpu_in, &c, "CMPXCHG to memory", false))
+			fails++;
+	}
+}
+
+/*
+ * PUSHF after flag producers (the pushed image against the host's own),
+ * and CLI at CPL 3: with IOPL 3 it clears IF and the block goes on; with
+ * IOPL 0 it raises #GP(0) at the CLI with the flags of the ADD before it
+ * in RFLAGS, as the interpreter leaves them.
+ */
+static void test_pushf_cli(void)
+{
+	static struct hcase c;
+	struct rng r = { 0x9c };
+	/* add rax, rbx; cli; add rdx, 1; ud2 */
+	static const uint8_t cli[] = { 0x48, 0x01, 0xd8, 0xfa, 0x48, 0x83, 0xc2, 0x01, 0x0f, 0x0b };
+	struct jit_cpu *cpus[2] = { cpu_tr, cpu_in };
+	struct jit_regs out[2];
+
+	for (int i = 0; i < 100; i++) {
+		rnd_case(&r, &c);
+		for (int k = 0; k < 4; k++) {
+			flag_producer(&r, &c, rreg(&r), rreg(&r), rnd(&r) & 1, false);
+			emit(&c, (uint8_t[]){ 0x9c, 0x5f, 0x48, 0x01, 0xfe }, 5);	/* pushfq; pop rdi; add rsi, rdi */
+		}
+		both(&c, "PUSHF after flag producers");
+	}
+	for (int k = 0; k < 2; k++) {
+		enum jit_exit e = run_code(cpus[k], cli, sizeof(cli), 0x7fffffffffffffffull, 1, 0x3202,
+					   &out[k]);
+
+		CHECK(e == JIT_EXIT_SHUTDOWN && !(out[k].rflags & 0x200) && out[k].rip == CODE + 8,
+		      "%s: CLI at CPL 3, IOPL 3, clears IF and goes on to the UD2 (rip %#llx, flags %#llx)",
+		      k ? "interpreter" : "translator", (unsigned long long)out[k].rip,
+		      (unsigned long long)out[k].rflags);
+		e = run_code(cpus[k], cli, sizeof(cli), 0x7fffffffffffffffull, 1, 0x202, &out[k]);
+		CHECK(e == JIT_EXIT_SHUTDOWN && out[k].rip == CODE + 3 && (out[k].rflags & 0xa00) == 0xa00,
+		      "%s: CLI at CPL 3, IOPL 0, raises #GP with the ADD's flags (rip %#llx, flags %#llx)",
+		      k ? "interpreter" : "translator", (unsigned long long)out[k].rip,
+		      (unsigned long long)out[k].rflags);
+	}
+}
+
 /*
  * PAUSE and the hint NOPs (PREFETCHh, PREFETCHW, NOP r/m) are translated:
  * a loop of them between a CMP and the Jcc that reads its flags runs
@@ -1402,6 +1486,12 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_bt_imm();
 	CHECK(fails == 0, "BT/BTS/BTR/BTC with an immediate: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_cmpxchg();
+	CHECK(fails == 0, "CMPXCHG to memory: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	test_pushf_cli();
+	CHECK(fails == 0, "PUSHF: %d cases, %d differ", cases, fails);
 	if (argc > 0)
 		test_suites(argv[0]);
 	jit_cpu_free(cpu_tr);
