@@ -107,12 +107,26 @@ static int io_add_input(struct vmrun_io *io, int fd, int kind, int idx, void *ch
 	return 0;
 }
 
+/* Plain write(), not write_full(): its send() first failed with ENOTSOCK
+ * on every byte a UART wrote to a terminal or a file, two system calls a
+ * byte.  (vm-run ignores SIGPIPE, so a socket's closed peer is an EPIPE.) */
 static void chr_write(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct chardev *c = opaque;
 
-	if (c->fd >= 0 && write_full(c->fd, buf, len) < 0 && c->fd > 2)
-		c->fd = -1;	/* the other end went away: drop output */
+	while (c->fd >= 0 && len) {
+		ssize_t n = write(c->fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			if (c->fd > 2)
+				c->fd = -1;	/* the other end went away: drop output */
+			return;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
 }
 
 static const struct hw_char_ops chr_ops = { .write = chr_write };
