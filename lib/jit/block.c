@@ -267,6 +267,28 @@ static bool next_page(struct jit_cpu *cpu, const uint8_t *p, unsigned avail, boo
 	return true;
 }
 
+/*
+ * Does the block go on at the target of in, a JMP (rel8, rel32) that
+ * ended at offset off?  When it jumps forward, in the bytes decodable now
+ * (before lim) and no more than JMP_SKIP bytes skipped in all (*skip):
+ * the block's bytes then include the ones jumped over (their change also
+ * makes the block stale, as a change of its own would).  The run loop
+ * leaves the block after the JMP as after any branch; the translator
+ * emits nothing for it.  The join after an if/else is this.
+ */
+#define JMP_SKIP 128
+
+static bool jmp_on(const struct jit_insn *in, unsigned off, unsigned lim, unsigned *skip)
+{
+	int64_t d = (int64_t)in->imm;
+
+	if (in->map != MAP_1B || (in->op != 0xe9 && in->op != 0xeb) || in->opsize != 8 ||
+	    d <= 0 || *skip + (uint64_t)d > JMP_SKIP || off + (uint64_t)d >= lim)
+		return false;
+	*skip += (unsigned)d;
+	return true;
+}
+
 /* Decode a block at host address p with avail bytes left in its page
  * (and the next page too where next_page() allows).  NULL when the first
  * instruction cannot start a block (it crosses into a page that does not
@@ -276,12 +298,13 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 {
 	struct jit_bcache *bc = cpu->bcache;
 	size_t room = sizeof(struct jit_block) + BLOCK_MAX * sizeof(struct jit_binsn) +
-		      BLOCK_MAX * 15 + 8;
+		      BLOCK_MAX * 15 + JMP_SKIP + 8;
 	struct jit_block *b;
 	jit_op_fn *fn, *fast;
 	unsigned off = 0, lim = avail;
 	uint8_t n = 0;
 	bool after_sti = false;
+	unsigned skip = 0;
 
 	if (bc->used + room > BC_ARENA)
 		jit_bcache_flush(bc);
@@ -305,6 +328,10 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 		n++;
 		if (after_sti)
 			break;		/* the instruction in STI's shadow */
+		if (cpu->mode64 && jmp_on(&bi->in, off, lim, &skip)) {
+			off += (unsigned)bi->in.imm;		/* on at the JMP's target */
+			continue;
+		}
 		if (!jit_insn_continues(&bi->in) && !(cpu->mode64 && jit_insn_is_jcc(&bi->in))) {
 			if (!jit_insn_is_sti(&bi->in))
 				break;

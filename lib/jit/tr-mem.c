@@ -544,6 +544,11 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 	}
 	switch (in->op) {
 	case 0xe9: case 0xeb:
+		if (!t->last) {			/* the block goes on there (block.c) */
+			t->next = target;
+			t->pend--;		/* (the caller counts it) */
+			return TR_OK;
+		}
 		jit_tr_exit_link(t, target);
 		return TR_END;
 	case 0xe8:

@@ -699,7 +699,8 @@ static bool keeps_hflags(const struct jit_tr *t, const struct jit_insn *in)
 					 o == 0xb6 || o == 0xb7 || o == 0xbe || o == 0xbf));
 	if (in->map != MAP_1B)
 		return false;
-	if ((o & 0xf0) == 0x70 || (o >= 0xb0 && o < 0xc0) || o == 0x8d || (o == 0x90 && !in->rex))
+	if ((o & 0xf0) == 0x70 || (o >= 0xb0 && o < 0xc0) || o == 0x8d || (o == 0x90 && !in->rex) ||
+	    o == 0xe9 || o == 0xeb)
 		return true;
 	if (in->mod != 3)
 		return cf && ((o >= 0x14 && o <= 0x15) || (o >= 0x1c && o <= 0x1d));	/* ADC/SBB rAX, imm */

@@ -589,6 +589,9 @@ static void test_links(void)
  *  - A loop whose body holds two Jcc never taken is one block, and its
  *    start one more: at most 3 blocks decoded with the UD2 at the end (6
  *    when every Jcc ended its block);
+ *  - a JMP forward a few bytes goes on in the block too (the bytes it
+ *    jumps over join the block's): an if/else in a loop is 3 blocks (4
+ *    when the JMP ended its block, or when its translation left there);
  *  - a loop whose body leaves through its second Jcc every other time,
  *    through its third every fourth time and through its first at the end
  *    needs its three side exits linked: few entries from the run loop (one
@@ -631,10 +634,32 @@ static void test_side_exits(void)
 		0x83, 0xc6, 0x07,
 		0xeb, 0xdd,
 	};
+	/* mov ecx, 400; l: test cl, 1; jz else; add eax, 3; jmp join;
+	 * else: add edx, 5; join: dec ecx; jnz l */
+	static const uint8_t join[] = {
+		0xb9, 0x90, 0x01, 0x00, 0x00,
+		0xf6, 0xc1, 0x01,
+		0x74, 0x05,
+		0x83, 0xc0, 0x03,
+		0xeb, 0x03,
+		0x83, 0xc2, 0x05,
+		0xff, 0xc9,
+		0x75, 0xef,
+	};
 	struct jit_stats a, b;
 	uint64_t n;
 
 	for (int i = 0; i < 20; i++) {
+		rnd_case(&r, &c);
+		emit(&c, join, sizeof(join));
+		jit_cpu_stats(cpu_tr, &a);
+		both(&c, "an if/else joined by a JMP forward");
+		jit_cpu_stats(cpu_tr, &b);
+		n = b.decodes - a.decodes;
+		if (i == 0)
+			CHECK(n <= 3, "a JMP forward to the join of an if/else goes on in its block "
+			      "(%llu decoded)", (unsigned long long)n);
+
 		rnd_case(&r, &c);
 		emit(&c, not_taken, sizeof(not_taken));
 		jit_cpu_stats(cpu_tr, &a);
