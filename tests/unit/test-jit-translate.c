@@ -582,6 +582,17 @@ static void test_links(void)
 	      "(%llu run-loop entries)", (unsigned long long)n);
 }
 
+/* Blocks decoded by cpu_tr while both() runs c. */
+static uint64_t decoded(const struct hcase *c, const char *what)
+{
+	struct jit_stats a, b;
+
+	jit_cpu_stats(cpu_tr, &a);
+	both(c, what);
+	jit_cpu_stats(cpu_tr, &b);
+	return b.decodes - a.decodes;
+}
+
 /*
  * A Jcc inside a block of 64-bit code does not end it: the path not taken
  * goes on in the same block, a Jcc taken leaves through a side exit that
@@ -646,26 +657,19 @@ static void test_side_exits(void)
 		0xff, 0xc9,
 		0x75, 0xef,
 	};
-	struct jit_stats a, b;
 	uint64_t n;
 
 	for (int i = 0; i < 20; i++) {
 		rnd_case(&r, &c);
 		emit(&c, join, sizeof(join));
-		jit_cpu_stats(cpu_tr, &a);
-		both(&c, "an if/else joined by a JMP forward");
-		jit_cpu_stats(cpu_tr, &b);
-		n = b.decodes - a.decodes;
+		n = decoded(&c, "an if/else joined by a JMP forward");
 		if (i == 0)
 			CHECK(n <= 3, "a JMP forward to the join of an if/else goes on in its block "
 			      "(%llu decoded)", (unsigned long long)n);
 
 		rnd_case(&r, &c);
 		emit(&c, not_taken, sizeof(not_taken));
-		jit_cpu_stats(cpu_tr, &a);
-		both(&c, "a loop with Jcc inside its block");
-		jit_cpu_stats(cpu_tr, &b);
-		n = b.decodes - a.decodes;
+		n = decoded(&c, "a loop with Jcc inside its block");
 		if (i == 0)
 			CHECK(n <= 3, "a loop body with two Jcc not taken is one block (%llu decoded)",
 			      (unsigned long long)n);
