@@ -223,7 +223,7 @@ vm_wait() {
 	local st=0
 	wait "$(cat "$T/vm.pid")" || st=$?
 	rm -f "$T/vm.pid" "$T/qmp.sock"
-	echo "vm-run $1: exit status $st"; cat "$T/ser$1.txt"
+	echo "vm-run $1: exit status $st"; cat "$T/ser$1.txt" "$T/vm$1.log"
 	[ "$st" -eq 33 ] && grep -q "^kvmbench: $2 reads" "$T/ser$1.txt"
 }
 
@@ -232,16 +232,18 @@ vm_wait() {
 	require qemu-img
 	pattern_disk "$T/pat.img"
 	qemu-img create -q -f qcow2 "$T/disk.qcow2" 16M
-	vm_ticker 1 -machine kernel_irqchip=on -append bench \
+	# 20000 reads: 1.3 s at the fastest seen (66 us a read), so that the
+	# savevm 0.3 s in lands amid them (5000 were over by then once)
+	vm_ticker 1 -machine kernel_irqchip=on -append "bench reads=20000" \
 		-drive file="$T/pat.img",if=virtio,format=raw,readonly=on
 	wait_for "$T/ser1.txt" '^hw-kvm:'
 	sleep 0.3
 	run vm-mon "$T/qmp.sock" savevm mid
 	[ "$status" -eq 0 ] && [ -z "$output" ]
-	vm_wait 1 5000
-	vm_ticker 2 -machine kernel_irqchip=on -append bench -loadvm mid \
+	vm_wait 1 20000
+	vm_ticker 2 -machine kernel_irqchip=on -append "bench reads=20000" -loadvm mid \
 		-drive file="$T/pat.img",if=virtio,format=raw,readonly=on
-	vm_wait 2 5000
+	vm_wait 2 20000
 }
 
 # slow_nbd SOCKET IMAGE MS: a read-only NBD server on SOCKET (newstyle,
