@@ -78,7 +78,7 @@ struct jit_tcache *jit_tcache_new(void)
 
 size_t jit_tcache_used(const struct jit_tcache *tc, size_t *capacity)
 {
-	*capacity = tc ? TCACHE_SIZE : 0;
+	*capacity = tc ? TCACHE_SIZE - GEN_BYTES : 0;
 	return tc ? tc->used - GEN_BYTES : 0;
 }
 

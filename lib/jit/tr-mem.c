@@ -571,6 +571,27 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
 	}
 }
 
+/* The end of a read-modify-write: the result in RAX stored at the memory
+ * operand; the flags it set in the host flags (mask: which, 0 for none)
+ * held in tr_tmp across the store and the guest's only after it, so a
+ * faulting store leaves the state as it was. */
+static void store_result(struct jit_tr *t, const struct jit_insn *in, unsigned size,
+			 uint32_t mask)
+{
+	uint8_t *done;
+
+	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
+	if (mask && !t->fl_dead) {
+		jit_tr_flags_capture(t);
+		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
+	}
+	jit_tr_ea(t, in);
+	jit_tr_mem_store_last(t, in->seg, size, &done);
+	if (mask && !t->fl_dead)
+		t->pflags = mask;			/* the image in tr_tmp */
+	jit_tr_mem_store_end(t, done);
+}
+
 /*
  * Read-modify-write of memory without LOCK: ALU r/m, reg (00-31), group 1
  * (80-83), INC/DEC (FE/FF /0 /1), NOT/NEG (F6/F7 /2 /3).  The load is
@@ -583,7 +604,6 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize, o = in->op, ext = in->reg & 7;
 	uint32_t mask = F_ARITH;
-	uint8_t *done;
 	int aop = -1;
 
 	if (o < 0x40)
@@ -611,16 +631,7 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 		else if (o >= 0xfe)
 			mask = F_ARITH & ~F_CF;
 	}
-	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
-	if (mask && !t->fl_dead) {
-		jit_tr_flags_capture(t);
-		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
-	}
-	jit_tr_ea(t, in);
-	jit_tr_mem_store_last(t, in->seg, size, &done);
-	if (mask && !t->fl_dead)
-		t->pflags = mask;			/* the image in tr_tmp */
-	jit_tr_mem_store_end(t, done);
+	store_result(t, in, size, mask);
 	return TR_OK;
 }
 
@@ -629,14 +640,13 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
  * instruction on a register copy, 16 bits or more, with the guest's flags
  * in the host flags first, as jit_op_grp8() runs it: CF is the bit, ZF
  * stays, and the undefined flags come out as they do there.  The memory
- * forms but BT store as jit_tr_rmw() does.  (set_bit() and clear_bit()
+ * forms but BT store as jit_tr_rmw() does (store_result()).  (set_bit() and clear_bit()
  * of a kernel without LOCK prefixes, a few hundred per MiB of disk I/O.)
  */
 int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
 {
 	static const uint16_t host_op[4] = { 0x0fa3, 0x0fab, 0x0fb3, 0x0fbb };	/* BT BTS BTR BTC r/m, r */
 	unsigned size = in->opsize, op = (in->reg & 7) - 4;
-	uint8_t *done;
 
 	if ((in->reg & 7) < 4 || in->lock || size < 2)
 		return TR_NO;
@@ -655,16 +665,7 @@ int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
 			jit_tr_greg_store(t, in, RAX, in->rm, size);
 		return TR_OK;
 	}
-	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
-	if (!t->fl_dead) {
-		jit_tr_flags_capture(t);
-		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
-	}
-	jit_tr_ea(t, in);
-	jit_tr_mem_store_last(t, in->seg, size, &done);
-	if (!t->fl_dead)
-		t->pflags = F_ARITH;			/* the image in tr_tmp */
-	jit_tr_mem_store_end(t, done);
+	store_result(t, in, size, F_ARITH);
 	return TR_OK;
 }
 

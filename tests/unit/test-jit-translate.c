@@ -598,7 +598,7 @@ static uint64_t decoded(const struct hcase *c, const char *what)
  * goes on in the same block, a Jcc taken leaves through a side exit that
  * is linked as the block's other exits are (one exit slot for each).
  *  - A loop whose body holds two Jcc never taken is one block, and its
- *    start one more: at most 3 blocks decoded with the UD2 at the end (6
+ *    start one more: at most 3 blocks decoded with the UD2 at the end (5
  *    when every Jcc ended its block);
  *  - a JMP forward a few bytes goes on in the block too (the bytes it
  *    jumps over join the block's): an if/else in a loop is 3 blocks (4
