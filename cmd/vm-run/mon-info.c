@@ -495,6 +495,7 @@ int mon_hmp_info_jit(void *opaque, const struct hmp_args *a, struct hmp_out *o)
 		t.icount += s.icount, t.decodes += s.decodes, t.blocks += s.blocks;
 		t.translated += s.translated, t.translated_runs += s.translated_runs;
 		t.tlb_fills += s.tlb_fills, t.flushes += s.flushes;
+		t.code_writes += s.code_writes;
 		t.block_bytes += s.block_bytes, t.block_capacity += s.block_capacity;
 		t.code_bytes += s.code_bytes, t.code_capacity += s.code_capacity;
 		n++;
@@ -513,5 +514,6 @@ int mon_hmp_info_jit(void *opaque, const struct hmp_args *a, struct hmp_out *o)
 	hmp_printf(o, "block entries       %llu (%llu translated)\n",
 		   (unsigned long long)t.blocks, (unsigned long long)t.translated_runs);
 	hmp_printf(o, "TLB fills           %llu\n", (unsigned long long)t.tlb_fills);
+	hmp_printf(o, "code pages written  %llu\n", (unsigned long long)t.code_writes);
 	return 0;
 }

@@ -88,13 +88,38 @@ static void bus_log(void *opaque, int cpu, const char *msg)
 
 static int jit_probe(void) { return 0; }
 
+/* The machine, and its RAM as the vCPUs' translators track writes to it. */
+struct jit_accel {
+	struct machine *m;
+	struct jit_ram *ram;
+};
+
 static int jit_init(struct machine *m, void **accel)
 {
-	*accel = m;
+	struct jit_accel *a = xzalloc(sizeof(*a));
+
+	a->m = m;
+	a->ram = jit_ram_new(m->ram, m->ram_size);
+	if (!a->ram) {
+		free(a);
+		return err_set_errno(ENOMEM, "cannot track guest RAM");
+	}
+	*accel = a;
 	return 0;
 }
 
-static void jit_free(void *accel) { }
+static void jit_free(void *accel)
+{
+	struct jit_accel *a = accel;
+
+	jit_ram_free(a->ram);
+	free(a);
+}
+
+static void jit_ram_written_op(void *accel, const void *p, size_t len)
+{
+	jit_ram_written(((struct jit_accel *)accel)->ram, p, len);
+}
 
 static int jit_map(void *accel, uint64_t gpa, uint64_t size, void *host, bool ro)
 {
@@ -103,9 +128,10 @@ static int jit_map(void *accel, uint64_t gpa, uint64_t size, void *host, bool ro
 
 static int jit_vcpu_new(void *accel, int index, void **out)
 {
+	struct jit_accel *a = accel;
 	struct jit_vcpu *v = xzalloc(sizeof(*v));
 
-	v->m = accel;
+	v->m = a->m;
 	v->index = index;
 	v->bus = (struct jit_bus){ .opaque = v, .ram = bus_ram, .mmio_read = bus_mmio_read,
 		.mmio_write = bus_mmio_write, .pio_in = bus_pio_in, .pio_out = bus_pio_out,
@@ -116,6 +142,7 @@ static int jit_vcpu_new(void *accel, int index, void **out)
 		free(v);
 		return err_set_errno(errno ? errno : ENOMEM, "cannot create JIT vCPU %d", index);
 	}
+	jit_cpu_set_ram(v->cpu, a->ram);
 	jit_cpu_reset(v->cpu, index > 0);
 	*out = v;
 	return 0;
@@ -248,7 +275,7 @@ static int jit_set_extra(void *vcpu, const struct hw_cpu_extra *x)
 
 const struct hw_accel_ops hw_accel_jit = {
 	.name = "jit", .probe = jit_probe, .init = jit_init, .free = jit_free,
-	.map = jit_map, .vcpu_new = jit_vcpu_new, .vcpu_free = jit_vcpu_free,
+	.map = jit_map, .ram_written = jit_ram_written_op, .vcpu_new = jit_vcpu_new, .vcpu_free = jit_vcpu_free,
 	.run = jit_run, .get_regs = jit_get_regs, .set_regs = jit_set_regs,
 	.get_sregs = jit_get_sregs, .set_sregs = jit_set_sregs,
 	.irq_line = jit_irq_line, .nmi = jit_nmi, .init_ipi = jit_init_ipi,

@@ -362,6 +362,10 @@ struct hw_accel_ops {
 	/* Make RAM (or ROM if readonly) at gpa visible; called after init for
 	 * every RAM range.  0 or -errno. */
 	int (*map)(void *accel, uint64_t gpa, uint64_t size, void *host, bool readonly);
+	/* host bytes [p, p + len) of guest RAM were written by a device (after
+	 * the write, from any thread): the vCPUs see it as cross-modifying
+	 * code.  Optional. */
+	void (*ram_written)(void *accel, const void *p, size_t len);
 	/* A vCPU in the reset state; index 0 is the BSP, others wait for SIPI. */
 	int (*vcpu_new)(void *accel, int index, void **vcpu);
 	void (*vcpu_free)(void *vcpu);

@@ -180,6 +180,8 @@ void *hw_ram_ptr(struct machine *m, uint64_t gpa, uint64_t len);
 /* Copy to/from guest RAM (DMA); -EFAULT outside RAM. */
 int hw_dma_read(struct machine *m, uint64_t gpa, void *buf, size_t len);
 int hw_dma_write(struct machine *m, uint64_t gpa, const void *buf, size_t len);
+/* A device wrote host bytes [p, p + len) of RAM (the accelerator's ram_written). */
+void hw_ram_written(struct machine *m, const void *p, size_t len);
 int hw_memory_init(struct machine *m);
 /* The e820 map: fills up to max entries {addr, size, type}, returns count. */
 struct hw_e820 { uint64_t addr, size; uint32_t type; };

@@ -51,6 +51,12 @@ void *hw_ram_ptr(struct machine *m, uint64_t gpa, uint64_t len)
 	return NULL;
 }
 
+void hw_ram_written(struct machine *m, const void *p, size_t len)
+{
+	if (m->accel && m->accel->ram_written)
+		m->accel->ram_written(m->accel_state, p, len);
+}
+
 int hw_dma_read(struct machine *m, uint64_t gpa, void *buf, size_t len)
 {
 	void *p = hw_ram_ptr(m, gpa, len);
@@ -73,6 +79,7 @@ int hw_dma_write(struct machine *m, uint64_t gpa, const void *buf, size_t len)
 		return -EFAULT;
 	}
 	memcpy(p, buf, len);
+	hw_ram_written(m, p, len);
 	return 0;
 }
 

@@ -316,6 +316,8 @@ void virtq_push(struct hw_virtio *v, int qi, const struct virtq_elem *e, uint32_
 
 	if (!used || !avail)
 		return;
+	for (int i = 0; i < e->nin; i++)	/* what the device wrote, before the driver sees it */
+		hw_ram_written(v->m, e->in[i].p, e->in[i].len);
 	slot = used + 4 + 8 * (q->used_idx % q->size);
 	for (int i = 0; i < 4; i++) {
 		slot[i] = e->head >> (8 * i);

@@ -20,12 +20,14 @@
  *    code size (16/32/64-bit decoding), so aliases of a physical page
  *    share blocks and remapping needs no flush: entry translates CS:RIP
  *    through the TLB exactly as a fetch does (with its faults).
- *  - Self-modifying code stays exact without write protection: entering
- *    a block compares the bytes it was decoded from with the bytes in
- *    memory (whoever changed them: this CPU, another vCPU, a device's
- *    DMA), and a write by the running block into its own bytes is caught
- *    by smc_note() in every write path (internal.h, mem.c), which ends the
+ *  - Self-modifying code stays exact: entering a block from the run loop
+ *    compares the bytes it was decoded from with the bytes in memory
+ *    (whoever changed them: this CPU, another vCPU, a device's DMA), and
+ *    a write by the running block into its own bytes is caught by
+ *    smc_note() in every write path (internal.h, mem.c), which ends the
  *    block after that instruction; the next entry then sees the new bytes.
+ *    Entries from other translated blocks compare the bytes too, unless
+ *    the vCPU tracks writes to the block's pages (track.c, claim()).
  *  - Signals (interrupts, INIT, stop) and the budget are polled between
  *    blocks; instructions that change RFLAGS.IF end their block so that
  *    an interrupt shadow and a pending interrupt are seen at the right
@@ -60,6 +62,7 @@
 #define RETRANSLATE 8	/* entries at another RIP in a row that translate again */
 #define BC_HASH 16384
 #define BC_ARENA (64u << 20)
+#define PG_HASH 4096	/* lists of translated blocks by code page */
 
 struct jit_block {
 	const uint8_t *p;	/* host address of the first code byte */
@@ -78,6 +81,11 @@ struct jit_block {
 	uint8_t ninsn;
 	uint8_t code_size;
 	bool cross;		/* its bytes go on into the next 4 KiB page (next_page()) */
+	bool checks;		/* tr's chained entry compares the code bytes itself */
+	bool listed;		/* on the lists of its pages (pg_next) */
+	bool unsure;		/* tr's chained entry is off until claim() compared its bytes */
+	uintptr_t at;		/* p (which goes NULL when b is stale) */
+	struct jit_block *pg_next[2];	/* the lists of its first and next page */
 	struct jit_binsn insn[];
 };
 
@@ -90,6 +98,7 @@ struct jit_bcache {
 	struct jit_tcache *tc;	/* translated code, NULL when the translator is off */
 	uint64_t link_flushes;	/* flushes when cpu->tr_link was last set */
 	struct jit_tr_slot jc[JIT_JC_SIZE];	/* chained entries by RIP (RET) */
+	struct jit_block *pg_hash[PG_HASH];	/* translated blocks by page (tracked writes) */
 };
 
 static jit_op_fn *const *const maps[4] = {
@@ -139,6 +148,7 @@ void jit_bcache_stats(const struct jit_bcache *bc, struct jit_stats *s)
 void jit_bcache_flush(struct jit_bcache *bc)
 {
 	memset(bc->hash, 0, sizeof(bc->hash));
+	memset(bc->pg_hash, 0, sizeof(bc->pg_hash));
 	bc->used = 0;
 	bc->last = NULL;
 	bc->flushes++;
@@ -350,6 +360,8 @@ static struct jit_block *build(struct jit_cpu *cpu, const uint8_t *p, unsigned a
 	b->tr = NULL;
 	b->ng_gen = NULL;
 	b->runs = 0;
+	b->listed = false;
+	b->at = (uintptr_t)p;
 	b->ninsn = n;
 	b->nbytes = (uint16_t)off;
 	b->code_size = (uint8_t)cpu->code_size;
@@ -418,8 +430,11 @@ static struct jit_block *lookup(struct jit_cpu *cpu, const uint8_t *p, unsigned 
 		b = last = NULL;	/* build() flushed the arena: they are gone */
 	nb->next = *head;
 	*head = nb;
-	if (b)
+	if (b) {
 		b->p = NULL;	/* stale: never matches again */
+		if (b->tr)
+			*b->tr_gen = JIT_GEN_NONE;	/* nor does its chained entry */
+	}
 	b = nb;
 found:
 	if (last) {
@@ -457,6 +472,106 @@ static const uint8_t *code_ptr(struct jit_cpu *cpu, unsigned *avail)
 	return e->host_r + (lin & 0xfff);
 }
 
+/* May b's chained entry skip comparing its bytes: are they in pages
+ * this vCPU tracks (track.c), none of them mixed? */
+static bool trackable(const struct jit_cpu *cpu, const struct jit_block *b)
+{
+	ptrdiff_t i = jit_track_index(cpu, b->p);
+	ptrdiff_t j = jit_track_index(cpu, b->p + b->nbytes - 1);
+
+	return i >= 0 && j >= 0 && !jit_track_mixed(cpu, (size_t)i) &&
+	       !jit_track_mixed(cpu, (size_t)j);
+}
+
+/* The list of translated blocks with bytes in host page number pg. */
+static struct jit_block **pg_list(struct jit_bcache *bc, uintptr_t pg)
+{
+	return &bc->pg_hash[pg & (PG_HASH - 1)];
+}
+
+/* Which of b's list links (its first page's or its next page's) chains
+ * the list of page pg. */
+static unsigned pg_link(const struct jit_block *b, uintptr_t pg)
+{
+	return ((b->at >> 12) & (PG_HASH - 1)) == (pg & (PG_HASH - 1)) ? 0 : 1;
+}
+
+/*
+ * b's chained entry skips the compare of its bytes: before it is first
+ * marked good, and again after a write to one of its pages, its pages
+ * are tracked and its bytes compared here, once.  False when they
+ * changed (the run loop decodes them again), or when a page is mixed or
+ * no longer tracked: then b's translation goes, and the next one
+ * compares.
+ */
+static bool claim(struct jit_cpu *cpu, struct jit_block *b)
+{
+	struct jit_bcache *bc = cpu->bcache;
+	ptrdiff_t i = jit_track_index(cpu, b->p);
+	ptrdiff_t j = jit_track_index(cpu, b->p + b->nbytes - 1);
+
+	if (!b->unsure)
+		return true;
+	if (i < 0 || j < 0 || !jit_track_page(cpu, (size_t)i) || !jit_track_page(cpu, (size_t)j)) {
+		*b->tr_gen = JIT_GEN_NONE;
+		b->tr = NULL;
+		b->runs = 0;
+		return false;
+	}
+	if (!same_code(b, b->p))
+		return false;
+	if (!b->listed) {
+		struct jit_block **l = pg_list(bc, b->at >> 12);
+
+		b->pg_next[0] = *l;
+		*l = b;
+		if (b->cross) {
+			l = pg_list(bc, (b->at >> 12) + 1);
+			b->pg_next[1] = *l;
+			*l = b;
+		}
+		b->listed = true;
+	}
+	b->unsure = 0;
+	return true;
+}
+
+/* A write to host address p (track.c): the chained entries of the
+ * blocks translated from bytes in its page are off until claim() compared
+ * them.  Returns 1 when p is one of those bytes, 0 when it is not, -1
+ * when there are none (a flush dropped them). */
+int jit_bcache_page_written(struct jit_cpu *cpu, const void *p)
+{
+	uintptr_t pg = (uintptr_t)p >> 12;
+	int hit = -1;
+
+	for (struct jit_block *b = *pg_list(cpu->bcache, pg), *next; b; b = next) {
+		unsigned k = pg_link(b, pg);
+
+		next = b->pg_next[k];
+		if ((b->at >> 12) + k == pg && b->tr && !b->checks) {
+			*b->tr_gen = JIT_GEN_NONE;
+			b->unsure = 1;
+			if (hit < 1)
+				hit = (uintptr_t)p - b->at < b->nbytes;
+		}
+	}
+	return hit;
+}
+
+/* Every tracked page was written (track.c's queue overflowed). */
+void jit_bcache_all_written(struct jit_cpu *cpu)
+{
+	struct jit_bcache *bc = cpu->bcache;
+
+	for (unsigned h = 0; h < PG_HASH; h++)
+		for (struct jit_block *b = bc->pg_hash[h]; b; b = b->pg_next[pg_link(b, h)])
+			if (b->tr && !b->checks) {
+				*b->tr_gen = JIT_GEN_NONE;
+				b->unsure = 1;
+			}
+}
+
 /*
  * The block's translated code for this entry, translating it when it has
  * become hot (tr-x86.c); NULL to interpret it.  Code is made for one RIP
@@ -485,12 +600,16 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
 		return NULL;
 	}
 	b->runs = 0;
+	if (b->tr)
+		*b->tr_gen = JIT_GEN_NONE;	/* the old code's chained entry is off for good */
 	rq = (struct jit_tr_req){ .insn = b->insn, .n = b->ninsn, .rip = cpu->rip,
 		.cpl = (unsigned)cpu->cpl, .code = b->p, .nbytes = b->nbytes, .jc = bc->jc,
-		.owner = b };
+		.owner = b, .checks = !trackable(cpu, b) };
 	b->tr = jit_tcache_add(bc->tc, &rq);
 	b->tr_chain = rq.chain;
 	b->tr_gen = rq.gen;
+	b->checks = rq.checks;
+	b->unsure = !rq.checks;
 	cpu->stat_translated++;
 	if (!b->tr) {
 		jit_bcache_flush(bc);	/* the code cache is full: start afresh */
@@ -600,10 +719,12 @@ void jit_chains_ng_off_2m(struct jit_cpu *cpu, uint64_t lin)
 
 /* CS:RIP maps to b's bytes now (at b's RIP and CPL): chaining into b is
  * fine until a flush may remap its pages, and RET may go straight there. */
-static void mark(struct jit_cpu *cpu, struct jit_block *b)
+static bool mark(struct jit_cpu *cpu, struct jit_block *b)
 {
 	struct jit_tr_slot *sl;
 
+	if (!b->checks && !claim(cpu, b))
+		return false;
 	if (*b->tr_gen != cpu->tlb_gen) {	/* (no needless store into the cache) */
 		*b->tr_gen = cpu->tlb_gen;
 		cpu->stat_genstores++;
@@ -616,6 +737,7 @@ static void mark(struct jit_cpu *cpu, struct jit_block *b)
 	sl->entry = b->tr_chain;
 	sl->target = b->tr_rip;
 	sl->cpl = b->tr_cpl;
+	return true;
 }
 
 /*
@@ -626,12 +748,13 @@ static void mark(struct jit_cpu *cpu, struct jit_block *b)
  * link into b targets b's RIP, which the lookup just found mapped to b's
  * bytes: b's chained entry is good for this TLB generation.
  */
-static void link(struct jit_cpu *cpu, struct jit_block *b)
+static bool link(struct jit_cpu *cpu, struct jit_block *b)
 {
 	struct jit_tr_slot *sl = cpu->tr_link;
 
 	cpu->tr_link = NULL;
-	mark(cpu, b);
+	if (!mark(cpu, b))
+		return false;
 	if (sl && cpu->bcache->link_flushes == cpu->bcache->flushes &&
 	    sl->target == b->tr_rip && sl->cpl == b->tr_cpl) {
 		uint8_t *site = sl->entry;
@@ -639,6 +762,7 @@ static void link(struct jit_cpu *cpu, struct jit_block *b)
 
 		memcpy(site, &rel, 4);	/* the exit's JMP now goes to b */
 	}
+	return true;
 }
 
 /*
@@ -651,7 +775,7 @@ static void link(struct jit_cpu *cpu, struct jit_block *b)
  * with a signal, an interrupt or the budget due (it takes those first),
  * or when b is stale or no longer mapped there.
  */
-bool jit_chain_recheck(struct jit_cpu *cpu, void *owner)
+bool jit_chain_recheck(struct jit_cpu *cpu, void *owner, const uint64_t *gen)
 {
 	struct jit_block *b = owner;
 	const uint8_t *p;
@@ -660,13 +784,12 @@ bool jit_chain_recheck(struct jit_cpu *cpu, void *owner)
 	if (cpu->icount >= cpu->chain_end ||
 	    atomic_load_explicit(&cpu->events, memory_order_relaxed) ||
 	    (atomic_load_explicit(&cpu->irq_level, memory_order_relaxed) && (cpu->rflags & F_IF)) ||
-	    b->tr_rip != cpu->rip || b->tr_cpl != cpu->cpl)
+	    !b->tr || gen != b->tr_gen || b->tr_rip != cpu->rip || b->tr_cpl != cpu->cpl)
 		return false;
 	cpu->stat_rechecks++;
 	p = code_ptr(cpu, &avail);
-	if (!p || p != b->p || (b->cross && !next_page(cpu, p, avail, false)))
+	if (!p || p != b->p || (b->cross && !next_page(cpu, p, avail, false)) || !mark(cpu, b))
 		return false;
-	mark(cpu, b);
 	cpu->tr_link = NULL;
 	return true;
 }
@@ -700,8 +823,9 @@ bool jit_run_block(struct jit_cpu *cpu, uint64_t limit)
 	cpu->smc_hit = false;
 	cpu->shadow = false;
 	tr = translated(cpu, b, limit);
+	if (tr && !link(cpu, b))
+		tr = NULL;	/* its bytes changed, or it goes: interpret them this once */
 	if (tr) {
-		link(cpu, b);
 		cpu->stat_tr_runs++;
 		cpu->bcache->link_flushes = cpu->bcache->flushes;
 		tr(cpu);

@@ -171,6 +171,7 @@ void jit_cpu_free(struct jit_cpu *cpu)
 {
 	if (!cpu)
 		return;
+	jit_track_detach(cpu);
 	jit_bcache_free(cpu->bcache);
 	free(cpu);
 }
@@ -266,6 +267,7 @@ void jit_cpu_stats(const struct jit_cpu *cpu, struct jit_stats *s)
 	s->translated_runs = cpu->stat_tr_runs;
 	s->tlb_fills = cpu->stat_tlb_fills;
 	s->rechecks = cpu->stat_rechecks;
+	s->code_writes = cpu->stat_code_writes;
 	if (cpu->bcache)
 		jit_bcache_stats(cpu->bcache, s);
 }

@@ -16,6 +16,7 @@
 #ifndef JIT_INTERNAL_H
 #define JIT_INTERNAL_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -341,6 +342,11 @@ struct jit_cpu {
 	 * as they drop tlb[]. */
 	struct jit_tlb_entry tlb_victim[TLB_VICTIMS];
 	unsigned tlb_victim_next;
+
+	/* writes into translated code (track.c) */
+	struct jit_ram *ram;	/* the RAM attached, or NULL */
+	bool track;		/* this vCPU is the RAM's one: its pages are tracked */
+	uint64_t stat_code_writes;	/* pages of translated code written */
 };
 
 /* TLB entry i leaves the TLB. */
@@ -449,12 +455,13 @@ struct jit_tr_req {
 	unsigned nbytes;
 	struct jit_tr_slot *jc;	/* JIT_JC_SIZE entries */
 	void *owner;		/* the block, for jit_chain_recheck() */
+	bool checks;		/* the chained entry compares the code bytes (untracked) */
 	void *chain;		/* out */
 	uint64_t *gen;		/* the TLB generation word chain checks (in the cache, within
 				   2 GiB of the code) */
 };
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
-bool jit_chain_recheck(struct jit_cpu *cpu, void *owner);
+bool jit_chain_recheck(struct jit_cpu *cpu, void *owner, const uint64_t *gen);
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq);
 void jit_tr_flags_live(const struct jit_binsn *insn, unsigned n, bool *dead, uint32_t *live);
 uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
@@ -725,6 +732,47 @@ void jit_chains_ng_off(struct jit_cpu *cpu);
 void jit_chains_ng_clear(struct jit_cpu *cpu);
 void jit_chains_ng_off_2m(struct jit_cpu *cpu, uint64_t lin);
 void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin);
+
+/* track.c: writes into the pages of translated code (jit.h's jit_ram) */
+#define PAGE_TRACKED 0x80	/* translated code that does not compare its bytes lives here */
+#define PAGE_ALARMS 0x7f	/* writes that left that code's bytes as they were */
+struct jit_ram {
+	uint8_t *base;
+	size_t size;
+	uint8_t *page;		/* per 4 KiB page: PAGE_TRACKED | alarms (__atomic) */
+	pthread_mutex_t lock;	/* the rest */
+	struct jit_cpu *cpu;	/* the one vCPU attached, NULL with none or several */
+	unsigned ncpu;
+	bool all;		/* queue overflowed: every page went stale */
+	unsigned nq;		/* pages written by others, for cpu to invalidate */
+	size_t q[64];
+};
+/* The page index of host address p when cpu tracks writes there, else -1. */
+static inline ptrdiff_t jit_track_index(const struct jit_cpu *cpu, const void *p)
+{
+	const struct jit_ram *r = cpu->ram;
+
+	if (!cpu->track || (const uint8_t *)p < r->base || (const uint8_t *)p >= r->base + r->size)
+		return -1;
+	return ((const uint8_t *)p - r->base) >> 12;
+}
+/* Is host page p (of a TLB entry) tracked: a vCPU's write there must see
+ * jit_track_write() first? */
+static inline bool jit_track_hit(const struct jit_cpu *cpu, const void *p)
+{
+	ptrdiff_t i = jit_track_index(cpu, p);
+
+	return i >= 0 && __atomic_load_n(&cpu->ram->page[i], __ATOMIC_RELAXED) & PAGE_TRACKED;
+}
+bool jit_track_page(struct jit_cpu *cpu, size_t i);
+bool jit_track_mixed(const struct jit_cpu *cpu, size_t i);
+void jit_track_write(struct jit_cpu *cpu, const void *p);
+void jit_track_drain(struct jit_cpu *cpu);
+void jit_track_detach(struct jit_cpu *cpu);
+/* block.c: the translated blocks with bytes in host p's page go stale; 1
+ * when p is one of their bytes, 0 when not, -1 when there are none */
+int jit_bcache_page_written(struct jit_cpu *cpu, const void *p);
+void jit_bcache_all_written(struct jit_cpu *cpu);
 
 /* paging.c: translate lin for acc, filling the TLB entry; raises #PF */
 struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned acc);

@@ -22,6 +22,7 @@
 #define JIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct jit_cpu;
@@ -170,6 +171,7 @@ struct jit_stats {
 	uint64_t translated, translated_runs;	/* to host code; entered so */
 	uint64_t tlb_fills, flushes;	/* TLB misses; block cache flushes */
 	uint64_t rechecks;		/* chained entries that found the TLB generation moved on */
+	uint64_t code_writes;		/* writes that made tracked translated code stale (jit_ram) */
 	size_t block_bytes, block_capacity;	/* decoded-block arena */
 	size_t code_bytes, code_capacity;	/* host code; 0 capacity: translator off */
 };
@@ -205,5 +207,27 @@ bool jit_cpu_halted(const struct jit_cpu *cpu);
  */
 void jit_cpu_invalidate(struct jit_cpu *cpu, uint64_t gpa, uint64_t len);
 void jit_cpu_flush_tlb(struct jit_cpu *cpu);
+
+/*
+ * Guest RAM as the translator tracks writes to it.  A machine with one
+ * vCPU gives it its RAM (one host mapping, [base, base + size)): the
+ * translated code of that RAM then skips comparing its guest code bytes
+ * on every entry from another block, because every write into a page
+ * holding such code is seen: the vCPU's own stores (its TLB sends them to
+ * a slow path), and everyone else's, which the machine reports with
+ * jit_ram_written() after writing (a device's DMA, the monitor).  With
+ * several vCPUs attached, or none, entries compare the bytes as before.
+ * jit_ram_new returns NULL with errno set on failure.
+ */
+struct jit_ram;
+struct jit_ram *jit_ram_new(uint8_t *base, size_t size);
+void jit_ram_free(struct jit_ram *r);
+/* cpu runs on r's RAM; call before it first runs.  The vCPUs attached
+ * must be freed before r. */
+void jit_cpu_set_ram(struct jit_cpu *cpu, struct jit_ram *r);
+/* Bytes [p, p + len) of r's RAM were written by something other than a
+ * vCPU: translations of them go stale before the vCPU runs another
+ * block.  Any thread; p outside the RAM is ignored. */
+void jit_ram_written(struct jit_ram *r, const void *p, size_t len);
 
 #endif

@@ -45,6 +45,8 @@ void jit_phys_write(struct jit_cpu *cpu, uint64_t gpa, unsigned size, uint64_t v
 {
 	uint8_t *p = cpu->bus.ram(cpu->bus.opaque, gpa, true);
 
+	if (p && unlikely(jit_track_hit(cpu, p)))
+		jit_track_write(cpu, p);
 	if (p)
 		host_store(p, size, val);
 	else
@@ -58,6 +60,8 @@ static void pte_set(struct jit_cpu *cpu, uint64_t gpa, unsigned esize, uint64_t 
 
 	if (!p)
 		return;
+	if (unlikely(jit_track_hit(cpu, p)))
+		jit_track_write(cpu, p);
 	if (esize == 8)
 		__atomic_fetch_or((uint64_t *)(void *)p, bits, __ATOMIC_SEQ_CST);
 	else
@@ -292,6 +296,12 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 	e->host_r = cpu->bus.ram(cpu->bus.opaque, w.gpa, false);
 	e->host_w = (e->perm & (P_W | P_W << 3)) ? cpu->bus.ram(cpu->bus.opaque, w.gpa, true)
 						 : NULL;
+	if (e->host_w && unlikely(jit_track_hit(cpu, e->host_w))) {
+		if (acc & ACC_W)	/* the code there goes stale first (track.c) */
+			jit_track_write(cpu, e->host_w + (lin & 0xfff));
+		else			/* a write must come back here */
+			e->perm &= (uint8_t)~(P_W | P_W << 3);
+	}
 	if (unlikely(cpu->dbg_data) && jit_dbg_page(cpu, lin)) {
 		jit_tlb_drop(cpu, i);	/* every access takes the slow path (debug.c) */
 		return e;

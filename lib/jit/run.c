@@ -175,6 +175,7 @@ static int events(struct jit_cpu *cpu)
 	int v;
 
 	if (atomic_exchange_explicit(&cpu->events, 0, memory_order_acq_rel)) {
+		jit_track_drain(cpu);	/* pages of code others wrote (track.c) */
 		if (atomic_exchange(&cpu->stop, false)) {
 			/* A signal that raced with the stop is handled next run. */
 			if (atomic_load(&cpu->init_pending) || atomic_load(&cpu->nmi_pending) ||
@@ -233,12 +234,13 @@ static void profile_sample(struct jit_cpu *cpu)
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	jit_log(cpu, "profile: icount %llu rip %#llx cpl %d cpu_ms %lld tlb_fills %llu "
 		"decodes %llu blocks %llu translated %llu tr_entries %llu gens %llu rechecks %llu "
-		"genstores %llu",
+		"genstores %llu code_writes %llu",
 		(unsigned long long)cpu->icount, (unsigned long long)cpu->rip, cpu->cpl,
 		(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
 		(unsigned long long)d[0], (unsigned long long)d[1], (unsigned long long)d[2],
 		(unsigned long long)d[3], (unsigned long long)d[4], (unsigned long long)d[5],
-		(unsigned long long)d[6], (unsigned long long)d[7]);
+		(unsigned long long)d[6], (unsigned long long)d[7],
+		(unsigned long long)cpu->stat_code_writes);
 	cpu->prof_next = cpu->icount + cpu->prof_period;
 }
 

@@ -562,8 +562,10 @@ static void rip_rel(struct jit_tr *t, const uint8_t *pre, unsigned npre, unsigne
 
 /*
  * The entry from another block (exit_link, or exit_dyn's table): go on
- * only while the code bytes are those translated (block.c's same_code()),
- * no signal is pending (an interrupt only with RFLAGS.IF set, irq_check())
+ * only while the code bytes are those translated (block.c's same_code();
+ * compared here for nbytes > 0, else the block's pages are tracked,
+ * track.c, and a write there turns the generation word off), no signal
+ * is pending (an interrupt only with RFLAGS.IF set, irq_check())
  * and the budget allows a whole block; otherwise
  * return to the run loop at this block's start.  The exit that jumped
  * here passes its slot in RSI (0 from the table): a return to the run
@@ -601,6 +603,7 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));	/* for a #PF of the fetch */
 	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
 	jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)t->owner);
+	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)t->gen);
 	jit_tr_call(&t->b, (const void *)jit_chain_recheck);
 	jit_tr_ld(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));	/* the slot, 0 when it went on */
 	jit_tr_ins(t, 1, 0x84, RAX, jit_tr_r(RAX));	/* test al, al */
@@ -620,7 +623,8 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_TLB_GEN));
 	jit_tr_jump_to(&t->b, 5, regen);
 	jit_tr_here(&t->b, checks_fix);
-	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
+	if (nbytes)
+		jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)code);
 	if (copy) {			/* 16 bytes at a time against the copy */
 		for (i = 0; i < nbytes; i += 16) {
 			unsigned at = i + 16 <= nbytes ? i : nbytes - 16, x = i ? 0 : 1;
@@ -815,7 +819,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	t.nslot = nslot;
 	memset(t.slot, 0, nslot * sizeof(struct jit_tr_slot));
 	t.b.p += nslot * sizeof(struct jit_tr_slot);
-	if (rq->nbytes > IMM_BYTES)
+	if (rq->checks && rq->nbytes > IMM_BYTES)
 		copy = code_copy(&t.b, rq->code, rq->nbytes);
 	start = t.b.p;
 	cache_pick(&t, rq->insn, rq->n);
@@ -823,7 +827,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	body = jit_tr_jump(&t.b, -1);
 	t.epi = t.b.p;
 	epilogue(&t);
-	rq->chain = chain_entry(&t, rq->code, rq->nbytes, copy);
+	rq->chain = chain_entry(&t, rq->code, rq->checks ? rq->nbytes : 0, copy);
 	jit_tr_here(&t.b, body);
 	jit_tr_cache_load(&t, false);
 	t.body = t.b.p;

@@ -756,6 +756,7 @@ wait_serial_for() {
 	[ "${lines[0]}" = "Translation buffer state:" ]
 	[[ "$output" == *"translator          on"* ]]
 	[[ "$output" =~ guest\ instructions\ \ [1-9] ]]
+	[[ "$output" =~ code\ pages\ written\ \ [0-9] ]]
 	vm-mon "$T/qmp.sock" quit
 	emu_gone
 	rm -f "$T/qmp.sock"

@@ -600,6 +600,6 @@ int main(void)
 	test_lock();
 	CHECK(fails == 0, "lock forms: %d cases, %d differ", cases, fails);
 	jit_cpu_free(cpu);
-	free(h_ram);
+	harness_free();
 	return unit_done();
 }

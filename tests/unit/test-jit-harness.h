@@ -46,6 +46,7 @@ static struct hstate *h_state __attribute__((used));
 static uint64_t h_host_rsp __attribute__((used)), h_scratch __attribute__((used));
 static uint64_t h_code __attribute__((used));
 static uint8_t *h_ram;
+static struct jit_ram *h_jram;	/* h_ram as the translator tracks writes to it */
 
 void harness_enter(struct hstate *s, uint64_t code);
 void harness_leave(void);
@@ -119,6 +120,13 @@ static uint8_t *guest_ptr(uint64_t lin)
 	return h_ram + GUEST_MAP_GPA + (lin - CODE);
 }
 
+/* Write guest bytes at lin from outside the vCPU, as a device does. */
+static void guest_write(uint64_t lin, const void *src, size_t n)
+{
+	memcpy(guest_ptr(lin), src, n);
+	jit_ram_written(h_jram, guest_ptr(lin), n);
+}
+
 static void seg_flat(struct jit_segment *s, uint16_t sel, bool code)
 {
 	memset(s, 0, sizeof(*s));
@@ -190,8 +198,19 @@ static struct jit_cpu *harness_cpu(void)
 	pdpt[0] = 0x3000 | 7;
 	pd[CODE >> 21] = GUEST_MAP_GPA | 0x87;
 	cpu = jit_cpu_new(&h_bus, 0);
+	h_jram = jit_ram_new(h_ram, GUEST_RAM);
+	if (!cpu || !h_jram)
+		abort();
+	jit_cpu_set_ram(cpu, h_jram);	/* as vm-run's one vCPU */
 	harness_setup(cpu);
 	return cpu;
+}
+
+/* After the vCPUs are freed. */
+static void harness_free(void)
+{
+	jit_ram_free(h_jram);
+	free(h_ram);
 }
 
 static void harness_map_native(void)
@@ -246,8 +265,9 @@ static int harness_guest(struct jit_cpu *cpu, const struct hcase *c, struct hsta
 	int n;
 
 	memcpy(guest_ptr(DATA), c->data, DATA_SIZE);
-	memcpy(guest_ptr(CODE), c->code, c->len);
-	memcpy(guest_ptr(CODE) + c->len, "\x0f\x0b", 2);
+	jit_ram_written(h_jram, guest_ptr(DATA), DATA_SIZE);
+	guest_write(CODE, c->code, c->len);	/* the last case's translations go */
+	guest_write(CODE + c->len, "\x0f\x0b", 2);
 	memcpy(r.gpr, c->in.gpr, sizeof(r.gpr));
 	r.rip = CODE;
 	r.rflags = c->in.rflags;

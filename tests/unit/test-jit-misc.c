@@ -285,6 +285,6 @@ int main(void)
 	CHECK(fails == 0, "nops, hints, fences, ignored and repeated prefixes: %d cases, %d differ",
 	      cases, fails);
 	jit_cpu_free(cpu);
-	free(h_ram);
+	harness_free();
 	return unit_done();
 }

@@ -168,6 +168,6 @@ int main(void)
 	CHECK(fails == 0, "mmx/sse/sse2/sse3/ssse3: %d cases, %d differ (%d invalid forms skipped)",
 	      cases, fails, skipped);
 	jit_cpu_free(cpu);
-	free(h_ram);
+	harness_free();
 	return unit_done();
 }

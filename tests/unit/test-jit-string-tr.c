@@ -195,7 +195,7 @@ static void test_fault(void)
 				code[n++] = f[k].rex;
 			code[n++] = f[k].op;
 			code[n++] = 0x90;
-			memcpy(guest_ptr(CODE), code, n);
+			guest_write(CODE, code, n);
 			for (unsigned i = 0; i < 0x100; i++)
 				*guest_ptr(si + i) = (uint8_t)(i * 7 + 1);
 			memset(guest_ptr(di), 0, end - di);
@@ -228,8 +228,8 @@ static void test_cpuid(void)
 	static const uint8_t code[] = { 0xb8, 0x07, 0x00, 0x00, 0x00, 0x31, 0xc9, 0x0f, 0xa2 };
 	struct jit_regs rg = { 0 };
 
-	memcpy(guest_ptr(CODE), code, sizeof(code));
-	memcpy(guest_ptr(CODE) + sizeof(code), "\x0f\x0b", 2);
+	guest_write(CODE, code, sizeof(code));
+	guest_write(CODE + sizeof(code), "\x0f\x0b", 2);
 	run_from(cpu_in, &rg);
 	CHECK(rg.rip == CODE + sizeof(code) && (rg.gpr[3] & (1u << 9)) && (rg.gpr[2] & (1u << 4)),
 	      "CPUID.(7,0) has ERMS and FSRM (ebx %#llx edx %#llx)", (unsigned long long)rg.gpr[3],
@@ -250,6 +250,6 @@ int main(void)
 	test_cpuid();
 	jit_cpu_free(cpu_tr);
 	jit_cpu_free(cpu_in);
-	free(h_ram);
+	harness_free();
 	return unit_done();
 }

@@ -718,6 +718,99 @@ static void test_patched_sizes(void)
 	}
 }
 
+/* A vCPU that translates every block at once, as cpu_tr. */
+static struct jit_cpu *new_tr_cpu(void)
+{
+	struct jit_cpu *cpu;
+
+	unsetenv("VM_JIT_TRANSLATE");
+	cpu = jit_cpu_new(&h_bus, 0);
+	setenv("VM_JIT_TRANSLATE", "off", 1);
+	if (!cpu)
+		abort();
+	harness_setup(cpu);
+	return cpu;
+}
+
+/*
+ * Run fn with cpu_tr a new vCPU on a new jit_ram over the same memory:
+ * pages no earlier test made mixed (track.c), so that its translated
+ * code skips the byte compare, and only the tracking of writes keeps it
+ * exact.  Returns the code pages written meanwhile.
+ */
+static uint64_t with_fresh_ram(void (*fn)(void))
+{
+	struct jit_cpu *keep = cpu_tr, *cpu = new_tr_cpu();
+	struct jit_ram *keep_ram = h_jram, *ram = jit_ram_new(h_ram, GUEST_RAM);
+	struct jit_stats s;
+
+	if (!ram)
+		abort();
+	jit_cpu_set_ram(cpu, ram);
+	cpu_tr = cpu;
+	h_jram = ram;
+	fn();
+	jit_cpu_stats(cpu, &s);
+	cpu_tr = keep;
+	h_jram = keep_ram;
+	jit_cpu_free(cpu);
+	jit_ram_free(ram);
+	return s.code_writes;
+}
+
+/*
+ * A loop that stores beside its callee, in the callee's page: each store
+ * makes the callee's translation stale (track.c), and each entry finds
+ * its bytes unchanged; after a few such alarms the page is left
+ * untracked and the callee compares its bytes instead, so the stores go
+ * at full speed (400 rounds would make 400 or more code writes).
+ */
+static void test_mixed_page(void)
+{
+	static struct hcase c;
+	struct rng r = { 0x3a11 };
+	struct jit_stats a, b;
+
+	rnd_case(&r, &c);
+	/* 0: mov ecx, 400; 5: l: mov [rip + 0x7f5], ecx (CODE + 0x800); 11: call f;
+	 * 16: dec ecx; 18: jnz l; 20: jmp out; 22: f: add rax, 1; 26: ret; 27: out */
+	emit(&c, (uint8_t[]){ 0xb9, 0x90, 0x01, 0x00, 0x00, 0x89, 0x0d, 0xf5, 0x07, 0x00, 0x00 }, 11);
+	emit(&c, (uint8_t[]){ 0xe8, 0x06, 0x00, 0x00, 0x00, 0xff, 0xc9, 0x75, 0xf1, 0xeb, 0x05 }, 11);
+	emit(&c, (uint8_t[]){ 0x48, 0x83, 0xc0, 0x01, 0xc3 }, 5);
+	jit_cpu_stats(cpu_tr, &a);
+	both(&c, "a loop storing beside its callee");
+	jit_cpu_stats(cpu_tr, &b);
+	CHECK(b.code_writes - a.code_writes < 100, "a loop of 400 stores beside its callee: %llu code writes",
+	      (unsigned long long)(b.code_writes - a.code_writes));
+}
+
+/* Self-modifying code with tracked pages, then with the compare (a vCPU
+ * on no jit_ram, as each of several is). */
+static void test_tracked(void)
+{
+	struct jit_cpu *keep = cpu_tr;
+	uint64_t n;
+
+	fails = cases = 0;
+	n = with_fresh_ram(test_patched_sizes);
+	CHECK(fails == 0 && n >= 19, "tracked: hot callees patched: %d cases, %d differ, %llu code writes",
+	      cases, fails, (unsigned long long)n);
+	fails = cases = 0;
+	with_fresh_ram(test_smc);
+	CHECK(fails == 0, "tracked: self-modifying code: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	with_fresh_ram(test_mixed_page);
+	CHECK(fails == 0, "tracked: stores beside a callee: %d cases, %d differ", cases, fails);
+	cpu_tr = new_tr_cpu();
+	fails = cases = 0;
+	test_patched_sizes();
+	test_smc();
+	CHECK(fails == 0, "compared: self-modifying code, patched callees: %d cases, %d differ", cases,
+	      fails);
+	jit_cpu_free(cpu_tr);
+	cpu_tr = keep;
+}
+
 /* Run c on cpu_tr alone (code the host cannot run as the guest does: IF
  * clear, CPL 0, another mapping): true when it ran to its end; *d: the
  * run-loop entries (blocks) and page walks (tlb_fills) it took. */
@@ -974,10 +1067,10 @@ static void test_ret_table(void)
 	while (c.len < 0x40)
 		emit1(&c, 0x90);
 	emit(&c, f, sizeof(f));
-	memcpy(guest_ptr(CODE + 0x100c), far, sizeof(far));
+	guest_write(CODE + 0x100c, far, sizeof(far));
 	check_linked(&c, 1, false, "a loop of two calls whose return addresses are 0x1001 apart",
 		     &out);
-	memset(guest_ptr(CODE + 0x100c), 0, sizeof(far));
+	guest_write(CODE + 0x100c, (uint8_t[sizeof(far)]){ 0 }, sizeof(far));
 }
 
 /* Run code (len bytes) at CODE on cpu from RAX = rax, RBX = rbx, RSP =
@@ -990,7 +1083,7 @@ static enum jit_exit run_code(struct jit_cpu *cpu, const uint8_t *code, size_t l
 	struct jit_regs st = { .rip = CODE, .rflags = rflags };
 	enum jit_exit e = JIT_EXIT_BUDGET;
 
-	memcpy(guest_ptr(CODE), code, len);
+	guest_write(CODE, code, len);
 	st.gpr[0] = rax;
 	st.gpr[3] = rbx;
 	st.gpr[4] = STACK_TOP;
@@ -1486,6 +1579,7 @@ int main(int argc, char **argv)
 	test_patched_sizes();
 	CHECK(fails == 0, "hot callees of 15 to 123 bytes patched: %d cases, %d differ", cases, fails);
 	fails = cases = 0;
+	test_tracked();
 	test_victims();
 	test_irq_masked();
 	test_sti_popf();
@@ -1519,6 +1613,6 @@ int main(int argc, char **argv)
 		test_suites(argv[0]);
 	jit_cpu_free(cpu_tr);
 	jit_cpu_free(cpu_in);
-	free(h_ram);
+	harness_free();
 	return unit_done();
 }

@@ -141,6 +141,6 @@ int main(void)
 	T("underflow", "\xd9\xc9");
 	CHECK(fails == 0, "x87: %d cases, %d differ", cases, fails);
 	jit_cpu_free(cpu);
-	free(h_ram);
+	harness_free();
 	return unit_done();
 }
