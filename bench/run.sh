@@ -19,6 +19,8 @@
 #   BENCH_DISK_REPEAT=N     the multiboot disk measure N times, QEMU and
 #                           vm-run alternating, each figure and the median
 #                           (the machine is noisy; default 1)
+#   BENCH_GUEST_REPEAT=N    the in-guest disk measures N times, alternating,
+#                           each figure's median (default 3)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${VM_BUILD:-$top/o/rel}
@@ -126,30 +128,61 @@ qemu-img convert -O qcow2 "$work/d.raw" "$work/d.qcow2" && rm -f "$work/d.raw"
 DD='exec 3</dev/vda; for m in first cached direct; do n=1 f=; [ $m = direct ] && n=4 f=iflag=direct
 echo "DISK-PASS $m"; time sh -c "i=0; while [ \$i -lt $n ]; do dd if=/dev/vda of=/dev/null bs=1M $f 2>/dev/null; i=\$((i + 1)); done"; done'
 APPEND="console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$DD" | base64 -w0)"
-for who in qemu vm-run; do
-	rm -f "$work/$who-disk.out"
-	if [ $who = qemu ]; then
-		run_timed $who-disk qemu-system-x86_64 -accel $qaccel -m 512 -nographic -no-reboot \
-			-kernel "$K" -initrd "$I" -append "$APPEND" \
-			-drive file="$work/d.qcow2",if=virtio,format=qcow2,readonly=on >/dev/null
-	else
-		run_timed $who-disk "$B/bin/vm-run" -accel $vaccel -m 512 -nographic -no-reboot \
-			-kernel "$K" -initrd "$I" -append "$APPEND" \
-			-drive file="$work/d.qcow2",if=virtio,format=qcow2,readonly=on >/dev/null
-	fi
-	# busybox time: "real<TAB>0m 1.23s", "sys<TAB>0m 1.20s"
-	tr -d '\r' <"$work/$who-disk.out" | awk -v who="$who" '
-		/^DISK-PASS/ { m = $2 }
-		/^real/ { split($2, a, "m"); r[m] = a[1] * 60 + $3 }
-		/^sys/ { split($2, a, "m"); c[m] = a[1] * 60 + $3 }
-		END {
-			if (!(r["first"] > 0)) { printf "%-28s no result\n", who " disk read"; exit }
-			printf "%-28s %.1f MiB/s (256 MiB in %.2f s)\n", who " disk read", 256 / r["first"], r["first"]
-			for (k = 1; k <= 2; k++) {
-				m = k == 1 ? "cached" : "direct"
-				n = m == "direct" ? 4 : 1
-				if (r[m] > 0)
-					printf "%-28s %.1f MiB/s (%d x 256 MiB in %.2f s, guest CPU %.2f s)\n", "  again, " m, 256 * n / r[m], n, r[m], c[m]
-			}
-		}'
+# QEMU and vm-run alternate, BENCH_GUEST_REPEAT rounds (default 3): each
+# figure is the median of the rounds (the host is shared and noisy; one
+# round gave anything from half to twice another's O_DIRECT figure).
+rounds=${BENCH_GUEST_REPEAT:-3}
+: >"$work/disk.tsv"
+for round in $(seq "$rounds"); do
+	for who in qemu vm-run; do
+		rm -f "$work/$who-disk.out"
+		if [ $who = qemu ]; then
+			run_timed $who-disk qemu-system-x86_64 -accel $qaccel -m 512 -nographic -no-reboot \
+				-kernel "$K" -initrd "$I" -append "$APPEND" \
+				-drive file="$work/d.qcow2",if=virtio,format=qcow2,readonly=on >/dev/null
+		else
+			run_timed $who-disk "$B/bin/vm-run" -accel $vaccel -m 512 -nographic -no-reboot \
+				-kernel "$K" -initrd "$I" -append "$APPEND" \
+				-drive file="$work/d.qcow2",if=virtio,format=qcow2,readonly=on >/dev/null
+		fi
+		# busybox time: "real<TAB>0m 1.23s", "sys<TAB>0m 1.20s"
+		tr -d '\r' <"$work/$who-disk.out" | awk -v who="$who" '
+			/^DISK-PASS/ { m = $2 }
+			/^real/ { split($2, a, "m"); r[m] = a[1] * 60 + $3 }
+			/^sys/ { split($2, a, "m"); c[m] = a[1] * 60 + $3 }
+			END { for (m in r) if (r[m] > 0) print who, m, r[m], c[m] }' >>"$work/disk.tsv"
+	done
 done
+# per measure: MiB/s of each round, the median's, and the guest CPU of the
+# median round; then vm-run's medians over QEMU's
+awk -v rounds="$rounds" '
+	{ k = $1 SUBSEP $2; n[k]++; t[k, n[k]] = $3; c[k, n[k]] = $4 }
+	function med(k,   i, j, x, y, m) {
+		for (i = 1; i <= n[k]; i++) o[i] = i
+		for (i = 1; i <= n[k]; i++) for (j = i + 1; j <= n[k]; j++)
+			if (t[k, o[j]] < t[k, o[i]]) { x = o[i]; o[i] = o[j]; o[j] = x }
+		m = o[int((n[k] + 1) / 2)]
+		mc = c[k, m]
+		return t[k, m]
+	}
+	END {
+		split("first cached direct", ms, " ")
+		for (w = 1; w <= 2; w++) {
+			who = w == 1 ? "qemu" : "vm-run"
+			for (i = 1; i <= 3; i++) {
+				m = ms[i]; k = who SUBSEP m; mib = 256 * (m == "direct" ? 4 : 1)
+				if (!n[k]) { printf "%-28s no result\n", who " " m; continue }
+				all = ""
+				for (j = 1; j <= n[k]; j++) all = all sprintf(" %.0f", mib / t[k, j])
+				s = med(k)
+				tput[who, m] = mib / s
+				printf "%-28s %7.1f MiB/s median (rounds:%s; guest CPU %.2f s)\n",
+				       who " " (m == "first" ? "disk read" : m), mib / s, all, mc
+			}
+		}
+		printf "%-28s", "ratio vm-run/qemu"
+		for (i = 1; i <= 3; i++)
+			if (tput["qemu", ms[i]] > 0)
+				printf " %s %.2f", ms[i], tput["vm-run", ms[i]] / tput["qemu", ms[i]]
+		printf "\n"
+	}' "$work/disk.tsv"
