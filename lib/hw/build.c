@@ -164,10 +164,12 @@ void machine_free(struct machine *m)
 	for (int i = 0; i < m->ncpu; i++)
 		if (m->vcpu[i].accel_vcpu)
 			m->accel->vcpu_free(m->vcpu[i].accel_vcpu);
-	if (m->accel_state)
-		m->accel->free(m->accel_state);
+	/* the devices first: their back-ends' threads may still finish a
+	 * request, and report its writes to the accelerator (ram_written) */
 	for (int i = m->ndevs - 1; i >= 0; i--)
 		m->devs[i].ops->free(m->devs[i].dev);
+	if (m->accel_state)
+		m->accel->free(m->accel_state);
 	if (m->ram)
 		munmap(m->ram, m->ram_size);
 	free(m->bios);

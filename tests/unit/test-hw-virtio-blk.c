@@ -115,6 +115,36 @@ static const struct hw_block_vec_ops mem_vec = { mem_readv, mem_writev, mem_subm
 static struct machine *m;
 static uint64_t bar;
 
+/* The accelerator, with its ram_written op watched: the ranges devices
+ * report writing (the JIT's translations of them go stale). */
+static const struct hw_accel_ops *real_accel;
+static struct hw_accel_ops spy_accel;
+static pthread_mutex_t spy_lock = PTHREAD_MUTEX_INITIALIZER;
+static const uint8_t *spy_p[16];
+static size_t spy_len[16];
+static int nspy;
+
+static void spy_written(void *accel, const void *p, size_t len)
+{
+	pthread_mutex_lock(&spy_lock);
+	if (nspy < 16)
+		spy_p[nspy] = p, spy_len[nspy++] = len;
+	pthread_mutex_unlock(&spy_lock);
+	real_accel->ram_written(accel, p, len);
+}
+
+/* Was [p, p + len) reported, in one range? */
+static bool spied(const void *p, size_t len)
+{
+	bool yes = false;
+
+	pthread_mutex_lock(&spy_lock);
+	for (int i = 0; i < nspy; i++)
+		yes |= (const uint8_t *)p >= spy_p[i] && (const uint8_t *)p + len <= spy_p[i] + spy_len[i];
+	pthread_mutex_unlock(&spy_lock);
+	return yes;
+}
+
 static void common_w(unsigned off, uint32_t v, unsigned size)
 {
 	hw_bus_mmio_write(m, 0, bar + off, v, size);
@@ -282,6 +312,10 @@ int main(void)
 	      "one queue of 1024 entries, seg_max %d (QEMU's queue-size=1024)", SEG_MAX);
 	driver_setup(false);
 	data = hw_ram_ptr(m, DATA, 8192);
+	real_accel = m->accel;
+	spy_accel = *real_accel;
+	spy_accel.ram_written = spy_written;
+	m->accel = &spy_accel;
 
 	memset(data, 0, 8192);
 	request(0, 0, 24);
@@ -290,6 +324,10 @@ int main(void)
 	      "(%d here, %d elsewhere)", reads_here, reads_elsewhere);
 	CHECK(wait_used(1) && !memcmp(data, disk + 24 * 512, 8192) &&
 	      *(uint8_t *)hw_ram_ptr(m, STATUS, 1) == 0, "the read completes with the disk's bytes");
+	CHECK(spied(data, 8192) && spied(hw_ram_ptr(m, STATUS, 1), 1),
+	      "the read's data and status are reported written to the accelerator (%d ranges)", nspy);
+	CHECK(hw_dma_write(m, DATA + 4096, "x", 1) == 0 && spied(data + 4096, 1),
+	      "hw_dma_write reports its bytes too");
 
 	memset(data, 0x5a, 8192);
 	request(1, 1, 100);
@@ -299,6 +337,7 @@ int main(void)
 	CHECK(writes_elsewhere == 1 && writes_here == 0,
 	      "the write started on a pool thread (%d here, %d elsewhere)", writes_here,
 	      writes_elsewhere);
+	m->accel = real_accel;
 
 	/* indirect descriptors */
 	common_w(0x08, 0, 4);
