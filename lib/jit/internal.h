@@ -331,10 +331,13 @@ struct jit_cpu {
 	 * jit_tlb_fill() and jit_tlb_drop(): per entry and kind of access
 	 * (supervisor read, user read, supervisor write, user write), the
 	 * entry's linear page address when such an access may go straight to
-	 * host memory, else TLB_NONE; and host minus linear address, for
-	 * reads and for writes.  A load is then compare, add, load. */
-	uint64_t tlb_fast[4][TLB_SIZE];
-	intptr_t tlb_add[2][TLB_SIZE];
+	 * host memory, else TLB_NONE; and beside it host minus linear
+	 * address.  A load is then compare, add, load, the first two on one
+	 * cache line (in two arrays they were two lines, often both missed). */
+	struct jit_tlb_fast {
+		uint64_t page;
+		intptr_t add;
+	} tlb_fast[4][TLB_SIZE];
 	/* The last entries a fill pushed out of tlb[] for another page at
 	 * the same index (a system call's kernel stack, entry code and user
 	 * buffer pages took each other's places at every call); a fill
@@ -354,7 +357,7 @@ static inline void jit_tlb_drop(struct jit_cpu *cpu, unsigned i)
 {
 	cpu->tlb[i].tag = TLB_NONE;
 	for (int k = 0; k < 4; k++)
-		cpu->tlb_fast[k][i] = TLB_NONE;
+		cpu->tlb_fast[k][i].page = TLB_NONE;
 }
 
 /* Operation handler: executes one decoded instruction. */
@@ -517,8 +520,10 @@ enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, 
 #define OFF_SMC_HIT ((int32_t)offsetof(struct jit_cpu, smc_hit))
 #define OFF_SHADOW ((int32_t)offsetof(struct jit_cpu, shadow))
 #define OFF_DBG_ON ((int32_t)offsetof(struct jit_cpu, dbg_on))
-#define OFF_TLB_FAST(kind) ((int32_t)(offsetof(struct jit_cpu, tlb_fast) + (kind) * TLB_SIZE * 8))
-#define OFF_TLB_ADD(write) ((int32_t)(offsetof(struct jit_cpu, tlb_add) + (write) * TLB_SIZE * 8))
+#define OFF_TLB_FAST(kind) ((int32_t)(offsetof(struct jit_cpu, tlb_fast) + \
+				      (kind) * TLB_SIZE * sizeof(struct jit_tlb_fast)))
+#define OFF_TLB_ADD(kind) (OFF_TLB_FAST(kind) + (int32_t)offsetof(struct jit_tlb_fast, add))
+_Static_assert(sizeof(struct jit_tlb_fast) == 16, "the fast TLB index is scaled by 16");
 #define OFF_SMC_LO ((int32_t)offsetof(struct jit_cpu, smc_lo))
 #define OFF_SMC_HI ((int32_t)offsetof(struct jit_cpu, smc_hi))
 #define OFF_EVENTS ((int32_t)offsetof(struct jit_cpu, events))

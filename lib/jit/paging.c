@@ -195,18 +195,20 @@ static uint8_t rights(const struct jit_cpu *cpu, const struct walk *w, bool dirt
 	return (uint8_t)(sup | user << 3);
 }
 
-/* The fast views of entry i (tlb_fast, tlb_add) from the entry. */
+/* The fast views of entry i (tlb_fast) from the entry. */
 static void fast_set(struct jit_cpu *cpu, unsigned i, uint64_t lin)
 {
 	const struct jit_tlb_entry *e = &cpu->tlb[i];
 	uint64_t page = lin & ~0xfffull;
 
-	cpu->tlb_fast[0][i] = e->host_r ? page : TLB_NONE;	/* supervisor reads: always */
-	cpu->tlb_fast[1][i] = e->host_r && (e->perm & P_R << 3) ? page : TLB_NONE;
-	cpu->tlb_fast[2][i] = e->host_w && (e->perm & P_W) ? page : TLB_NONE;
-	cpu->tlb_fast[3][i] = e->host_w && (e->perm & P_W << 3) ? page : TLB_NONE;
-	cpu->tlb_add[0][i] = (intptr_t)e->host_r - (intptr_t)page;
-	cpu->tlb_add[1][i] = (intptr_t)e->host_w - (intptr_t)page;
+	intptr_t r = (intptr_t)e->host_r - (intptr_t)page, w = (intptr_t)e->host_w - (intptr_t)page;
+
+	cpu->tlb_fast[0][i] = (struct jit_tlb_fast){ e->host_r ? page : TLB_NONE, r };	/* always */
+	cpu->tlb_fast[1][i] = (struct jit_tlb_fast){
+		e->host_r && (e->perm & P_R << 3) ? page : TLB_NONE, r };
+	cpu->tlb_fast[2][i] = (struct jit_tlb_fast){ e->host_w && (e->perm & P_W) ? page : TLB_NONE, w };
+	cpu->tlb_fast[3][i] = (struct jit_tlb_fast){
+		e->host_w && (e->perm & P_W << 3) ? page : TLB_NONE, w };
 }
 
 /* Entry i is about to hold another page: keep the one it holds among

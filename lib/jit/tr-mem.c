@@ -47,7 +47,7 @@ void jit_tr_ea(struct jit_tr *t, const struct jit_insn *in)
  * RAX = RSI + the FS/GS base): returns that register, with RDX = host
  * address minus linear address, or a jump to *miss (a patch point) for
  * the slow path.  The page of the access's last byte is compared with
- * cpu->tlb_fast[kind] (the entry's page, or TLB_NONE when this kind of
+ * cpu->tlb_fast[kind].page (the entry's page, or TLB_NONE when this kind of
  * access may not go straight to host memory) in the entry of its first
  * byte's page, so an access that crosses into the next page misses (those
  * pages' entries differ) and one compare covers both.
@@ -64,11 +64,11 @@ static unsigned tlb_fast(struct jit_tr *t, int seg, unsigned size, bool write, u
 	jit_tr_ins(t, 8, 0x8d, RCX, jit_tr_m(lin, (int32_t)size - 1));	/* lea rcx, [lin + size - 1] */
 	jit_tr_ins32(t, 8, 0x81, 4, jit_tr_r(RCX), 0xfffff000);	/* and rcx, -4096: its page */
 	jit_tr_ins(t, 4, 0x8b, RDX, jit_tr_r(lin));
-	jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RDX), 9);		/* shr edx, 9 */
-	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), (TLB_SIZE - 1) * 8);	/* the entry's index * 8 */
+	jit_tr_ins8(t, 4, 0xc1, 5, jit_tr_r(RDX), 8);		/* shr edx, 8 */
+	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RDX), (TLB_SIZE - 1) * 16);	/* the entry's index * 16 */
 	jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_mx(RBX, RDX, 0, OFF_TLB_FAST(kind)));
 	*miss = jit_tr_jump(&t->b, 5);
-	jit_tr_ld(t, 8, RDX, jit_tr_mx(RBX, RDX, 0, OFF_TLB_ADD(write)));
+	jit_tr_ld(t, 8, RDX, jit_tr_mx(RBX, RDX, 0, OFF_TLB_ADD(kind)));
 	return lin;
 }
 
