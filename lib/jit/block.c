@@ -70,8 +70,8 @@ struct jit_block {
 	struct jit_block *succ[2];	/* blocks that followed this one (chaining hints) */
 	jit_tr_fn *tr;		/* translated code (tr-x86.c), NULL until hot */
 	void *tr_chain;		/* its entry from other translated blocks */
-	uint64_t *tr_gen;	/* the TLB generation that entry accepts */
-	uint64_t *ng_gen;	/* tr_gen when listed in cpu->chain_ng ... */
+	uint8_t *tr_gen;	/* the TLB generation that entry accepts (jit_gen_get()) */
+	uint8_t *ng_gen;	/* tr_gen when listed in cpu->chain_ng ... */
 	uint64_t ng_epoch;	/* ... at this chain_ng_epoch */
 	uint64_t tr_rip;	/* the RIP and CPL tr was made for */
 	uint8_t tr_cpl;
@@ -433,7 +433,7 @@ static struct jit_block *lookup(struct jit_cpu *cpu, const uint8_t *p, unsigned 
 	if (b) {
 		b->p = NULL;	/* stale: never matches again */
 		if (b->tr)
-			*b->tr_gen = JIT_GEN_NONE;	/* nor does its chained entry */
+			jit_gen_set(b->tr_gen, JIT_GEN_NONE);	/* nor does its chained entry */
 	}
 	b = nb;
 found:
@@ -513,7 +513,7 @@ static bool claim(struct jit_cpu *cpu, struct jit_block *b)
 	if (!b->unsure)
 		return true;
 	if (i < 0 || j < 0 || !jit_track_page(cpu, (size_t)i) || !jit_track_page(cpu, (size_t)j)) {
-		*b->tr_gen = JIT_GEN_NONE;
+		jit_gen_set(b->tr_gen, JIT_GEN_NONE);
 		b->tr = NULL;
 		b->runs = 0;
 		return false;
@@ -550,7 +550,7 @@ int jit_bcache_page_written(struct jit_cpu *cpu, const void *p)
 
 		next = b->pg_next[k];
 		if ((b->at >> 12) + k == pg && b->tr && !b->checks) {
-			*b->tr_gen = JIT_GEN_NONE;
+			jit_gen_set(b->tr_gen, JIT_GEN_NONE);
 			b->unsure = 1;
 			if (hit < 1)
 				hit = (uintptr_t)p - b->at < b->nbytes;
@@ -567,7 +567,7 @@ void jit_bcache_all_written(struct jit_cpu *cpu)
 	for (unsigned h = 0; h < PG_HASH; h++)
 		for (struct jit_block *b = bc->pg_hash[h]; b; b = b->pg_next[pg_link(b, h)])
 			if (b->tr && !b->checks) {
-				*b->tr_gen = JIT_GEN_NONE;
+				jit_gen_set(b->tr_gen, JIT_GEN_NONE);
 				b->unsure = 1;
 			}
 }
@@ -601,7 +601,7 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
 	}
 	b->runs = 0;
 	if (b->tr)
-		*b->tr_gen = JIT_GEN_NONE;	/* the old code's chained entry is off for good */
+		jit_gen_set(b->tr_gen, JIT_GEN_NONE);	/* the old code's chained entry is off for good */
 	rq = (struct jit_tr_req){ .insn = b->insn, .n = b->ninsn, .rip = cpu->rip,
 		.cpl = (unsigned)cpu->cpl, .code = b->p, .nbytes = b->nbytes, .jc = bc->jc,
 		.owner = b, .checks = !trackable(cpu, b) };
@@ -673,7 +673,7 @@ void jit_chains_ng_clear(struct jit_cpu *cpu)
  * stays listed: marked good again, the next flush finds it). */
 static void ng_entry_off(const struct jit_chain_ng *c)
 {
-	*c->gen = JIT_GEN_NONE;
+	jit_gen_set(c->gen, JIT_GEN_NONE);
 }
 
 /*
@@ -725,8 +725,8 @@ static bool mark(struct jit_cpu *cpu, struct jit_block *b)
 
 	if (!b->checks && !claim(cpu, b))
 		return false;
-	if (*b->tr_gen != cpu->tlb_gen) {	/* (no needless store into the cache) */
-		*b->tr_gen = cpu->tlb_gen;
+	if (jit_gen_get(b->tr_gen) != cpu->tlb_gen) {	/* (no needless store into code) */
+		jit_gen_set(b->tr_gen, cpu->tlb_gen);
 		cpu->stat_genstores++;
 	}
 	if (cpu->code_global)	/* (next_page() saw the next page's too) */
@@ -775,7 +775,7 @@ static bool link(struct jit_cpu *cpu, struct jit_block *b)
  * with a signal, an interrupt or the budget due (it takes those first),
  * or when b is stale or no longer mapped there.
  */
-bool jit_chain_recheck(struct jit_cpu *cpu, void *owner, const uint64_t *gen)
+bool jit_chain_recheck(struct jit_cpu *cpu, void *owner, const uint8_t *gen)
 {
 	struct jit_block *b = owner;
 	const uint8_t *p;

@@ -186,8 +186,22 @@ struct jit_bcache;
 /* chained entries into blocks on non-global pages one CR3 load turns off
  * (more: every chain goes) */
 #define JIT_CHAIN_NG 512
-/* a generation word no TLB generation equals: the entry is off */
+/* a generation no TLB generation equals: the entry is off */
 #define JIT_GEN_NONE UINT64_MAX
+/* A chained entry's TLB generation: the 8-byte immediate of its first
+ * instruction (tr-x86.c's chain_entry()), read and patched here. */
+static inline uint64_t jit_gen_get(const uint8_t *g)
+{
+	uint64_t v;
+
+	memcpy(&v, g, 8);
+	return v;
+}
+
+static inline void jit_gen_set(uint8_t *g, uint64_t v)
+{
+	memcpy(g, &v, 8);
+}
 /* Translated code cache (tr-cache.c) */
 struct jit_tcache;
 
@@ -314,7 +328,7 @@ struct jit_cpu {
 	 * tlb_gen (block.c's mark()): a flush that keeps global pages (a CR3
 	 * load) turns off just these, jit_chains_ng_off() */
 	struct jit_chain_ng {
-		uint64_t *gen;	/* the entry's generation word */
+		uint8_t *gen;	/* the entry's generation (jit_gen_set()) */
 		uint64_t rip;
 		uint64_t last;	/* the linear address of the block's last byte */
 	} chain_ng[JIT_CHAIN_NG];
@@ -460,11 +474,10 @@ struct jit_tr_req {
 	void *owner;		/* the block, for jit_chain_recheck() */
 	bool checks;		/* the chained entry compares the code bytes (untracked) */
 	void *chain;		/* out */
-	uint64_t *gen;		/* the TLB generation word chain checks (in the cache, within
-				   2 GiB of the code) */
+	uint8_t *gen;		/* out: the TLB generation chain checks (jit_gen_get()) */
 };
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
-bool jit_chain_recheck(struct jit_cpu *cpu, void *owner, const uint64_t *gen);
+bool jit_chain_recheck(struct jit_cpu *cpu, void *owner, const uint8_t *gen);
 jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq);
 void jit_tr_flags_live(const struct jit_binsn *insn, unsigned n, bool *dead, uint32_t *live);
 uint64_t jit_tr_read(struct jit_cpu *cpu, int seg, uint64_t off, unsigned size);
@@ -556,7 +569,7 @@ struct jit_tr {
 	bool last;		/* the instruction is the block's last */
 	bool sse_ok;		/* SSE's CR0/CR4 checks made since the last handler (tr-sse.c) */
 	uint64_t entry_rip;	/* the block's first instruction */
-	uint64_t *gen;		/* TLB generation the chained entry is good for */
+	uint8_t *gen;		/* TLB generation the chained entry is good for (jit_gen_get()) */
 	void *owner;		/* jit_tr_req's */
 	uint8_t *body;		/* the block's first instruction, guest registers loaded */
 	uint8_t *epi;		/* the common exit: restores the host registers, returns */

@@ -28,19 +28,11 @@
 #define TCACHE_SLACK 16384	/* more than one block's code */
 
 #define HUGE_PAGE (2u << 20)
-/* The chained entries' TLB generation words, 8 bytes each, come first in
- * the cache, together, and the code after them.  Each used to sit before
- * its block's code: one cache line of its own read at every entry into
- * the block, and a store into it (block.c's mark()) within 1 KiB of code
- * the host runs made the host throw its pipeline away (its check for
- * self-modifying code). */
-#define GEN_BYTES (512u << 10)
 
 struct jit_tcache {
 	uint8_t *map;		/* the mapping, HUGE_PAGE larger than the cache */
 	uint8_t *mem;		/* the cache in it, aligned to HUGE_PAGE */
-	size_t used;		/* from mem, GEN_BYTES at least */
-	unsigned ngen;		/* generation words given out */
+	size_t used;		/* from mem */
 	unsigned hot;
 };
 
@@ -69,7 +61,6 @@ struct jit_tcache *jit_tcache_new(void)
 	 * into another block missed the instruction TLB. */
 	tc->mem = (uint8_t *)(((uintptr_t)tc->map + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
 	madvise(tc->mem, TCACHE_SIZE, MADV_HUGEPAGE);
-	tc->used = GEN_BYTES;
 	tc->hot = hot ? (unsigned)strtoul(hot, NULL, 0) : 2;
 	if (tc->hot > 200)
 		tc->hot = 200;
@@ -78,8 +69,8 @@ struct jit_tcache *jit_tcache_new(void)
 
 size_t jit_tcache_used(const struct jit_tcache *tc, size_t *capacity)
 {
-	*capacity = tc ? TCACHE_SIZE - GEN_BYTES : 0;
-	return tc ? tc->used - GEN_BYTES : 0;
+	*capacity = tc ? TCACHE_SIZE : 0;
+	return tc ? tc->used : 0;
 }
 
 void jit_tcache_free(struct jit_tcache *tc)
@@ -92,10 +83,8 @@ void jit_tcache_free(struct jit_tcache *tc)
 
 void jit_tcache_flush(struct jit_tcache *tc)
 {
-	if (tc) {
-		tc->used = GEN_BYTES;
-		tc->ngen = 0;
-	}
+	if (tc)
+		tc->used = 0;
 }
 
 unsigned jit_tcache_hot(const struct jit_tcache *tc)
@@ -128,13 +117,11 @@ jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq)
 	struct jit_tr_buf b = { .p = tc->mem + tc->used, .end = tc->mem + TCACHE_SIZE };
 	jit_tr_fn *fn;
 
-	if (tc->used + TCACHE_SLACK > TCACHE_SIZE || tc->ngen == GEN_BYTES / 8)
+	if (tc->used + TCACHE_SLACK > TCACHE_SIZE)
 		return NULL;
-	rq->gen = (uint64_t *)(void *)tc->mem + tc->ngen;
 	fn = jit_tr_translate(&b, rq);
 	if (!fn)
 		return NULL;
-	tc->ngen++;
 	if (perfmap)
 		fprintf(perfmap, "%lx %lx guest-%llx\n", (unsigned long)(uintptr_t)(tc->mem + tc->used),
 			(unsigned long)(b.p - (tc->mem + tc->used)), (unsigned long long)rq->rip);

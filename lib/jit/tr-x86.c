@@ -564,7 +564,7 @@ static void rip_rel(struct jit_tr *t, const uint8_t *pre, unsigned npre, unsigne
  * The entry from another block (exit_link, or exit_dyn's table): go on
  * only while the code bytes are those translated (block.c's same_code();
  * compared here for nbytes > 0, else the block's pages are tracked,
- * track.c, and a write there turns the generation word off), no signal
+ * track.c, and a write there turns the generation off), no signal
  * is pending (an interrupt only with RFLAGS.IF set, irq_check())
  * and the budget allows a whole block; otherwise
  * return to the run loop at this block's start.  The exit that jumped
@@ -584,14 +584,17 @@ static void rip_rel(struct jit_tr *t, const uint8_t *pre, unsigned npre, unsigne
  *
  * The out-of-line part (the recheck, the exit, the signal checks) comes
  * first, so that the checks fall through into the body: returns the
- * entry, after that part.  The generation word and the copy of the code
- * are read RIP-relative (they precede the code); events and irq_level
- * are tested in one compare (attn_check()).
+ * entry, after that part.  The generation the entry accepts is the
+ * immediate of its first instruction, which block.c patches (jit_gen_set()):
+ * read from memory, it was a data cache miss at many entries, and it
+ * changes a few thousand times per 100 million guest instructions once
+ * booted.  The copy of the code is read RIP-relative (it precedes the
+ * code); events and irq_level are tested in one compare (attn_check()).
  */
 static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbytes,
 			    const uint8_t *copy)
 {
-	uint8_t *checks_fix, *body_fix, *bail[2], *exit, *regen, *attn, *entry;
+	uint8_t *checks_fix, *body_fix, *bail[2], *exit, *regen, *attn, *entry, *gen_arg;
 	unsigned i;
 	uint64_t q;
 
@@ -603,7 +606,10 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));	/* for a #PF of the fetch */
 	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
 	jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)t->owner);
-	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)t->gen);
+	jit_tr_byte(&t->b, 0x48);			/* mov rdx, imm64: the entry's generation */
+	jit_tr_byte(&t->b, 0xba);
+	gen_arg = t->b.p;
+	jit_tr_u64(&t->b, 0);
 	jit_tr_call(&t->b, (const void *)jit_chain_recheck);
 	jit_tr_ld(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));	/* the slot, 0 when it went on */
 	jit_tr_ins(t, 1, 0x84, RAX, jit_tr_r(RAX));	/* test al, al */
@@ -619,7 +625,12 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 	jit_tr_point(&t->b, bail[1], exit);
 
 	entry = t->b.p;
-	rip_rel(t, (const uint8_t[]){ 0x48, 0x8b }, 2, RAX, t->gen);	/* mov rax, [gen] */
+	jit_tr_byte(&t->b, 0x48);			/* mov rax, imm64: the generation */
+	jit_tr_byte(&t->b, 0xb8);
+	t->gen = t->b.p;
+	jit_tr_u64(&t->b, JIT_GEN_NONE);		/* until block.c's mark() */
+	if (!t->b.full)
+		memcpy(gen_arg, &t->gen, 8);
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_TLB_GEN));
 	jit_tr_jump_to(&t->b, 5, regen);
 	jit_tr_here(&t->b, checks_fix);
@@ -790,7 +801,7 @@ static void epilogue(struct jit_tr *t)
 /*
  * Translate the block described by rq.  Returns the host function (and
  * rq->chain, the entry for other blocks, which checks the TLB generation
- * word rq->gen), or NULL when the buffer filled up.  The exit slots
+ * at rq->gen), or NULL when the buffer filled up.  The exit slots
  * (struct jit_tr_slot: two, and one for each Jcc inside the block: side
  * exits) precede the code.
  */
@@ -813,8 +824,6 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 		return NULL;
 	jit_tr_flags_live(rq->insn, rq->n, dead, live);
 	t.owner = rq->owner;
-	t.gen = rq->gen;
-	*t.gen = 0;		/* never a TLB generation: block.c sets it */
 	t.slot = (struct jit_tr_slot *)(void *)t.b.p;
 	t.nslot = nslot;
 	memset(t.slot, 0, nslot * sizeof(struct jit_tr_slot));
@@ -828,6 +837,7 @@ jit_tr_fn *jit_tr_translate(struct jit_tr_buf *b, struct jit_tr_req *rq)
 	t.epi = t.b.p;
 	epilogue(&t);
 	rq->chain = chain_entry(&t, rq->code, rq->checks ? rq->nbytes : 0, copy);
+	rq->gen = t.gen;
 	jit_tr_here(&t.b, body);
 	jit_tr_cache_load(&t, false);
 	t.body = t.b.p;
