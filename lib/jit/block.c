@@ -97,7 +97,7 @@ struct jit_bcache {
 	size_t used;
 	struct jit_tcache *tc;	/* translated code, NULL when the translator is off */
 	uint64_t link_flushes;	/* flushes when cpu->tr_link was last set */
-	struct jit_tr_slot jc[JIT_JC_SIZE];	/* chained entries by RIP (RET) */
+	struct jit_jc jc[JIT_JC_SIZE];	/* chained entries by RIP (RET) */
 	struct jit_block *pg_hash[PG_HASH];	/* translated blocks by page (tracked writes) */
 };
 
@@ -109,7 +109,7 @@ static jit_op_fn *const *const maps[4] = {
 static void jc_empty(struct jit_bcache *bc)
 {
 	for (unsigned i = 0; i < JIT_JC_SIZE; i++)
-		bc->jc[i] = (struct jit_tr_slot){ .target = JIT_RIP_NONE };
+		bc->jc[i] = (struct jit_jc){ .key = JIT_RIP_NONE };
 }
 
 struct jit_bcache *jit_bcache_new(void)
@@ -721,7 +721,7 @@ void jit_chains_ng_off_2m(struct jit_cpu *cpu, uint64_t lin)
  * fine until a flush may remap its pages, and RET may go straight there. */
 static bool mark(struct jit_cpu *cpu, struct jit_block *b)
 {
-	struct jit_tr_slot *sl;
+	struct jit_jc *sl;
 
 	if (!b->checks && !claim(cpu, b))
 		return false;
@@ -735,8 +735,7 @@ static bool mark(struct jit_cpu *cpu, struct jit_block *b)
 		note_nonglobal(cpu, b);
 	sl = &cpu->bcache->jc[jit_jc_index(b->tr_rip)];
 	sl->entry = b->tr_chain;
-	sl->target = b->tr_rip;
-	sl->cpl = b->tr_cpl;
+	sl->key = jit_jc_key(b->tr_rip, b->tr_cpl);
 	return true;
 }
 

@@ -427,8 +427,7 @@ typedef void jit_tr_fn(struct jit_cpu *cpu);
  * of the block at target, which checks the TLB generation itself). */
 struct jit_tr_slot {
 	void *entry;
-	uint64_t spare;		/* (32 bytes: exit_dyn's index arithmetic) */
-	uint64_t target;	/* the exit's RIP (JIT_RIP_NONE: an empty table entry) */
+	uint64_t target;	/* the exit's RIP */
 	uint64_t cpl;		/* and CPL */
 };
 #define JIT_RIP_NONE (1ull << 63)	/* not canonical: no RIP */
@@ -451,14 +450,26 @@ void jit_tcache_flush(struct jit_tcache *tc);
 size_t jit_tcache_used(const struct jit_tcache *tc, size_t *capacity);
 unsigned jit_tcache_hot(const struct jit_tcache *tc);
 /* Exits to a RIP known only at run time (RET) look the next block up in
- * a direct-mapped table of chained entries (block.c fills it): 2 MiB a
+ * a direct-mapped table of chained entries (block.c fills it): 1 MiB a
  * vCPU.  The kernel's O_DIRECT read path returns to so many call sites
  * that with 4096 entries RETs that found another's entry sent the guest
- * back to the run loop 36k times per 256 MiB; 16384: 19k, 65536: 9k. */
+ * back to the run loop 36k times per 256 MiB; 16384: 19k, 65536: 9k.
+ * An entry is 16 bytes, its key the RIP with the CPL in bits 48-49 (a
+ * canonical address has bits 48-63 all equal; JIT_RIP_NONE, never a
+ * key, marks an empty one): at 32 bytes the lookup missed the host's L2
+ * more often. */
 #define JIT_JC_SIZE 65536
+struct jit_jc {
+	uint64_t key;
+	void *entry;
+};
 static inline unsigned jit_jc_index(uint64_t rip)
 {
 	return (unsigned)((rip ^ (rip >> 12)) & (JIT_JC_SIZE - 1));
+}
+static inline uint64_t jit_jc_key(uint64_t rip, unsigned cpl)
+{
+	return rip ^ (uint64_t)cpl << 48;
 }
 /* What to translate: a block's instructions, the RIP and CPL the code is
  * for, the code bytes at host [code, code + nbytes); chain is set to the
@@ -470,7 +481,7 @@ struct jit_tr_req {
 	unsigned cpl;
 	const uint8_t *code;
 	unsigned nbytes;
-	struct jit_tr_slot *jc;	/* JIT_JC_SIZE entries */
+	struct jit_jc *jc;	/* JIT_JC_SIZE entries */
 	void *owner;		/* the block, for jit_chain_recheck() */
 	bool checks;		/* the chained entry compares the code bytes (untracked) */
 	void *chain;		/* out */
@@ -564,7 +575,7 @@ struct jit_tr {
 	uintptr_t code_lo, code_hi;	/* host bytes of the block's code */
 	struct jit_tr_slot *slot;	/* exit slots left (before the code) */
 	unsigned nslot;
-	struct jit_tr_slot *jc;	/* chained entries by RIP */
+	struct jit_jc *jc;	/* chained entries by RIP */
 	bool fl_dead;		/* the flags this instruction sets are overwritten unread */
 	bool last;		/* the instruction is the block's last */
 	bool sse_ok;		/* SSE's CR0/CR4 checks made since the last handler (tr-sse.c) */

@@ -299,7 +299,7 @@ void jit_tr_exit_dyn(struct jit_tr *t)
 /* The same, into code at privilege level cpl. */
 static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl)
 {
-	uint8_t *miss[2];
+	uint8_t *miss[1];
 
 	jit_tr_flags_out(t);				/* keeps RAX */
 	cache_writeback(t);
@@ -308,18 +308,21 @@ static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl)
 	jit_tr_ins8(t, 8, 0xc1, 5, jit_tr_r(RCX), 12);		/* shr rcx, 12 */
 	jit_tr_ins(t, 8, 0x31, RAX, jit_tr_r(RCX));			/* xor rcx, rax */
 	jit_tr_ins32(t, 4, 0x81, 4, jit_tr_r(RCX), JIT_JC_SIZE - 1);
-	jit_tr_ins8(t, 4, 0xc1, 4, jit_tr_r(RCX), 5);		/* shl ecx, 5 */
-	_Static_assert(sizeof(struct jit_tr_slot) == 32, "jc entries are 32 bytes");
+	jit_tr_ins8(t, 4, 0xc1, 4, jit_tr_r(RCX), 4);		/* shl ecx, 4 */
+	_Static_assert(sizeof(struct jit_jc) == 16, "jc entries are 16 bytes");
 	jit_tr_mov_imm(&t->b, RDX, (uint64_t)(uintptr_t)t->jc);
 	jit_tr_ins(t, 8, 0x01, RCX, jit_tr_r(RDX));			/* add rdx, rcx */
-	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RDX, offsetof(struct jit_tr_slot, target)));
+	if (cpl) {					/* the key: RIP ^ CPL << 48 */
+		jit_tr_mov_imm(&t->b, RCX, jit_jc_key(0, cpl));
+		jit_tr_ins(t, 8, 0x31, RAX, jit_tr_r(RCX));		/* xor rcx, rax */
+		jit_tr_ins(t, 8, 0x3b, RCX, jit_tr_m(RDX, offsetof(struct jit_jc, key)));
+	} else {
+		jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RDX, offsetof(struct jit_jc, key)));
+	}
 	miss[0] = jit_tr_jump(&t->b, 5);
-	jit_tr_ins8(t, 8, 0x83, 7, jit_tr_m(RDX, offsetof(struct jit_tr_slot, cpl)), (uint8_t)cpl);
-	miss[1] = jit_tr_jump(&t->b, 5);
 	jit_tr_ins(t, 4, 0x31, RSI, jit_tr_r(RSI));	/* no exit slot (chain_entry()) */
-	jit_tr_ins(t, 4, 0xff, 4, jit_tr_m(RDX, offsetof(struct jit_tr_slot, entry)));	/* jmp [rdx] */
-	for (int i = 0; i < 2; i++)
-		jit_tr_here(&t->b, miss[i]);
+	jit_tr_ins(t, 4, 0xff, 4, jit_tr_m(RDX, offsetof(struct jit_jc, entry)));	/* jmp [rdx] */
+	jit_tr_here(&t->b, miss[0]);
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));
 	leave(t);
 }
