@@ -532,7 +532,7 @@ static bool claim(struct jit_cpu *cpu, struct jit_block *b)
 		}
 		b->listed = true;
 	}
-	b->unsure = 0;
+	b->unsure = false;
 	return true;
 }
 
@@ -551,7 +551,7 @@ int jit_bcache_page_written(struct jit_cpu *cpu, const void *p)
 		next = b->pg_next[k];
 		if ((b->at >> 12) + k == pg && b->tr && !b->checks) {
 			jit_gen_set(b->tr_gen, JIT_GEN_NONE);
-			b->unsure = 1;
+			b->unsure = true;
 			if (hit < 1)
 				hit = (uintptr_t)p - b->at < b->nbytes;
 		}
@@ -568,7 +568,7 @@ void jit_bcache_all_written(struct jit_cpu *cpu)
 		for (struct jit_block *b = bc->pg_hash[h]; b; b = b->pg_next[pg_link(b, h)])
 			if (b->tr && !b->checks) {
 				jit_gen_set(b->tr_gen, JIT_GEN_NONE);
-				b->unsure = 1;
+				b->unsure = true;
 			}
 }
 
