@@ -275,7 +275,8 @@ static int jit_set_extra(void *vcpu, const struct hw_cpu_extra *x)
 
 const struct hw_accel_ops hw_accel_jit = {
 	.name = "jit", .probe = jit_probe, .init = jit_init, .free = jit_free,
-	.map = jit_map, .ram_written = jit_ram_written_op, .vcpu_new = jit_vcpu_new, .vcpu_free = jit_vcpu_free,
+	.map = jit_map, .ram_written = jit_ram_written_op,
+	.vcpu_new = jit_vcpu_new, .vcpu_free = jit_vcpu_free,
 	.run = jit_run, .get_regs = jit_get_regs, .set_regs = jit_set_regs,
 	.get_sregs = jit_get_sregs, .set_sregs = jit_set_sregs,
 	.irq_line = jit_irq_line, .nmi = jit_nmi, .init_ipi = jit_init_ipi,

@@ -472,15 +472,31 @@ static const uint8_t *code_ptr(struct jit_cpu *cpu, unsigned *avail)
 	return e->host_r + (lin & 0xfff);
 }
 
+/* The tracked pages (track.c) of b's first and last byte: false when
+ * either is outside the RAM this vCPU tracks. */
+static bool code_pages(const struct jit_cpu *cpu, const struct jit_block *b, size_t *i, size_t *j)
+{
+	ptrdiff_t first = jit_track_index(cpu, b->p), last = jit_track_index(cpu, b->p + b->nbytes - 1);
+
+	*i = (size_t)first;
+	*j = (size_t)last;
+	return first >= 0 && last >= 0;
+}
+
 /* May b's chained entry skip comparing its bytes: are they in pages
- * this vCPU tracks (track.c), none of them mixed? */
+ * this vCPU tracks, none of them mixed? */
 static bool trackable(const struct jit_cpu *cpu, const struct jit_block *b)
 {
-	ptrdiff_t i = jit_track_index(cpu, b->p);
-	ptrdiff_t j = jit_track_index(cpu, b->p + b->nbytes - 1);
+	size_t i, j;
 
-	return i >= 0 && j >= 0 && !jit_track_mixed(cpu, (size_t)i) &&
-	       !jit_track_mixed(cpu, (size_t)j);
+	return code_pages(cpu, b, &i, &j) && !jit_track_mixed(cpu, i) && !jit_track_mixed(cpu, j);
+}
+
+/* b's chained entry is off until claim() compared its bytes again. */
+static void unsure(struct jit_block *b)
+{
+	jit_gen_set(b->tr_gen, JIT_GEN_NONE);
+	b->unsure = true;
 }
 
 /* The list of translated blocks with bytes in host page number pg. */
@@ -507,12 +523,11 @@ static unsigned pg_link(const struct jit_block *b, uintptr_t pg)
 static bool claim(struct jit_cpu *cpu, struct jit_block *b)
 {
 	struct jit_bcache *bc = cpu->bcache;
-	ptrdiff_t i = jit_track_index(cpu, b->p);
-	ptrdiff_t j = jit_track_index(cpu, b->p + b->nbytes - 1);
+	size_t i, j;
 
 	if (!b->unsure)
 		return true;
-	if (i < 0 || j < 0 || !jit_track_page(cpu, (size_t)i) || !jit_track_page(cpu, (size_t)j)) {
+	if (!code_pages(cpu, b, &i, &j) || !jit_track_page(cpu, i) || !jit_track_page(cpu, j)) {
 		jit_gen_set(b->tr_gen, JIT_GEN_NONE);
 		b->tr = NULL;
 		b->runs = 0;
@@ -550,8 +565,7 @@ int jit_bcache_page_written(struct jit_cpu *cpu, const void *p)
 
 		next = b->pg_next[k];
 		if ((b->at >> 12) + k == pg && b->tr && !b->checks) {
-			jit_gen_set(b->tr_gen, JIT_GEN_NONE);
-			b->unsure = true;
+			unsure(b);
 			if (hit < 1)
 				hit = (uintptr_t)p - b->at < b->nbytes;
 		}
@@ -566,10 +580,8 @@ void jit_bcache_all_written(struct jit_cpu *cpu)
 
 	for (unsigned h = 0; h < PG_HASH; h++)
 		for (struct jit_block *b = bc->pg_hash[h]; b; b = b->pg_next[pg_link(b, h)])
-			if (b->tr && !b->checks) {
-				jit_gen_set(b->tr_gen, JIT_GEN_NONE);
-				b->unsure = true;
-			}
+			if (b->tr && !b->checks)
+				unsure(b);
 }
 
 /*

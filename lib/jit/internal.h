@@ -785,7 +785,7 @@ static inline ptrdiff_t jit_track_index(const struct jit_cpu *cpu, const void *p
 		return -1;
 	return ((const uint8_t *)p - r->base) >> 12;
 }
-/* Is host page p (of a TLB entry) tracked: a vCPU's write there must see
+/* Is host address p's page tracked: a vCPU's write there must call
  * jit_track_write() first? */
 static inline bool jit_track_hit(const struct jit_cpu *cpu, const void *p)
 {

@@ -299,7 +299,7 @@ void jit_tr_exit_dyn(struct jit_tr *t)
 /* The same, into code at privilege level cpl. */
 static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl)
 {
-	uint8_t *miss[1];
+	uint8_t *miss;
 
 	jit_tr_flags_out(t);				/* keeps RAX */
 	cache_writeback(t);
@@ -319,10 +319,10 @@ static void exit_dyn_cpl(struct jit_tr *t, unsigned cpl)
 	} else {
 		jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RDX, offsetof(struct jit_jc, key)));
 	}
-	miss[0] = jit_tr_jump(&t->b, 5);
+	miss = jit_tr_jump(&t->b, 5);
 	jit_tr_ins(t, 4, 0x31, RSI, jit_tr_r(RSI));	/* no exit slot (chain_entry()) */
 	jit_tr_ins(t, 4, 0xff, 4, jit_tr_m(RDX, offsetof(struct jit_jc, entry)));	/* jmp [rdx] */
-	jit_tr_here(&t->b, miss[0]);
+	jit_tr_here(&t->b, miss);
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));
 	leave(t);
 }
@@ -563,6 +563,19 @@ static void rip_rel(struct jit_tr *t, const uint8_t *pre, unsigned npre, unsigne
 	jit_tr_u32(&t->b, (uint32_t)rel);
 }
 
+/* MOV reg, imm64 in its 10-byte form whatever v is (jit_tr_mov_imm()
+ * picks shorter ones): returns the immediate's address, to patch. */
+static uint8_t *mov_imm64(struct jit_tr_buf *b, unsigned reg, uint64_t v)
+{
+	uint8_t *imm;
+
+	jit_tr_byte(b, (uint8_t)(0x48 | (reg >> 3)));	/* REX.W (.B) */
+	jit_tr_byte(b, (uint8_t)(0xb8 | (reg & 7)));
+	imm = b->p;
+	jit_tr_u64(b, v);
+	return imm;
+}
+
 /*
  * The entry from another block (exit_link, or exit_dyn's table): go on
  * only while the code bytes are those translated (block.c's same_code();
@@ -609,10 +622,7 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_RIP));	/* for a #PF of the fetch */
 	jit_tr_ins(t, 8, 0x8b, RDI, jit_tr_r(RBX));
 	jit_tr_mov_imm(&t->b, RSI, (uint64_t)(uintptr_t)t->owner);
-	jit_tr_byte(&t->b, 0x48);			/* mov rdx, imm64: the entry's generation */
-	jit_tr_byte(&t->b, 0xba);
-	gen_arg = t->b.p;
-	jit_tr_u64(&t->b, 0);
+	gen_arg = mov_imm64(&t->b, RDX, 0);		/* the entry's generation, below */
 	jit_tr_call(&t->b, (const void *)jit_chain_recheck);
 	jit_tr_ld(t, 8, RSI, jit_tr_m(RBX, OFF_TR_LINK));	/* the slot, 0 when it went on */
 	jit_tr_ins(t, 1, 0x84, RAX, jit_tr_r(RAX));	/* test al, al */
@@ -628,10 +638,7 @@ static uint8_t *chain_entry(struct jit_tr *t, const uint8_t *code, unsigned nbyt
 	jit_tr_point(&t->b, bail[1], exit);
 
 	entry = t->b.p;
-	jit_tr_byte(&t->b, 0x48);			/* mov rax, imm64: the generation */
-	jit_tr_byte(&t->b, 0xb8);
-	t->gen = t->b.p;
-	jit_tr_u64(&t->b, JIT_GEN_NONE);		/* until block.c's mark() */
+	t->gen = mov_imm64(&t->b, RAX, JIT_GEN_NONE);	/* until block.c's mark() */
 	if (!t->b.full)
 		memcpy(gen_arg, &t->gen, 8);
 	jit_tr_ins(t, 8, 0x3b, RAX, jit_tr_m(RBX, OFF_TLB_GEN));

@@ -142,13 +142,11 @@ static void untrack(struct jit_cpu *cpu, size_t i, const uint8_t *p, bool by_cpu
 		__atomic_fetch_add(pg, 1, __ATOMIC_RELAXED);
 }
 
-/* The vCPU is about to write host address p, whose page may be tracked. */
+/* The vCPU is about to write host address p, in a tracked page
+ * (jit_track_hit()). */
 void jit_track_write(struct jit_cpu *cpu, const void *p)
 {
-	ptrdiff_t i = jit_track_index(cpu, p);
-
-	if (i >= 0 && __atomic_load_n(&cpu->ram->page[i], __ATOMIC_RELAXED) & PAGE_TRACKED)
-		untrack(cpu, (size_t)i, p, true);
+	untrack(cpu, (size_t)jit_track_index(cpu, p), p, true);
 }
 
 /* Before the vCPU runs another block: the pages others wrote. */
