@@ -49,7 +49,6 @@ static struct export *fuzz_export(struct nbd_config *cfg)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	cfg->filename = path;
 	cfg->format = "raw";
-	cfg->fd = -1;
 	cfg->port = "10809";
 	cfg->export_name = "";
 	cfg->description = "fuzz";
@@ -77,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	c.fd = sv[0];
 	pthread_create(&t, NULL, client_side, &c);
-	server_run_fd(&s, sv[1]);
+	server_run_fd(&s, &sv[1], 1);
 	pthread_join(t, NULL);
 	close(sv[0]);
 	close(s.notify[0]);

@@ -39,8 +39,9 @@ uint16_t conn_tflags(const struct conn *c)
 	/* Every connection shares one image and a flush reaches all of it,
 	 * so what one client flushes is stable for all: multi-conn is safe.
 	 * As qemu-nbd, advertise it only when several clients may connect,
-	 * or clients like nbdcopy would wait for connections never accepted. */
-	if (cfg->shared != 1)
+	 * or clients like nbdcopy would wait for connections never accepted;
+	 * --fd with several sockets is one client's several connections. */
+	if (cfg->shared != 1 || cfg->nfds > 1)
 		f |= NBD_FLAG_CAN_MULTI_CONN;
 	return f;
 }

@@ -76,7 +76,7 @@ static void usage(void)
 "  -p, --port=PORT           TCP port to listen on (default 10809)\n"
 "  -b, --bind=IFACE          interface to bind to (default: all, IPv4 and IPv6)\n"
 "  -k, --socket=PATH         listen on the unix socket PATH (mode 0600)\n"
-"      --fd=N                serve the already-connected socket N, then exit\n"
+"      --fd=N[,N...]         serve the already-connected sockets, then exit\n"
 "      --control-fd=N        take vm-run's snapshot and resize requests on socket N\n"
 "  -e, --shared=NUM          serve up to NUM clients at once (default 1, 0 = no limit)\n"
 "  -t, --persistent          don't exit when the last client disconnects\n"
@@ -176,6 +176,25 @@ static int parse_mode(int opt, const char *a, struct nbd_config *cfg)
 	}
 }
 
+/* --fd N[,N...]: one or more connected sockets, each a connection. */
+static int parse_fds(const char *a, struct nbd_config *cfg)
+{
+	char *list = xstrdup(a), *save = NULL;
+	int r = 0;
+
+	cfg->nfds = 0;
+	for (char *t = strtok_r(list, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save)) {
+		if (cfg->nfds == MAX_FDS)
+			r = bad("%s", "--fd takes at most 16 sockets");
+		else if (sock_parse_fd(t, &cfg->fds[cfg->nfds++]) < 0)
+			r = bad("Invalid file descriptor '%s'", t);
+	}
+	if (r == 0 && !cfg->nfds)
+		r = bad("Invalid file descriptor '%s'", a);
+	free(list);
+	return r;
+}
+
 static int parse_number_opt(int opt, const char *a, struct nbd_config *cfg)
 {
 	uint64_t v;
@@ -203,9 +222,7 @@ static int parse_number_opt(int opt, const char *a, struct nbd_config *cfg)
 			return bad("Invalid file descriptor '%s'", a);
 		return 0;
 	default:
-		if (sock_parse_fd(a, &cfg->fd) < 0)
-			return bad("Invalid file descriptor '%s'", a);
-		return 0;
+		return parse_fds(a, cfg);
 	}
 }
 
@@ -254,7 +271,7 @@ static int check_config(struct nbd_config *cfg)
 		return bad("%s", "description is longer than 4096 bytes");
 	if (cfg->sockpath && (cfg->bind || cfg->port))
 		return bad("%s", "-k cannot be used with -b or -p");
-	if (cfg->fd >= 0 && (cfg->sockpath || cfg->bind || cfg->port))
+	if (cfg->nfds && (cfg->sockpath || cfg->bind || cfg->port))
 		return bad("%s", "--fd cannot be used with -k, -b or -p");
 	if (cfg->snapshot && cfg->load_snapshot)
 		return bad("%s", "-s and -l cannot be used together");
@@ -402,7 +419,7 @@ static int serve(struct nbd_config *cfg, int ready_fd, int nact, int *lfds)
 		return r;
 	if (cfg->control_fd >= 0)
 		ctl = control_start(s.exp, cfg, cfg->control_fd);
-	if (cfg->fd < 0 && (n = r = open_listeners(cfg, lfds, 16, nact)) < 0)
+	if (!cfg->nfds && (n = r = open_listeners(cfg, lfds, 16, nact)) < 0)
 		goto out;
 	if (cfg->pid_file && (r = write_pid_file(cfg->pid_file)) < 0)
 		goto out;
@@ -413,7 +430,7 @@ static int serve(struct nbd_config *cfg, int ready_fd, int nact, int *lfds)
 		r = -EAGAIN;
 		goto out;
 	}
-	r = cfg->fd >= 0 ? server_run_fd(&s, cfg->fd) : server_run(&s, lfds, n);
+	r = cfg->nfds ? server_run_fd(&s, cfg->fds, cfg->nfds) : server_run(&s, lfds, n);
 	pool_free(s.pool);
 out:
 	for (int i = 0; i < n; i++)
@@ -429,7 +446,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct nbd_config cfg = { .fd = -1, .control_fd = -1, .shared = 1, .export_name = "" };
+	struct nbd_config cfg = { .control_fd = -1, .shared = 1, .export_name = "" };
 	int lfds[16], nact, ready_fd = -1, r;
 
 	report_init("vm-nbd");

@@ -136,15 +136,17 @@ int server_run(struct server *s, const int *lfds, int nlfds)
 	return 0;
 }
 
-int server_run_fd(struct server *s, int fd)
+int server_run_fd(struct server *s, const int *fds, int nfds)
 {
 	char buf[64];
 	int r;
 
 	if ((r = server_init(s)) < 0)
 		return r;
-	set_cloexec(fd, true);
-	conn_start(s, fd);
+	for (int i = 0; i < nfds; i++) {
+		set_cloexec(fds[i], true);
+		conn_start(s, fds[i]);
+	}
 	for (;;) {
 		struct pollfd p = { s->notify[0], POLLIN, 0 };
 		bool done;

@@ -28,6 +28,8 @@ struct pool;
 
 enum detect_zeroes { DZ_OFF, DZ_ON, DZ_UNMAP };
 
+#define MAX_FDS 16      /* --fd's sockets */
+
 struct nbd_config {
 	const char *filename;
 	const char *format;          /* -f, or NULL to probe */
@@ -35,7 +37,8 @@ struct nbd_config {
 	const char *bind;            /* -b (NULL: all addresses) */
 	const char *port;            /* -p ("10809") */
 	const char *sockpath;        /* -k */
-	int fd;                      /* --fd N, or -1 */
+	int fds[MAX_FDS];            /* --fd N[,N...]: connected sockets */
+	int nfds;
 	uint64_t offset;             /* -o */
 	int partition;               /* -P N, 0 = whole disk */
 	bool read_only;              /* -r */
@@ -152,7 +155,7 @@ struct server {
 
 int server_run(struct server *s, const int *lfds, int nlfds);
 /* Serve one already-connected socket, return when it closes. */
-int server_run_fd(struct server *s, int fd);
+int server_run_fd(struct server *s, const int *fds, int nfds);
 
 /* A request on its way through the pool. */
 struct nbd_req {

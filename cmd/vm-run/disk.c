@@ -1,8 +1,9 @@
 /*
  * vm-run's disks: every drive is an NBD export.  An NBD URI is connected
- * directly; an image file gets a vm-nbd child serving it on one end of a
- * socketpair (`vm-nbd --fd N`), so no image-format code runs in the
- * process that runs the guest.  -snapshot asks vm-nbd for a temporary
+ * directly; an image file gets a vm-nbd child serving it on socketpairs
+ * (`vm-nbd --fd N,...`, one connection per host CPU up to four for a
+ * virtio disk: below), so no image-format code runs in the process that
+ * runs the guest.  -snapshot asks vm-nbd for a temporary
  * overlay (-s); for an NBD URI the overlay lives in vm-run's memory, in
  * 64 KiB copy-on-write chunks.  The block back-end calls are synchronous,
  * except for submit (NBD disks without the in-memory overlay): virtio-blk
@@ -13,7 +14,7 @@
  * For the monitor: each drive gets its counters (hw_block_stats) and its
  * rerror/werror policy here; a CD-ROM may start empty; a medium is opened
  * and closed later (change, eject) from the monitor's thread, hence the
- * lock around the tables of clients and children.
+ * lock around the tables of drives' connections and children.
  */
 #include <errno.h>
 #include <limits.h>
@@ -34,44 +35,142 @@
 #define MAX_CHILDREN HW_MAX_DISKS
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct nbd_client *clients[HW_MAX_DISKS * 4];
+static struct conns *drives[HW_MAX_DISKS * 4];
 static pid_t children[MAX_CHILDREN * 4];
-static int nclients, nchildren;
+static int ndrives, nchildren;
 static struct hw_block_stats stats[HW_MAX_DISKS];
 static int nstats;
 
+/* ---- a drive's connections ---- */
+
+/* A vm-nbd child serves one socketpair per host CPU, up to MAX_CONN, as
+ * connections of one client (multi-conn).  Each connection's reader
+ * thread copies its replies' data into guest memory, so a large request
+ * is cut into one piece per connection and the copies run side by side
+ * (with one request in flight, an O_DIRECT read, they were one thread's
+ * work); smaller requests take the connections in turn.  The synchronous
+ * calls use the first.  An NBD URI is one connection. */
+#define MAX_CONN 4
+#define SPLIT_MIN (256 * 1024)	/* requests cut in pieces from here */
+#define PIECE_MIN (128 * 1024)
+
+struct conns {
+	struct nbd_client *c[MAX_CONN];
+	int n;
+	unsigned turn;
+};
+
+/* The pieces of one request: done(arg) when the last is back. */
+struct split {
+	int left;
+	int err;
+	void (*done)(void *arg, int err);
+	void *arg;
+};
+
+static void split_put(struct split *s, int pieces)
+{
+	if (__atomic_sub_fetch(&s->left, pieces, __ATOMIC_ACQ_REL) == 0) {
+		s->done(s->arg, __atomic_load_n(&s->err, __ATOMIC_ACQUIRE));
+		free(s);
+	}
+}
+
+static void piece_done(void *arg, int err)
+{
+	struct split *s = arg;
+
+	if (err < 0)
+		__atomic_store_n(&s->err, err, __ATOMIC_RELEASE);
+	split_put(s, 1);
+}
+
+/* Bytes [*at, *at + len) of iov[0..n) as iovecs in out; *at moves on.
+ * Returns how many. */
+static int iov_piece(const struct iovec *iov, int n, size_t *at, size_t len,
+		     struct iovec *out)
+{
+	size_t skip = *at;
+	int i = 0, k = 0;
+
+	while (i < n && skip >= iov[i].iov_len)
+		skip -= iov[i++].iov_len;
+	for (; i < n && len; i++, skip = 0) {
+		size_t c = MIN(iov[i].iov_len - skip, len);
+
+		out[k++] = (struct iovec){ (uint8_t *)iov[i].iov_base + skip, c };
+		len -= c;
+		*at += c;
+	}
+	return k;
+}
+
+static int blk_submit(void *opaque, bool write, const struct iovec *iov, int n, uint64_t off,
+		      void (*done)(void *arg, int err), void *arg)
+{
+	struct conns *d = opaque;
+	size_t len = 0, at = 0, each;
+	struct iovec *sub;
+	struct split *s;
+	int k;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	k = len >= SPLIT_MIN ? (int)MIN((size_t)d->n, len / PIECE_MIN) : 1;
+	if (k <= 1) {
+		unsigned t = __atomic_fetch_add(&d->turn, 1, __ATOMIC_RELAXED) % (unsigned)d->n;
+		return nbd_client_submit(d->c[t], write, iov, n, off, done, arg);
+	}
+	each = len / (size_t)k & ~(size_t)4095;
+	sub = xmalloc(sizeof(*sub) * (size_t)n);
+	s = xmalloc(sizeof(*s));
+	*s = (struct split){ .left = k, .done = done, .arg = arg };
+	for (int p = 0; p < k; p++) {
+		uint64_t from = off + at;
+		int m = iov_piece(iov, n, &at, p == k - 1 ? len - at : each, sub);
+		int r = nbd_client_submit(d->c[p], write, sub, m, from, piece_done, s);
+
+		if (r < 0 && p == 0) {		/* nothing started */
+			free(s);
+			free(sub);
+			return r;
+		}
+		if (r < 0) {			/* the rest never will */
+			__atomic_store_n(&s->err, r, __ATOMIC_RELEASE);
+			split_put(s, k - p);
+			break;
+		}
+	}
+	free(sub);
+	return 0;
+}
+
 static int blk_read(void *opaque, void *buf, uint64_t off, size_t len)
 {
-	return nbd_client_read(opaque, buf, off, len);
+	return nbd_client_read(((struct conns *)opaque)->c[0], buf, off, len);
 }
 
 static int blk_write(void *opaque, const void *buf, uint64_t off, size_t len)
 {
-	return nbd_client_write(opaque, buf, off, len, 0);
+	return nbd_client_write(((struct conns *)opaque)->c[0], buf, off, len, 0);
 }
 
 static int blk_flush(void *opaque)
 {
-	return nbd_client_flush(opaque);
+	return nbd_client_flush(((struct conns *)opaque)->c[0]);
 }
 
 static int blk_readv(void *opaque, const struct iovec *iov, int n, uint64_t off)
 {
-	return nbd_client_readv(opaque, iov, n, off);
+	return nbd_client_readv(((struct conns *)opaque)->c[0], iov, n, off);
 }
 
 static int blk_writev(void *opaque, const struct iovec *iov, int n, uint64_t off)
 {
-	return nbd_client_writev(opaque, iov, n, off, 0);
+	return nbd_client_writev(((struct conns *)opaque)->c[0], iov, n, off, 0);
 }
 
 static const struct hw_block_ops nbd_blk_ops = { blk_read, blk_write, blk_flush };
-static int blk_submit(void *opaque, bool write, const struct iovec *iov, int n, uint64_t off,
-		      void (*done)(void *arg, int err), void *arg)
-{
-	return nbd_client_submit(opaque, write, iov, n, off, done, arg);
-}
-
 static const struct hw_block_vec_ops nbd_blk_vec_ops = { blk_readv, blk_writev, blk_submit };
 
 /* ---- the in-memory -snapshot overlay for NBD URIs ---- */
@@ -211,29 +310,39 @@ static char *find_vm_nbd(const struct vmrun *o)
 	return xstrdup("vm-nbd");
 }
 
-/* Start `vm-nbd --fd N` on a socketpair for drive idx (its control
- * channel goes to nbdctl.c; -1: none); returns our end. */
-static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d, int idx)
+static void close_pairs(int (*sv)[2], int n)
 {
-	int sv[2], cv[2];
-	char *exe = find_vm_nbd(o), fdarg[16], ctlarg[32];
+	for (int i = 0; i < n; i++)
+		close(sv[i][0]), close(sv[i][1]);
+}
+
+/* Start `vm-nbd --fd N,...` on nconn socketpairs for drive idx (its
+ * control channel goes to nbdctl.c; -1: none); our ends go to fds. */
+static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d, int idx,
+			int nconn, int *fds)
+{
+	int sv[MAX_CONN][2], cv[2];
+	char *exe = find_vm_nbd(o), fdarg[8 * MAX_CONN], ctlarg[32];
 	const char *argv[16];
-	int n = 0;
+	int n = 0, at = 0;
 	pid_t pid;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		free(exe);
-		return err_set_errno(errno, "socketpair");
-	}
-	for (int i = 0; i < 2; i++) {
-		int sz = 4 << 20;
-		setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-		setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	for (int k = 0; k < nconn; k++) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[k]) < 0) {
+			close_pairs(sv, k);
+			free(exe);
+			return err_set_errno(errno, "socketpair");
+		}
+		for (int i = 0; i < 2; i++) {
+			int sz = 4 << 20;
+			setsockopt(sv[k][i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+			setsockopt(sv[k][i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		}
+		at += snprintf(fdarg + at, sizeof(fdarg) - (size_t)at, "%s%d", k ? "," : "", sv[k][1]);
 	}
 	/* the control channel (nbdctl.c): snapshots, resize */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv) < 0)
 		cv[0] = cv[1] = -1;
-	snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
 	snprintf(ctlarg, sizeof(ctlarg), "--control-fd=%d", cv[1]);
 	argv[n++] = exe;
 	argv[n++] = "--fd";
@@ -254,8 +363,7 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d, int 
 	argv[n] = NULL;
 	pid = fork();
 	if (pid < 0) {
-		close(sv[0]);
-		close(sv[1]);
+		close_pairs(sv, nconn);
 		if (cv[0] >= 0)
 			close(cv[0]), close(cv[1]);
 		free(exe);
@@ -265,7 +373,8 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d, int 
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		set_cloexec(sv[1], false);
+		for (int k = 0; k < nconn; k++)
+			set_cloexec(sv[k][1], false);
 		if (cv[1] >= 0)
 			set_cloexec(cv[1], false);
 		signal(SIGINT, SIG_IGN);	/* Ctrl-C is for vm-run to handle */
@@ -274,7 +383,10 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d, int 
 		_exit(127);
 	}
 	free(exe);
-	close(sv[1]);
+	for (int k = 0; k < nconn; k++) {
+		close(sv[k][1]);
+		fds[k] = sv[k][0];
+	}
 	if (cv[1] >= 0) {
 		close(cv[1]);
 		nbdctl_register(idx, cv[0]);
@@ -283,7 +395,47 @@ static int spawn_vm_nbd(const struct vmrun *o, const struct vmrun_drive *d, int 
 	if (nchildren < (int)ARRAY_SIZE(children))
 		children[nchildren++] = pid;
 	pthread_mutex_unlock(&table_lock);
-	return sv[0];
+	return 0;
+}
+
+static void conns_close(struct conns *d)
+{
+	for (int i = 0; i < d->n; i++)
+		nbd_client_close(d->c[i]);
+	free(d);
+}
+
+/* A drive's connections: an NBD URI's one, or a new vm-nbd child's. */
+static int conns_open(const struct vmrun *o, const struct vmrun_drive *d, int idx, int max,
+		      struct conns **out)
+{
+	struct conns *c = xzalloc(sizeof(*c));
+	int fds[MAX_CONN], nconn = MIN(MIN(cpu_count(), MAX_CONN), max), r = 0;
+
+	if (nbd_uri_is(d->file)) {
+		r = nbd_client_open_uri(d->file, NULL, &c->c[0]);
+		c->n = r == 0;
+	} else if ((r = spawn_vm_nbd(o, d, idx, nconn, fds)) == 0) {
+		for (int k = 0; k < nconn; k++) {
+			if (r < 0)
+				close(fds[k]);
+			else if ((r = nbd_client_open_fd(fds[k], NULL, &c->c[k])) == 0)
+				c->n++;
+		}
+	}
+	if (r < 0) {
+		conns_close(c);
+		return r;
+	}
+	if (!nbd_uri_is(d->file))
+		LOG(LOG_BLOCK, "%s: a vm-nbd child, %d connection%s", d->file, c->n,
+		    c->n > 1 ? "s" : "");
+	pthread_mutex_lock(&table_lock);
+	if (ndrives < (int)ARRAY_SIZE(drives))
+		drives[ndrives++] = c;
+	pthread_mutex_unlock(&table_lock);
+	*out = c;
+	return 0;
 }
 
 /* -drive rerror=/werror= into lib/hw's actions (QEMU's names). */
@@ -305,17 +457,9 @@ static int error_action(const char *s, enum hw_blk_error_action dflt,
 			   dflt == HW_BLKERR_ENOSPC ? "write" : "read") : 0;
 }
 
-static void add_client(struct nbd_client *c)
-{
-	pthread_mutex_lock(&table_lock);
-	if (nclients < (int)ARRAY_SIZE(clients))
-		clients[nclients++] = c;
-	pthread_mutex_unlock(&table_lock);
-}
-
 int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk *out)
 {
-	struct nbd_client *c;
+	struct conns *c;
 	int r;
 
 	*out = (struct hw_disk){ .cdrom = d->cdrom, .iface = d->iface, .index = d->index,
@@ -328,28 +472,21 @@ int disk_open(const struct vmrun *o, const struct vmrun_drive *d, struct hw_disk
 		out->empty = true;
 		return 0;
 	}
-	if (nbd_uri_is(d->file)) {
-		r = nbd_client_open_uri(d->file, NULL, &c);
-	} else {
-		int fd = spawn_vm_nbd(o, d, (int)(d - o->drives));
-		if (fd < 0)
-			return fd;
-		r = nbd_client_open_fd(fd, NULL, &c);
-	}
+	/* (IDE runs one request at a time, synchronously: one connection) */
+	r = conns_open(o, d, (int)(d - o->drives), d->iface == HW_IF_VIRTIO ? MAX_CONN : 1, &c);
 	if (r < 0) {
 		err_prefix("%s", d->file);
 		return r;
 	}
-	add_client(c);
 	out->ops = &nbd_blk_ops;
 	out->vec = &nbd_blk_vec_ops;
 	out->opaque = c;
-	out->size = nbd_client_size(c);
-	out->readonly = d->readonly || nbd_client_read_only(c);
+	out->size = nbd_client_size(c->c[0]);
+	out->readonly = d->readonly || nbd_client_read_only(c->c[0]);
 	if (d->snapshot && nbd_uri_is(d->file)) {
 		struct overlay *o = xzalloc(sizeof(*o));
 		pthread_mutex_init(&o->lock, NULL);
-		o->base = c;
+		o->base = c->c[0];
 		o->size = out->size;
 		o->chunk = xzalloc(sizeof(*o->chunk) * DIV_ROUND_UP(o->size, CHUNK));
 		overlays[noverlays++] = o;
@@ -371,9 +508,9 @@ void disk_close_all(void)
 		free(o);
 	}
 	noverlays = 0;
-	for (int i = 0; i < nclients; i++)
-		nbd_client_close(clients[i]);
-	nclients = 0;
+	for (int i = 0; i < ndrives; i++)
+		conns_close(drives[i]);
+	ndrives = 0;
 	nbdctl_close_all();
 	/* The children end when their client disconnects; one that does not
 	 * within 3 seconds is terminated, so vm-run never hangs on exit. */
@@ -398,26 +535,17 @@ int disk_open_medium(const struct vmrun *o, const char *file, const char *format
 {
 	struct vmrun_drive d = { .file = (char *)file, .format = format, .readonly = true,
 		.cdrom = true, .iface = HW_IF_IDE, .index = -1 };
-	struct nbd_client *c;
+	struct conns *c;
 	int r;
 
 	if (!nbd_uri_is(file) && access(file, R_OK) < 0)
 		return err_set_errno(errno, "Could not open '%s'", file);
-	if (nbd_uri_is(file)) {
-		r = nbd_client_open_uri(file, NULL, &c);
-	} else {
-		int fd = spawn_vm_nbd(o, &d, -1);
-		if (fd < 0)
-			return fd;
-		r = nbd_client_open_fd(fd, NULL, &c);
-	}
-	if (r < 0) {
+	if ((r = conns_open(o, &d, -1, 1, &c)) < 0) {
 		err_prefix("Could not open '%s'", file);
 		return r;
 	}
-	add_client(c);
 	*out = (struct hw_disk){ .ops = &nbd_blk_ops, .vec = &nbd_blk_vec_ops, .opaque = c,
-		.size = nbd_client_size(c),
+		.size = nbd_client_size(c->c[0]),
 		.readonly = true, .cdrom = true, .iface = HW_IF_IDE };
 	return 0;
 }
@@ -427,15 +555,15 @@ void disk_close_medium(const struct hw_disk *d)
 	bool ours = false;
 
 	pthread_mutex_lock(&table_lock);
-	for (int i = 0; i < nclients; i++)
-		if (clients[i] == d->opaque) {
-			clients[i] = clients[--nclients];
+	for (int i = 0; i < ndrives; i++)
+		if (drives[i] == d->opaque) {
+			drives[i] = drives[--ndrives];
 			ours = true;
 			break;
 		}
 	pthread_mutex_unlock(&table_lock);
 	if (ours)
-		nbd_client_close(d->opaque);
+		conns_close(d->opaque);
 	/* its vm-nbd child ends with the connection; disk_close_all reaps it */
 }
 

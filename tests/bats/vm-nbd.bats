@@ -372,6 +372,54 @@ PY
 	[ "$output" = "exit 0" ]
 }
 
+@test "vm-nbd: --fd N,M serves each socket as a connection, multi-conn, until both close" {
+	mkimage raw "$T/a.raw"
+	run python3 - "$T/a.raw" <<'PY'
+import socket, struct, subprocess, sys, time
+pairs = [socket.socketpair() for _ in range(2)]
+fds = [b.fileno() for _, b in pairs]
+p = subprocess.Popen(['vm-nbd', '--fd', '%d,%d' % tuple(fds), '-f', 'raw', sys.argv[1]],
+                     pass_fds=fds)
+for _, b in pairs: b.close()
+def recvn(a, n):
+    d = b''
+    while len(d) < n:
+        k = a.recv(n - len(d)); assert k; d += k
+    return d
+def handshake(a):
+    assert recvn(a, 18)[:8] == b'NBDMAGIC'
+    a.sendall(struct.pack('>I', 3))
+    a.sendall(b'IHAVEOPT' + struct.pack('>II', 7, 6) + b'\0' * 6)
+    flags = None
+    while True:
+        magic, o, t, n = struct.unpack('>QIII', recvn(a, 20)); d = recvn(a, n)
+        if t == 3 and struct.unpack('>H', d[:2])[0] == 0:
+            flags = struct.unpack('>H', d[10:12])[0]
+        if t == 1: return flags
+def read(a, cookie):
+    a.sendall(struct.pack('>IHHQQI', 0x25609513, 0, 0, cookie, 0, 512))
+    m, e, c = struct.unpack('>IIQ', recvn(a, 16)); data = recvn(a, 512)
+    return e == 0 and c == cookie and data == b'\x33' * 512
+conns = [a for a, _ in pairs]
+print('multi-conn', [bool(handshake(a) & (1 << 8)) for a in conns])
+print('reads', [read(a, 5 + i) for i, a in enumerate(conns)])
+conns[0].close()
+time.sleep(0.3)
+print('after one closed', p.poll(), read(conns[1], 9))
+conns[1].close()
+print('exit', p.wait(10))
+PY
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	echo "$output"
+	[ "${lines[0]}" = "multi-conn [True, True]" ]
+	[ "${lines[1]}" = "reads [True, True]" ]
+	[ "${lines[2]}" = "after one closed None True" ]
+	[ "${lines[3]}" = "exit 0" ]
+	run vm-nbd --fd 0,77 -f raw "$T/a.raw"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"Invalid file descriptor '77'"* ]]
+}
+
 @test "vm-nbd: systemd socket activation with LISTEN_FDS" {
 	require systemd-socket-activate nbdinfo
 	mkimage raw "$T/a.raw"

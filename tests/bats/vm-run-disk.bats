@@ -122,9 +122,11 @@ make_chain() {
 		dd if=/dev/urandom of=/tmp/p bs=1k count=300 2>/dev/null
 		dd if=/tmp/p of=/dev/$d bs=3k seek=37 oflag=direct conv=notrunc 2>/dev/null
 		dd if=/tmp/p of=/dev/$d bs=1k seek=2999 conv=notrunc,fsync 2>/dev/null
+		dd if=/tmp/p of=/dev/$d bs=300k seek=7 oflag=direct conv=notrunc 2>/dev/null
 		echo 3 >/proc/sys/vm/drop_caches
 		echo "SUM-$d-cache $(sha256sum </dev/$d | cut -c1-64)"
 		echo "SUM-$d-direct $(dd if=/dev/$d bs=96k iflag=direct 2>/dev/null | sha256sum | cut -c1-64)"
+		echo "SUM-$d-large $(dd if=/dev/$d bs=1M iflag=direct 2>/dev/null | sha256sum | cut -c1-64)"
 	done'
 	run timeout "$GUEST_TIMEOUT" vm-run -m 512 -kernel "$GUEST_KERNEL" -initrd "$GUEST_INITRD" \
 		-nographic -append "console=ttyS0 quiet vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
@@ -141,6 +143,9 @@ make_chain() {
 	grep -q "SUM-vda-direct $a" "$T/sums"
 	grep -q "SUM-vdb-cache $b" "$T/sums"
 	grep -q "SUM-vdb-direct $b" "$T/sums"
+	# reads and writes of 256 KiB and more, cut in one piece per connection
+	grep -q "SUM-vda-large $a" "$T/sums"
+	grep -q "SUM-vdb-large $b" "$T/sums"
 	# the writes happened
 	[ "$a" != "$(sha256sum <"$T/base.raw" | cut -d' ' -f1)" ]
 }

@@ -51,11 +51,14 @@ kvm_works() {
 	head -c 1048576 /dev/zero >"$T/d.raw"
 	printf 'VMRUN-DISK-TEST0' | dd of="$T/d.raw" conv=notrunc 2>/dev/null
 	qemu-img convert -O qcow2 "$T/d.raw" "$T/d.qcow2"
-	run timeout 60 vm-run -accel jit -kernel "$HW/hw-devices.elf" $DX -nographic \
+	run timeout 60 vm-run -accel jit -kernel "$HW/hw-devices.elf" $DX -nographic -d block \
 		-drive file="$T/d.qcow2",if=virtio,format=qcow2 </dev/null
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"sector 0: VMRUN-DISK-TEST0"* ]]
+	# one connection per host CPU, up to 4
+	n=$(nproc); [ "$n" -gt 4 ] && n=4
+	[[ "$output" == *"d.qcow2: a vm-nbd child, $n connection"* ]]
 	qemu-img check "$T/d.qcow2"
 	qemu-img dd if="$T/d.qcow2" of="$T/out.raw" bs=512 count=2
 	[ "$(dd if="$T/out.raw" bs=1 skip=512 count=16 2>/dev/null)" = "WRITTEN-BY-GUEST" ]
