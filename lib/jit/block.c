@@ -623,6 +623,7 @@ static jit_tr_fn *translated(struct jit_cpu *cpu, struct jit_block *b, uint64_t 
 	b->checks = rq.checks;
 	b->unsure = !rq.checks;
 	cpu->stat_translated++;
+	cpu->stat_tr_calls += rq.calls;
 	if (!b->tr) {
 		jit_bcache_flush(bc);	/* the code cache is full: start afresh */
 		return NULL;		/* (b stays readable until the next build) */

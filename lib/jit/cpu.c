@@ -265,6 +265,7 @@ void jit_cpu_stats(const struct jit_cpu *cpu, struct jit_stats *s)
 	s->blocks = cpu->stat_blocks;
 	s->translated = cpu->stat_translated;
 	s->translated_runs = cpu->stat_tr_runs;
+	s->tr_calls = cpu->stat_tr_calls;
 	s->tlb_fills = cpu->stat_tlb_fills;
 	s->rechecks = cpu->stat_rechecks;
 	s->code_writes = cpu->stat_code_writes;

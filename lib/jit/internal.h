@@ -314,6 +314,7 @@ struct jit_cpu {
 	uint64_t prof_period, prof_next;
 	uint64_t stat_tlb_fills, stat_decodes, stat_blocks;
 	uint64_t stat_translated, stat_tr_runs;
+	uint64_t stat_tr_calls;	/* instructions translated as handler calls */
 	uint64_t stat_gens, stat_rechecks, stat_genstores;	/* TLB generations, chained entries
 							   rechecked, and marked again */
 	uint64_t prof_base[8];	/* the stat_* counters at the last sample */
@@ -486,6 +487,7 @@ struct jit_tr_req {
 	bool checks;		/* the chained entry compares the code bytes (untracked) */
 	void *chain;		/* out */
 	uint8_t *gen;		/* out: the TLB generation chain checks (jit_gen_get()) */
+	unsigned calls;		/* out: instructions translated as calls of their handler */
 };
 jit_tr_fn *jit_tcache_add(struct jit_tcache *tc, struct jit_tr_req *rq);
 bool jit_chain_recheck(struct jit_cpu *cpu, void *owner, const uint8_t *gen);
@@ -703,6 +705,8 @@ int jit_tr_indirect(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_cmpxchg(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_xadd(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_bt(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_pushf(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_cli(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in);	/* tr-sse.c */

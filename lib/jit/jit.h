@@ -169,6 +169,7 @@ struct jit_stats {
 	uint64_t icount;		/* guest instructions */
 	uint64_t decodes, blocks;	/* blocks decoded; entered from the run loop */
 	uint64_t translated, translated_runs;	/* to host code; entered so */
+	uint64_t tr_calls;		/* instructions translated as calls of the interpreter */
 	uint64_t tlb_fills, flushes;	/* TLB misses; block cache flushes */
 	uint64_t rechecks;		/* chained entries that found the TLB generation moved on */
 	uint64_t code_writes;		/* writes that made tracked translated code stale (jit_ram) */

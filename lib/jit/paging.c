@@ -74,7 +74,7 @@ struct walk {
 	uint64_t ent[4];
 	int levels;
 	unsigned esize;
-	bool rw, us, xd, global, dirty;
+	bool rw, us, xd, global;
 	uint8_t lshift;		/* a large page is 4 KiB << lshift, 0: a 4 KiB page */
 };
 
@@ -251,7 +251,7 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 {
 	unsigned i = (lin >> 12) & (TLB_SIZE - 1);
 	struct jit_tlb_entry *e = &cpu->tlb[i];
-	struct walk w = { .rw = true, .us = true };
+	struct walk w;	/* field by field: zeroing all of it cost a REP STOS a fill */
 	bool dirty = true;
 	uint8_t perm = 0x3f;
 
@@ -262,6 +262,10 @@ struct jit_tlb_entry *jit_tlb_fill(struct jit_cpu *cpu, uint64_t lin, unsigned a
 			return v;
 	}
 	cpu->stat_tlb_fills++;
+	w.levels = 0;
+	w.rw = w.us = true;
+	w.xd = w.global = false;
+	w.lshift = 0;
 	if (!(cpu->cr0 & CR0_PG)) {
 		w.gpa = lin & (cpu->lma ? ADDR_MASK : 0xfffff000);
 	} else {

@@ -575,8 +575,8 @@ int jit_tr_branch(struct jit_tr *t, const struct jit_insn *in)
  * operand; the flags it set in the host flags (mask: which, 0 for none)
  * held in tr_tmp across the store and the guest's only after it, so a
  * faulting store leaves the state as it was. */
-static void store_result(struct jit_tr *t, const struct jit_insn *in, unsigned size,
-			 uint32_t mask)
+static void store_result_at(struct jit_tr *t, const struct jit_insn *in, unsigned size,
+			    uint32_t mask, void (*ea)(struct jit_tr *, const struct jit_insn *))
 {
 	uint8_t *done;
 
@@ -585,10 +585,40 @@ static void store_result(struct jit_tr *t, const struct jit_insn *in, unsigned s
 		jit_tr_flags_capture(t);
 		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
 	}
-	jit_tr_ea(t, in);
+	ea(t, in);
 	jit_tr_mem_store_last(t, in->seg, size, &done);
 	if (mask && !t->fl_dead)
 		t->pflags = mask;			/* the image in tr_tmp */
+	jit_tr_mem_store_end(t, done);
+}
+
+static void store_result(struct jit_tr *t, const struct jit_insn *in, unsigned size,
+			 uint32_t mask)
+{
+	store_result_at(t, in, size, mask, jit_tr_ea);
+}
+
+/* The end of CMPXCHG and XADD: R8 stored at the memory operand, guest
+ * register reg (rsize bytes) written from tr_tmp2 first, the flags of
+ * the host's operation held in tr_tmp across the store (as in
+ * store_result()).  The address is taken again before the register
+ * changes (it may be its base); the store cannot fault after the load
+ * translated for writing, so the register may go first. */
+static void store_after_reg(struct jit_tr *t, const struct jit_insn *in, unsigned reg,
+			    unsigned rsize)
+{
+	uint8_t *done;
+
+	if (!t->fl_dead) {
+		jit_tr_flags_capture(t);
+		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
+	}
+	jit_tr_ea(t, in);
+	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP2));
+	jit_tr_greg_store(t, in, RAX, reg, rsize);
+	jit_tr_mem_store_last(t, in->seg, in->opsize, &done);
+	if (!t->fl_dead)
+		t->pflags = F_ARITH;			/* the image in tr_tmp */
 	jit_tr_mem_store_end(t, done);
 }
 
@@ -669,6 +699,19 @@ int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
+/* The load of CMPXCHG's and XADD's memory operand into RAX, translated
+ * for writing, RFLAGS exact after it; false for the forms left to the
+ * handler (a register operand, LOCK). */
+static bool rmw_m_load(struct jit_tr *t, const struct jit_insn *in)
+{
+	if (in->mod == 3 || in->lock)
+		return false;
+	jit_tr_ea(t, in);
+	jit_tr_mem_load_acc(t, in->seg, in->opsize, true);
+	jit_tr_flags_sync(t);				/* keeps RAX */
+	return true;
+}
+
 /*
  * 0F B0/B1: CMPXCHG m, r without LOCK (a kernel's atomics once it runs on
  * one CPU: about one per page of disk I/O).  The host's CMPXCHG between
@@ -681,29 +724,98 @@ int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
 int jit_tr_cmpxchg(struct jit_tr *t, const struct jit_insn *in)
 {
 	unsigned size = in->opsize;
-	uint8_t *done;
 
-	if (in->mod == 3 || in->lock)
+	if (!rmw_m_load(t, in))
 		return TR_NO;
-	jit_tr_ea(t, in);
-	jit_tr_mem_load_acc(t, in->seg, size, true);
-	jit_tr_flags_sync(t);				/* keeps RAX */
 	jit_tr_ins(t, 8, 0x8b, RCX, jit_tr_r(RAX));
 	jit_tr_greg_load(t, in, R8, in->reg, size);
 	jit_tr_ld(t, 8, RAX, jit_tr_gpr(t, JIT_RAX));
 	jit_tr_ins(t, size, size == 1 ? 0x0fb0 : 0x0fb1, R8, jit_tr_r(RCX));
 	jit_tr_st(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP2));
 	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RCX));
-	if (!t->fl_dead) {
-		jit_tr_flags_capture(t);
-		jit_tr_st(t, 2, RAX, jit_tr_m(RBX, OFF_TR_TMP));
+	store_after_reg(t, in, JIT_RAX, 8);
+	return TR_OK;
+}
+
+/*
+ * 0F C0/C1: XADD m, r without LOCK (atomic_add_return() and friends of a
+ * kernel on one CPU, a few per page of disk I/O).  The host's XADD between
+ * registers gives the sum and the flags of the ADD; the register gets the
+ * operand's old value and the operand the sum, the register written after
+ * the address is taken again (it may be its base) and, as in
+ * jit_tr_cmpxchg(), before a store that cannot fault after the load
+ * translated for writing.
+ */
+int jit_tr_xadd(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	if (!rmw_m_load(t, in))
+		return TR_NO;
+	jit_tr_greg_load(t, in, RCX, in->reg, size);
+	jit_tr_ins(t, size, size == 1 ? 0x0fc0 : 0x0fc1, RCX, jit_tr_r(RAX));	/* xadd rax, rcx */
+	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
+	jit_tr_st(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP2));
+	store_after_reg(t, in, in->reg, size);
+	return TR_OK;
+}
+
+/* RSI = the address of the unit of BT's memory operand that holds the
+ * bit a register offset (RCX, as the register holds it) selects: the
+ * offset is signed and may reach below the operand (SDM vol. 2, BT). */
+static void bt_ea(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	jit_tr_ea(t, in);
+	jit_tr_greg_load(t, in, RCX, in->reg, size);
+	if (size == 8)
+		jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RCX));		/* mov rdx, rcx */
+	else
+		jit_tr_ins(t, 8, size == 4 ? 0x63 : 0x0fbf, RDX, jit_tr_r(RCX));	/* movsx */
+	jit_tr_ins8(t, 8, 0xc1, 7, jit_tr_r(RDX), 3);		/* sar rdx, 3 */
+	jit_tr_ins8(t, 8, 0x83, 4, jit_tr_r(RDX), (uint8_t)-size);	/* and rdx, -size */
+	jit_tr_ins(t, 8, 0x01, RDX, jit_tr_r(RSI));		/* add rsi, rdx */
+	if (in->addrsize == 4)
+		jit_tr_ins(t, 4, 0x8b, RSI, jit_tr_r(RSI));
+}
+
+/*
+ * 0F A3/AB/B3/BB: BT, BTS, BTR, BTC r/m, r (no LOCK; test_bit() and the
+ * set_bit() family of a kernel on one CPU with a bit number known only
+ * at run time).  As jit_tr_grp8(): the host's own instruction on a
+ * register copy with the guest's flags in the host flags, the memory
+ * forms storing as jit_tr_rmw() does; the memory unit is the one the
+ * signed offset selects (bt_ea()), the bit its offset in that unit.
+ */
+int jit_tr_bt(struct jit_tr *t, const struct jit_insn *in)
+{
+	static const uint16_t host_op[4] = { 0x0fa3, 0x0fab, 0x0fb3, 0x0fbb };	/* BT BTS BTR BTC r/m, r */
+	unsigned size = in->opsize, op = (in->op >> 3) & 3;
+
+	if (in->lock || size < 2)
+		return TR_NO;
+	if (in->mod == 3) {
+		jit_tr_greg_load(t, in, RAX, in->rm, size);
+		jit_tr_flags_load(t);				/* keeps RAX */
+		jit_tr_greg_load(t, in, RCX, in->reg, size);
+		jit_tr_ins(t, size, host_op[op], RCX, jit_tr_r(RAX));
+		jit_tr_flags_set(t, F_ARITH);
+		if (op)
+			jit_tr_greg_store(t, in, RAX, in->rm, size);
+		return TR_OK;
 	}
-	jit_tr_ea(t, in);				/* (RAX may be its base: before RAX changes) */
-	jit_tr_ld(t, 8, RAX, jit_tr_m(RBX, OFF_TR_TMP2));
-	jit_tr_greg_store(t, in, RAX, JIT_RAX, 8);
-	jit_tr_mem_store_last(t, in->seg, size, &done);
-	if (!t->fl_dead)
-		t->pflags = F_ARITH;			/* the image in tr_tmp */
-	jit_tr_mem_store_end(t, done);
+	bt_ea(t, in);
+	jit_tr_ins8(t, 4, 0x83, 4, jit_tr_r(RCX), (uint8_t)(size * 8 - 1));	/* and ecx, bits - 1 */
+	jit_tr_st(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP2));
+	jit_tr_mem_load_acc(t, in->seg, size, op != 0);
+	jit_tr_flags_load(t);				/* keeps RAX */
+	jit_tr_ld(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP2));
+	jit_tr_ins(t, size, host_op[op], RCX, jit_tr_r(RAX));
+	if (op == 0) {
+		jit_tr_flags_set(t, F_ARITH);
+		return TR_OK;
+	}
+	store_result_at(t, in, size, F_ARITH, bt_ea);
 	return TR_OK;
 }

@@ -367,6 +367,10 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 			return jit_tr_grp8(t, in);
 		if (o == 0xb0 || o == 0xb1)
 			return jit_tr_cmpxchg(t, in);
+		if (o == 0xc0 || o == 0xc1)
+			return jit_tr_xadd(t, in);
+		if (o == 0xa3 || o == 0xab || o == 0xb3 || o == 0xbb)
+			return jit_tr_bt(t, in);
 		return jit_tr_sse(t, in);
 	}
 	if (in->map == MAP_0F38)

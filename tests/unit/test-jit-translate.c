@@ -1426,6 +1426,92 @@ static void test_cmpxchg(void)
 	}
 }
 
+/* Runs c both ways; false when cpu_tr translated one of its instructions
+ * as a call of its handler, other than the UD2 that ends each block. */
+static bool inline_only(const struct hcase *c, const char *what)
+{
+	struct jit_stats a, b;
+
+	jit_cpu_stats(cpu_tr, &a);
+	both(c, what);
+	jit_cpu_stats(cpu_tr, &b);
+	return b.tr_calls - a.tr_calls <= b.translated - a.translated;
+}
+
+/* XADD m, r (0F C0/C1) of 8 to 64 bits, one to three in a row with SBB
+ * reading CF after some, and with RAX both the register and the
+ * operand's base (the sum goes to the address RAX held before). */
+static int test_xadd(void)
+{
+	static struct hcase c;
+	struct rng r = { 0xc1 };
+	int calls = 0;
+
+	for (int i = 0; i < 300; i++) {
+		rnd_case(&r, &c);
+		for (int k = 1 + (int)(rnd(&r) % 3); k > 0; k--) {
+			unsigned size = rnd(&r) % 4, d = rreg(&r);
+			uint8_t disp = (uint8_t)(rnd(&r) % 0x70);
+			uint8_t rex = (uint8_t)(0x40 | (size == 3 ? 8 : 0) | (d >= 8 ? 4 : 0));
+
+			if (size == 1)
+				emit1(&c, 0x66);
+			/* (a byte XADD of register 7 without REX would change BH, RBX's) */
+			if (rex != 0x40 || (size == 0 && (d == 7 || rnd(&r) & 1)))
+				emit1(&c, rex);
+			emit(&c, (uint8_t[]){ 0x0f, size ? 0xc1 : 0xc0, (uint8_t)(0x43 | (d & 7) << 3),
+					      disp }, 4);
+			if (rnd(&r) & 1)
+				emit(&c, (uint8_t[]){ 0x48, 0x19, 0xd6 }, 3);	/* sbb rsi, rdx */
+		}
+		if (rnd(&r) & 1)	/* lea rax, [rbx + 0x40]; xadd [rax], rax */
+			emit(&c, (uint8_t[]){ 0x48, 0x8d, 0x43, 0x40, 0x48, 0x0f, 0xc1, 0x00 }, 8);
+		calls += !inline_only(&c, "XADD to memory");
+	}
+	return calls;
+}
+
+/* BT, BTS, BTR, BTC with the bit offset in a register (0F A3/AB/B3/BB),
+ * 16, 32 and 64 bits: on registers, and on memory with offsets from -200
+ * to 200 (the unit below or above the operand's address, the offset's
+ * sign taken at the operand size), with SBB reading CF between them. */
+static int test_bt_reg(void)
+{
+	static struct hcase c;
+	struct rng r = { 0xa3 };
+	static const uint8_t ops[4] = { 0xa3, 0xab, 0xb3, 0xbb };
+	int calls = 0;
+
+	for (int i = 0; i < 300; i++) {
+		rnd_case(&r, &c);
+		for (int k = 0; k < 5; k++) {
+			unsigned size = 1 + rnd(&r) % 3, d = rreg(&r), m = rreg(&r);
+			uint8_t op = ops[rnd(&r) % 4], disp = (uint8_t)(0x20 + rnd(&r) % 0x40);
+			bool mem = rnd(&r) & 1;
+			int32_t off = (int32_t)(rnd(&r) % 401) - 200;
+
+			if (mem) {		/* mov r64(d), off */
+				emit(&c, (uint8_t[]){ (uint8_t)(0x48 | (d >= 8)), 0xc7,
+						      (uint8_t)(0xc0 | (d & 7)) }, 3);
+				emit(&c, &off, 4);
+			}
+			if (size == 1)
+				emit1(&c, 0x66);
+			if (size == 3 || d >= 8 || (!mem && m >= 8))
+				emit1(&c, (uint8_t)(0x40 | (size == 3 ? 8 : 0) | (d >= 8 ? 4 : 0) |
+						    (!mem && m >= 8 ? 1 : 0)));
+			if (mem)
+				emit(&c, (uint8_t[]){ 0x0f, op, (uint8_t)(0x43 | (d & 7) << 3), disp }, 4);
+			else
+				emit(&c, (uint8_t[]){ 0x0f, op, (uint8_t)(0xc0 | (d & 7) << 3 | (m & 7)) }, 3);
+			if (rnd(&r) & 1)
+				emit(&c, (uint8_t[]){ 0x48, 0x19, 0xd6 }, 3);	/* sbb rsi, rdx */
+		}
+		calls += !inline_only(&c, "BT* with a register offset");
+	}
+	return calls;
+}
+
 /*
  * PUSHF after flag producers (the pushed image against the host's own),
  * and CLI at CPL 3: with IOPL 3 it clears IF and the block goes on; with
@@ -1550,6 +1636,8 @@ static void test_suites(const char *argv0)
 
 int main(int argc, char **argv)
 {
+	int calls;
+
 	harness_map_native();
 	setenv("VM_JIT_HOT", "0", 1);
 	cpu_tr = harness_cpu();
@@ -1606,6 +1694,16 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_cmpxchg();
 	CHECK(fails == 0, "CMPXCHG to memory: %d cases, %d differ", cases, fails);
+	fails = cases = 0;
+	calls = test_xadd();
+	CHECK(fails == 0, "XADD to memory: %d cases, %d differ", cases, fails);
+	CHECK(calls == 0, "XADD to memory is translated inline (%d cases called a handler)", calls);
+	fails = cases = 0;
+	calls = test_bt_reg();
+	CHECK(fails == 0, "BT/BTS/BTR/BTC with a register offset: %d cases, %d differ", cases,
+	      fails);
+	CHECK(calls == 0, "BT* with a register offset is translated inline (%d cases called a "
+	      "handler)", calls);
 	fails = cases = 0;
 	test_pushf_cli();
 	CHECK(fails == 0, "PUSHF: %d cases, %d differ", cases, fails);
