@@ -109,7 +109,7 @@ void jit_cpu_reset(struct jit_cpu *cpu, bool ap_wait)
 	cpu->wait_sipi = ap_wait && cpu->index > 0;
 	cpu->shadow = cpu->nmi_blocked = cpu->shutdown = false;
 	jit_update_mode(cpu);
-	jit_tlb_flush(cpu, true);
+	jit_tlb_reset(cpu);
 }
 
 /* The host executes our arithmetic, SIMD and x87 operations (alu.c,

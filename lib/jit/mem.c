@@ -268,18 +268,40 @@ static bool in_set_4m(const struct jit_regions *set, uint64_t lin)
 
 void jit_tlb_flush(struct jit_cpu *cpu, bool global)
 {
+	unsigned n = 0;
+
+	cpu->stat_tlb_flushes++;
 	if (global || cpu->chain_nonglobal)
 		chains_off(cpu);
 	else if (cpu->nchain_ng)
 		jit_chains_ng_off(cpu);
-	for (unsigned i = 0; i < TLB_SIZE; i++)
-		if (global || !cpu->tlb[i].global)
+	for (unsigned k = 0; k < cpu->tlb_nlive; k++) {
+		unsigned i = cpu->tlb_live[k];
+
+		if (!global && cpu->tlb[i].tag != TLB_NONE && cpu->tlb[i].global) {
+			cpu->tlb_live[n++] = (uint16_t)i;
+		} else {
 			jit_tlb_drop(cpu, i);
+			cpu->tlb_listed[i] = 0;
+		}
+	}
+	cpu->tlb_nlive = n;
 	for (unsigned i = 0; i < TLB_VICTIMS; i++)
 		if (global || !cpu->tlb_victim[i].global)
 			cpu->tlb_victim[i].tag = TLB_NONE;
 	if (global)
 		memset(&cpu->large_2m, 0, sizeof(cpu->large_2m)), cpu->large_1g = 0;
+}
+
+/* Every entry empty, listed or not (a new or reset CPU). */
+void jit_tlb_reset(struct jit_cpu *cpu)
+{
+	for (unsigned i = 0; i < TLB_SIZE; i++) {
+		jit_tlb_drop(cpu, i);
+		cpu->tlb_listed[i] = 0;
+	}
+	cpu->tlb_nlive = 0;
+	jit_tlb_flush(cpu, true);
 }
 
 /* Is e a piece of the page (of any size) that holds 4 KiB page page? */
@@ -302,7 +324,8 @@ void jit_tlb_flush_page(struct jit_cpu *cpu, uint64_t lin)
 		if (e->tag == page)
 			jit_tlb_drop(cpu, (unsigned)(page & (TLB_SIZE - 1)));
 	} else {
-		for (unsigned i = 0; i < TLB_SIZE; i++) {
+		for (unsigned k = 0; k < cpu->tlb_nlive; k++) {
+			unsigned i = cpu->tlb_live[k];
 			struct jit_tlb_entry *e = &cpu->tlb[i];
 
 			if (covers(e, page)) {

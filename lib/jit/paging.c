@@ -209,6 +209,10 @@ static void fast_set(struct jit_cpu *cpu, unsigned i, uint64_t lin)
 	cpu->tlb_fast[2][i] = (struct jit_tlb_fast){ e->host_w && (e->perm & P_W) ? page : TLB_NONE, w };
 	cpu->tlb_fast[3][i] = (struct jit_tlb_fast){
 		e->host_w && (e->perm & P_W << 3) ? page : TLB_NONE, w };
+	if (!cpu->tlb_listed[i]) {
+		cpu->tlb_listed[i] = 1;
+		cpu->tlb_live[cpu->tlb_nlive++] = (uint16_t)i;
+	}
 }
 
 /* Entry i is about to hold another page: keep the one it holds among

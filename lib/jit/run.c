@@ -222,25 +222,26 @@ static void deliver_fault(struct jit_cpu *cpu)
 /* One profile sample: where the guest is, and how fast it goes. */
 static void profile_sample(struct jit_cpu *cpu)
 {
-	uint64_t now[8] = { cpu->stat_tlb_fills, cpu->stat_decodes, cpu->stat_blocks,
-			    cpu->stat_translated, cpu->stat_tr_runs, cpu->stat_gens,
-			    cpu->stat_rechecks, cpu->stat_genstores }, d[8];
+	uint64_t now[PROF_STATS] = { cpu->stat_tlb_fills, cpu->stat_decodes, cpu->stat_blocks,
+				     cpu->stat_translated, cpu->stat_tr_runs, cpu->stat_gens,
+				     cpu->stat_rechecks, cpu->stat_genstores,
+				     cpu->stat_tlb_flushes }, d[PROF_STATS];
 	struct timespec ts;
 
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < PROF_STATS; i++) {
 		d[i] = now[i] - cpu->prof_base[i];
 		cpu->prof_base[i] = now[i];
 	}
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	jit_log(cpu, "profile: icount %llu rip %#llx cpl %d cpu_ms %lld tlb_fills %llu "
 		"decodes %llu blocks %llu translated %llu tr_entries %llu gens %llu rechecks %llu "
-		"genstores %llu code_writes %llu",
+		"genstores %llu code_writes %llu tlb_flushes %llu",
 		(unsigned long long)cpu->icount, (unsigned long long)cpu->rip, cpu->cpl,
 		(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
 		(unsigned long long)d[0], (unsigned long long)d[1], (unsigned long long)d[2],
 		(unsigned long long)d[3], (unsigned long long)d[4], (unsigned long long)d[5],
 		(unsigned long long)d[6], (unsigned long long)d[7],
-		(unsigned long long)cpu->stat_code_writes);
+		(unsigned long long)cpu->stat_code_writes, (unsigned long long)d[8]);
 	cpu->prof_next = cpu->icount + cpu->prof_period;
 }
 

@@ -119,9 +119,12 @@ bool jit_track_page(struct jit_cpu *cpu, size_t i)
 		return false;
 	__atomic_store_n(pg, (uint8_t)(v | PAGE_TRACKED), __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);	/* before the caller compares the bytes */
-	for (unsigned k = 0; k < TLB_SIZE; k++)
-		if (cpu->tlb[k].tag != TLB_NONE && ((uintptr_t)cpu->tlb[k].host_w & ~0xfffull) == host)
-			jit_tlb_drop(cpu, k);
+	for (unsigned k = 0; k < cpu->tlb_nlive; k++) {
+		unsigned e = cpu->tlb_live[k];
+
+		if (cpu->tlb[e].tag != TLB_NONE && ((uintptr_t)cpu->tlb[e].host_w & ~0xfffull) == host)
+			jit_tlb_drop(cpu, e);
+	}
 	for (unsigned k = 0; k < TLB_VICTIMS; k++)
 		if (((uintptr_t)cpu->tlb_victim[k].host_w & ~0xfffull) == host)
 			cpu->tlb_victim[k].tag = TLB_NONE;

@@ -843,11 +843,12 @@ static void check_linked(const struct hcase *c, unsigned reg, bool if_set, const
 }
 
 /*
- * Two pages 2 MiB apart take the same TLB entry: a loop reading both (as
- * a system call reads its kernel stack and the caller's buffer) walked
- * the page tables for every read, until a fill came to keep the entry it
- * pushes out aside (the TLB's victims) and to take it back from there.
- * The second page is CODE's 2 MiB region mapped again, for the guest only.
+ * Two pages 16 MiB apart take the same entry of the TLB's 4096: a loop
+ * reading both (as a system call reads its kernel stack and the caller's
+ * buffer) walked the page tables for every read, until a fill came to
+ * keep the entry it pushes out aside (the TLB's victims) and to take it
+ * back from there.  The second page is CODE's 2 MiB region mapped again,
+ * for the guest only.
  */
 static void test_victims(void)
 {
@@ -861,15 +862,51 @@ static void test_victims(void)
 		0xb9, 0x90, 0x01, 0x00, 0x00, 0x8b, 0x06, 0x03, 0x07, 0xff, 0xc9, 0x75, 0xf8,
 	};
 
-	pd[(CODE >> 21) + 1] = GUEST_MAP_GPA | 0x87;
+	pd[(CODE >> 21) + 8] = GUEST_MAP_GPA | 0x87;
 	rnd_case(&r, &c);
 	c.in.gpr[6] = DATA;			/* rsi */
-	c.in.gpr[7] = DATA + (2u << 20);	/* rdi: the same index */
+	c.in.gpr[7] = DATA + (16u << 20);	/* rdi: the same index */
 	emit(&c, loop, sizeof(loop));
 	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[1] == 0,
 	      "the loop over two pages of one TLB index runs to its end");
-	pd[(CODE >> 21) + 1] = 0;
+	pd[(CODE >> 21) + 8] = 0;
 	CHECK(d.tlb_fills < 50, "two pages of one TLB index: %llu page walks in 800 reads",
+	      (unsigned long long)d.tlb_fills);
+}
+
+/*
+ * The TLB holds 4096 pages: a loop reading 2048 pages twice (CODE's
+ * 2 MiB region mapped 4 times over, for the guest only) walks the page
+ * tables for each page once.  With 512 entries every read of the second
+ * round walked again (a kernel streaming a file through its page cache
+ * touches that many pages of its direct map, struct pages and buffers).
+ */
+static void test_tlb_capacity(void)
+{
+	static struct hcase c;
+	static struct hstate out;
+	struct rng r = { 92 };
+	uint64_t *pd = (uint64_t *)(void *)(h_ram + 0x3000);
+	struct jit_stats d;
+	const uint64_t from = CODE + (2u << 20);
+	/* mov edx, 2; o: mov rsi, from; mov ecx, 2048; i: mov eax, [rsi];
+	 * add rsi, 4096; dec ecx; jnz i; dec edx; jnz o */
+	uint8_t loop[] = {
+		0xba, 0x02, 0x00, 0x00, 0x00, 0x48, 0xbe, 0, 0, 0, 0, 0, 0, 0, 0,
+		0xb9, 0x00, 0x08, 0x00, 0x00, 0x8b, 0x06, 0x48, 0x81, 0xc6, 0x00, 0x10, 0x00, 0x00,
+		0xff, 0xc9, 0x75, 0xf3, 0xff, 0xca, 0x75, 0xe0,
+	};
+
+	memcpy(loop + 7, &from, 8);
+	for (int k = 1; k <= 4; k++)
+		pd[(CODE >> 21) + k] = GUEST_MAP_GPA | 0x87;
+	rnd_case(&r, &c);
+	emit(&c, loop, sizeof(loop));
+	CHECK(guest_only(&c, &out, &d) && (uint32_t)out.gpr[2] == 0,
+	      "the loop over 2048 pages runs to its end");
+	for (int k = 1; k <= 4; k++)
+		pd[(CODE >> 21) + k] = 0;
+	CHECK(d.tlb_fills < 2300, "2048 pages read twice: %llu page walks (2048 the first time)",
 	      (unsigned long long)d.tlb_fills);
 }
 
@@ -1669,6 +1706,7 @@ int main(int argc, char **argv)
 	fails = cases = 0;
 	test_tracked();
 	test_victims();
+	test_tlb_capacity();
 	test_irq_masked();
 	test_sti_popf();
 	test_syscall_chain();
