@@ -718,6 +718,7 @@ int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_cmpxchg(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_xadd(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_bt(struct jit_tr *t, const struct jit_insn *in);
+int jit_tr_bitscan(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_pushf(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_cli(struct jit_tr *t, const struct jit_insn *in);
 int jit_tr_sse(struct jit_tr *t, const struct jit_insn *in);	/* tr-sse.c */

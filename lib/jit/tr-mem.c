@@ -819,3 +819,33 @@ int jit_tr_bt(struct jit_tr *t, const struct jit_insn *in)
 	store_result_at(t, in, size, F_ARITH, bt_ea);
 	return TR_OK;
 }
+
+/*
+ * 0F BC/BD: BSF, BSR; with F3 TZCNT, LZCNT, and F3 0F B8 POPCNT (16 bits
+ * or more; __ffs(), fls() and find_next_bit() of a kernel).  The host's
+ * own instruction, with the guest's flags in the host flags first, as
+ * jit_op_bitscan() runs it; a BSF or BSR of zero leaves the register as
+ * it was, not even zero-extended, so its write is skipped when ZF says
+ * the source was zero.
+ */
+int jit_tr_bitscan(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+	uint8_t *zero = NULL;
+
+	if (in->lock || (in->op == 0xb8 && in->rep != 0xf3))
+		return TR_NO;
+	jit_tr_rm_to_rax(t, in, size);
+	jit_tr_flags_load(t);				/* keeps RAX */
+	jit_tr_greg_load(t, in, RCX, in->reg, size);
+	if (in->rep == 0xf3)
+		jit_tr_byte(&t->b, 0xf3);
+	jit_tr_ins(t, size, 0x0f00 | in->op, RCX, jit_tr_r(RAX));
+	jit_tr_flags_set(t, F_ARITH);
+	if (in->rep != 0xf3)
+		zero = jit_tr_jump(&t->b, 4);		/* jz: the source was zero */
+	jit_tr_greg_store(t, in, RCX, in->reg, size);
+	if (zero)
+		jit_tr_here(&t->b, zero);
+	return TR_OK;
+}

@@ -371,6 +371,8 @@ static int tr_insn(struct jit_tr *t, const struct jit_insn *in)
 			return jit_tr_xadd(t, in);
 		if (o == 0xa3 || o == 0xab || o == 0xb3 || o == 0xbb)
 			return jit_tr_bt(t, in);
+		if (o == 0xbc || o == 0xbd || o == 0xb8)
+			return jit_tr_bitscan(t, in);
 		return jit_tr_sse(t, in);
 	}
 	if (in->map == MAP_0F38)

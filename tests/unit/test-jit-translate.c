@@ -1508,6 +1508,22 @@ static int test_xadd(void)
 	return calls;
 }
 
+/* [66] [REX] 0F op ModRM, 16 (size 1), 32 (2) or 64 bits (3): register d
+ * with r/m register m, or [rbx + disp] when m < 0. */
+static void op_0f_rm(struct hcase *c, unsigned size, uint8_t op, unsigned d, int m, uint8_t disp)
+{
+	bool hi_m = m >= 8;
+
+	if (size == 1)
+		emit1(c, 0x66);
+	if (size == 3 || d >= 8 || hi_m)
+		emit1(c, (uint8_t)(0x40 | (size == 3 ? 8 : 0) | (d >= 8 ? 4 : 0) | (hi_m ? 1 : 0)));
+	if (m < 0)
+		emit(c, (uint8_t[]){ 0x0f, op, (uint8_t)(0x43 | (d & 7) << 3), disp }, 4);
+	else
+		emit(c, (uint8_t[]){ 0x0f, op, (uint8_t)(0xc0 | (d & 7) << 3 | (m & 7)) }, 3);
+}
+
 /* BT, BTS, BTR, BTC with the bit offset in a register (0F A3/AB/B3/BB),
  * 16, 32 and 64 bits: on registers, and on memory with offsets from -200
  * to 200 (the unit below or above the operand's address, the offset's
@@ -1532,19 +1548,47 @@ static int test_bt_reg(void)
 						      (uint8_t)(0xc0 | (d & 7)) }, 3);
 				emit(&c, &off, 4);
 			}
-			if (size == 1)
-				emit1(&c, 0x66);
-			if (size == 3 || d >= 8 || (!mem && m >= 8))
-				emit1(&c, (uint8_t)(0x40 | (size == 3 ? 8 : 0) | (d >= 8 ? 4 : 0) |
-						    (!mem && m >= 8 ? 1 : 0)));
-			if (mem)
-				emit(&c, (uint8_t[]){ 0x0f, op, (uint8_t)(0x43 | (d & 7) << 3), disp }, 4);
-			else
-				emit(&c, (uint8_t[]){ 0x0f, op, (uint8_t)(0xc0 | (d & 7) << 3 | (m & 7)) }, 3);
+			op_0f_rm(&c, size, op, d, mem ? -1 : (int)m, disp);
 			if (rnd(&r) & 1)
 				emit(&c, (uint8_t[]){ 0x48, 0x19, 0xd6 }, 3);	/* sbb rsi, rdx */
 		}
 		calls += !inline_only(&c, "BT* with a register offset");
+	}
+	return calls;
+}
+
+/* BSF, BSR, TZCNT, LZCNT and POPCNT (0F BC/BD, F3 0F BC/BD/B8) of 16 to
+ * 64 bits from registers and memory, the source zero now and then (BSF
+ * and BSR keep the destination, not even zero-extending it), with SBB
+ * reading CF after some. */
+static int test_bitscan(void)
+{
+	static struct hcase c;
+	struct rng r = { 0xbc };
+	static const uint8_t ops[5] = { 0xbc, 0xbd, 0xbc, 0xbd, 0xb8 };
+	int calls = 0;
+
+	for (int i = 0; i < 300; i++) {
+		rnd_case(&r, &c);
+		for (int k = 0; k < 5; k++) {
+			unsigned size = 1 + rnd(&r) % 3, d = rreg(&r), m = rreg(&r), kind = rnd(&r) % 5;
+			uint8_t disp = (uint8_t)(rnd(&r) % 0x70);
+			bool mem = rnd(&r) & 1;
+
+			if (rnd(&r) % 3 == 0) {
+				if (mem)	/* mov qword [rbx + disp], 0 */
+					emit(&c, (uint8_t[]){ 0x48, 0xc7, 0x43, disp, 0, 0, 0, 0 }, 8);
+				else		/* xor m32, m32 */
+					emit(&c, (uint8_t[]){ (uint8_t)(0x40 | (m >= 8 ? 5 : 0)), 0x31,
+							      (uint8_t)(0xc0 | (m & 7) << 3 | (m & 7)) }, 3);
+			}
+			if (kind >= 2)
+				emit1(&c, 0xf3);
+			op_0f_rm(&c, size, ops[kind], d, mem ? -1 : (int)m, disp);
+			if (rnd(&r) & 1)
+				emit(&c, (uint8_t[]){ 0x48, 0x19, 0xd6 }, 3);	/* sbb rsi, rdx */
+		}
+		calls += !inline_only(&c, "bit scans and counts");
 	}
 	return calls;
 }
@@ -1742,6 +1786,11 @@ int main(int argc, char **argv)
 	      fails);
 	CHECK(calls == 0, "BT* with a register offset is translated inline (%d cases called a "
 	      "handler)", calls);
+	fails = cases = 0;
+	calls = test_bitscan();
+	CHECK(fails == 0, "BSF/BSR/TZCNT/LZCNT/POPCNT: %d cases, %d differ", cases, fails);
+	CHECK(calls == 0, "bit scans and counts are translated inline (%d cases called a handler)",
+	      calls);
 	fails = cases = 0;
 	test_pushf_cli();
 	CHECK(fails == 0, "PUSHF: %d cases, %d differ", cases, fails);
