@@ -60,7 +60,7 @@
 
 #define BLOCK_MAX JIT_BLOCK_MAX
 #define RETRANSLATE 8	/* entries at another RIP in a row that translate again */
-#define BC_HASH 16384
+#define BC_HASH 65536
 #define BC_ARENA (64u << 20)
 #define PG_HASH 4096	/* lists of translated blocks by code page */
 
@@ -160,7 +160,7 @@ static unsigned bc_hash(const uint8_t *p)
 {
 	uintptr_t h = (uintptr_t)p;
 
-	return (unsigned)((h ^ (h >> 14)) & (BC_HASH - 1));
+	return (unsigned)((h ^ (h >> 16)) & (BC_HASH - 1));
 }
 
 static const uint8_t *block_bytes(const struct jit_block *b)
