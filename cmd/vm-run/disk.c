@@ -576,6 +576,16 @@ int disk_resize(const struct vmrun *o, int idx, uint64_t size)
 	return nbdctl_resize(idx, size);
 }
 
+/* After disk_resize(): the connections of d check requests against the
+ * new size (the guest reads and writes the space it grew by). */
+void disk_resized(const struct hw_disk *d, uint64_t size)
+{
+	struct conns *c = d->opaque;
+
+	for (int i = 0; c && i < c->n; i++)
+		nbd_client_set_size(c->c[i], size);
+}
+
 /* QEMU's default drive names (ide0-hd0, virtio0) unless -drive id=. */
 char *disk_drive_name(const struct vmrun *o, int i)
 {

@@ -530,6 +530,9 @@ int nbd_client_open_fd(int fd, const struct nbd_client_opts *opts,
 void nbd_client_close(struct nbd_client *c);
 
 uint64_t nbd_client_size(const struct nbd_client *c);
+/* The export's size as the client checks requests against it, after its
+ * server resized it (NBD itself does not say so). */
+void nbd_client_set_size(struct nbd_client *c, uint64_t size);
 /* NBD_FLAG_* transmission flags as negotiated (READ_ONLY, SEND_TRIM...). */
 uint16_t nbd_client_flags(const struct nbd_client *c);
 bool nbd_client_read_only(const struct nbd_client *c);

@@ -519,7 +519,9 @@ static int request(struct nbd_client *c, struct pending *p, uint16_t flags,
 
 static int check_range(const struct nbd_client *c, uint64_t off, uint64_t len)
 {
-	if (off > c->n.size || len > c->n.size - off)
+	uint64_t size = __atomic_load_n(&c->n.size, __ATOMIC_RELAXED);
+
+	if (off > size || len > size - off)
 		return err_set(-EINVAL, "NBD request beyond the end of the export");
 	return 0;
 }
@@ -815,7 +817,12 @@ void nbd_client_close(struct nbd_client *c)
 
 uint64_t nbd_client_size(const struct nbd_client *c)
 {
-	return c->n.size;
+	return __atomic_load_n(&c->n.size, __ATOMIC_RELAXED);
+}
+
+void nbd_client_set_size(struct nbd_client *c, uint64_t size)
+{
+	__atomic_store_n(&c->n.size, size, __ATOMIC_RELAXED);
 }
 
 uint16_t nbd_client_flags(const struct nbd_client *c)

@@ -656,7 +656,7 @@ wait_serial_for() {
 	return 1
 }
 
-@test "vm-run-qmp: a Linux guest sees block_resize (virtio config change) and a new CD-ROM; its failed read stops the machine (rerror=stop)" {
+@test "vm-run-qmp: a Linux guest sees block_resize (virtio config change) and reads the space it grew by, and a new CD-ROM; its failed read stops the machine (rerror=stop)" {
 	load ../guest/guest
 	guest_require
 	require qemu-img cpio dpkg-deb
@@ -683,22 +683,25 @@ wait_serial_for() {
 	truncate -s 1M "$T/a.iso"
 	truncate -s 2M "$T/b.iso"
 	# Each second: a read of the disk past the page cache, an open of the
-	# CD-ROM (Linux checks its medium: TEST UNIT READY), then the sizes.
+	# CD-ROM (Linux checks its medium: TEST UNIT READY), then the sizes and
+	# whether a read of the disk's last 4 KiB worked (after the resize, the
+	# space it grew by; a failed read would stop the machine).
 	# No pci=nocrs: the root bridge's _CRS must give Linux windows that
 	# let it claim the IDE legacy ports (without them sr0 never appears).
 	cmd='while :; do echo 3 >/proc/sys/vm/drop_caches; dd if=/dev/vda of=/dev/null bs=4096 count=1 2>/dev/null;'
-	cmd+=' dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null;'
-	cmd+=' echo "VM-SIZE $(cat /sys/block/vda/size) $(cat /sys/block/sr0/size)"; sleep 1; done'
+	cmd+=' dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null; s=$(cat /sys/block/vda/size);'
+	cmd+=' dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((s / 8 - 1)) iflag=direct 2>/dev/null;'
+	cmd+=' t=$?; echo "VM-SIZE $s $(cat /sys/block/sr0/size) tail $t"; sleep 1; done'
 	PROG=$GUEST_KERNEL emu_start -m 256 -initrd "$T/initrd.gz" \
 		-append "console=ttyS0 quiet vmtest.quiet=1 vmtest.cmdb64=$(printf '%s' "$cmd" | base64 -w0)" \
 		-drive "file=$T/d.qcow2,if=virtio,format=qcow2,rerror=stop" -cdrom "$T/a.iso"
-	wait_serial_for "VM-SIZE 8192 2048" 400
+	wait_serial_for "VM-SIZE 8192 2048 tail 0" 400
 	run vm-mon "$T/qmp.sock" block_resize virtio0 8M
 	[ "$status" -eq 0 ]
-	wait_serial_for "VM-SIZE 16384 2048" 60
+	wait_serial_for "VM-SIZE 16384 2048 tail 0" 60
 	run vm-mon "$T/qmp.sock" change ide1-cd0 "$T/b.iso" raw
 	[ "$status" -eq 0 ]
-	wait_serial_for "VM-SIZE 16384 4096" 60
+	wait_serial_for "VM-SIZE 16384 4096 tail 0" 60
 	run qemu-img info -U "$T/d.qcow2"
 	[[ "$output" == *"virtual size: 8 MiB"* ]]
 	# The disk's vm-nbd child dies: the guest's next read stops the machine.
