@@ -665,29 +665,64 @@ int jit_tr_rmw(struct jit_tr *t, const struct jit_insn *in)
 	return TR_OK;
 }
 
+/* RSI = the address of the unit of BT's memory operand that holds the
+ * bit a register offset (RCX, as the register holds it) selects: the
+ * offset is signed and may reach below the operand (SDM vol. 2, BT). */
+static void bt_ea(struct jit_tr *t, const struct jit_insn *in)
+{
+	unsigned size = in->opsize;
+
+	jit_tr_ea(t, in);
+	jit_tr_greg_load(t, in, RCX, in->reg, size);
+	if (size == 8)
+		jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RCX));		/* mov rdx, rcx */
+	else
+		jit_tr_ins(t, 8, size == 4 ? 0x63 : 0x0fbf, RDX, jit_tr_r(RCX));	/* movsx */
+	jit_tr_ins8(t, 8, 0xc1, 7, jit_tr_r(RDX), 3);		/* sar rdx, 3 */
+	jit_tr_ins8(t, 8, 0x83, 4, jit_tr_r(RDX), (uint8_t)-size);	/* and rdx, -size */
+	jit_tr_ins(t, 8, 0x01, RDX, jit_tr_r(RSI));		/* add rsi, rdx */
+	if (in->addrsize == 4)
+		jit_tr_ins(t, 4, 0x8b, RSI, jit_tr_r(RSI));
+}
+
 /*
- * 0F BA /4-/7: BT, BTS, BTR, BTC r/m, imm8 (no LOCK).  The host's own
- * instruction on a register copy, 16 bits or more, with the guest's flags
- * in the host flags first, as jit_op_grp8() runs it: CF is the bit, ZF
- * stays, and the undefined flags come out as they do there.  The memory
- * forms but BT store as jit_tr_rmw() does (store_result()).  (set_bit() and clear_bit()
- * of a kernel without LOCK prefixes, a few hundred per MiB of disk I/O.)
+ * BT, BTS, BTR, BTC (op 0-3) with an immediate bit offset (0F BA /4-/7)
+ * or one in a register (0F A3/AB/B3/BB), no LOCK, 16 bits or more.  The
+ * host's own instruction on a register copy, with the guest's flags in
+ * the host flags first, as jit_op_bt() and jit_op_grp8() run it: CF is
+ * the bit, ZF stays, and the undefined flags come out as they do there.
+ * The memory forms but BT store as jit_tr_rmw() does (store_result());
+ * with a register offset the memory unit is the one the signed offset
+ * selects (bt_ea()), the bit its offset in that unit.  (test_bit() and
+ * the set_bit() family of a kernel on one CPU: no LOCK prefixes, a few
+ * hundred per MiB of disk I/O.)
  */
-int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
+static int bt_family(struct jit_tr *t, const struct jit_insn *in, unsigned op, bool imm)
 {
 	static const uint16_t host_op[4] = { 0x0fa3, 0x0fab, 0x0fb3, 0x0fbb };	/* BT BTS BTR BTC r/m, r */
-	unsigned size = in->opsize, op = (in->reg & 7) - 4;
+	unsigned size = in->opsize;
 
-	if ((in->reg & 7) < 4 || in->lock || size < 2)
+	if (in->lock || size < 2)
 		return TR_NO;
 	if (in->mod == 3) {
 		jit_tr_greg_load(t, in, RAX, in->rm, size);
 	} else {
-		jit_tr_ea(t, in);
+		if (imm) {
+			jit_tr_ea(t, in);
+		} else {
+			bt_ea(t, in);
+			jit_tr_ins8(t, 4, 0x83, 4, jit_tr_r(RCX), (uint8_t)(size * 8 - 1));	/* and ecx, bits - 1 */
+			jit_tr_st(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP2));
+		}
 		jit_tr_mem_load_acc(t, in->seg, size, op != 0);
 	}
 	jit_tr_flags_load(t);				/* keeps RAX */
-	jit_tr_mov_imm(&t->b, RCX, in->imm & (size * 8 - 1));
+	if (imm)
+		jit_tr_mov_imm(&t->b, RCX, in->imm & (size * 8 - 1));
+	else if (in->mod == 3)
+		jit_tr_greg_load(t, in, RCX, in->reg, size);
+	else
+		jit_tr_ld(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP2));
 	jit_tr_ins(t, size, host_op[op], RCX, jit_tr_r(RAX));
 	if (op == 0 || in->mod == 3) {
 		jit_tr_flags_set(t, F_ARITH);
@@ -695,8 +730,22 @@ int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
 			jit_tr_greg_store(t, in, RAX, in->rm, size);
 		return TR_OK;
 	}
-	store_result(t, in, size, F_ARITH);
+	store_result_at(t, in, size, F_ARITH, imm ? jit_tr_ea : bt_ea);
 	return TR_OK;
+}
+
+/* 0F BA /4-/7: BT, BTS, BTR, BTC r/m, imm8 (bt_family()). */
+int jit_tr_grp8(struct jit_tr *t, const struct jit_insn *in)
+{
+	if ((in->reg & 7) < 4)
+		return TR_NO;
+	return bt_family(t, in, (in->reg & 7) - 4, true);
+}
+
+/* 0F A3/AB/B3/BB: BT, BTS, BTR, BTC r/m, r (bt_family()). */
+int jit_tr_bt(struct jit_tr *t, const struct jit_insn *in)
+{
+	return bt_family(t, in, (in->op >> 3) & 3, false);
 }
 
 /* The load of CMPXCHG's and XADD's memory operand into RAX, translated
@@ -757,66 +806,6 @@ int jit_tr_xadd(struct jit_tr *t, const struct jit_insn *in)
 	jit_tr_ins(t, 8, 0x8b, R8, jit_tr_r(RAX));
 	jit_tr_st(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP2));
 	store_after_reg(t, in, in->reg, size);
-	return TR_OK;
-}
-
-/* RSI = the address of the unit of BT's memory operand that holds the
- * bit a register offset (RCX, as the register holds it) selects: the
- * offset is signed and may reach below the operand (SDM vol. 2, BT). */
-static void bt_ea(struct jit_tr *t, const struct jit_insn *in)
-{
-	unsigned size = in->opsize;
-
-	jit_tr_ea(t, in);
-	jit_tr_greg_load(t, in, RCX, in->reg, size);
-	if (size == 8)
-		jit_tr_ins(t, 8, 0x8b, RDX, jit_tr_r(RCX));		/* mov rdx, rcx */
-	else
-		jit_tr_ins(t, 8, size == 4 ? 0x63 : 0x0fbf, RDX, jit_tr_r(RCX));	/* movsx */
-	jit_tr_ins8(t, 8, 0xc1, 7, jit_tr_r(RDX), 3);		/* sar rdx, 3 */
-	jit_tr_ins8(t, 8, 0x83, 4, jit_tr_r(RDX), (uint8_t)-size);	/* and rdx, -size */
-	jit_tr_ins(t, 8, 0x01, RDX, jit_tr_r(RSI));		/* add rsi, rdx */
-	if (in->addrsize == 4)
-		jit_tr_ins(t, 4, 0x8b, RSI, jit_tr_r(RSI));
-}
-
-/*
- * 0F A3/AB/B3/BB: BT, BTS, BTR, BTC r/m, r (no LOCK; test_bit() and the
- * set_bit() family of a kernel on one CPU with a bit number known only
- * at run time).  As jit_tr_grp8(): the host's own instruction on a
- * register copy with the guest's flags in the host flags, the memory
- * forms storing as jit_tr_rmw() does; the memory unit is the one the
- * signed offset selects (bt_ea()), the bit its offset in that unit.
- */
-int jit_tr_bt(struct jit_tr *t, const struct jit_insn *in)
-{
-	static const uint16_t host_op[4] = { 0x0fa3, 0x0fab, 0x0fb3, 0x0fbb };	/* BT BTS BTR BTC r/m, r */
-	unsigned size = in->opsize, op = (in->op >> 3) & 3;
-
-	if (in->lock || size < 2)
-		return TR_NO;
-	if (in->mod == 3) {
-		jit_tr_greg_load(t, in, RAX, in->rm, size);
-		jit_tr_flags_load(t);				/* keeps RAX */
-		jit_tr_greg_load(t, in, RCX, in->reg, size);
-		jit_tr_ins(t, size, host_op[op], RCX, jit_tr_r(RAX));
-		jit_tr_flags_set(t, F_ARITH);
-		if (op)
-			jit_tr_greg_store(t, in, RAX, in->rm, size);
-		return TR_OK;
-	}
-	bt_ea(t, in);
-	jit_tr_ins8(t, 4, 0x83, 4, jit_tr_r(RCX), (uint8_t)(size * 8 - 1));	/* and ecx, bits - 1 */
-	jit_tr_st(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP2));
-	jit_tr_mem_load_acc(t, in->seg, size, op != 0);
-	jit_tr_flags_load(t);				/* keeps RAX */
-	jit_tr_ld(t, 8, RCX, jit_tr_m(RBX, OFF_TR_TMP2));
-	jit_tr_ins(t, size, host_op[op], RCX, jit_tr_r(RAX));
-	if (op == 0) {
-		jit_tr_flags_set(t, F_ARITH);
-		return TR_OK;
-	}
-	store_result_at(t, in, size, F_ARITH, bt_ea);
 	return TR_OK;
 }
 
