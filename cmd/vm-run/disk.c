@@ -85,37 +85,15 @@ static void piece_done(void *arg, int err)
 	split_put(s, 1);
 }
 
-/* Bytes [*at, *at + len) of iov[0..n) as iovecs in out; *at moves on.
- * Returns how many. */
-static int iov_piece(const struct iovec *iov, int n, size_t *at, size_t len,
-		     struct iovec *out)
-{
-	size_t skip = *at;
-	int i = 0, k = 0;
-
-	while (i < n && skip >= iov[i].iov_len)
-		skip -= iov[i++].iov_len;
-	for (; i < n && len; i++, skip = 0) {
-		size_t c = MIN(iov[i].iov_len - skip, len);
-
-		out[k++] = (struct iovec){ (uint8_t *)iov[i].iov_base + skip, c };
-		len -= c;
-		*at += c;
-	}
-	return k;
-}
-
 static int blk_submit(void *opaque, bool write, const struct iovec *iov, int n, uint64_t off,
 		      void (*done)(void *arg, int err), void *arg)
 {
 	struct conns *d = opaque;
-	size_t len = 0, at = 0, each;
+	size_t len = iov_total(iov, n), at = 0, each;
 	struct iovec *sub;
 	struct split *s;
 	int k;
 
-	for (int i = 0; i < n; i++)
-		len += iov[i].iov_len;
 	k = len >= SPLIT_MIN ? (int)MIN((size_t)d->n, len / PIECE_MIN) : 1;
 	if (k <= 1) {
 		unsigned t = __atomic_fetch_add(&d->turn, 1, __ATOMIC_RELAXED) % (unsigned)d->n;
@@ -126,9 +104,9 @@ static int blk_submit(void *opaque, bool write, const struct iovec *iov, int n, 
 	s = xmalloc(sizeof(*s));
 	*s = (struct split){ .left = k, .done = done, .arg = arg };
 	for (int p = 0; p < k; p++) {
-		uint64_t from = off + at;
-		int m = iov_piece(iov, n, &at, p == k - 1 ? len - at : each, sub);
-		int r = nbd_client_submit(d->c[p], write, sub, m, from, piece_done, s);
+		size_t plen = p == k - 1 ? len - at : each, skip = at;
+		int i = iov_seek(iov, n, &skip), m = iov_slice(iov, n, i, skip, plen, sub, n);
+		int r = nbd_client_submit(d->c[p], write, sub, m, off + at, piece_done, s);
 
 		if (r < 0 && p == 0) {		/* nothing started */
 			free(s);
@@ -140,6 +118,7 @@ static int blk_submit(void *opaque, bool write, const struct iovec *iov, int n, 
 			split_put(s, k - p);
 			break;
 		}
+		at += plen;
 	}
 	free(sub);
 	return 0;
@@ -238,13 +217,11 @@ static int ov_write(void *opaque, const void *buf, uint64_t off, size_t len)
 static int ov_readv(void *opaque, const struct iovec *iov, int n, uint64_t off)
 {
 	struct overlay *o = opaque;
-	size_t len = 0, at = 0;
+	size_t len = iov_total(iov, n), at = 0;
 	bool own = false;
 	uint8_t *buf;
 	int r;
 
-	for (int i = 0; i < n; i++)
-		len += iov[i].iov_len;
 	if (off > o->size || len > o->size - off)
 		return err_set(-EINVAL, "read beyond the end of the overlay");
 	pthread_mutex_lock(&o->lock);
@@ -269,11 +246,9 @@ static int ov_readv(void *opaque, const struct iovec *iov, int n, uint64_t off)
 static int ov_writev(void *opaque, const struct iovec *iov, int n, uint64_t off)
 {
 	struct overlay *o = opaque;
-	size_t len = 0;
+	size_t len = iov_total(iov, n);
 	int r = 0;
 
-	for (int i = 0; i < n; i++)
-		len += iov[i].iov_len;
 	if (off > o->size || len > o->size - off)
 		return err_set(-EINVAL, "write beyond the end of the overlay");
 	pthread_mutex_lock(&o->lock);

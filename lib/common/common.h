@@ -3,7 +3,7 @@
  *
  * Errors, logging, option and size parsing, JSON (through jansson), NBD
  * URIs, sockets and fd passing, an epoll event loop, a progress
- * indicator, secrets and a thread pool.  Nothing here knows about image
+ * indicator, secrets, a thread pool and scatter/gather lists.  Nothing here knows about image
  * formats, devices or CPUs.
  *
  * Conventions: functions return 0 (or a count) on success and -errno on
@@ -285,6 +285,19 @@ int secret_add_object(struct secret_store *s, const char *objopt);
  * a NUL after the last byte for convenience). */
 int secret_lookup(const struct secret_store *s, const char *id,
 		  const uint8_t **data, size_t *len);
+
+/* ---- scatter/gather lists (iov.c) ---- */
+
+struct iovec;
+/* The bytes of iov[0..n). */
+size_t iov_total(const struct iovec *iov, int n);
+/* The iovec holding byte *skip of the list (*skip becomes the offset in
+ * it); n when the list is shorter. */
+int iov_seek(const struct iovec *iov, int n, size_t *skip);
+/* Up to max iovecs in out covering at most len bytes from iov[i] + skip
+ * (empty ones left out); returns how many. */
+int iov_slice(const struct iovec *iov, int n, int i, size_t skip, size_t len,
+	      struct iovec *out, int max);
 
 /* ---- thread pool (pool.c) ---- */
 

@@ -73,34 +73,6 @@ struct nbd_client {
 
 /* ---- scatter/gather helpers ---- */
 
-/* The iovec holding byte *skip of the list (*skip becomes the offset in
- * it); n when the list is shorter. */
-static int iov_seek(const struct iovec *iov, int n, size_t *skip)
-{
-	int i = 0;
-
-	while (i < n && *skip >= iov[i].iov_len)
-		*skip -= iov[i++].iov_len;
-	return i;
-}
-
-/* Up to IOV_BATCH iovecs covering at most len bytes from iov[i]+skip. */
-static int iov_slice(const struct iovec *iov, int n, int i, size_t skip, size_t len,
-		     struct iovec *out)
-{
-	int k = 0;
-
-	for (; i < n && k < IOV_BATCH && len; i++, skip = 0) {
-		size_t c = MIN(iov[i].iov_len - skip, len);
-
-		if (!c)
-			continue;
-		out[k++] = (struct iovec){ (uint8_t *)iov[i].iov_base + skip, c };
-		len -= c;
-	}
-	return k;
-}
-
 /* Receive exactly len bytes into bytes [skip, skip+len) of the list,
  * whatever the socket's short reads (the look-ahead's bytes first);
  * -EIO on end of stream or error. */
@@ -124,7 +96,7 @@ static int recv_iov(struct nbd_client *c, const struct iovec *iov, int n, size_t
 			i++, skip = 0;
 	}
 	while (len) {
-		int k = iov_slice(iov, n, i, skip, len, v);
+		int k = iov_slice(iov, n, i, skip, len, v, IOV_BATCH);
 		ssize_t got;
 
 		if (!k)
@@ -180,15 +152,6 @@ static void zero_iov(const struct iovec *iov, int n, size_t skip, size_t len)
 		memset((uint8_t *)iov[i].iov_base + skip, 0, c);
 		len -= c;
 	}
-}
-
-static size_t iov_total(const struct iovec *iov, int n)
-{
-	size_t t = 0;
-
-	for (int i = 0; i < n; i++)
-		t += iov[i].iov_len;
-	return t;
 }
 
 /* ---- the reader thread ---- */
@@ -470,7 +433,7 @@ static int send_request(struct nbd_client *c, struct pending *p, uint16_t flags,
 	v[0] = (struct iovec){ h, sizeof(h) };
 	pthread_mutex_lock(&c->send_lock);
 	do {
-		k = iov_slice(payload, npayload, i, skip, left, v + n);
+		k = iov_slice(payload, npayload, i, skip, left, v + n, IOV_BATCH);
 		size_t sent = iov_total(v + n, k);
 
 		left -= sent;
