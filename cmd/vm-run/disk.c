@@ -545,20 +545,18 @@ void disk_close_medium(const struct hw_disk *d)
 /* block_resize through the vm-nbd child's control channel. */
 int disk_resize(const struct vmrun *o, int idx, uint64_t size)
 {
+	struct conns *c = o->hw.disks[idx].opaque;
+	int r;
+
 	if (!nbdctl_has(idx))
 		return err_set(-ENOTSUP, "Cannot resize '%s': an NBD export is resized by its server",
 			       o->drives[idx].file);
-	return nbdctl_resize(idx, size);
-}
-
-/* After disk_resize(): the connections of d check requests against the
- * new size (the guest reads and writes the space it grew by). */
-void disk_resized(const struct hw_disk *d, uint64_t size)
-{
-	struct conns *c = d->opaque;
-
-	for (int i = 0; c && i < c->n; i++)
+	r = nbdctl_resize(idx, size);
+	/* the connections check requests against the new size (the guest
+	 * reads and writes the space it grew by) */
+	for (int i = 0; r == 0 && c && i < c->n; i++)
 		nbd_client_set_size(c->c[i], size);
+	return r;
 }
 
 /* QEMU's default drive names (ide0-hd0, virtio0) unless -drive id=. */

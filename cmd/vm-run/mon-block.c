@@ -296,7 +296,6 @@ int mon_block_resize(void *opaque, json_t *args, json_t **ret)
 	r = disk_resize(mon->o, i, (uint64_t)size);
 	if (r < 0)
 		return r;
-	disk_resized(&mon->o->hw.disks[i], (uint64_t)size);
 	mon->o->hw.disks[i].size = (uint64_t)size;
 	return machine_disk_resize(mon->m, i, (uint64_t)size);
 }

@@ -143,10 +143,10 @@ void disk_close_all(void);
 int disk_open_medium(const struct vmrun *o, const char *file, const char *format,
 		     struct hw_disk *out);
 void disk_close_medium(const struct hw_disk *d);
-/* block_resize: grow or shrink drive idx's image through its back-end;
+/* block_resize: grow or shrink drive idx's image through its back-end, and
+ * check the drive's requests against the new size;
  * 0 or -errno (-ENOTSUP when the back-end cannot). */
 int disk_resize(const struct vmrun *o, int idx, uint64_t size);
-void disk_resized(const struct hw_disk *d, uint64_t size);
 /* QEMU's default drive names (ide0-hd0, ide1-cd0, virtio0) unless
  * -drive id= names it; malloc'd. */
 char *disk_drive_name(const struct vmrun *o, int i);
