@@ -226,6 +226,49 @@ boot_guest_bios() {
 	[[ "$output" == *VM-GUEST-STATUS=0* ]]
 }
 
+# until_out FILE TEXT: wait (up to GUEST_TIMEOUT s) until FILE holds TEXT
+until_out() {
+	local i
+	for i in $(seq $((GUEST_TIMEOUT * 5))); do
+		grep -aqF -- "$2" "$1" && return 0
+		sleep 0.2
+	done
+	echo "no '$2' in:"; cat "$1"; return 1
+}
+
+@test "make run boots the guest to a busybox shell on the console; its poweroff ends vm-run with status 0" {
+	guest_require
+	local san=
+	case $VM_BUILD in
+	"$VM_TOP/o/rel") ;;
+	"$VM_TOP/o/san") san=SAN=1 ;;
+	*) skip "make run builds in this tree's o/rel or o/san, not $VM_BUILD" ;;
+	esac
+	mkfifo "$T/in"
+	# the command the README gives (a make of its own, not the suite's)
+	( env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL timeout "$GUEST_TIMEOUT" \
+		make -s --no-print-directory -C "$VM_TOP" run $san <"$T/in" >"$T/out" 2>&1
+	  echo "MAKE-RUN-STATUS=$?" >>"$T/out" ) 3>&- &
+	local w
+	exec {w}>"$T/in"	# (bats keeps fd 3 for itself)
+	until_out "$T/out" "busybox shell: 'poweroff' to leave"
+	echo 'echo SHELL-$((6 * 7))' >&$w
+	until_out "$T/out" "SHELL-42"
+	echo poweroff >&$w
+	until_out "$T/out" "MAKE-RUN-STATUS="
+	exec {w}>&-
+	wait
+	cat "$T/out"
+	grep -aq "MAKE-RUN-STATUS=0" "$T/out"
+	grep -aq "reboot: Power down" "$T/out"
+}
+
+@test "the test guest's reboot restarts the machine; with -no-reboot vm-run ends with status 0" {
+	boot_guest -no-reboot -append "console=ttyS0 quiet vmtest.cmd=reboot"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"reboot: Restarting system"* ]]
+}
+
 @test "-smp 2 shows two CPUs in the guest's /proc/cpuinfo" {
 	boot_guest -smp 2 -append "console=ttyS0 quiet vmtest.cmd=\"grep -c ^processor /proc/cpuinfo\""
 	[ "$status" -eq 0 ]
