@@ -33,6 +33,18 @@ one_line_error() {
 	[ "${#lines[@]}" -eq 1 ] || { echo "expected one line, got:"; printf '%s\n' "${lines[@]}"; return 1; }
 }
 
+# wait_text FILE PATTERN [SECONDS]: until a line of FILE matches the grep
+# PATTERN (up to SECONDS, 30 by default); else show FILE and fail.
+wait_text() {
+	local i
+	for i in $(seq $((${3:-30} * 10))); do
+		grep -aq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "no '$2' in $1:"; cat "$1"
+	return 1
+}
+
 # stop_pid PID: end a background child of this test and reap it.  SIGTERM
 # first; a peer that loses it (qemu-nbd drops a SIGTERM that arrives while it
 # is still starting up and then serves forever) gets SIGKILL after 5 s, so a

@@ -170,16 +170,6 @@ vm_ticker() {
 	echo $! >"$T/vm.pid"
 }
 
-# wait_for FILE TEXT: up to 30 s for TEXT in FILE.
-wait_for() {
-	for _ in $(seq 1 300); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "no '$2' in $1:"; cat "$1"
-	return 1
-}
-
 vm_stop() {
 	local pid
 	pid=$(cat "$T/vm.pid" 2>/dev/null) || return 0
@@ -199,7 +189,7 @@ teardown() {
 	require qemu-img
 	qemu-img create -q -f qcow2 "$T/disk.qcow2" 16M
 	vm_ticker 1 -machine kernel_irqchip=on
-	wait_for "$T/ser1.txt" '^tick 2$'
+	wait_text "$T/ser1.txt" '^tick 2$'
 	run vm-mon "$T/qmp.sock" savevm s1
 	[ "$status" -eq 0 ] && [ -z "$output" ]
 	vm_stop
@@ -207,7 +197,7 @@ teardown() {
 	# a fresh machine's IOAPIC is masked and its PIT stopped: ticks after
 	# the load come only from the restored chips, counting on from RAM
 	vm_ticker 2 -machine kernel_irqchip=on -loadvm s1
-	wait_for "$T/ser2.txt" "^tick $((n + 3))\$"
+	wait_text "$T/ser2.txt" "^tick $((n + 3))\$"
 	vm_stop
 	# a snapshot of the in-kernel chips does not load into lib/hw's
 	vm_ticker 3 -machine kernel_irqchip=off -loadvm s1
@@ -236,7 +226,7 @@ vm_wait() {
 	# savevm 0.3 s in lands amid them (5000 were over by then once)
 	vm_ticker 1 -machine kernel_irqchip=on -append "bench reads=20000" \
 		-drive file="$T/pat.img",if=virtio,format=raw,readonly=on
-	wait_for "$T/ser1.txt" '^hw-kvm:'
+	wait_text "$T/ser1.txt" '^hw-kvm:'
 	sleep 0.3
 	run vm-mon "$T/qmp.sock" savevm mid
 	[ "$status" -eq 0 ] && [ -z "$output" ]
@@ -300,7 +290,7 @@ while True:
 	qemu-img create -q -f qcow2 "$T/disk.qcow2" 16M
 	local disk="file=nbd+unix:///?socket=$T/nbd.sock,if=virtio,format=raw,readonly=on"
 	vm_ticker 1 -machine kernel_irqchip=on -append "bench reads=30" -d virtio -drive "$disk"
-	wait_for "$T/ser1.txt" '^hw-kvm:'
+	wait_text "$T/ser1.txt" '^hw-kvm:'
 	sleep 0.3
 	for k in 1 2 3; do
 		run vm-mon "$T/qmp.sock" savevm "s$k"
@@ -325,13 +315,13 @@ while True:
 		rm -f "$T/disk.qcow2" "$T"/ser*.txt
 		qemu-img create -q -f qcow2 "$T/disk.qcow2" 16M
 		vm_ticker 1 -machine kernel_irqchip=$ic
-		wait_for "$T/ser1.txt" '^tick 2$'
+		wait_text "$T/ser1.txt" '^tick 2$'
 		run vm-mon "$T/qmp.sock" savevm s1
 		[ "$status" -eq 0 ] && [ -z "$output" ]
 		vm_stop
 		n=$(grep -c '^tick' "$T/ser1.txt")
 		vm_ticker 2 -machine kernel_irqchip=$ic -loadvm s1
-		wait_for "$T/ser2.txt" "^tick $((n + 3))\$"
+		wait_text "$T/ser2.txt" "^tick $((n + 3))\$"
 		vm_stop
 	done
 }

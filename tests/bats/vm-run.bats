@@ -226,16 +226,6 @@ boot_guest_bios() {
 	[[ "$output" == *VM-GUEST-STATUS=0* ]]
 }
 
-# until_out FILE TEXT: wait (up to GUEST_TIMEOUT s) until FILE holds TEXT
-until_out() {
-	local i
-	for i in $(seq $((GUEST_TIMEOUT * 5))); do
-		grep -aqF -- "$2" "$1" && return 0
-		sleep 0.2
-	done
-	echo "no '$2' in:"; cat "$1"; return 1
-}
-
 @test "make run boots the guest to a busybox shell on the console; its poweroff ends vm-run with status 0" {
 	guest_require
 	local san=
@@ -251,11 +241,11 @@ until_out() {
 	  echo "MAKE-RUN-STATUS=$?" >>"$T/out" ) 3>&- &
 	local w
 	exec {w}>"$T/in"	# (bats keeps fd 3 for itself)
-	until_out "$T/out" "busybox shell: 'poweroff' to leave"
+	wait_text "$T/out" "busybox shell: 'poweroff' to leave" "$GUEST_TIMEOUT"
 	echo 'echo SHELL-$((6 * 7))' >&$w
-	until_out "$T/out" "SHELL-42"
+	wait_text "$T/out" "SHELL-42" "$GUEST_TIMEOUT"
 	echo poweroff >&$w
-	until_out "$T/out" "MAKE-RUN-STATUS="
+	wait_text "$T/out" "MAKE-RUN-STATUS=" "$GUEST_TIMEOUT"
 	exec {w}>&-
 	wait
 	cat "$T/out"
